@@ -1,0 +1,149 @@
+//! The command line: clap definitions (their doc comments are the `--help` text) and dispatch.
+//! Each command lives in its own file and returns an exit code; errors bubble up as anyhow.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod validate;
+mod render;
+mod plan;
+mod apply;
+mod state;
+
+/// Provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes: plan, review, apply.
+#[derive(Debug, Parser)]
+#[command(name = "raystack", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// When to color output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Where the Kubernetes cluster is.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ClusterArgs {
+    /// kubeconfig context to use (default: the stack's `cluster.context`, else the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check stack files; no cluster needed. Exit 0 when all are valid, 1 otherwise.
+    Validate {
+        /// Stack files.
+        #[arg(required = true)]
+        stacks: Vec<PathBuf>,
+    },
+    /// Print the desired Kubernetes objects as YAML (Secret values are never rendered).
+    Render {
+        stack: PathBuf,
+        /// Write one YAML file per object into DIR instead of printing.
+        #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Compare the stack with the cluster and state; show what apply would do.
+    Plan(PlanArgs),
+    /// Apply a stack (after showing its plan) or a saved plan file.
+    Apply(ApplyArgs),
+    /// Delete everything the stack created, RayCluster first.
+    Destroy(DestroyArgs),
+    /// Show a saved plan file.
+    Show {
+        planfile: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Inspect recorded state.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(required = true)]
+    pub stacks: Vec<PathBuf>,
+    /// Plan against the recorded state alone: no cluster, no cloud calls.
+    #[arg(long)]
+    pub offline: bool,
+    /// Save the plan for `raystack apply PLANFILE`.
+    #[arg(long = "out", value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A stack file, or a plan file saved with `plan --out`.
+    pub target: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow changes that delete, replace or shrink the Redis volume.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    pub stack: PathBuf,
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Also delete the protected Redis volume (PVC).
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the objects recorded in a stack's state.
+    List { stack: PathBuf },
+    /// Show a stack's state file (no secret values: only fingerprints are ever stored).
+    Show { stack: PathBuf },
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let color = crate::output::color_enabled(cli.color);
+    match cli.command {
+        Command::Validate { stacks } => validate::run(&stacks, color),
+        Command::Render { stack, out_dir } => render::run(&stack, out_dir.as_deref()),
+        Command::Plan(args) => plan::run(args, color).await,
+        Command::Apply(args) => apply::run_apply(args, color).await,
+        Command::Destroy(args) => apply::run_destroy(args, color).await,
+        Command::Show { planfile, format } => plan::show(&planfile, format, color),
+        Command::State(cmd) => state::run(cmd),
+    }
+}

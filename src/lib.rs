@@ -1,0 +1,19 @@
+//! raystack: provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes.
+//!
+//! The pipeline, one module per stage, dependencies pointing forward only:
+//! `stack` (parse, validate; no I/O) → `durability` (goals → Redis settings) → `render`
+//! (stack → desired objects) → `plan` (pure diff, actions, ordering, plan files) → `apply`
+//! (execute a plan, persist state after every step). `cluster` holds all Kubernetes I/O,
+//! `state` the state format, backends and locks, `output` every byte a user sees, `cli` the
+//! command line, `preflight` the provider checks.
+
+pub mod apply;
+pub mod cli;
+pub mod cluster;
+pub mod durability;
+pub mod output;
+pub mod plan;
+pub mod preflight;
+pub mod render;
+pub mod stack;
+pub mod state;

@@ -1,0 +1,34 @@
+//! Every byte a user sees: colors, error chains, diagnostics, and (in submodules) the text,
+//! JSON and Markdown renderings of plans. Nothing here decides anything.
+
+use std::io::IsTerminal;
+
+use crate::cli::ColorChoice;
+
+/// Whether to color output written to stderr/stdout, honouring `--color` and `NO_COLOR`.
+pub fn color_enabled(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    }
+}
+
+/// Wraps `text` in an ANSI color when enabled.
+pub fn paint(enabled: bool, code: &str, text: &str) -> String {
+    if enabled { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+}
+
+pub const RED: &str = "31";
+pub const GREEN: &str = "32";
+pub const YELLOW: &str = "33";
+pub const BOLD: &str = "1";
+
+/// Prints an error and its causes once, on stderr.
+pub fn print_error(err: &anyhow::Error) {
+    let mut msg = format!("error: {err}");
+    for cause in err.chain().skip(1) {
+        msg.push_str(&format!("\n  caused by: {cause}"));
+    }
+    eprintln!("{msg}");
+}

@@ -1,0 +1,12 @@
+//! Stack files: the TOML schema of DESIGN §1, parsed and validated with every error located
+//! (file, line, column, key). No I/O beyond reading the file itself.
+
+mod diagnostic;
+mod parse;
+mod schema;
+pub mod units;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use parse::{load, parse_str};
+pub use schema::*;
+pub use units::{KubeRayVersion, Quantity};

@@ -1,0 +1,249 @@
+//! The typed stack: what a validated stack file means, with every default filled in.
+//! Plain data only; parsing and validation live in `parse.rs`, so this file never does I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::units::{KubeRayVersion, Quantity};
+
+/// One validated stack file: one RayCluster with its durable Redis, in one namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    /// The file the stack was read from (used in messages and to place the local state file).
+    pub source: PathBuf,
+    pub meta: StackMeta,
+    pub cluster: Cluster,
+    pub durability: Durability,
+    pub redis: Redis,
+    pub ray: Ray,
+    pub state: StateConfig,
+}
+
+/// `[stack]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackMeta {
+    /// DNS-1123 label, at most 40 characters; prefixes every object name.
+    pub name: String,
+    /// Defaults to the stack name.
+    pub namespace: String,
+    /// Create the namespace when missing (default true).
+    pub create_namespace: bool,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// kubeconfig context; `None` means the current context.
+    pub context: Option<String>,
+    pub provider: ProviderConfig,
+}
+
+/// The provider and its fields (`[cluster]` identity plus `[cluster.<provider>]` storage options).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderConfig {
+    Local,
+    Aws(AwsConfig),
+    Gcp(GcpConfig),
+    Azure(AzureConfig),
+}
+
+impl ProviderConfig {
+    /// The provider's name as written in stack files: `local`, `aws`, `gcp`, `azure`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderConfig::Local => "local",
+            ProviderConfig::Aws(_) => "aws",
+            ProviderConfig::Gcp(_) => "gcp",
+            ProviderConfig::Azure(_) => "azure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsConfig {
+    /// EKS cluster name.
+    pub name: String,
+    pub region: String,
+    pub volume_type: AwsVolumeType,
+    pub iops: Option<u32>,
+    pub throughput: Option<u32>,
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsVolumeType {
+    Gp3,
+    Io2,
+}
+
+impl AwsVolumeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsVolumeType::Gp3 => "gp3",
+            AwsVolumeType::Io2 => "io2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GcpConfig {
+    pub project: String,
+    /// Region or zone of the GKE cluster.
+    pub location: String,
+    /// GKE cluster name.
+    pub name: String,
+    pub disk: GcpDisk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcpDisk {
+    /// `standard-rwo` (pd-balanced), built into GKE.
+    StandardRwo,
+    /// `premium-rwo` (pd-ssd), built into GKE.
+    PremiumRwo,
+    /// A regional pd-balanced class that raystack creates (`<stack>-regional-pd`).
+    Regional,
+}
+
+impl GcpDisk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcpDisk::StandardRwo => "standard-rwo",
+            GcpDisk::PremiumRwo => "premium-rwo",
+            GcpDisk::Regional => "regional",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureConfig {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// AKS cluster name.
+    pub name: String,
+    pub location: String,
+    pub disk_sku: AzureDiskSku,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureDiskSku {
+    StandardSsdLrs,
+    PremiumLrs,
+    StandardSsdZrs,
+    PremiumZrs,
+}
+
+impl AzureDiskSku {
+    /// The SKU name as Azure spells it, e.g. `StandardSSD_LRS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AzureDiskSku::StandardSsdLrs => "StandardSSD_LRS",
+            AzureDiskSku::PremiumLrs => "Premium_LRS",
+            AzureDiskSku::StandardSsdZrs => "StandardSSD_ZRS",
+            AzureDiskSku::PremiumZrs => "Premium_ZRS",
+        }
+    }
+    pub fn is_zrs(self) -> bool {
+        matches!(self, AzureDiskSku::StandardSsdZrs | AzureDiskSku::PremiumZrs)
+    }
+    pub fn is_premium(self) -> bool {
+        matches!(self, AzureDiskSku::PremiumLrs | AzureDiskSku::PremiumZrs)
+    }
+    pub const ALL: [AzureDiskSku; 4] = [
+        AzureDiskSku::StandardSsdLrs,
+        AzureDiskSku::PremiumLrs,
+        AzureDiskSku::StandardSsdZrs,
+        AzureDiskSku::PremiumZrs,
+    ];
+}
+
+/// `[durability]`: goals, not Redis knobs (see `crate::durability` for the mapping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Durability {
+    /// Recovery point objective: how much acknowledged data may be lost.
+    pub max_data_loss: Duration,
+    /// RDB snapshot cadence when writes are frequent.
+    pub snapshot_every: Duration,
+    pub snapshot_min_writes: u64,
+    pub volume: VolumeKind,
+    /// Plans that delete or replace the Redis volume need `--allow-data-loss`.
+    pub protect_volume: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeKind {
+    /// Block storage: append-only file allowed.
+    Disk,
+    /// Object-storage FUSE mount (GCS FUSE, S3 mountpoint): appends impossible, so no AOF.
+    ObjectFuse,
+}
+
+impl VolumeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeKind::Disk => "disk",
+            VolumeKind::ObjectFuse => "object-fuse",
+        }
+    }
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redis {
+    pub image: String,
+    pub storage: Quantity,
+    /// Overrides the provider's storage class.
+    pub storage_class: Option<String>,
+    pub cpu: Quantity,
+    pub memory: Quantity,
+}
+
+/// `[ray]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ray {
+    /// Ray version, e.g. `2.45.0`.
+    pub version: String,
+    /// Container image; defaults to `rayproject/ray:<version>`.
+    pub image: String,
+    /// KubeRay operator version in the cluster; selects the GCS fault-tolerance API shape.
+    pub kuberay: KubeRayVersion,
+    /// `externalStorageNamespace`; `None` leaves it to KubeRay (the RayCluster UID).
+    pub external_storage_namespace: Option<String>,
+    pub head: RayHead,
+    pub workers: Vec<WorkerGroup>,
+}
+
+/// `[ray.head]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct RayHead {
+    pub cpu: Quantity,
+    pub memory: Quantity,
+}
+
+/// One `[[ray.workers]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerGroup {
+    /// DNS-1123 label, unique within the stack.
+    pub group: String,
+    pub replicas: u32,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub cpu: Quantity,
+    pub memory: Quantity,
+    /// `nvidia.com/gpu` per worker.
+    pub gpu: Option<u32>,
+}
+
+/// `[state]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    pub backend: StateBackend,
+    /// Local backend: the state file (default `.raystack/<stack>.state.json` next to the stack file).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    Local,
+    Kubernetes,
+}
