@@ -1,20 +1,1095 @@
-//! Stack file parsing and validation (being written).
-use std::path::Path;
+//! Stack file parsing and validation: TOML text → [`Stack`] with every default filled in, or
+//! every problem in the file, each located (line, column, key) and with a fix.
+//!
+//! The walk goes over the span-carrying `toml::de::DeTable` rather than serde derive, because
+//! serde stops at the first error and loses positions for semantic checks.
 
-use super::{Diagnostic, Diagnostics, Stack};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Reads and validates a stack file.
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::units::{KubeRayVersion, Quantity, parse_duration};
+use super::*;
+
+/// Past this many problems a file is clearly not a stack file; the rest are summarised.
+const MAX_DIAGNOSTICS: usize = 50;
+const MAX_STACK_NAME: usize = 40;
+
+/// Reads and validates a stack file. Unreadable and non-UTF-8 files are reported as diagnostics.
 pub fn load(path: &Path) -> Result<Stack, Diagnostics> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse_str(path, &text),
-            Err(_) => Err(Diagnostics(vec![])),
-        },
-        Err(_) => Err(Diagnostics(vec![])),
+    let bytes = std::fs::read(path).map_err(|err| {
+        Diagnostics(vec![Diagnostic {
+            file: path.into(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the stack file: {err}"),
+            help: Some("check the path; stack files are TOML, e.g. `stacks/local.toml`".into()),
+        }])
+    })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => parse_str(path, text),
+        Err(err) => {
+            let valid = &bytes[..err.valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count()
+                + 1;
+            Err(Diagnostics(vec![Diagnostic {
+                file: path.into(),
+                line,
+                column,
+                key: String::new(),
+                message: "the file is not UTF-8 text".into(),
+                help: Some("stack files are TOML, which must be UTF-8 encoded".into()),
+            }]))
+        }
     }
 }
 
-/// Parses stack text as if read from `path` (which places the default state file).
-pub fn parse_str(path: &Path, _text: &str) -> Result<Stack, Diagnostics> {
-    Err(Diagnostics(vec![Diagnostic { file: path.into(), line: 0, column: 0, key: String::new(), message: "not implemented".into(), help: None }]))
+/// Parses stack text as if read from `path` (which also places the default state file).
+pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
+    let mut cx = Cx::new(path, text);
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        for err in syntax_errors {
+            let span = err.span().unwrap_or(0..0);
+            let message = err.message().trim().to_string();
+            cx.push(span, "", format!("invalid TOML: {message}"), None);
+        }
+        return Err(cx.finish());
+    }
+    let stack = build(&mut cx, &root);
+    if cx.diags.is_empty() {
+        Ok(stack.expect("a stack is built whenever no diagnostic was reported"))
+    } else {
+        Err(cx.finish())
+    }
+}
+
+/// Positions and collected diagnostics for one file.
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    line_starts: Vec<usize>,
+    diags: Vec<(usize, Diagnostic)>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Cx {
+            file,
+            text,
+            line_starts,
+            diags: Vec::new(),
+        }
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        (line, column)
+    }
+
+    fn push(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let (line, column) = self.position(span.start);
+        self.diags.push((
+            span.start,
+            Diagnostic {
+                file: self.file.into(),
+                line,
+                column,
+                key: key.into(),
+                message: message.into(),
+                help,
+            },
+        ));
+    }
+
+    fn error(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(span, key, message, Some(help.into()));
+    }
+
+    fn finish(mut self) -> Diagnostics {
+        self.diags.sort_by_key(|(offset, _)| *offset);
+        let total = self.diags.len();
+        let mut out: Vec<Diagnostic> = self
+            .diags
+            .into_iter()
+            .take(MAX_DIAGNOSTICS)
+            .map(|(_, d)| d)
+            .collect();
+        if total > MAX_DIAGNOSTICS {
+            out.push(Diagnostic {
+                file: self.file.into(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("{} more problems not shown", total - MAX_DIAGNOSTICS),
+                help: Some(
+                    "is this a raystack stack file? see `stacks/local.toml` for an example".into(),
+                ),
+            });
+        }
+        Diagnostics(out)
+    }
+}
+
+/// A table being read: its dotted path, its span, and which keys were consumed.
+struct Table<'t, 'i> {
+    path: String,
+    span: Range<usize>,
+    table: Option<&'t DeTable<'i>>,
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.table?.get(key)
+    }
+
+    /// Reports every key not in `allowed`, with a "did you mean" for near misses.
+    fn check_keys(&self, cx: &mut Cx<'_>, allowed: &[&str]) {
+        let Some(table) = self.table else { return };
+        for (k, _) in table.iter() {
+            let name: &str = k.get_ref();
+            if allowed.contains(&name) {
+                continue;
+            }
+            let help = match did_you_mean(name, allowed) {
+                Some(s) => format!(
+                    "did you mean `{s}`? valid keys here: {}",
+                    allowed.join(", ")
+                ),
+                None => format!("valid keys here: {}", allowed.join(", ")),
+            };
+            let where_ = if self.path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{}]", self.path)
+            };
+            cx.error(
+                k.span(),
+                &self.key(name),
+                format!("unknown key `{name}` {where_}"),
+                help,
+            );
+        }
+    }
+
+    /// A sub-table (`[a.b]` or inline); absent → an empty table placed at this table's span.
+    fn table(&self, cx: &mut Cx<'_>, key: &str) -> Table<'t, 'i> {
+        let path = self.key(key);
+        match self.get(key) {
+            Some(v) => match v.get_ref() {
+                DeValue::Table(t) => Table {
+                    path,
+                    span: v.span(),
+                    table: Some(t),
+                },
+                other => {
+                    cx.error(
+                        v.span(),
+                        &path,
+                        format!("must be a table, found {}", type_name(other)),
+                        format!("write it as a [{path}] section"),
+                    );
+                    Table {
+                        path,
+                        span: v.span(),
+                        table: None,
+                    }
+                }
+            },
+            None => Table {
+                path,
+                span: self.span.clone(),
+                table: None,
+            },
+        }
+    }
+
+    fn is_present(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// A string value with its span; wrong types are reported.
+    fn string(&self, cx: &mut Cx<'_>, key: &str, example: &str) -> Option<(String, Range<usize>)> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            other => {
+                cx.error(
+                    v.span(),
+                    &self.key(key),
+                    format!("must be a string, found {}", type_name(other)),
+                    format!("write it in quotes, e.g. {key} = \"{example}\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        example: &str,
+        why: &str,
+    ) -> Option<(String, Range<usize>)> {
+        if !self.is_present(key) {
+            let section = if self.path.is_empty() {
+                "the top level".to_string()
+            } else {
+                format!("[{}]", self.path)
+            };
+            cx.error(
+                self.span.clone(),
+                &self.key(key),
+                format!("is required{why}"),
+                format!("add `{key} = \"{example}\"` to {section}"),
+            );
+            return None;
+        }
+        self.string(cx, key, example)
+    }
+
+    fn boolean(&self, cx: &mut Cx<'_>, key: &str, default: bool) -> bool {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                cx.error(
+                    v.span(),
+                    &self.key(key),
+                    format!("must be true or false, found {}", type_name(other)),
+                    format!("write {key} = true or {key} = false, without quotes"),
+                );
+                default
+            }
+        }
+    }
+
+    /// A non-negative integer within `range`.
+    fn integer(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<(u64, Range<usize>)> {
+        let v = self.get(key)?;
+        let key_path = self.key(key);
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
+                match parsed {
+                    Some(n) if n >= 0 && range.contains(&(n as u64)) => Some((n as u64, v.span())),
+                    _ => {
+                        cx.error(
+                            v.span(),
+                            &key_path,
+                            format!("{} is out of range", i.as_str()),
+                            format!(
+                                "use a whole number from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
+                cx.error(
+                    v.span(),
+                    &key_path,
+                    format!("must be an integer, found the string \"{s}\""),
+                    format!("remove the quotes: {key} = {}", s.trim()),
+                );
+                None
+            }
+            other => {
+                cx.error(
+                    v.span(),
+                    &key_path,
+                    format!("must be an integer, found {}", type_name(other)),
+                    format!(
+                        "use a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A quantity and, when it was written and valid, its span (for further checks).
+    fn quantity(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        default: &str,
+        example: &str,
+    ) -> (Quantity, Option<Range<usize>>) {
+        let fallback = || {
+            (
+                Quantity::parse(default).expect("defaults are valid quantities"),
+                None,
+            )
+        };
+        let Some((s, span)) = self.string(cx, key, example) else {
+            return fallback();
+        };
+        match Quantity::parse(&s) {
+            Ok(q) if q.millis() == 0 => {
+                cx.error(
+                    span,
+                    &self.key(key),
+                    format!("\"{s}\" must be greater than zero"),
+                    format!("e.g. {key} = \"{example}\""),
+                );
+                fallback()
+            }
+            Ok(q) => (q, Some(span)),
+            Err(msg) => {
+                cx.error(
+                    span,
+                    &self.key(key),
+                    format!("\"{s}\" is not a valid quantity: {msg}"),
+                    format!("write a Kubernetes quantity, e.g. {key} = \"{example}\""),
+                );
+                fallback()
+            }
+        }
+    }
+
+    fn duration(&self, cx: &mut Cx<'_>, key: &str, default: &str) -> (Duration, Range<usize>) {
+        let fallback = parse_duration(default).expect("defaults are valid durations");
+        let Some((s, span)) = self.string(cx, key, default) else {
+            return (
+                fallback,
+                self.get(key).map_or(self.span.clone(), |v| v.span()),
+            );
+        };
+        match parse_duration(&s) {
+            Ok(d) => (d, span),
+            Err(msg) => {
+                cx.error(
+                    span.clone(),
+                    &self.key(key),
+                    format!("\"{s}\" is not a valid duration: {msg}"),
+                    format!("e.g. {key} = \"{default}\""),
+                );
+                (fallback, span)
+            }
+        }
+    }
+
+    /// A string that must be one of `choices`.
+    fn choice(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        choices: &[&str],
+        default: &str,
+    ) -> (String, Range<usize>) {
+        let span_or_table = self.get(key).map_or(self.span.clone(), |v| v.span());
+        let Some((s, span)) = self.string(cx, key, default) else {
+            return (default.to_string(), span_or_table);
+        };
+        if choices.contains(&s.as_str()) {
+            return (s, span);
+        }
+        let help = match did_you_mean(&s, choices) {
+            Some(c) => format!(
+                "did you mean \"{c}\"? choose one of: {}",
+                choices.join(", ")
+            ),
+            None => format!("choose one of: {}", choices.join(", ")),
+        };
+        cx.error(
+            span.clone(),
+            &self.key(key),
+            format!("\"{s}\" is not a valid value"),
+            help,
+        );
+        (default.to_string(), span)
+    }
+}
+
+/// The closest allowed word, if close enough to be a likely typo.
+fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&lower, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len() > 64 || b.len() > 64 {
+        return usize::MAX / 2;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric.
+fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|l| is_dns_label(l, 63))
+}
+
+fn check_label(cx: &mut Cx<'_>, key: &str, value: &str, span: Range<usize>, max: usize) -> bool {
+    if is_dns_label(value, max) {
+        return true;
+    }
+    let suggestion: String = value
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(max)
+        .collect();
+    let reason = if value.len() > max {
+        format!("is {} characters long; the limit is {max}", value.len())
+    } else {
+        "is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)".into()
+    };
+    let help = if is_dns_label(&suggestion, max) {
+        format!("e.g. \"{suggestion}\"")
+    } else {
+        "e.g. \"ray-prod\"".into()
+    };
+    cx.error(span, key, format!("\"{value}\" {reason}"), help);
+    false
+}
+
+const ROOT_KEYS: &[&str] = &["stack", "cluster", "durability", "redis", "ray", "state"];
+const STACK_KEYS: &[&str] = &["name", "namespace", "create_namespace"];
+const CLUSTER_KEYS: &[&str] = &[
+    "provider",
+    "context",
+    "name",
+    "region",
+    "project",
+    "location",
+    "subscription_id",
+    "resource_group",
+    "aws",
+    "gcp",
+    "azure",
+];
+const PROVIDERS: &[&str] = &["local", "aws", "gcp", "azure"];
+const DURABILITY_KEYS: &[&str] = &[
+    "max_data_loss",
+    "snapshot_every",
+    "snapshot_min_writes",
+    "volume",
+    "protect_volume",
+];
+const REDIS_KEYS: &[&str] = &["image", "storage", "storage_class", "cpu", "memory"];
+const RAY_KEYS: &[&str] = &[
+    "version",
+    "image",
+    "kuberay",
+    "external_storage_namespace",
+    "head",
+    "workers",
+];
+const HEAD_KEYS: &[&str] = &["cpu", "memory"];
+const WORKER_KEYS: &[&str] = &[
+    "group",
+    "replicas",
+    "min_replicas",
+    "max_replicas",
+    "cpu",
+    "memory",
+    "gpu",
+];
+const STATE_KEYS: &[&str] = &["backend", "path"];
+
+/// Which `[cluster]` identity keys each provider needs.
+fn provider_keys(provider: &str) -> &'static [&'static str] {
+    match provider {
+        "aws" => &["name", "region"],
+        "gcp" => &["project", "location", "name"],
+        "azure" => &["subscription_id", "resource_group", "name", "location"],
+        _ => &[],
+    }
+}
+
+fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
+    let top = Table {
+        path: String::new(),
+        span: 0..0,
+        table: Some(root.get_ref()),
+    };
+    top.check_keys(cx, ROOT_KEYS);
+
+    // [stack]
+    let st = top.table(cx, "stack");
+    st.check_keys(cx, STACK_KEYS);
+    let name = st.required_string(
+        cx,
+        "name",
+        "ray-prod",
+        ": it names the stack and prefixes every object",
+    );
+    let name_ok = name
+        .as_ref()
+        .is_some_and(|(n, span)| check_label(cx, "stack.name", n, span.clone(), MAX_STACK_NAME));
+    let namespace = match st.string(cx, "namespace", "ray-prod") {
+        Some((ns, span)) => {
+            check_label(cx, "stack.namespace", &ns, span, 63);
+            ns
+        }
+        None => name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
+    };
+    let create_namespace = st.boolean(cx, "create_namespace", true);
+
+    // [cluster]
+    let cl = top.table(cx, "cluster");
+    cl.check_keys(cx, CLUSTER_KEYS);
+    let context = cl.string(cx, "context", "prod-eks").map(|(s, _)| s);
+    let (provider, provider_span) = cl.choice(cx, "provider", PROVIDERS, "local");
+    let provider_ok = PROVIDERS.contains(&provider.as_str());
+    if provider_ok {
+        for key in [
+            "name",
+            "region",
+            "project",
+            "location",
+            "subscription_id",
+            "resource_group",
+        ] {
+            if let Some(v) = cl.get(key) {
+                if !provider_keys(&provider).contains(&key) {
+                    let owners: Vec<&str> = PROVIDERS
+                        .iter()
+                        .copied()
+                        .filter(|p| provider_keys(p).contains(&key))
+                        .collect();
+                    cx.error(
+                        v.span(),
+                        &cl.key(key),
+                        format!(
+                            "is a field of provider {}, but provider is \"{provider}\"",
+                            owners.join(" and ")
+                        ),
+                        format!("remove it, or set provider = \"{}\"", owners[0]),
+                    );
+                }
+            }
+        }
+        for p in ["aws", "gcp", "azure"] {
+            if p != provider {
+                if let Some(v) = cl.get(p) {
+                    cx.error(
+                        v.span(),
+                        &cl.key(p),
+                        format!("[cluster.{p}] options are given, but provider is \"{provider}\""),
+                        format!("remove [cluster.{p}], or set provider = \"{p}\""),
+                    );
+                }
+            }
+        }
+    }
+    let why = format!(" for provider \"{provider}\"");
+    let provider_cfg = match provider.as_str() {
+        "aws" => {
+            let cname = cl.required_string(
+                cx,
+                "name",
+                "prod-eks",
+                &format!("{why} (the EKS cluster name)"),
+            );
+            let region = cl.required_string(cx, "region", "us-west-2", &why);
+            let o = cl.table(cx, "aws");
+            o.check_keys(cx, &["volume_type", "iops", "throughput", "kms_key_id"]);
+            let (vt, _) = o.choice(cx, "volume_type", &["gp3", "io2"], "gp3");
+            let volume_type = if vt == "io2" {
+                AwsVolumeType::Io2
+            } else {
+                AwsVolumeType::Gp3
+            };
+            let iops = o.integer(cx, "iops", 100..=256_000);
+            let throughput = o.integer(cx, "throughput", 125..=2_000);
+            if let Some((n, span)) = &iops {
+                let (lo, hi) = if volume_type == AwsVolumeType::Gp3 {
+                    (3000, 80_000)
+                } else {
+                    (100, 256_000)
+                };
+                if !(lo..=hi).contains(n) {
+                    cx.error(
+                        span.clone(),
+                        "cluster.aws.iops",
+                        format!(
+                            "{n} IOPS is outside what {} volumes allow ({lo}–{hi})",
+                            volume_type.as_str()
+                        ),
+                        format!("use a value from {lo} to {hi}"),
+                    );
+                }
+            }
+            if let Some((_, span)) = &throughput {
+                if volume_type == AwsVolumeType::Io2 {
+                    cx.error(
+                        span.clone(),
+                        "cluster.aws.throughput",
+                        "throughput is only configurable on gp3 volumes",
+                        "remove it, or set volume_type = \"gp3\"",
+                    );
+                }
+            }
+            if volume_type == AwsVolumeType::Io2 && iops.is_none() && !o.is_present("iops") {
+                cx.error(
+                    o.span.clone(),
+                    "cluster.aws.iops",
+                    "is required for io2 volumes",
+                    "add `iops = 3000` (or more) to [cluster.aws]",
+                );
+            }
+            let kms_key_id = o
+                .string(cx, "kms_key_id", "arn:aws:kms:us-west-2:111122223333:key/…")
+                .map(|(s, _)| s);
+            cname.zip(region).map(|((name, _), (region, _))| {
+                ProviderConfig::Aws(AwsConfig {
+                    name,
+                    region,
+                    volume_type,
+                    iops: iops.map(|(n, _)| n as u32),
+                    throughput: throughput.map(|(n, _)| n as u32),
+                    kms_key_id,
+                })
+            })
+        }
+        "gcp" => {
+            let project = cl.required_string(cx, "project", "acme-ml", &why);
+            let location = cl.required_string(cx, "location", "us-central1", &why);
+            let cname = cl.required_string(
+                cx,
+                "name",
+                "prod-gke",
+                &format!("{why} (the GKE cluster name)"),
+            );
+            let o = cl.table(cx, "gcp");
+            o.check_keys(cx, &["disk"]);
+            let (disk, _) = o.choice(
+                cx,
+                "disk",
+                &["standard-rwo", "premium-rwo", "regional"],
+                "standard-rwo",
+            );
+            let disk = match disk.as_str() {
+                "premium-rwo" => GcpDisk::PremiumRwo,
+                "regional" => GcpDisk::Regional,
+                _ => GcpDisk::StandardRwo,
+            };
+            match (project, location, cname) {
+                (Some((project, _)), Some((location, _)), Some((name, _))) => {
+                    Some(ProviderConfig::Gcp(GcpConfig {
+                        project,
+                        location,
+                        name,
+                        disk,
+                    }))
+                }
+                _ => None,
+            }
+        }
+        "azure" => {
+            let sub = cl.required_string(
+                cx,
+                "subscription_id",
+                "00000000-0000-0000-0000-000000000000",
+                &why,
+            );
+            let rg = cl.required_string(cx, "resource_group", "ml", &why);
+            let cname = cl.required_string(
+                cx,
+                "name",
+                "prod-aks",
+                &format!("{why} (the AKS cluster name)"),
+            );
+            let location = cl.required_string(cx, "location", "eastus", &why);
+            let o = cl.table(cx, "azure");
+            o.check_keys(cx, &["disk_sku"]);
+            let names: Vec<&str> = AzureDiskSku::ALL.iter().map(|s| s.as_str()).collect();
+            let (sku, _) = o.choice(cx, "disk_sku", &names, "StandardSSD_LRS");
+            let disk_sku = AzureDiskSku::ALL
+                .into_iter()
+                .find(|s| s.as_str() == sku)
+                .unwrap_or(AzureDiskSku::StandardSsdLrs);
+            match (sub, rg, cname, location) {
+                (
+                    Some((subscription_id, _)),
+                    Some((resource_group, _)),
+                    Some((name, _)),
+                    Some((location, _)),
+                ) => Some(ProviderConfig::Azure(AzureConfig {
+                    subscription_id,
+                    resource_group,
+                    name,
+                    location,
+                    disk_sku,
+                })),
+                _ => None,
+            }
+        }
+        _ => Some(ProviderConfig::Local),
+    };
+    let _ = provider_span;
+
+    // [durability]
+    let du = top.table(cx, "durability");
+    du.check_keys(cx, DURABILITY_KEYS);
+    let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "1s");
+    let (snapshot_every, snap_span) = du.duration(cx, "snapshot_every", "60s");
+    if snapshot_every.is_zero() {
+        cx.error(
+            snap_span,
+            "durability.snapshot_every",
+            "must be at least \"1s\"",
+            "e.g. snapshot_every = \"60s\"",
+        );
+    }
+    let snapshot_min_writes = du
+        .integer(cx, "snapshot_min_writes", 1..=1_000_000_000)
+        .map_or(1000, |(n, _)| n);
+    let (volume, _) = du.choice(cx, "volume", &["disk", "object-fuse"], "disk");
+    let volume = if volume == "object-fuse" {
+        VolumeKind::ObjectFuse
+    } else {
+        VolumeKind::Disk
+    };
+    let protect_volume = du.boolean(cx, "protect_volume", true);
+    if volume == VolumeKind::ObjectFuse && max_data_loss < Duration::from_secs(60) {
+        cx.error(
+            rpo_span,
+            "durability.max_data_loss",
+            format!(
+                "max_data_loss = \"{}\" needs Redis's append-only file, but volume = \"object-fuse\" cannot hold one (object storage cannot append)",
+                units::format_duration(max_data_loss)
+            ),
+            "set max_data_loss to \"1m\" or more (RDB snapshots only), or use volume = \"disk\" for a block-storage volume",
+        );
+    }
+
+    // [redis]
+    let re = top.table(cx, "redis");
+    re.check_keys(cx, REDIS_KEYS);
+    let redis_image = re
+        .string(cx, "image", "redis:7.4.0")
+        .map_or_else(|| "redis:7.4.0".to_string(), |(s, _)| s);
+    let (storage, storage_span) = re.quantity(cx, "storage", "8Gi", "8Gi");
+    if let Some(span) = storage_span {
+        if storage.has_fraction() {
+            cx.error(
+                span,
+                "redis.storage",
+                format!("\"{storage}\" is a fraction of a byte"),
+                "use a byte size such as \"8Gi\"",
+            );
+        } else if storage.units() < (1 << 20) {
+            cx.error(
+                span,
+                "redis.storage",
+                format!("\"{storage}\" is too small for a Redis volume"),
+                "use at least \"1Gi\"; the volume holds the RDB snapshot and the append-only file",
+            );
+        }
+    }
+    let storage_class = match re.string(cx, "storage_class", "fast-ssd") {
+        Some((sc, span)) => {
+            if !is_dns_subdomain(&sc) {
+                cx.error(
+                    span,
+                    "redis.storage_class",
+                    format!("\"{sc}\" is not a valid StorageClass name"),
+                    "StorageClass names are DNS-1123 subdomains, e.g. \"fast-ssd\"",
+                );
+            }
+            Some(sc)
+        }
+        None => None,
+    };
+    let redis_cpu = re.quantity(cx, "cpu", "500m", "500m").0;
+    let redis_memory = re.quantity(cx, "memory", "1Gi", "1Gi").0;
+
+    // [ray]
+    let ra = top.table(cx, "ray");
+    ra.check_keys(cx, RAY_KEYS);
+    let version = match ra.string(cx, "version", "2.45.0") {
+        Some((v, span)) => {
+            let ok = v.split('.').count() == 3
+                && v.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                cx.error(
+                    span,
+                    "ray.version",
+                    format!("\"{v}\" is not a Ray version"),
+                    "write MAJOR.MINOR.PATCH, e.g. version = \"2.45.0\"",
+                );
+            }
+            v
+        }
+        None => "2.45.0".to_string(),
+    };
+    let ray_image = ra
+        .string(cx, "image", "rayproject/ray:2.45.0")
+        .map_or_else(|| format!("rayproject/ray:{version}"), |(s, _)| s);
+    let kuberay = match ra.string(cx, "kuberay", "1.3.0") {
+        Some((v, span)) => match KubeRayVersion::parse(&v) {
+            Ok(k) if k < KubeRayVersion::new(1, 0, 0) => {
+                cx.error(span, "ray.kuberay", format!("KubeRay {k} is not supported"), "raystack supports KubeRay 1.0 and later; upgrade the operator and set kuberay = \"1.3.0\"");
+                k
+            }
+            Ok(k) => k,
+            Err(msg) => {
+                cx.error(span, "ray.kuberay", msg, "set the KubeRay operator version installed in the cluster, e.g. kuberay = \"1.3.0\"");
+                KubeRayVersion::new(1, 3, 0)
+            }
+        },
+        None => KubeRayVersion::new(1, 3, 0),
+    };
+    let external_storage_namespace = ra
+        .string(cx, "external_storage_namespace", "ray-prod")
+        .map(|(s, _)| s);
+    let hd = ra.table(cx, "head");
+    hd.check_keys(cx, HEAD_KEYS);
+    let head = RayHead {
+        cpu: hd.quantity(cx, "cpu", "1", "1").0,
+        memory: hd.quantity(cx, "memory", "4Gi", "4Gi").0,
+    };
+    let workers = build_workers(cx, &ra);
+
+    // [state]
+    let sa = top.table(cx, "state");
+    sa.check_keys(cx, STATE_KEYS);
+    let (backend, backend_span) = sa.choice(cx, "backend", &["local", "kubernetes"], "local");
+    let backend = if backend == "kubernetes" {
+        cx.error(
+            backend_span,
+            "state.backend",
+            "the kubernetes state backend is not available in this version",
+            "use backend = \"local\" (the default)",
+        );
+        StateBackend::Kubernetes
+    } else {
+        StateBackend::Local
+    };
+    let base = cx.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let stack_name = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+    let path = match sa.string(cx, "path", ".raystack/ray-prod.state.json") {
+        Some((p, _)) => base.join(p),
+        None => base
+            .join(".raystack")
+            .join(format!("{stack_name}.state.json")),
+    };
+
+    if !cx.diags.is_empty() || !name_ok || !provider_ok {
+        return None;
+    }
+    Some(Stack {
+        source: PathBuf::from(cx.file),
+        meta: StackMeta {
+            name: stack_name,
+            namespace,
+            create_namespace,
+        },
+        cluster: Cluster {
+            context,
+            provider: provider_cfg?,
+        },
+        durability: Durability {
+            max_data_loss,
+            snapshot_every,
+            snapshot_min_writes,
+            volume,
+            protect_volume,
+        },
+        redis: Redis {
+            image: redis_image,
+            storage,
+            storage_class,
+            cpu: redis_cpu,
+            memory: redis_memory,
+        },
+        ray: Ray {
+            version,
+            image: ray_image,
+            kuberay,
+            external_storage_namespace,
+            head,
+            workers,
+        },
+        state: StateConfig { backend, path },
+    })
+}
+
+fn build_workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
+    let Some(v) = ray.get("workers") else {
+        return Vec::new();
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        cx.error(
+            v.span(),
+            "ray.workers",
+            format!(
+                "must be an array of tables, found {}",
+                type_name(v.get_ref())
+            ),
+            "declare each worker group as a [[ray.workers]] section",
+        );
+        return Vec::new();
+    };
+    let mut groups: Vec<WorkerGroup> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("ray.workers[{i}]");
+        let DeValue::Table(t) = item.get_ref() else {
+            cx.error(
+                item.span(),
+                &path,
+                format!("must be a table, found {}", type_name(item.get_ref())),
+                "declare each worker group as a [[ray.workers]] section",
+            );
+            continue;
+        };
+        let w = Table {
+            path: path.clone(),
+            span: item.span(),
+            table: Some(t),
+        };
+        w.check_keys(cx, WORKER_KEYS);
+        let group = match w.required_string(cx, "group", "cpu", ": it names the worker group") {
+            Some((g, span)) => {
+                if check_label(cx, &format!("{path}.group"), &g, span.clone(), 40)
+                    && groups.iter().any(|o| o.group == g)
+                {
+                    cx.error(
+                        span,
+                        &format!("{path}.group"),
+                        format!("worker group \"{g}\" is declared twice"),
+                        "give each [[ray.workers]] group a unique name",
+                    );
+                }
+                g
+            }
+            None => String::new(),
+        };
+        let min = w.integer(cx, "min_replicas", 0..=10_000);
+        let replicas = w.integer(cx, "replicas", 0..=10_000);
+        let max = w.integer(cx, "max_replicas", 0..=10_000);
+        let min_n = min
+            .as_ref()
+            .map_or(replicas.as_ref().map_or(1, |r| r.0.min(1)), |m| m.0);
+        let replicas_n = replicas.as_ref().map_or(min_n.max(1), |r| r.0);
+        let max_n = max.as_ref().map_or(replicas_n.max(min_n), |m| m.0);
+        if let (Some((lo, lo_span)), Some((hi, _))) = (&min, &max) {
+            if lo > hi {
+                cx.error(
+                    lo_span.clone(),
+                    &format!("{path}.min_replicas"),
+                    format!("min_replicas ({lo}) is greater than max_replicas ({hi})"),
+                    "make min_replicas <= replicas <= max_replicas",
+                );
+            }
+        }
+        if let Some((r, span)) = &replicas {
+            if *r < min_n || *r > max_n {
+                if min_n <= max_n {
+                    cx.error(span.clone(), &format!("{path}.replicas"), format!("replicas ({r}) is outside min_replicas..max_replicas ({min_n}..{max_n})"), "make min_replicas <= replicas <= max_replicas");
+                }
+            }
+        }
+        let cpu = w.quantity(cx, "cpu", "1", "1").0;
+        let memory = w.quantity(cx, "memory", "2Gi", "2Gi").0;
+        let gpu = w
+            .integer(cx, "gpu", 0..=64)
+            .map(|(n, _)| n as u32)
+            .filter(|n| *n > 0);
+        groups.push(WorkerGroup {
+            group,
+            replicas: replicas_n as u32,
+            min_replicas: min_n as u32,
+            max_replicas: max_n as u32,
+            cpu,
+            memory,
+            gpu,
+        });
+    }
+    groups
 }

@@ -144,7 +144,10 @@ impl AzureDiskSku {
         }
     }
     pub fn is_zrs(self) -> bool {
-        matches!(self, AzureDiskSku::StandardSsdZrs | AzureDiskSku::PremiumZrs)
+        matches!(
+            self,
+            AzureDiskSku::StandardSsdZrs | AzureDiskSku::PremiumZrs
+        )
     }
     pub fn is_premium(self) -> bool {
         matches!(self, AzureDiskSku::PremiumLrs | AzureDiskSku::PremiumZrs)

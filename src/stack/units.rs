@@ -21,9 +21,15 @@ impl Quantity {
         if s.is_empty() {
             return Err("is empty".into());
         }
-        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (num, suffix) = s.split_at(split);
-        if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+        if num.is_empty()
+            || num.starts_with('.')
+            || num.ends_with('.')
+            || num.matches('.').count() > 1
+        {
             return Err(format!("`{s}` does not start with a number"));
         }
         let (mul_num, mul_den): (u128, u128) = match suffix {
@@ -58,14 +64,25 @@ impl Quantity {
         if int_part.len() > 18 || frac_part.len() > 9 {
             return Err(format!("`{s}` is too large or too precise"));
         }
-        let int: u128 = int_part.parse().map_err(|_| format!("`{s}` is not a number"))?;
+        let int: u128 = int_part
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number"))?;
         let frac_den = 10u128.pow(frac_part.len() as u32);
-        let frac: u128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| format!("`{s}` is not a number"))? };
+        let frac: u128 = if frac_part.is_empty() {
+            0
+        } else {
+            frac_part
+                .parse()
+                .map_err(|_| format!("`{s}` is not a number"))?
+        };
         let total = (int * frac_den + frac)
             .checked_mul(mul_num)
             .ok_or_else(|| format!("`{s}` is too large"))?
             / (frac_den * mul_den);
-        Ok(Quantity { text: s.to_string(), millis: total })
+        Ok(Quantity {
+            text: s.to_string(),
+            millis: total,
+        })
     }
 
     /// The quantity as written in the stack file.
@@ -107,13 +124,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut seen_any = false;
     let mut last_rank = 4; // h=3, m=2, s=1: units must appear in decreasing order, once
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if n == 0 {
-            return Err(format!("`{t}` is not a duration; write it as \"1s\", \"30s\", \"5m\" or \"1h30m\""));
+            return Err(format!(
+                "`{t}` is not a duration; write it as \"1s\", \"30s\", \"5m\" or \"1h30m\""
+            ));
         }
-        let value: u64 = rest[..n].parse().map_err(|_| format!("`{t}` is too large"))?;
+        let value: u64 = rest[..n]
+            .parse()
+            .map_err(|_| format!("`{t}` is too large"))?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..u];
         rest = &rest[u..];
         let (rank, secs) = match unit {
@@ -121,15 +146,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => (2, 60),
             "s" => (1, 1),
             "ms" | "us" | "µs" | "ns" => {
-                return Err(format!("`{t}` uses `{unit}`; durations are whole seconds at the finest (\"1s\")"));
+                return Err(format!(
+                    "`{t}` uses `{unit}`; durations are whole seconds at the finest (\"1s\")"
+                ));
             }
             "" => return Err(format!("`{t}` has no unit; write \"{value}s\" for seconds")),
             other => {
-                return Err(format!("`{t}` has an unknown unit `{other}`; use h, m or s (e.g. \"30s\", \"5m\")"));
+                return Err(format!(
+                    "`{t}` has an unknown unit `{other}`; use h, m or s (e.g. \"30s\", \"5m\")"
+                ));
             }
         };
         if rank >= last_rank {
-            return Err(format!("`{t}` repeats or reorders units; write hours, then minutes, then seconds (e.g. \"1h30m\")"));
+            return Err(format!(
+                "`{t}` repeats or reorders units; write hours, then minutes, then seconds (e.g. \"1h30m\")"
+            ));
         }
         last_rank = rank;
         total = value
@@ -172,7 +203,11 @@ pub struct KubeRayVersion {
 
 impl KubeRayVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self {
+            major,
+            minor,
+            patch,
+        }
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -188,7 +223,11 @@ impl KubeRayVersion {
             }
             p.parse().map_err(|_| bad())
         };
-        Ok(Self { major: n(parts[0])?, minor: n(parts[1])?, patch: n(parts[2])? })
+        Ok(Self {
+            major: n(parts[0])?,
+            minor: n(parts[1])?,
+            patch: n(parts[2])?,
+        })
     }
 
     /// KubeRay 1.3 introduced `spec.gcsFaultToleranceOptions`; older operators need the
@@ -226,7 +265,11 @@ mod tests {
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
-        assert!(parse_duration("500ms").unwrap_err().contains("whole seconds"));
+        assert!(
+            parse_duration("500ms")
+                .unwrap_err()
+                .contains("whole seconds")
+        );
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
         assert!(parse_duration("1s1m").is_err());
         assert!(parse_duration("1d").is_err());
@@ -238,7 +281,11 @@ mod tests {
     #[test]
     fn kuberay_versions_select_the_ft_shape() {
         assert!(!KubeRayVersion::parse("1.2.2").unwrap().has_gcs_ft_options());
-        assert!(KubeRayVersion::parse("v1.3.0").unwrap().has_gcs_ft_options());
+        assert!(
+            KubeRayVersion::parse("v1.3.0")
+                .unwrap()
+                .has_gcs_ft_options()
+        );
         assert!(KubeRayVersion::parse("1.7.0").unwrap().has_gcs_ft_options());
         assert!(KubeRayVersion::parse("1.3").is_err());
     }
