@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     // kube and the cloud SDKs may bring different rustls crypto providers; pick one for the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = raystack::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: failed to start the async runtime: {err}");
