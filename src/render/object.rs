@@ -27,7 +27,9 @@ impl Desired {
         self.manifest["kind"].as_str().unwrap_or_default()
     }
     pub fn name(&self) -> &str {
-        self.manifest["metadata"]["name"].as_str().unwrap_or_default()
+        self.manifest["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
     }
     pub fn namespace(&self) -> Option<&str> {
         self.manifest["metadata"]["namespace"].as_str()

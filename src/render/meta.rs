@@ -1,0 +1,78 @@
+//! Object names and labels shared by every rendered object, and the Namespace.
+
+use serde_json::{Map, Value, json};
+
+use crate::stack::Stack;
+
+/// Label carrying the stack name on every object raystack renders.
+pub const STACK_LABEL: &str = "raystack.dev/stack";
+
+/// The names of the objects of one stack (every name is prefixed by the stack name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub namespace: String,
+    /// Secret holding the Redis password under [`super::REDIS_PASSWORD_KEY`].
+    pub secret: String,
+    pub config_map: String,
+    pub pvc: String,
+    /// StatefulSet, Service and NetworkPolicy share this name.
+    pub redis: String,
+    pub ray_cluster: String,
+}
+
+pub fn names(stack: &Stack) -> Names {
+    let n = &stack.meta.name;
+    Names {
+        namespace: stack.meta.namespace.clone(),
+        secret: format!("{n}-redis-auth"),
+        config_map: format!("{n}-redis-config"),
+        pvc: format!("{n}-redis-data"),
+        redis: format!("{n}-redis"),
+        ray_cluster: n.clone(),
+    }
+}
+
+/// `app.kubernetes.io/managed-by: raystack` and `raystack.dev/stack: <name>`.
+pub fn common_labels(stack: &Stack) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("app.kubernetes.io/managed-by".into(), json!("raystack"));
+    m.insert(STACK_LABEL.into(), json!(stack.meta.name));
+    m
+}
+
+/// Common labels plus `app.kubernetes.io/name` and `app.kubernetes.io/component`.
+pub(crate) fn labels(stack: &Stack, app: &str, component: &str) -> Value {
+    let mut m = common_labels(stack);
+    m.insert("app.kubernetes.io/name".into(), json!(app));
+    m.insert("app.kubernetes.io/component".into(), json!(component));
+    Value::Object(m)
+}
+
+/// The labels that select the Redis pod. Kept small and fixed: a StatefulSet's selector is
+/// immutable, so it must not grow with other labels.
+pub(crate) fn redis_selector(stack: &Stack) -> Value {
+    json!({
+        STACK_LABEL: stack.meta.name,
+        "app.kubernetes.io/name": "redis",
+    })
+}
+
+/// `metadata` of a namespaced object.
+pub(crate) fn namespaced(stack: &Stack, name: &str, labels: Value) -> Value {
+    json!({
+        "name": name,
+        "namespace": stack.meta.namespace,
+        "labels": labels,
+    })
+}
+
+pub(crate) fn namespace(stack: &Stack) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": stack.meta.namespace,
+            "labels": Value::Object(common_labels(stack)),
+        },
+    })
+}

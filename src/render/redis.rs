@@ -1,0 +1,215 @@
+//! The durable Redis behind the Ray GCS: Secret (no values), ConfigMap, PVC, StatefulSet,
+//! Service and NetworkPolicy.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::meta::{labels, names, namespaced, redis_selector};
+use super::storage::storage_class_name;
+use crate::durability::{REDIS_DATA_DIR, REDIS_PORT};
+use crate::stack::{ProviderConfig, Stack, VolumeKind};
+
+/// The key of the password in the `<stack>-redis-auth` Secret. The Secret is rendered without
+/// data; apply generates this key's value once (32+ random bytes) and never regenerates it.
+pub const REDIS_PASSWORD_KEY: &str = "password";
+
+/// The environment variable that carries the password into the Redis and Ray head containers.
+pub const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
+
+/// Pod-template annotation holding the SHA-256 of `redis.conf`: a configuration change changes
+/// the template, so the StatefulSet rolls the Redis pod (Redis reads its file only at start).
+pub const REDIS_CONF_HASH_ANNOTATION: &str = "raystack.dev/redis-conf-sha256";
+
+/// Where the ConfigMap is mounted in the Redis container.
+const CONF_DIR: &str = "/etc/redis";
+
+/// Seconds Kubernetes waits after SIGTERM before SIGKILL. On SIGTERM Redis fsyncs the AOF and,
+/// with save rules configured, writes a final RDB snapshot; a few GiB at disk speed fits well
+/// within two minutes, and a killed snapshot would leave only the previous one.
+const TERMINATION_GRACE_SECONDS: u32 = 120;
+
+pub(crate) fn secret(stack: &Stack) -> Value {
+    let n = names(stack);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": namespaced(stack, &n.secret, labels(stack, "redis", "auth")),
+        "type": "Opaque",
+    })
+}
+
+pub(crate) fn config_map(stack: &Stack, conf: &str) -> Value {
+    let n = names(stack);
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": namespaced(stack, &n.config_map, labels(stack, "redis", "config")),
+        "data": { "redis.conf": conf },
+    })
+}
+
+pub(crate) fn pvc(stack: &Stack) -> Value {
+    let n = names(stack);
+    let mut spec = Map::new();
+    spec.insert("accessModes".into(), json!(["ReadWriteOnce"]));
+    if let Some(class) = storage_class_name(stack) {
+        spec.insert("storageClassName".into(), json!(class));
+    }
+    spec.insert(
+        "resources".into(),
+        json!({ "requests": { "storage": stack.redis.storage.as_str() } }),
+    );
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": namespaced(stack, &n.pvc, labels(stack, "redis", "data")),
+        "spec": Value::Object(spec),
+    })
+}
+
+/// `redis-cli` against the local Redis with the password from the environment; `--no-auth-warning`
+/// keeps the password warning out of probe output.
+fn redis_cli_ping() -> String {
+    format!(
+        "redis-cli -h 127.0.0.1 -p {REDIS_PORT} -a \"${REDIS_PASSWORD_ENV}\" --no-auth-warning ping"
+    )
+}
+
+pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
+    let n = names(stack);
+    let conf_hash = hex::encode(Sha256::digest(conf.as_bytes()));
+    let resources = json!({
+        // requests = limits: Guaranteed QoS, the last class the kubelet evicts under pressure.
+        "requests": { "cpu": stack.redis.cpu.as_str(), "memory": stack.redis.memory.as_str() },
+        "limits": { "cpu": stack.redis.cpu.as_str(), "memory": stack.redis.memory.as_str() },
+    });
+    let mut pod_labels = redis_selector(stack);
+    if let (Value::Object(m), Value::Object(extra)) =
+        (&mut pod_labels, labels(stack, "redis", "gcs-storage"))
+    {
+        for (k, v) in extra {
+            m.entry(k).or_insert(v);
+        }
+    }
+    let mut annotations = Map::new();
+    annotations.insert(REDIS_CONF_HASH_ANNOTATION.into(), json!(conf_hash));
+    if stack.durability.volume == VolumeKind::ObjectFuse
+        && matches!(stack.cluster.provider, ProviderConfig::Gcp(_))
+    {
+        // GKE injects the Cloud Storage FUSE sidecar only into pods that ask for it.
+        annotations.insert("gke-gcsfuse/volumes".into(), json!("true"));
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
+        "spec": {
+            "replicas": 1,
+            "serviceName": n.redis,
+            "selector": { "matchLabels": redis_selector(stack) },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": Value::Object(annotations),
+                },
+                "spec": {
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "securityContext": {
+                        // 999 is the redis user of the official image.
+                        "runAsUser": 999,
+                        "runAsGroup": 999,
+                        "runAsNonRoot": true,
+                        "fsGroup": 999,
+                        // Skip the recursive chown of a large volume when ownership already fits.
+                        "fsGroupChangePolicy": "OnRootMismatch",
+                        "seccompProfile": { "type": "RuntimeDefault" },
+                    },
+                    "containers": [{
+                        "name": "redis",
+                        "image": stack.redis.image,
+                        // `exec` so Redis itself receives SIGTERM and shuts down cleanly (final
+                        // fsync/snapshot); the password never appears in the pod spec or config.
+                        "command": [
+                            "sh",
+                            "-c",
+                            format!("exec redis-server {CONF_DIR}/redis.conf --requirepass \"${REDIS_PASSWORD_ENV}\""),
+                        ],
+                        "env": [{
+                            "name": REDIS_PASSWORD_ENV,
+                            "valueFrom": { "secretKeyRef": { "name": n.secret, "key": REDIS_PASSWORD_KEY } },
+                        }],
+                        "ports": [{ "name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP" }],
+                        "resources": resources,
+                        // Ready only when Redis answers PONG with the password: not while it is
+                        // still loading the AOF (LOADING), not when the password is wrong.
+                        "readinessProbe": {
+                            "exec": { "command": ["sh", "-c", format!("{} | grep -q PONG", redis_cli_ping())] },
+                            "initialDelaySeconds": 2,
+                            "periodSeconds": 5,
+                            "timeoutSeconds": 5,
+                            "failureThreshold": 3,
+                        },
+                        // Alive while Redis answers at all; LOADING counts, so replaying a large
+                        // AOF after a crash is never interrupted by a restart.
+                        "livenessProbe": {
+                            "exec": { "command": ["sh", "-c", format!("{} | grep -Eq 'PONG|LOADING'", redis_cli_ping())] },
+                            "initialDelaySeconds": 15,
+                            "periodSeconds": 10,
+                            "timeoutSeconds": 5,
+                            "failureThreshold": 6,
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": { "drop": ["ALL"] },
+                        },
+                        "volumeMounts": [
+                            { "name": "data", "mountPath": REDIS_DATA_DIR },
+                            { "name": "config", "mountPath": CONF_DIR, "readOnly": true },
+                        ],
+                    }],
+                    // A plain PVC rather than volumeClaimTemplates: the PVC is a first-class
+                    // object in plans and state, with its own data-loss guard.
+                    "volumes": [
+                        { "name": "data", "persistentVolumeClaim": { "claimName": n.pvc } },
+                        { "name": "config", "configMap": { "name": n.config_map } },
+                    ],
+                },
+            },
+        },
+    })
+}
+
+pub(crate) fn service(stack: &Stack) -> Value {
+    let n = names(stack);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": redis_selector(stack),
+            "ports": [{ "name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP" }],
+        },
+    })
+}
+
+/// Only this stack's Ray pods (KubeRay labels every pod of a RayCluster, including its Redis
+/// cleanup job, with `ray.io/cluster: <name>`) may reach Redis. Probes run inside the container
+/// (`exec`), so they need no rule.
+pub(crate) fn network_policy(stack: &Stack) -> Value {
+    let n = names(stack);
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
+        "spec": {
+            "podSelector": { "matchLabels": redis_selector(stack) },
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{ "podSelector": { "matchLabels": { "ray.io/cluster": n.ray_cluster } } }],
+                "ports": [{ "protocol": "TCP", "port": REDIS_PORT }],
+            }],
+        },
+    })
+}

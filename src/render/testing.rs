@@ -1,0 +1,93 @@
+//! Hand-built stacks for the renderer's unit tests (independent of the stack parser).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::stack::*;
+
+fn q(s: &str) -> Quantity {
+    Quantity::parse(s).unwrap()
+}
+
+/// The DESIGN §1 example stack on provider `local`.
+pub(crate) fn stack() -> Stack {
+    Stack {
+        source: PathBuf::from("stacks/test.toml"),
+        meta: StackMeta {
+            name: "ray-prod".into(),
+            namespace: "ray-prod".into(),
+            create_namespace: true,
+        },
+        cluster: Cluster {
+            context: None,
+            provider: ProviderConfig::Local,
+        },
+        durability: Durability {
+            max_data_loss: Duration::from_secs(1),
+            snapshot_every: Duration::from_secs(60),
+            snapshot_min_writes: 1000,
+            volume: VolumeKind::Disk,
+            protect_volume: true,
+        },
+        redis: Redis {
+            image: "redis:7.4.0".into(),
+            storage: q("8Gi"),
+            storage_class: None,
+            cpu: q("500m"),
+            memory: q("1Gi"),
+        },
+        ray: Ray {
+            version: "2.45.0".into(),
+            image: "rayproject/ray:2.45.0".into(),
+            kuberay: KubeRayVersion::new(1, 3, 0),
+            external_storage_namespace: None,
+            head: RayHead {
+                cpu: q("1"),
+                memory: q("4Gi"),
+            },
+            workers: vec![WorkerGroup {
+                group: "cpu".into(),
+                replicas: 1,
+                min_replicas: 1,
+                max_replicas: 10,
+                cpu: q("1"),
+                memory: q("2Gi"),
+                gpu: None,
+            }],
+        },
+        state: StateConfig {
+            backend: StateBackend::Local,
+            path: PathBuf::from(".raystack/ray-prod.state.json"),
+        },
+    }
+}
+
+pub(crate) fn aws() -> AwsConfig {
+    AwsConfig {
+        name: "prod-eks".into(),
+        region: "us-west-2".into(),
+        volume_type: AwsVolumeType::Gp3,
+        iops: None,
+        throughput: None,
+        kms_key_id: None,
+    }
+}
+
+pub(crate) fn gcp(disk: GcpDisk) -> GcpConfig {
+    GcpConfig {
+        project: "acme-ml".into(),
+        location: "us-central1".into(),
+        name: "prod-gke".into(),
+        disk,
+    }
+}
+
+pub(crate) fn azure(disk_sku: AzureDiskSku) -> AzureConfig {
+    AzureConfig {
+        subscription_id: "00000000-0000-0000-0000-000000000000".into(),
+        resource_group: "ml".into(),
+        name: "prod-aks".into(),
+        location: "eastus".into(),
+        disk_sku,
+    }
+}

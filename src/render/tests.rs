@@ -1,0 +1,415 @@
+//! Unit tests of the renderer on hand-built stacks.
+
+use serde_json::{Value, json};
+
+use super::testing::{aws, azure, gcp, stack};
+use super::*;
+use crate::stack::{
+    AwsVolumeType, AzureDiskSku, GcpDisk, KubeRayVersion, ProviderConfig, Stack, VolumeKind,
+};
+
+fn kinds(s: &Stack) -> Vec<String> {
+    render(s)
+        .objects
+        .iter()
+        .map(|o| o.kind().to_string())
+        .collect()
+}
+
+fn find<'a>(r: &'a Rendered, kind: &str) -> &'a Value {
+    &r.objects
+        .iter()
+        .find(|o| o.kind() == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+        .manifest
+}
+
+#[test]
+fn objects_come_in_apply_order() {
+    let mut s = stack();
+    assert_eq!(
+        kinds(&s),
+        [
+            "Namespace",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "StatefulSet",
+            "Service",
+            "NetworkPolicy",
+            "RayCluster"
+        ]
+    );
+    s.cluster.provider = ProviderConfig::Aws(aws());
+    s.meta.create_namespace = false;
+    assert_eq!(
+        kinds(&s),
+        [
+            "StorageClass",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "StatefulSet",
+            "Service",
+            "NetworkPolicy",
+            "RayCluster"
+        ]
+    );
+}
+
+#[test]
+fn every_object_is_labelled_and_namespaced_objects_have_the_namespace() {
+    let mut s = stack();
+    s.cluster.provider = ProviderConfig::Aws(aws());
+    for o in render(&s).objects {
+        let labels = &o.manifest["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"],
+            "raystack",
+            "{}",
+            o.address()
+        );
+        assert_eq!(labels["raystack.dev/stack"], "ray-prod", "{}", o.address());
+        let cluster_scoped = matches!(o.kind(), "Namespace" | "StorageClass");
+        assert_eq!(o.namespace().is_none(), cluster_scoped, "{}", o.address());
+        assert!(o.name().starts_with("ray-prod"), "{}", o.address());
+    }
+}
+
+#[test]
+fn the_secret_carries_no_values() {
+    let r = render(&stack());
+    let secret = find(&r, "Secret");
+    assert_eq!(secret["metadata"]["name"], "ray-prod-redis-auth");
+    assert!(secret.get("data").is_none() && secret.get("stringData").is_none());
+    let yaml = to_yaml(&r.objects);
+    assert!(!yaml.contains("requirepass ") || !yaml.contains("requirepass \"5"));
+}
+
+#[test]
+fn storage_class_per_provider() {
+    let mut s = stack();
+    let cases: Vec<(ProviderConfig, Option<&str>, bool)> = vec![
+        (ProviderConfig::Local, None, false),
+        (ProviderConfig::Aws(aws()), Some("ray-prod-gp3"), true),
+        (
+            ProviderConfig::Aws(crate::stack::AwsConfig {
+                volume_type: AwsVolumeType::Io2,
+                iops: Some(4000),
+                ..aws()
+            }),
+            Some("ray-prod-io2"),
+            true,
+        ),
+        (
+            ProviderConfig::Gcp(gcp(GcpDisk::StandardRwo)),
+            Some("standard-rwo"),
+            false,
+        ),
+        (
+            ProviderConfig::Gcp(gcp(GcpDisk::PremiumRwo)),
+            Some("premium-rwo"),
+            false,
+        ),
+        (
+            ProviderConfig::Gcp(gcp(GcpDisk::Regional)),
+            Some("ray-prod-regional-pd"),
+            true,
+        ),
+        (
+            ProviderConfig::Azure(azure(AzureDiskSku::StandardSsdLrs)),
+            Some("managed-csi"),
+            false,
+        ),
+        (
+            ProviderConfig::Azure(azure(AzureDiskSku::PremiumLrs)),
+            Some("managed-csi-premium"),
+            false,
+        ),
+        (
+            ProviderConfig::Azure(azure(AzureDiskSku::PremiumZrs)),
+            Some("ray-prod-premium-zrs"),
+            true,
+        ),
+        (
+            ProviderConfig::Azure(azure(AzureDiskSku::StandardSsdZrs)),
+            Some("ray-prod-standardssd-zrs"),
+            true,
+        ),
+    ];
+    for (provider, class, owned) in cases {
+        s.cluster.provider = provider.clone();
+        assert_eq!(storage_class_name(&s).as_deref(), class, "{provider:?}");
+        let r = render(&s);
+        let pvc = find(&r, "PersistentVolumeClaim");
+        assert_eq!(
+            pvc["spec"]["storageClassName"].as_str(),
+            class,
+            "{provider:?}"
+        );
+        let sc = r.objects.iter().find(|o| o.kind() == "StorageClass");
+        assert_eq!(sc.is_some(), owned, "{provider:?}");
+        if let Some(sc) = sc {
+            assert_eq!(Some(sc.name()), class);
+            assert_eq!(sc.manifest["reclaimPolicy"], "Retain");
+            assert_eq!(sc.manifest["volumeBindingMode"], "WaitForFirstConsumer");
+            assert_eq!(sc.manifest["allowVolumeExpansion"], true);
+        }
+        assert_eq!(
+            summarize(&s).storage_class,
+            class.unwrap_or("(cluster default)")
+        );
+    }
+}
+
+#[test]
+fn aws_storage_class_parameters() {
+    let mut s = stack();
+    s.cluster.provider = ProviderConfig::Aws(crate::stack::AwsConfig {
+        iops: Some(4000),
+        throughput: Some(250),
+        kms_key_id: Some("arn:aws:kms:us-west-2:1:key/abc".into()),
+        ..aws()
+    });
+    let r = render(&s);
+    let sc = find(&r, "StorageClass");
+    assert_eq!(sc["provisioner"], "ebs.csi.aws.com");
+    assert_eq!(
+        sc["parameters"],
+        json!({"type": "gp3", "encrypted": "true", "iops": "4000", "throughput": "250", "kmsKeyId": "arn:aws:kms:us-west-2:1:key/abc"})
+    );
+}
+
+#[test]
+fn storage_class_override_wins_and_no_class_is_created() {
+    let mut s = stack();
+    s.cluster.provider = ProviderConfig::Aws(aws());
+    s.redis.storage_class = Some("fast-ssd".into());
+    let r = render(&s);
+    assert!(r.objects.iter().all(|o| o.kind() != "StorageClass"));
+    assert_eq!(
+        find(&r, "PersistentVolumeClaim")["spec"]["storageClassName"],
+        "fast-ssd"
+    );
+}
+
+#[test]
+fn redis_pod_mounts_the_pvc_and_takes_the_password_from_the_secret() {
+    let r = render(&stack());
+    let sts = find(&r, "StatefulSet");
+    let pod = &sts["spec"]["template"]["spec"];
+    assert!(sts["spec"].get("volumeClaimTemplates").is_none());
+    assert_eq!(
+        pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "ray-prod-redis-data"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/data");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["secretKeyRef"],
+        json!({"name": "ray-prod-redis-auth", "key": "password"})
+    );
+    assert!(
+        c["command"][2]
+            .as_str()
+            .unwrap()
+            .contains("--requirepass \"$REDIS_PASSWORD\"")
+    );
+    assert!(
+        c["readinessProbe"]["exec"]["command"][2]
+            .as_str()
+            .unwrap()
+            .contains("-a \"$REDIS_PASSWORD\" --no-auth-warning ping")
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    // The Service and NetworkPolicy select exactly the pods the StatefulSet selects.
+    let selector = &sts["spec"]["selector"]["matchLabels"];
+    assert_eq!(&find(&r, "Service")["spec"]["selector"], selector);
+    assert_eq!(
+        &find(&r, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        selector
+    );
+    for (k, v) in selector.as_object().unwrap() {
+        assert_eq!(&sts["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+}
+
+#[test]
+fn a_config_change_rolls_the_redis_pod() {
+    let mut s = stack();
+    let before = render(&s);
+    s.durability.max_data_loss = std::time::Duration::ZERO;
+    let after = render(&s);
+    let hash = |r: &Rendered| {
+        find(r, "StatefulSet")["spec"]["template"]["metadata"]["annotations"]
+            [REDIS_CONF_HASH_ANNOTATION]
+            .clone()
+    };
+    assert_ne!(hash(&before), hash(&after));
+    assert!(
+        find(&after, "ConfigMap")["data"]["redis.conf"]
+            .as_str()
+            .unwrap()
+            .contains("appendfsync always")
+    );
+}
+
+#[test]
+fn network_policy_admits_only_this_ray_cluster() {
+    let r = render(&stack());
+    let np = find(&r, "NetworkPolicy");
+    assert_eq!(
+        np["spec"]["ingress"],
+        json!([{ "from": [{ "podSelector": { "matchLabels": { "ray.io/cluster": "ray-prod" } } }], "ports": [{ "protocol": "TCP", "port": 6379 }] }])
+    );
+}
+
+#[test]
+fn gcs_ft_options_from_kuberay_1_3() {
+    let mut s = stack();
+    s.ray.external_storage_namespace = Some("ray-prod-gcs".into());
+    let r = render(&s);
+    let rc = find(&r, "RayCluster");
+    assert_eq!(
+        rc["spec"]["gcsFaultToleranceOptions"],
+        json!({
+            "redisAddress": "ray-prod-redis.ray-prod.svc:6379",
+            "redisPassword": { "valueFrom": { "secretKeyRef": { "name": "ray-prod-redis-auth", "key": "password" } } },
+            "externalStorageNamespace": "ray-prod-gcs",
+        })
+    );
+    assert!(rc["metadata"].get("annotations").is_none());
+    let head = &rc["spec"]["headGroupSpec"];
+    assert!(
+        head["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none()
+    );
+    assert!(head["rayStartParams"].get("redis-password").is_none());
+}
+
+#[test]
+fn annotation_form_before_kuberay_1_3() {
+    let mut s = stack();
+    s.ray.kuberay = KubeRayVersion::new(1, 2, 2);
+    let r = render(&s);
+    let rc = find(&r, "RayCluster");
+    assert!(rc["spec"].get("gcsFaultToleranceOptions").is_none());
+    assert_eq!(
+        rc["metadata"]["annotations"],
+        json!({ "ray.io/ft-enabled": "true" })
+    );
+    let head = &rc["spec"]["headGroupSpec"];
+    assert_eq!(head["rayStartParams"]["redis-password"], "$REDIS_PASSWORD");
+    assert_eq!(
+        head["template"]["spec"]["containers"][0]["env"],
+        json!([
+            { "name": "RAY_REDIS_ADDRESS", "value": "ray-prod-redis.ray-prod.svc:6379" },
+            { "name": "REDIS_PASSWORD", "valueFrom": { "secretKeyRef": { "name": "ray-prod-redis-auth", "key": "password" } } },
+        ])
+    );
+    s.ray.external_storage_namespace = Some("gcs-ns".into());
+    let rc = find(&render(&s), "RayCluster").clone();
+    assert_eq!(
+        rc["metadata"]["annotations"]["ray.io/external-storage-namespace"],
+        "gcs-ns"
+    );
+}
+
+#[test]
+fn worker_groups_gpus_and_autoscaling() {
+    let mut s = stack();
+    let mut gpu = s.ray.workers[0].clone();
+    gpu.group = "gpu".into();
+    gpu.gpu = Some(2);
+    gpu.replicas = 2;
+    gpu.min_replicas = 2;
+    gpu.max_replicas = 2;
+    s.ray.workers.push(gpu);
+    let rc = find(&render(&s), "RayCluster").clone();
+    let groups = rc["spec"]["workerGroupSpecs"].as_array().unwrap();
+    assert_eq!(rc["spec"]["enableInTreeAutoscaling"], true);
+    // The scaling group leaves replicas to the autoscaler; the fixed group pins it.
+    assert!(groups[0].get("replicas").is_none());
+    assert_eq!(groups[1]["replicas"], 2);
+    let limits = &groups[1]["template"]["spec"]["containers"][0]["resources"]["limits"];
+    assert_eq!(limits["nvidia.com/gpu"], 2);
+    assert!(
+        groups[0]["template"]["spec"]["containers"][0]["resources"]["limits"]
+            .get("nvidia.com/gpu")
+            .is_none()
+    );
+    assert_eq!(
+        rc["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"],
+        "0"
+    );
+
+    s.ray.workers.remove(0);
+    assert!(!autoscaling_enabled(&s));
+    s.ray.workers.clear();
+    assert_eq!(head_num_cpus(&s), None);
+}
+
+#[test]
+fn object_fuse_on_gke_asks_for_the_fuse_sidecar() {
+    let mut s = stack();
+    s.durability.volume = VolumeKind::ObjectFuse;
+    s.durability.max_data_loss = std::time::Duration::from_secs(300);
+    s.cluster.provider = ProviderConfig::Gcp(gcp(GcpDisk::StandardRwo));
+    s.redis.storage_class = Some("gcsfuse".into());
+    let r = render(&s);
+    let ann = &find(&r, "StatefulSet")["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(ann["gke-gcsfuse/volumes"], "true");
+    assert!(
+        find(&r, "ConfigMap")["data"]["redis.conf"]
+            .as_str()
+            .unwrap()
+            .contains("appendonly no")
+    );
+}
+
+#[test]
+fn summary_shape() {
+    let mut s = stack();
+    s.durability.max_data_loss = std::time::Duration::from_secs(300);
+    let sum = summarize(&s);
+    assert_eq!(sum.max_data_loss, "5m");
+    assert!(!sum.appendonly);
+    assert_eq!(sum.appendfsync, None);
+    assert_eq!(sum.save, ["300 1", "60 1000"]);
+    assert_eq!(sum.volume, "disk");
+    assert_eq!(sum.storage_class, "(cluster default)");
+    assert_eq!(sum.storage, "8Gi");
+    assert!(sum.protect_volume);
+    assert!(
+        sum.explanation
+            .iter()
+            .any(|l| l.starts_with("`save 300 1` added"))
+    );
+    let json = serde_json::to_value(&sum).unwrap();
+    assert_eq!(
+        serde_json::from_value::<DurabilitySummary>(json).unwrap(),
+        sum
+    );
+}
+
+#[test]
+fn yaml_is_deterministic_and_round_trips() {
+    let mut s = stack();
+    s.cluster.provider = ProviderConfig::Aws(aws());
+    let r = render(&s);
+    let yaml = to_yaml(&r.objects);
+    assert_eq!(yaml, to_yaml(&render(&s).objects));
+    assert!(
+        yaml.starts_with("---\napiVersion: v1\nkind: Namespace\n"),
+        "{yaml}"
+    );
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+    let back: Vec<Value> = r.objects.iter().map(|o| o.manifest.clone()).collect();
+    assert_eq!(docs, back);
+    assert_eq!(
+        file_name(4, &r.objects[4]),
+        "05-persistentvolumeclaim-ray-prod-redis-data.yaml"
+    );
+}
