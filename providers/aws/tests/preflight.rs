@@ -466,3 +466,58 @@ async fn empty_target_is_rejected_without_calls() {
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].severity, Severity::Error);
 }
+
+/// Against a moto server (`pip install 'moto[server]'`, `moto_server -p PORT`), when
+/// `RAYSTACK_MOTO_EKS_URL` names it: the real SDK round trip for a cluster moto creates. moto does
+/// not implement EKS add-on calls (it answers an HTML 404), so only the cluster checks are asserted.
+#[tokio::test]
+async fn moto_cluster_round_trip_when_available() {
+    let Ok(url) = std::env::var("RAYSTACK_MOTO_EKS_URL") else {
+        eprintln!("RAYSTACK_MOTO_EKS_URL not set: moto round trip skipped");
+        return;
+    };
+    let _env = env_for(Some(&url), true).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-west-2"))
+        .load()
+        .await;
+    let client = aws_sdk_eks::Client::new(&sdk);
+    let created = client
+        .create_cluster()
+        .name("moto-eks")
+        .version("1.31")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(err) = created {
+        let in_use = err
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        assert!(
+            in_use,
+            "create-cluster on moto failed: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        );
+    }
+    let target = EksTarget {
+        cluster_name: "moto-eks".into(),
+        region: "us-west-2".into(),
+    };
+    let result = inspect(&target).await;
+    assert_eq!(
+        find(&result.findings, checks::CLUSTER_ACTIVE).severity,
+        Severity::Ok,
+        "{:#?}",
+        result.findings
+    );
+    assert_eq!(result.kubernetes_version.as_deref(), Some("1.31"));
+    assert!(!result.auto_mode);
+    let addon = find(&result.findings, checks::EBS_CSI_ADDON);
+    assert_eq!(addon.severity, Severity::Error);
+    assert!(addon.message.contains("HTTP 404"), "{}", addon.message);
+}
