@@ -1,7 +1,47 @@
-//! `raystack render`: (to be written)
+//! `raystack render STACK [-o DIR]`: the desired objects as YAML on stdout, or one file per
+//! object (`NN-kind-name.yaml`, in apply order) in DIR. Secret values are never rendered.
+//! An invalid stack prints its diagnostics on stderr and exits 1.
+
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(_stack: &Path, _out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("render is not implemented yet")
+use anyhow::Context;
+
+use crate::render::{document, file_name, render, to_yaml};
+use crate::stack;
+
+pub fn run(stack_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let stack = match stack::load(stack_path) {
+        Ok(stack) => stack,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let rendered = render(&stack);
+    match out_dir {
+        None => {
+            let yaml = to_yaml(&rendered.objects);
+            let mut out = std::io::stdout().lock();
+            match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                // `raystack render x | head` is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e).context("failed to write to stdout"),
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("failed to create output directory `{}`", dir.display())
+            })?;
+            for (i, o) in rendered.objects.iter().enumerate() {
+                let path = dir.join(file_name(i, o));
+                std::fs::write(&path, document(o))
+                    .with_context(|| format!("failed to write `{}`", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

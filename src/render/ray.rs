@@ -49,7 +49,7 @@ fn resources(cpu: &str, memory: &str, gpu: Option<u32>) -> Value {
     limits.insert("cpu".into(), json!(cpu));
     limits.insert("memory".into(), json!(memory));
     if let Some(gpu) = gpu {
-        limits.insert("nvidia.com/gpu".into(), json!(gpu));
+        limits.insert("nvidia.com/gpu".into(), json!(gpu.to_string()));
     }
     json!({
         "requests": { "cpu": cpu, "memory": memory },

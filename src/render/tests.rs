@@ -334,7 +334,7 @@ fn worker_groups_gpus_and_autoscaling() {
     assert!(groups[0].get("replicas").is_none());
     assert_eq!(groups[1]["replicas"], 2);
     let limits = &groups[1]["template"]["spec"]["containers"][0]["resources"]["limits"];
-    assert_eq!(limits["nvidia.com/gpu"], 2);
+    assert_eq!(limits["nvidia.com/gpu"], "2");
     assert!(
         groups[0]["template"]["spec"]["containers"][0]["resources"]["limits"]
             .get("nvidia.com/gpu")
