@@ -1,1 +1,330 @@
-//! (to be written)
+//! Executes a plan against the cluster (DESIGN §7): deletes first in reverse order (RayCluster
+//! first), then creates, updates and replaces in apply order, waiting for readiness after each
+//! object and writing state after each object under the lock, so an interrupted apply is resumed
+//! by the next. Never prints: progress leaves through [`Progress`].
+
+pub mod observe;
+pub mod secret;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cluster::readiness::{self, Readiness};
+use crate::cluster::{Cluster, ClusterError, ObjectRef};
+use crate::plan::{Action, FIELD_MANAGER, Plan, ResourceChange, execution_order};
+use crate::state::{ResourceState, State, StateError, StateLock, applied_hash};
+
+/// What apply reports while it works (rendered by `crate::output::progress`).
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started {
+        address: String,
+        action: Action,
+    },
+    Waiting {
+        address: String,
+        message: String,
+    },
+    Ready {
+        address: String,
+        note: Option<String>,
+        elapsed: Duration,
+    },
+    Finished {
+        address: String,
+        action: Action,
+        elapsed: Duration,
+    },
+    Refreshed {
+        address: String,
+    },
+}
+
+pub trait Progress {
+    fn event(&mut self, event: Event);
+}
+
+/// Apply stopped. State holds everything done before the failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("failed to record progress in state")]
+    State(#[from] StateError),
+    #[error("`{address}` is not ready: {message}")]
+    NotReady { address: String, message: String },
+    #[error("timed out after {}s waiting for `{address}` ({last}); raise RAYSTACK_WAIT_TIMEOUT (seconds) or check the cluster, then rerun apply to resume", .waited.as_secs())]
+    Timeout {
+        address: String,
+        waited: Duration,
+        last: String,
+    },
+    #[error("the plan has no manifest for `{0}`")]
+    NoManifest(String),
+}
+
+/// How long to wait for one object to become ready or gone.
+pub fn wait_timeout() -> Duration {
+    std::env::var("RAYSTACK_WAIT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(600))
+}
+
+const POLL: Duration = Duration::from_millis(250);
+
+/// Applies `plan`. `state` is the state read under `lock`.
+pub async fn execute(
+    plan: &Plan,
+    cluster: &Cluster,
+    lock: &mut StateLock,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    for idx in execution_order(&plan.resource_changes) {
+        let c = &plan.resource_changes[idx];
+        let started = Instant::now();
+        match c.action {
+            Action::NoOp => {
+                if plan.destroy {
+                    continue;
+                }
+                refresh(c, cluster, lock, state, progress).await?;
+                continue;
+            }
+            action => progress.event(Event::Started {
+                address: c.address.clone(),
+                action,
+            }),
+        }
+        match c.action {
+            Action::Delete => delete(c, cluster, lock, state, progress).await?,
+            Action::Replace => {
+                delete(c, cluster, lock, state, progress).await?;
+                apply_one(c, cluster, lock, state, progress).await?;
+            }
+            Action::Create | Action::Update => apply_one(c, cluster, lock, state, progress).await?,
+            Action::NoOp => unreachable!(),
+        }
+        progress.event(Event::Finished {
+            address: c.address.clone(),
+            action: c.action,
+            elapsed: started.elapsed(),
+        });
+    }
+    Ok(())
+}
+
+fn record(state: &mut State, c: &ResourceChange, manifest: &Value, live: &Value) {
+    let s = |p: &str| {
+        live.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    state.upsert_resource(ResourceState {
+        address: c.address.clone(),
+        api_version: c.api_version.clone(),
+        kind: c.kind.clone(),
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+        uid: s("/metadata/uid"),
+        resource_version: s("/metadata/resourceVersion"),
+        applied_hash: applied_hash(manifest),
+    });
+}
+
+async fn apply_one(
+    c: &ResourceChange,
+    cluster: &Cluster,
+    lock: &mut StateLock,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    let manifest = c
+        .manifest
+        .as_ref()
+        .ok_or_else(|| ApplyError::NoManifest(c.address.clone()))?;
+    let mut live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
+    if c.kind == "Secret" {
+        let (with_password, password) = secret::ensure_password(cluster, live).await?;
+        live = with_password;
+        state.set_secret_fingerprint(&c.name, &password);
+    }
+    record(state, c, manifest, &live);
+    lock.write(state)?;
+    wait_ready(c, cluster, progress).await
+}
+
+/// A no-op object whose state entry is missing or outdated (e.g. after an apply was killed
+/// between the server's answer and the state write): record it without touching the cluster
+/// (except a Secret that lacks its fingerprint).
+async fn refresh(
+    c: &ResourceChange,
+    cluster: &Cluster,
+    lock: &mut StateLock,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    let Some(manifest) = &c.manifest else {
+        return Ok(());
+    };
+    let hash = applied_hash(manifest);
+    let recorded = state
+        .resource(&c.address)
+        .is_some_and(|r| r.applied_hash == hash);
+    let secret_recorded = c.kind != "Secret" || state.secret(&c.name).is_some();
+    if recorded && secret_recorded {
+        return Ok(());
+    }
+    let r = ObjectRef::of(manifest);
+    let Some(mut live) = cluster.get(&r).await? else {
+        return Ok(());
+    };
+    if c.kind == "Secret" {
+        let (with_password, password) = secret::ensure_password(cluster, live).await?;
+        live = with_password;
+        state.set_secret_fingerprint(&c.name, &password);
+    }
+    record(state, c, manifest, &live);
+    lock.write(state)?;
+    progress.event(Event::Refreshed {
+        address: c.address.clone(),
+    });
+    Ok(())
+}
+
+fn object_ref(c: &ResourceChange) -> ObjectRef {
+    ObjectRef {
+        api_version: c.api_version.clone(),
+        kind: c.kind.clone(),
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+    }
+}
+
+async fn delete(
+    c: &ResourceChange,
+    cluster: &Cluster,
+    lock: &mut StateLock,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    let r = object_ref(c);
+    if cluster.delete(&r).await? {
+        wait_gone(&r, cluster, progress).await?;
+    }
+    state.remove_resource(&c.address);
+    if c.kind == "Secret" {
+        state.remove_secret(&c.name);
+    }
+    lock.write(state)?;
+    Ok(())
+}
+
+async fn wait_gone(
+    r: &ObjectRef,
+    cluster: &Cluster,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    let start = Instant::now();
+    let timeout = wait_timeout();
+    let mut reported = false;
+    while cluster.get(r).await?.is_some() {
+        if start.elapsed() > timeout {
+            return Err(ApplyError::Timeout {
+                address: r.address(),
+                waited: timeout,
+                last: "still being deleted".into(),
+            });
+        }
+        if !reported && start.elapsed() > Duration::from_secs(1) {
+            progress.event(Event::Waiting {
+                address: r.address(),
+                message: "waiting until it is gone".into(),
+            });
+            reported = true;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+async fn wait_ready(
+    c: &ResourceChange,
+    cluster: &Cluster,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    if !matches!(
+        c.kind.as_str(),
+        "PersistentVolumeClaim" | "StatefulSet" | "RayCluster"
+    ) {
+        return Ok(());
+    }
+    let r = object_ref(c);
+    let start = Instant::now();
+    let timeout = wait_timeout();
+    let mut last = String::new();
+    loop {
+        let status = match cluster.get(&r).await? {
+            None => Readiness::Waiting("not visible yet".into()),
+            Some(live) => {
+                let mode = match live
+                    .pointer("/spec/storageClassName")
+                    .and_then(Value::as_str)
+                {
+                    Some(class) if c.kind == "PersistentVolumeClaim" => {
+                        let sc = ObjectRef {
+                            api_version: "storage.k8s.io/v1".into(),
+                            kind: "StorageClass".into(),
+                            namespace: None,
+                            name: class.into(),
+                        };
+                        cluster.get(&sc).await?.and_then(|s| {
+                            s.get("volumeBindingMode")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                    }
+                    _ => None,
+                };
+                readiness::check(&live, mode.as_deref())
+            }
+        };
+        match status {
+            Readiness::Ready(note) => {
+                progress.event(Event::Ready {
+                    address: c.address.clone(),
+                    note,
+                    elapsed: start.elapsed(),
+                });
+                return Ok(());
+            }
+            Readiness::Failed(message) => {
+                return Err(ApplyError::NotReady {
+                    address: c.address.clone(),
+                    message,
+                });
+            }
+            Readiness::Waiting(message) => {
+                if start.elapsed() > timeout {
+                    return Err(ApplyError::Timeout {
+                        address: c.address.clone(),
+                        waited: timeout,
+                        last: message,
+                    });
+                }
+                if message != last {
+                    progress.event(Event::Waiting {
+                        address: c.address.clone(),
+                        message: message.clone(),
+                    });
+                    last = message;
+                }
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,13 +1,185 @@
-//! `raystack plan` and `raystack show`: (to be written)
-use std::path::Path;
+//! `raystack plan` and `raystack show`, and the preparation `apply` and `destroy` share:
+//! load and render the stack, lock and read state, connect, run preflight, build the plan.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{Format, PlanArgs};
+use anyhow::{Context, bail};
+use serde_json::Value;
 
-pub async fn run(_args: PlanArgs, _color: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("plan is not implemented yet")
+use super::{ClusterArgs, Format, PlanArgs};
+use crate::apply::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
+use crate::cluster::{self, Cluster};
+use crate::plan::{Binding, Plan, read_plan_file, write_plan_file};
+use crate::state::{LocalBackend, State, StateLock};
+
+/// What a plan was made with; apply and destroy continue from here under the same lock.
+pub(super) struct Prepared {
+    pub plan: Plan,
+    pub lock: StateLock,
+    pub state: State,
+    pub cluster: Option<Cluster>,
 }
 
-pub fn show(_planfile: &Path, _format: Format, _color: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("show is not implemented yet")
+#[derive(Clone, Copy)]
+pub(super) enum Mode {
+    Plan { offline: bool },
+    Destroy { allow_data_loss: bool },
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Connects with `--kubeconfig`/`--context` (else the stack's context) and reads the identity.
+pub(super) async fn connect(
+    args: &ClusterArgs,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<(Cluster, String)> {
+    let kubeconfig = args.kubeconfig.as_deref().or(kubeconfig);
+    let context = args.context.as_deref().or(context);
+    let cluster = cluster::connect(kubeconfig, context)
+        .await
+        .context("failed to connect to the cluster")?;
+    let identity = cluster.identity().await.with_context(|| {
+        format!("cannot reach the cluster at {}; use `raystack plan --offline` to plan against state alone", cluster.server)
+    })?;
+    Ok((cluster, identity))
+}
+
+pub(super) async fn prepare(
+    path: &Path,
+    args: &ClusterArgs,
+    mode: Mode,
+    operation: &str,
+) -> anyhow::Result<Prepared> {
+    let stack = crate::stack::load(path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let rendered = crate::render::render(&stack);
+    let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
+    let durability = serde_json::to_value(crate::render::summarize(&stack))
+        .context("failed to summarize durability")?;
+
+    let backend = LocalBackend::new(&stack.state.path);
+    let lock = backend.lock(operation)?;
+    let existing = lock.read()?;
+    let offline = matches!(mode, Mode::Plan { offline: true });
+    let context = args
+        .context
+        .clone()
+        .or_else(|| stack.cluster.context.clone());
+    let (cluster, identity) = if offline {
+        (None, None)
+    } else {
+        let (c, id) = connect(args, None, context.as_deref()).await?;
+        (Some(c), Some(id))
+    };
+    let preflight =
+        crate::preflight::run(&stack, cluster.as_ref().map(Cluster::client), offline).await;
+    let binding = Binding {
+        stack_file: absolute(path).display().to_string(),
+        state_path: absolute(&stack.state.path).display().to_string(),
+        lineage: existing.as_ref().map(|s| s.lineage.clone()),
+        serial: existing.as_ref().map(|s| s.serial),
+        cluster_identity: identity,
+        context,
+        kubeconfig: args
+            .kubeconfig
+            .as_deref()
+            .map(|p| absolute(p).display().to_string()),
+    };
+    let inputs = PlanInputs {
+        stack: &stack.meta.name,
+        namespace: &stack.meta.namespace,
+        desired: &desired,
+        durability,
+        preflight,
+        state: existing.as_ref(),
+        binding,
+    };
+    let plan = match (mode, &cluster) {
+        (Mode::Destroy { allow_data_loss }, Some(c)) => {
+            plan_destroy(inputs, c, allow_data_loss).await?
+        }
+        (_, Some(c)) => plan_online(inputs, c).await?,
+        (_, None) => plan_offline(inputs),
+    };
+    let state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
+    Ok(Prepared {
+        plan,
+        lock,
+        state,
+        cluster,
+    })
+}
+
+pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
+    if args.out.is_some() && args.stacks.len() > 1 {
+        bail!("--out saves one plan; got {} stacks", args.stacks.len());
+    }
+    let mut changes = false;
+    let mut problems = Vec::new();
+    let mut json_plans = Vec::new();
+    for path in &args.stacks {
+        let prepared = prepare(
+            path,
+            &args.cluster,
+            Mode::Plan {
+                offline: args.offline,
+            },
+            "plan",
+        )
+        .await
+        .with_context(|| format!("failed to plan `{}`", path.display()))?;
+        let plan = prepared.plan;
+        drop(prepared.lock);
+        changes |= plan.has_changes();
+        problems.extend(
+            plan.blocking_problems()
+                .into_iter()
+                .map(|p| format!("{}: {p}", plan.stack)),
+        );
+        if let Some(out) = &args.out {
+            write_plan_file(out, &plan)?;
+            eprintln!(
+                "Saved the plan to `{}`; apply exactly this plan with `raystack apply {}`.",
+                out.display(),
+                out.display()
+            );
+        }
+        match args.format {
+            Format::Json if args.stacks.len() > 1 => json_plans.push(plan.to_json()),
+            format => print_stdout(&crate::output::render_plan(&plan, format, color))?,
+        }
+    }
+    if !json_plans.is_empty() {
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&json_plans)?))?;
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if args.detailed_exitcode && changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn show(planfile: &Path, format: Format, color: bool) -> anyhow::Result<ExitCode> {
+    let plan = read_plan_file(planfile)?;
+    print_stdout(&crate::output::render_plan(&plan, format, color))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly.
+pub(super) fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
 }

@@ -10,13 +10,19 @@ pub fn color_enabled(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+        }
     }
 }
 
 /// Wraps `text` in an ANSI color when enabled.
 pub fn paint(enabled: bool, code: &str, text: &str) -> String {
-    if enabled { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    if enabled {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 pub const RED: &str = "31";
@@ -31,4 +37,19 @@ pub fn print_error(err: &anyhow::Error) {
         msg.push_str(&format!("\n  caused by: {cause}"));
     }
     eprintln!("{msg}");
+}
+
+pub mod plan_json;
+pub mod plan_markdown;
+pub mod plan_text;
+pub mod progress;
+pub mod yaml;
+
+/// Renders a plan in the requested format (text, JSON or Markdown), all from the same model.
+pub fn render_plan(plan: &crate::plan::Plan, format: crate::cli::Format, color: bool) -> String {
+    match format {
+        crate::cli::Format::Text => plan_text::render(plan, color),
+        crate::cli::Format::Json => plan_json::render(plan),
+        crate::cli::Format::Markdown => plan_markdown::render(plan),
+    }
 }

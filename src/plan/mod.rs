@@ -1,1 +1,13 @@
-//! (to be written)
+//! Plans (DESIGN §6): the plan model, the pure diff engine, ordering and plan files.
+//! Nothing here talks to a cluster or prints; `crate::apply` gathers inputs, `crate::output`
+//! renders.
+
+pub mod diff;
+pub mod model;
+pub mod project;
+
+pub use diff::{DryRun, FIELD_MANAGER, ObjectInputs, classify, execution_order, kind_rank};
+pub use model::{
+    Action, Binding, FORMAT_VERSION, Plan, PlanFileError, ResourceChange, Summary,
+    looks_like_plan_file, read_plan_file, write_plan_file,
+};

@@ -1,0 +1,192 @@
+//! Gathers what the pure diff engine needs: the live objects, server-side-apply dry-runs and
+//! the recorded state, then builds the plan with `crate::plan`. Reads only; never writes.
+
+use serde_json::Value;
+
+use crate::cluster::{Cluster, ClusterError, ObjectRef};
+use crate::plan::{
+    Action, Binding, DryRun, FIELD_MANAGER, FORMAT_VERSION, ObjectInputs, Plan, ResourceChange,
+    classify,
+};
+use crate::preflight::Finding;
+use crate::state::{State, applied_hash};
+
+use super::secret::PASSWORD_KEY;
+
+/// What a plan is made from, besides the cluster.
+pub struct PlanInputs<'a> {
+    pub stack: &'a str,
+    pub namespace: &'a str,
+    /// Rendered objects in apply order.
+    pub desired: &'a [Value],
+    pub durability: Value,
+    pub preflight: Vec<Finding>,
+    pub state: Option<&'a State>,
+    pub binding: Binding,
+}
+
+fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
+    Plan {
+        format_version: FORMAT_VERSION.into(),
+        stack: i.stack.into(),
+        namespace: i.namespace.into(),
+        offline,
+        destroy: false,
+        durability: i.durability.clone(),
+        preflight: i.preflight.clone(),
+        resource_changes: Vec::new(),
+        summary: Default::default(),
+        data_loss: false,
+        drift: false,
+        errors: Vec::new(),
+        kept: Vec::new(),
+        binding: i.binding.clone(),
+    }
+}
+
+fn inputs_for(
+    r: &ObjectRef,
+    desired: Option<&Value>,
+    state: Option<&State>,
+    offline: bool,
+) -> ObjectInputs {
+    let address = r.address();
+    ObjectInputs {
+        prior_hash: state
+            .and_then(|s| s.resource(&address))
+            .map(|x| x.applied_hash.clone()),
+        desired_hash: desired.map(applied_hash),
+        address,
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        desired: desired.cloned(),
+        live: None,
+        dry_run: DryRun::NotRun,
+        offline,
+    }
+}
+
+/// Tracked objects that are no longer desired, in state order.
+fn pruned<'a>(desired: &[Value], state: Option<&'a State>) -> Vec<ObjectRef> {
+    let wanted: Vec<String> = desired.iter().map(|d| ObjectRef::of(d).address()).collect();
+    state
+        .map(|s| s.resources.iter())
+        .into_iter()
+        .flatten()
+        .filter(|r| !wanted.contains(&r.address))
+        .map(|r| ObjectRef {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        })
+        .collect()
+}
+
+/// Plans against state alone (no cluster).
+pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
+    let mut plan = empty_plan(&i, true);
+    for d in i.desired {
+        plan.resource_changes.push(classify(inputs_for(
+            &ObjectRef::of(d),
+            Some(d),
+            i.state,
+            true,
+        )));
+    }
+    for r in pruned(i.desired, i.state) {
+        plan.resource_changes
+            .push(classify(inputs_for(&r, None, i.state, true)));
+    }
+    plan.finish()
+}
+
+/// Plans against the cluster: reads every desired and tracked object and dry-runs every apply.
+pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, ClusterError> {
+    let mut plan = empty_plan(&i, false);
+    for d in i.desired {
+        let r = ObjectRef::of(d);
+        let mut inputs = inputs_for(&r, Some(d), i.state, false);
+        inputs.live = cluster.get(&r).await?;
+        inputs.dry_run = match cluster.apply(d, FIELD_MANAGER, true).await {
+            Ok(v) => DryRun::Ok(v),
+            Err(e) if e.code() == Some(422) => {
+                DryRun::Invalid(e.server_message().unwrap_or_default().to_string())
+            }
+            // Creating into a namespace that does not exist yet, or a kind not served yet: the
+            // plan can still say "create"; apply reports a real problem.
+            Err(e) if inputs.live.is_none() && matches!(e.code(), Some(404) | Some(409)) => {
+                DryRun::NotRun
+            }
+            Err(e) => return Err(e),
+        };
+        let secret_missing = r.kind == "Secret"
+            && inputs
+                .live
+                .as_ref()
+                .is_some_and(|l| l.pointer(&format!("/data/{PASSWORD_KEY}")).is_none());
+        let mut change = classify(inputs);
+        if secret_missing && change.action == Action::NoOp {
+            change.action = Action::Update;
+            change.reason = Some("the password is missing; apply generates it".into());
+        }
+        plan.resource_changes.push(change);
+    }
+    for r in pruned(i.desired, i.state) {
+        let mut inputs = inputs_for(&r, None, i.state, false);
+        inputs.live = cluster.get(&r).await?;
+        plan.resource_changes.push(classify(inputs));
+    }
+    Ok(plan.finish())
+}
+
+/// Plans the deletion of everything tracked (and of desired objects that exist although state
+/// missed them, e.g. after an interrupted apply). Without `allow_data_loss` the Redis volume
+/// and the namespace holding it are kept, and listed in `kept`.
+pub async fn plan_destroy(
+    i: PlanInputs<'_>,
+    cluster: &Cluster,
+    allow_data_loss: bool,
+) -> Result<Plan, ClusterError> {
+    let mut plan = empty_plan(&i, false);
+    plan.destroy = true;
+    let mut refs: Vec<ObjectRef> = pruned(&[], i.state);
+    for d in i.desired {
+        let r = ObjectRef::of(d);
+        if !refs.iter().any(|x| x.address() == r.address()) {
+            refs.push(r);
+        }
+    }
+    for r in refs {
+        let tracked = i.state.and_then(|s| s.resource(&r.address())).is_some();
+        let mut inputs = inputs_for(&r, None, i.state, false);
+        inputs.live = cluster.get(&r).await?;
+        if !tracked && inputs.live.is_none() {
+            continue;
+        }
+        let mut c: ResourceChange = classify(inputs);
+        c.manifest = None;
+        c.reason = Some(if c.before.is_some() {
+            "destroy".into()
+        } else {
+            "already gone; only the state entry is removed".into()
+        });
+        if c.data_loss && !allow_data_loss {
+            let why = if c.kind == "Namespace" {
+                "it holds the Redis volume"
+            } else {
+                "the Redis volume is protected"
+            };
+            c.action = Action::NoOp;
+            c.data_loss = false;
+            c.reason = Some(format!("kept: {why}; pass --allow-data-loss to delete it"));
+            plan.kept.push(c.address.clone());
+        }
+        plan.resource_changes.push(c);
+    }
+    plan.resource_changes
+        .sort_by_key(|c| std::cmp::Reverse(crate::plan::kind_rank(&c.kind)));
+    Ok(plan.finish())
+}

@@ -1,0 +1,109 @@
+//! Readiness per kind (DESIGN §7), as pure functions of the live object: waiting, ready, or
+//! failed, each with a sentence for the progress line.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready(Option<String>),
+    Waiting(String),
+    Failed(String),
+}
+
+/// Whether `obj` is ready. `binding_mode` is the `volumeBindingMode` of a PVC's StorageClass.
+pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str);
+    let n = |p: &str| obj.pointer(p).and_then(Value::as_i64);
+    match kind {
+        "PersistentVolumeClaim" => match s("/status/phase") {
+            Some("Bound") => Readiness::Ready(None),
+            Some("Lost") => Readiness::Failed("its volume is lost".into()),
+            phase if binding_mode == Some("WaitForFirstConsumer") => {
+                Readiness::Ready(Some(format!(
+                    "{} until its pod is scheduled (WaitForFirstConsumer)",
+                    phase.unwrap_or("Pending")
+                )))
+            }
+            phase => Readiness::Waiting(format!("phase {}", phase.unwrap_or("unknown"))),
+        },
+        "StatefulSet" => {
+            let want = n("/spec/replicas").unwrap_or(1);
+            let generation = n("/metadata/generation").unwrap_or(0);
+            let observed = n("/status/observedGeneration").unwrap_or(0);
+            let ready = n("/status/readyReplicas").unwrap_or(0);
+            let updated = n("/status/updatedReplicas").unwrap_or(ready);
+            if observed < generation {
+                Readiness::Waiting("waiting for the controller to see the new spec".into())
+            } else if ready >= want && updated >= want {
+                Readiness::Ready(None)
+            } else {
+                Readiness::Waiting(format!("{ready}/{want} replicas ready"))
+            }
+        }
+        "RayCluster" => {
+            let head_ready = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c.get("type").and_then(Value::as_str) == Some("HeadPodReady")
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                });
+            match s("/status/state") {
+                _ if head_ready => Readiness::Ready(None),
+                Some("ready") => Readiness::Ready(None),
+                Some("failed") => Readiness::Failed(format!(
+                    "KubeRay reports the cluster failed: {}",
+                    s("/status/reason").unwrap_or("no reason given")
+                )),
+                state => Readiness::Waiting(format!(
+                    "head not ready (state: {})",
+                    state.unwrap_or("pending")
+                )),
+            }
+        }
+        _ => Readiness::Ready(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_pending_pvc_under_wait_for_first_consumer_is_not_a_deadlock() {
+        let pvc = json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}});
+        assert!(matches!(
+            check(&pvc, Some("WaitForFirstConsumer")),
+            Readiness::Ready(Some(_))
+        ));
+        assert!(matches!(
+            check(&pvc, Some("Immediate")),
+            Readiness::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn statefulset_waits_for_ready_replicas() {
+        let sts = json!({"kind": "StatefulSet", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+                         "status": {"observedGeneration": 2, "readyReplicas": 0}});
+        assert_eq!(
+            check(&sts, None),
+            Readiness::Waiting("0/1 replicas ready".into())
+        );
+        let sts = json!({"kind": "StatefulSet", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+                         "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 1}});
+        assert_eq!(check(&sts, None), Readiness::Ready(None));
+    }
+
+    #[test]
+    fn raycluster_is_ready_when_its_head_is() {
+        let rc = json!({"kind": "RayCluster", "status": {"conditions": [{"type": "HeadPodReady", "status": "True"}]}});
+        assert_eq!(check(&rc, None), Readiness::Ready(None));
+        let rc = json!({"kind": "RayCluster", "status": {}});
+        assert!(matches!(check(&rc, None), Readiness::Waiting(_)));
+    }
+}

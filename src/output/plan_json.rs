@@ -1,0 +1,20 @@
+//! The JSON plan (DESIGN §6): the plan model as serialized, minus the manifests that only
+//! `apply PLANFILE` needs. Key order is the model's field order, so output is deterministic.
+
+use serde_json::Value;
+
+use crate::plan::Plan;
+
+pub fn render(plan: &Plan) -> String {
+    let mut v = plan.to_json();
+    if let Some(changes) = v.get_mut("resource_changes").and_then(Value::as_array_mut) {
+        for c in changes {
+            if let Some(m) = c.as_object_mut() {
+                m.remove("manifest");
+            }
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&v).expect("plans serialize");
+    s.push('\n');
+    s
+}

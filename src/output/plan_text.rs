@@ -1,0 +1,261 @@
+//! The text plan of DESIGN §6, rendered from the plan model (never from engine internals):
+//! durability summary, preflight findings, one unified YAML diff per changed object, summary line.
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use super::yaml::to_yaml;
+use super::{BOLD, GREEN, RED, YELLOW, paint};
+use crate::plan::{Action, Plan, ResourceChange};
+use crate::preflight::Severity;
+
+/// Lines of a change's diff, each starting with `+`, `-`, ` ` or `@` (hunk separator), without
+/// color. Shared by the text and Markdown renderings.
+pub fn diff_lines(c: &ResourceChange) -> Vec<String> {
+    let yaml = |v: &Option<Value>| v.as_ref().map(to_yaml).unwrap_or_default();
+    let (before, after) = (yaml(&c.before), yaml(&c.after));
+    match (c.before.is_some(), c.after.is_some()) {
+        (false, false) => Vec::new(),
+        (false, true) => after.lines().map(|l| format!("+ {l}")).collect(),
+        (true, false) => before.lines().map(|l| format!("- {l}")).collect(),
+        (true, true) => {
+            let diff = TextDiff::from_lines(&before, &after);
+            let mut out = Vec::new();
+            for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+                if i > 0 {
+                    out.push("@ ...".to_string());
+                }
+                for op in group {
+                    for change in diff.iter_changes(op) {
+                        let sign = match change.tag() {
+                            ChangeTag::Delete => '-',
+                            ChangeTag::Insert => '+',
+                            ChangeTag::Equal => ' ',
+                        };
+                        out.push(format!("{sign} {}", change.value().trim_end_matches('\n')));
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Human wording of an action: "will be created".
+pub fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "will be replaced (deleted, then created)",
+        Action::Delete => "will be deleted",
+        Action::NoOp => "unchanged",
+    }
+}
+
+/// The `Plan: …` or `No changes. …` line.
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    if !plan.has_changes() {
+        return if plan.destroy {
+            "No changes. Nothing to destroy.".to_string()
+        } else {
+            "No changes. The cluster matches the stack.".to_string()
+        };
+    }
+    format!(
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        s.add, s.change, s.replace, s.destroy
+    )
+}
+
+/// The loud data-loss sentence, when the plan loses data.
+pub fn data_loss_line(plan: &Plan) -> Option<String> {
+    if !plan.data_loss {
+        return None;
+    }
+    let which: Vec<&str> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.data_loss)
+        .map(|c| c.address.as_str())
+        .collect();
+    Some(format!(
+        "DATA LOSS: this plan deletes or recreates the Redis volume ({}); `raystack apply` refuses it without --allow-data-loss.",
+        which.join(", ")
+    ))
+}
+
+fn humanize(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(humanize).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// `(label, value)` rows of the durability summary, then its explanation sentences.
+pub fn durability_rows(d: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(m) = d.as_object() {
+        for (k, v) in m {
+            if k == "explanation" {
+                notes = v.as_array().into_iter().flatten().map(humanize).collect();
+            } else {
+                rows.push((k.clone(), humanize(v)));
+            }
+        }
+    }
+    (rows, notes)
+}
+
+/// Renders the whole text plan.
+pub fn render(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    let title = if plan.destroy { "destroy plan" } else { "plan" };
+    out.push_str(&paint(
+        color,
+        BOLD,
+        &format!(
+            "raystack {title} for stack `{}` (namespace `{}`)",
+            plan.stack, plan.namespace
+        ),
+    ));
+    out.push_str("\n\n");
+
+    let (rows, notes) = durability_rows(&plan.durability);
+    if !rows.is_empty() || !notes.is_empty() {
+        out.push_str(&paint(color, BOLD, "Durability"));
+        out.push('\n');
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in &rows {
+            out.push_str(&format!("  {k:<width$}  {v}\n"));
+        }
+        for n in &notes {
+            out.push_str(&format!("  * {n}\n"));
+        }
+        out.push('\n');
+    }
+
+    if !plan.preflight.is_empty() {
+        out.push_str(&paint(color, BOLD, "Preflight"));
+        out.push('\n');
+        for f in &plan.preflight {
+            let (label, code) = match f.severity {
+                Severity::Ok => ("ok", GREEN),
+                Severity::Warning => ("warning", YELLOW),
+                Severity::Error => ("error", RED),
+            };
+            out.push_str(&format!(
+                "  {} {}/{}: {}\n",
+                paint(color, code, &format!("{label:<7}")),
+                f.provider,
+                f.check,
+                f.message
+            ));
+            if let Some(fix) = &f.fix {
+                out.push_str(&format!("          fix: {fix}\n"));
+            }
+        }
+        out.push('\n');
+    }
+
+    if plan.offline {
+        out.push_str("Planned offline: compared with the recorded state only; the cluster was not consulted.\n\n");
+    }
+
+    let changed: Vec<&ResourceChange> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .collect();
+    if !changed.is_empty() {
+        out.push_str(&paint(color, BOLD, "Changes"));
+        out.push('\n');
+    }
+    for c in &changed {
+        let code = match c.action {
+            Action::Create => GREEN,
+            Action::Delete => RED,
+            Action::Replace => RED,
+            _ => YELLOW,
+        };
+        let loss = if c.data_loss {
+            format!(" {}", paint(color, RED, "(DATA LOSS)"))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  {} {} {}{loss}\n",
+            paint(color, code, c.action.symbol()),
+            paint(color, BOLD, &c.address),
+            verb(c.action)
+        ));
+        if let Some(reason) = &c.reason {
+            out.push_str(&format!("      reason: {reason}\n"));
+        }
+        if let Some(drift) = &c.drift {
+            out.push_str(&format!(
+                "      {}\n",
+                paint(color, YELLOW, &format!("drift: {drift}"))
+            ));
+        }
+        if plan.offline && c.action == Action::Update {
+            out.push_str(
+                "      (offline: the previous manifest is not recorded, so no diff is shown)\n",
+            );
+        } else {
+            for line in diff_lines(c) {
+                let painted = match line.chars().next() {
+                    Some('+') => paint(color, GREEN, &line),
+                    Some('-') => paint(color, RED, &line),
+                    _ => line,
+                };
+                out.push_str(&format!("      {painted}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    let unchanged: Vec<&str> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action == Action::NoOp)
+        .map(|c| c.address.as_str())
+        .collect();
+    if !unchanged.is_empty() && !changed.is_empty() {
+        out.push_str(&format!("Unchanged: {}\n\n", unchanged.join(", ")));
+    }
+    for kept in &plan.resource_changes {
+        if plan.kept.contains(&kept.address) {
+            out.push_str(&format!(
+                "  Kept: {}: {}\n",
+                kept.address,
+                kept.reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if !plan.kept.is_empty() {
+        out.push('\n');
+    }
+    for e in &plan.errors {
+        out.push_str(&format!("{} {e}\n", paint(color, RED, "error:")));
+    }
+    if let Some(line) = data_loss_line(plan) {
+        out.push_str(&paint(color, RED, &line));
+        out.push('\n');
+    }
+    if plan.drift {
+        out.push_str(&paint(
+            color,
+            YELLOW,
+            "Drift: objects changed outside raystack; apply restores what the stack declares.",
+        ));
+        out.push('\n');
+    }
+    out.push_str(&paint(color, BOLD, &summary_line(plan)));
+    out.push('\n');
+    out
+}

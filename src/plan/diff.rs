@@ -1,0 +1,566 @@
+//! The pure diff engine: given what is desired, what the cluster holds, what a server-side
+//! apply dry-run would hold and what state recorded, decide each object's action and reason.
+//! No I/O here; `crate::apply::observe` gathers the inputs.
+
+use serde_json::Value;
+
+use super::model::{Action, ResourceChange};
+use super::project::{
+    managed_shape, merge_shapes, other_managers, project, redact, strip_server_fields,
+};
+use crate::stack::Quantity;
+
+/// raystack's server-side-apply field manager.
+pub const FIELD_MANAGER: &str = "raystack";
+
+/// What a server-side-apply dry-run said about a desired object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DryRun {
+    /// Not run (offline, or the object is not desired).
+    NotRun,
+    /// The object the server would hold after the apply.
+    Ok(Value),
+    /// The server refused the apply as invalid (HTTP 422), typically an immutable field.
+    Invalid(String),
+}
+
+/// Everything known about one object.
+#[derive(Debug, Clone)]
+pub struct ObjectInputs {
+    pub address: String,
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub desired: Option<Value>,
+    /// `None` when absent from the cluster, or when planning offline.
+    pub live: Option<Value>,
+    pub dry_run: DryRun,
+    /// The hash state recorded for the last manifest raystack applied.
+    pub prior_hash: Option<String>,
+    /// The hash of `desired` (same function as state's `applied_hash`).
+    pub desired_hash: Option<String>,
+    pub offline: bool,
+}
+
+/// Decides one object's change.
+pub fn classify(i: ObjectInputs) -> ResourceChange {
+    let mut c = ResourceChange {
+        address: i.address.clone(),
+        api_version: i.api_version.clone(),
+        kind: i.kind.clone(),
+        namespace: i.namespace.clone(),
+        name: i.name.clone(),
+        action: Action::NoOp,
+        reason: None,
+        data_loss: false,
+        drift: None,
+        before: None,
+        after: None,
+        manifest: i.desired.clone(),
+    };
+    let in_state = i.prior_hash.is_some();
+    match (&i.desired, i.offline) {
+        (None, true) => {
+            c.action = Action::Delete;
+            c.reason = Some("no longer in the stack".into());
+        }
+        (None, false) => {
+            c.action = Action::Delete;
+            match &i.live {
+                Some(live) => {
+                    c.reason = Some("no longer in the stack".into());
+                    let shape = managed_shape(live, FIELD_MANAGER)
+                        .unwrap_or_else(|| strip_server_fields(live));
+                    c.before = Some(redact(&project(&shape, live)));
+                }
+                None => {
+                    c.reason = Some("no longer in the stack and already gone from the cluster; only the state entry is removed".into());
+                }
+            }
+        }
+        (Some(desired), true) => {
+            c.after = Some(redact(desired));
+            if !in_state {
+                c.action = Action::Create;
+                c.reason =
+                    Some("not in state (offline plan: the cluster was not consulted)".into());
+            } else if i.prior_hash != i.desired_hash {
+                c.action = Action::Update;
+                c.reason = Some("the stack changed since the last apply (offline plan: compared with state only)".into());
+            }
+        }
+        (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
+    }
+    c.data_loss = loses_data(&c);
+    if c.data_loss && c.action == Action::Delete && c.kind == "Namespace" {
+        let r = c.reason.take().unwrap_or_default();
+        c.reason = Some(format!(
+            "{r}; deleting the namespace deletes everything in it, including the Redis volume"
+        ));
+    }
+    c
+}
+
+fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in_state: bool) {
+    let Some(live) = &i.live else {
+        c.action = Action::Create;
+        c.after = Some(redact(match &i.dry_run {
+            DryRun::Ok(r) => r,
+            _ => desired,
+        }));
+        c.after = c
+            .after
+            .take()
+            .map(|a| project(desired, &a))
+            .map(|a| redact(&a));
+        if in_state {
+            c.reason = Some("recorded in state but missing from the cluster".into());
+            c.drift = Some("deleted outside raystack".into());
+        } else {
+            c.reason = Some("does not exist yet".into());
+        }
+        if c.kind == "Secret" {
+            c.reason = Some(format!(
+                "{}; the password is generated at apply time",
+                c.reason.as_deref().unwrap_or("")
+            ));
+        }
+        if let DryRun::Invalid(msg) = &i.dry_run {
+            c.reason = Some(format!(
+                "{}; the server rejected a dry-run: {msg}",
+                c.reason.as_deref().unwrap_or("")
+            ));
+        }
+        return;
+    };
+    let shape = match managed_shape(live, FIELD_MANAGER) {
+        Some(owned) => merge_shapes(desired, &owned),
+        None => desired.clone(),
+    };
+    let before = project(&shape, live);
+    c.before = Some(redact(&before));
+    if let Some(reason) = immutable_change(&i.kind, desired, live) {
+        c.action = Action::Replace;
+        c.reason = Some(reason);
+        c.after = Some(redact(&project(desired, desired)));
+        return;
+    }
+    let after = match &i.dry_run {
+        DryRun::Ok(r) => project(&shape, r),
+        DryRun::Invalid(msg) => {
+            c.action = Action::Replace;
+            c.reason = Some(format!("the server refuses to update it in place: {msg}"));
+            c.after = Some(redact(desired));
+            return;
+        }
+        DryRun::NotRun => project(&shape, desired),
+    };
+    c.after = Some(redact(&after));
+    if before != after {
+        c.action = Action::Update;
+        let drifted = in_state && i.prior_hash == i.desired_hash;
+        if drifted {
+            let others = other_managers(live);
+            let by = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (by {})", others.join(", "))
+            };
+            c.drift = Some(format!("changed outside raystack{by}"));
+            c.reason = Some(format!(
+                "live object changed outside raystack{by}; apply restores it"
+            ));
+        } else {
+            c.reason = Some(update_reason(&before, &after));
+        }
+    }
+}
+
+/// Names the top-level fields that differ, for a one-line reason.
+fn update_reason(before: &Value, after: &Value) -> String {
+    let mut paths = Vec::new();
+    diff_paths(before, after, String::new(), &mut paths, 0);
+    paths.truncate(4);
+    if paths.is_empty() {
+        "fields differ".into()
+    } else {
+        format!("{} changed", paths.join(", "))
+    }
+}
+
+fn diff_paths(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>, depth: usize) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) if depth < 3 => {
+            let keys: Vec<&String> = x
+                .keys()
+                .chain(y.keys().filter(|k| !x.contains_key(*k)))
+                .collect();
+            for k in keys {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                diff_paths(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    p,
+                    out,
+                    depth + 1,
+                );
+            }
+        }
+        _ => out.push(if prefix.is_empty() {
+            "object".into()
+        } else {
+            prefix
+        }),
+    }
+}
+
+fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
+    v.pointer(pointer)
+}
+
+/// Fields the API server refuses to change in place, per kind: a change means delete and recreate.
+const IMMUTABLE: &[(&str, &str, &str)] = &[
+    (
+        "PersistentVolumeClaim",
+        "/spec/storageClassName",
+        "storageClassName is immutable on a PVC",
+    ),
+    (
+        "PersistentVolumeClaim",
+        "/spec/accessModes",
+        "accessModes are immutable on a PVC",
+    ),
+    (
+        "PersistentVolumeClaim",
+        "/spec/volumeMode",
+        "volumeMode is immutable on a PVC",
+    ),
+    (
+        "StorageClass",
+        "/provisioner",
+        "provisioner is immutable on a StorageClass",
+    ),
+    (
+        "StorageClass",
+        "/parameters",
+        "parameters are immutable on a StorageClass",
+    ),
+    (
+        "StorageClass",
+        "/reclaimPolicy",
+        "reclaimPolicy is immutable on a StorageClass",
+    ),
+    (
+        "StorageClass",
+        "/volumeBindingMode",
+        "volumeBindingMode is immutable on a StorageClass",
+    ),
+    (
+        "StatefulSet",
+        "/spec/selector",
+        "selector is immutable on a StatefulSet",
+    ),
+    (
+        "StatefulSet",
+        "/spec/serviceName",
+        "serviceName is immutable on a StatefulSet",
+    ),
+    (
+        "StatefulSet",
+        "/spec/volumeClaimTemplates",
+        "volumeClaimTemplates are immutable on a StatefulSet",
+    ),
+    (
+        "Service",
+        "/spec/clusterIP",
+        "clusterIP is immutable on a Service",
+    ),
+    ("Secret", "/type", "type is immutable on a Secret"),
+];
+
+/// The reason `desired` cannot be applied over `live` in place, if any.
+pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<String> {
+    for (k, pointer, reason) in IMMUTABLE {
+        if *k != kind {
+            continue;
+        }
+        let Some(want) = at(desired, pointer) else {
+            continue;
+        };
+        let have = at(live, pointer).map(|h| project(want, h));
+        if have.as_ref() != Some(want) {
+            let shown = |v: Option<&Value>| v.map(compact).unwrap_or_else(|| "(unset)".into());
+            return Some(format!(
+                "{reason} ({} → {})",
+                shown(have.as_ref()),
+                shown(Some(want))
+            ));
+        }
+    }
+    if kind == "PersistentVolumeClaim" {
+        let want = at(desired, "/spec/resources/requests/storage").and_then(Value::as_str);
+        let have = at(live, "/spec/resources/requests/storage").and_then(Value::as_str);
+        if let (Some(w), Some(h)) = (want, have)
+            && let (Ok(wq), Ok(hq)) = (Quantity::parse(w), Quantity::parse(h))
+            && wq.millis() < hq.millis()
+        {
+            return Some(format!("a PVC cannot shrink ({h} → {w})"));
+        }
+    }
+    None
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a change recreates or removes the Redis volume.
+pub fn loses_data(c: &ResourceChange) -> bool {
+    let destructive = matches!(c.action, Action::Delete | Action::Replace);
+    destructive && matches!(c.kind.as_str(), "PersistentVolumeClaim" | "Namespace")
+}
+
+/// DESIGN §4 apply order of kinds; unknown kinds last.
+pub fn kind_rank(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "Namespace",
+        "StorageClass",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "StatefulSet",
+        "Service",
+        "NetworkPolicy",
+        "RayCluster",
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+/// Execution order: deletes first in reverse apply order (RayCluster first: KubeRay's Redis
+/// cleanup needs Redis), then creates, updates and replaces in apply order.
+pub fn execution_order(changes: &[ResourceChange]) -> Vec<usize> {
+    let mut deletes: Vec<usize> = (0..changes.len())
+        .filter(|&i| changes[i].action == Action::Delete)
+        .collect();
+    deletes.sort_by_key(|&i| std::cmp::Reverse(kind_rank(&changes[i].kind)));
+    let mut rest: Vec<usize> = (0..changes.len())
+        .filter(|&i| changes[i].action != Action::Delete)
+        .collect();
+    rest.sort_by_key(|&i| kind_rank(&changes[i].kind));
+    deletes.extend(rest);
+    deletes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inputs(
+        kind: &str,
+        desired: Option<Value>,
+        live: Option<Value>,
+        dry: DryRun,
+    ) -> ObjectInputs {
+        ObjectInputs {
+            address: format!("{kind}/ns/x"),
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("ns".into()),
+            name: "x".into(),
+            desired,
+            live,
+            dry_run: dry,
+            prior_hash: Some("h1".into()),
+            desired_hash: Some("h1".into()),
+            offline: false,
+        }
+    }
+
+    fn sts(replicas: u64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x", "namespace": "ns"},
+               "spec": {"replicas": replicas, "serviceName": "x", "template": {"spec": {"containers": [{"name": "redis", "image": "redis"}]}}}})
+    }
+
+    fn with_defaults(mut v: Value) -> Value {
+        v["metadata"]["uid"] = json!("u1");
+        v["metadata"]["resourceVersion"] = json!("7");
+        v["spec"]["podManagementPolicy"] = json!("OrderedReady");
+        v["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
+        v["status"] = json!({"readyReplicas": 1});
+        v
+    }
+
+    #[test]
+    fn server_defaults_never_show_as_a_diff() {
+        let live = with_defaults(sts(1));
+        let c = classify(inputs(
+            "StatefulSet",
+            Some(sts(1)),
+            Some(live.clone()),
+            DryRun::Ok(live),
+        ));
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!(c.reason, None);
+    }
+
+    #[test]
+    fn a_changed_field_is_an_update_with_a_reason() {
+        let live = with_defaults(sts(1));
+        let mut i = inputs(
+            "StatefulSet",
+            Some(sts(2)),
+            Some(live),
+            DryRun::Ok(with_defaults(sts(2))),
+        );
+        i.desired_hash = Some("h2".into());
+        let c = classify(i);
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.reason.as_deref(), Some("spec.replicas changed"));
+        assert!(c.drift.is_none());
+        assert_eq!(c.before.unwrap()["spec"]["replicas"], json!(1));
+    }
+
+    #[test]
+    fn an_unchanged_stack_with_a_different_live_object_is_drift() {
+        let mut live = with_defaults(sts(3));
+        live["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        let c = classify(inputs(
+            "StatefulSet",
+            Some(sts(1)),
+            Some(live),
+            DryRun::Ok(with_defaults(sts(1))),
+        ));
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(
+            c.drift.as_deref(),
+            Some("changed outside raystack (by kubectl-edit)")
+        );
+    }
+
+    fn pvc(class: &str, size: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x", "namespace": "ns"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class, "resources": {"requests": {"storage": size}}}})
+    }
+
+    #[test]
+    fn a_storage_class_change_replaces_the_pvc_and_loses_data() {
+        let c = classify(inputs(
+            "PersistentVolumeClaim",
+            Some(pvc("fast", "8Gi")),
+            Some(pvc("standard", "8Gi")),
+            DryRun::Invalid("field is immutable".into()),
+        ));
+        assert_eq!(c.action, Action::Replace);
+        assert!(c.data_loss);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("storageClassName is immutable on a PVC (standard → fast)")
+        );
+    }
+
+    #[test]
+    fn a_pvc_cannot_shrink() {
+        let c = classify(inputs(
+            "PersistentVolumeClaim",
+            Some(pvc("s", "4Gi")),
+            Some(pvc("s", "8Gi")),
+            DryRun::Invalid("x".into()),
+        ));
+        assert_eq!(c.action, Action::Replace);
+        assert_eq!(c.reason.as_deref(), Some("a PVC cannot shrink (8Gi → 4Gi)"));
+        assert!(c.data_loss);
+    }
+
+    #[test]
+    fn growing_a_pvc_is_an_update() {
+        let mut i = inputs(
+            "PersistentVolumeClaim",
+            Some(pvc("s", "16Gi")),
+            Some(pvc("s", "8Gi")),
+            DryRun::Ok(pvc("s", "16Gi")),
+        );
+        i.desired_hash = Some("h2".into());
+        let c = classify(i);
+        assert_eq!(c.action, Action::Update);
+        assert!(!c.data_loss);
+    }
+
+    #[test]
+    fn objects_left_out_of_the_stack_are_pruned() {
+        let c = classify(inputs(
+            "NetworkPolicy",
+            None,
+            Some(json!({"kind": "NetworkPolicy", "spec": {}})),
+            DryRun::NotRun,
+        ));
+        assert_eq!(c.action, Action::Delete);
+        assert_eq!(c.reason.as_deref(), Some("no longer in the stack"));
+        let c = classify(inputs(
+            "PersistentVolumeClaim",
+            None,
+            Some(pvc("s", "8Gi")),
+            DryRun::NotRun,
+        ));
+        assert!(c.data_loss);
+    }
+
+    #[test]
+    fn offline_plans_compare_hashes() {
+        let mut i = inputs(
+            "ConfigMap",
+            Some(json!({"kind": "ConfigMap"})),
+            None,
+            DryRun::NotRun,
+        );
+        i.offline = true;
+        assert_eq!(classify(i.clone()).action, Action::NoOp);
+        i.desired_hash = Some("h2".into());
+        assert_eq!(classify(i.clone()).action, Action::Update);
+        i.prior_hash = None;
+        assert_eq!(classify(i).action, Action::Create);
+    }
+
+    #[test]
+    fn deletes_run_first_ray_cluster_first() {
+        let mk = |kind: &str, action| ResourceChange {
+            address: kind.into(),
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: None,
+            name: "x".into(),
+            action,
+            reason: None,
+            data_loss: false,
+            drift: None,
+            before: None,
+            after: None,
+            manifest: None,
+        };
+        let changes = vec![
+            mk("Namespace", Action::Create),
+            mk("StatefulSet", Action::Delete),
+            mk("RayCluster", Action::Delete),
+            mk("Secret", Action::Update),
+        ];
+        assert_eq!(execution_order(&changes), vec![2, 1, 0, 3]);
+    }
+
+    #[test]
+    fn secret_values_never_appear() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {"password": "c2VjcmV0"}});
+        let c = classify(inputs("Secret", None, Some(live), DryRun::NotRun));
+        assert_eq!(c.before.unwrap()["data"]["password"], json!("(sensitive)"));
+    }
+}

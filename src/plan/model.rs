@@ -1,0 +1,246 @@
+//! The plan: the versioned JSON document of DESIGN §6, and the plan file (the same document
+//! plus what `apply PLANFILE` needs to apply exactly that plan and to refuse it when stale).
+//! Data only; every human rendering is produced from this type by `crate::output`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::preflight::{Finding, Severity};
+
+/// The plan format version; bump when a key changes meaning.
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    /// The plan symbol of DESIGN §6.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::NoOp => "no-op",
+        }
+    }
+}
+
+/// One object's planned change. `before` and `after` are restricted to the fields raystack
+/// manages, with secret values replaced by `(sensitive)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub address: String,
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub action: Action,
+    /// Why this action (absent for no-op).
+    pub reason: Option<String>,
+    pub data_loss: bool,
+    /// Set when the live object changed outside raystack: what was seen.
+    pub drift: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// The manifest apply sends (desired objects only; the Secret never carries values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    pub fn total(&self) -> usize {
+        self.add + self.change + self.replace + self.destroy
+    }
+}
+
+/// What a plan is bound to: applying it is refused when any of this changed since.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The stack file the plan was made from.
+    pub stack_file: String,
+    /// The local state file.
+    pub state_path: String,
+    /// The state's lineage and serial when planned (`None`: no state yet).
+    pub lineage: Option<String>,
+    pub serial: Option<u64>,
+    /// UID of the `kube-system` namespace (`None`: planned offline).
+    pub cluster_identity: Option<String>,
+    /// The kubeconfig context and file used (`None`: defaults).
+    pub context: Option<String>,
+    pub kubeconfig: Option<String>,
+}
+
+/// The whole plan (DESIGN §6), which is also the plan file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub stack: String,
+    pub namespace: String,
+    /// Planned without a cluster, against state alone.
+    pub offline: bool,
+    /// `destroy` plans delete everything tracked.
+    #[serde(default)]
+    pub destroy: bool,
+    /// The durability summary (`render::summarize`), shown first.
+    pub durability: Value,
+    pub preflight: Vec<Finding>,
+    pub resource_changes: Vec<ResourceChange>,
+    pub summary: Summary,
+    /// Any change deletes, replaces or shrinks the Redis volume.
+    pub data_loss: bool,
+    /// Any object changed outside raystack.
+    pub drift: bool,
+    /// Problems that make the plan impossible to apply (besides preflight errors).
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Objects raystack keeps although the plan would otherwise delete them (destroy without
+    /// `--allow-data-loss`), with the reason.
+    #[serde(default)]
+    pub kept: Vec<String>,
+    pub binding: Binding,
+}
+
+impl Plan {
+    /// Fills `summary`, `data_loss` and `drift` from the changes.
+    pub fn finish(mut self) -> Self {
+        let mut s = Summary::default();
+        for c in &self.resource_changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        self.summary = s;
+        self.data_loss = self.resource_changes.iter().any(|c| c.data_loss);
+        self.drift = self.resource_changes.iter().any(|c| c.drift.is_some());
+        self
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.summary.total() > 0
+    }
+
+    /// Preflight errors and plan errors: the reasons this plan cannot be applied.
+    pub fn blocking_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .preflight
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| format!("preflight {}/{}: {}", f.provider, f.check, f.message))
+            .collect();
+        out.extend(self.errors.iter().cloned());
+        out
+    }
+
+    /// The plan without the manifests apply needs: what JSON output shows.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A plan file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("failed to read plan file `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a raystack plan file: {message}")]
+    Parse { path: String, message: String },
+    #[error(
+        "plan file `{path}` has format_version {found}; this raystack reads format_version {FORMAT_VERSION}"
+    )]
+    Version { path: String, found: String },
+    #[error("failed to write plan file `{path}`")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads a plan file written by [`write_plan_file`].
+pub fn read_plan_file(path: &std::path::Path) -> Result<Plan, PlanFileError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| PlanFileError::Parse {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    let found = value
+        .get("format_version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if found != FORMAT_VERSION {
+        return Err(PlanFileError::Version { path: p, found });
+    }
+    serde_json::from_value(value).map_err(|e| PlanFileError::Parse {
+        path: p,
+        message: e.to_string(),
+    })
+}
+
+/// Writes a plan file (mode 0600: it describes the cluster even though it holds no secret).
+pub fn write_plan_file(path: &std::path::Path, plan: &Plan) -> Result<(), PlanFileError> {
+    let p = path.display().to_string();
+    let mut text = serde_json::to_string_pretty(plan).expect("plans serialize");
+    text.push('\n');
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|source| PlanFileError::Write { path: p, source })
+}
+
+/// Looks like a plan file rather than a stack file (apply accepts either).
+pub fn looks_like_plan_file(path: &std::path::Path) -> bool {
+    if path.extension().is_some_and(|e| e == "toml") {
+        return false;
+    }
+    std::fs::read(path)
+        .map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
+        .unwrap_or(false)
+}

@@ -1,0 +1,301 @@
+//! Projection of Kubernetes objects onto "the fields raystack manages", and redaction of secret
+//! values. Pure functions on JSON; this is what keeps server-defaulted fields out of diffs.
+//!
+//! A *shape* is a JSON value read as a field set: an object selects its keys, an array selects
+//! list elements (matched by merge key such as `name`, else by position), and any scalar means
+//! "the whole value". The desired manifest is a shape; so is a `managedFields` entry once
+//! converted with [`shape_from_fields_v1`], which lets removed fields show up in diffs too.
+
+use serde_json::{Map, Value};
+
+/// Field names that identify an element of a Kubernetes associative list, in preference order.
+const MERGE_KEYS: &[&str] = &[
+    "name",
+    "groupName",
+    "mountPath",
+    "containerPort",
+    "port",
+    "devicePath",
+    "type",
+    "key",
+    "ip",
+    "topologyKey",
+];
+
+/// The text that replaces every secret value in plans, state and output.
+pub const SENSITIVE: &str = "(sensitive)";
+
+fn merge_key(elem: &Value) -> Option<(&'static str, &Value)> {
+    let obj = elem.as_object()?;
+    MERGE_KEYS.iter().find_map(|k| obj.get(*k).map(|v| (*k, v)))
+}
+
+/// Finds the shape element matching `elem` (same merge key, else same position).
+fn matching<'a>(shape: &'a [Value], elem: &Value, index: usize) -> Option<&'a Value> {
+    if let Some((key, value)) = merge_key(elem) {
+        if let Some(found) = shape.iter().find(|s| s.get(key) == Some(value)) {
+            return Some(found);
+        }
+        // Keyed lists: an unmatched key is an element raystack does not manage (or removes).
+        if shape.iter().any(|s| merge_key(s).is_some()) {
+            return None;
+        }
+    }
+    shape
+        .get(index)
+        .filter(|s| s.is_object() == elem.is_object())
+}
+
+/// Keeps only the parts of `obj` that `shape` selects. List elements of `obj` that the shape
+/// does not describe are kept whole, so an element that exists on one side only shows in a diff.
+pub fn project(shape: &Value, obj: &Value) -> Value {
+    match (shape, obj) {
+        (Value::Object(s), Value::Object(o)) => {
+            let mut out = Map::new();
+            for (k, sv) in s {
+                if let Some(ov) = o.get(k) {
+                    out.insert(k.clone(), project(sv, ov));
+                }
+            }
+            Value::Object(out)
+        }
+        (Value::Array(s), Value::Array(o)) => {
+            if s.iter().all(|e| !e.is_object()) && !s.is_empty() {
+                return obj.clone();
+            }
+            Value::Array(
+                o.iter()
+                    .enumerate()
+                    .map(|(i, e)| match matching(s, e, i) {
+                        Some(se) => project(se, e),
+                        None => e.clone(),
+                    })
+                    .collect(),
+            )
+        }
+        _ => obj.clone(),
+    }
+}
+
+/// Unites two shapes: every field either selects.
+pub fn merge_shapes(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = x.clone();
+            for (k, v) in y {
+                let merged = match out.get(k) {
+                    Some(existing) => merge_shapes(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let mut out = x.clone();
+            for (i, e) in y.iter().enumerate() {
+                let pos = match merge_key(e) {
+                    Some((key, value)) => out.iter().position(|s| s.get(key) == Some(value)),
+                    None => (i < out.len() && out[i].is_object() == e.is_object()).then_some(i),
+                };
+                match pos {
+                    Some(p) => out[p] = merge_shapes(&out[p], e),
+                    None => out.push(e.clone()),
+                }
+            }
+            Value::Array(out)
+        }
+        // A structured shape is more precise than "the whole value".
+        (Value::Object(_) | Value::Array(_), _) => a.clone(),
+        (_, Value::Object(_) | Value::Array(_)) => b.clone(),
+        _ => a.clone(),
+    }
+}
+
+/// Converts a server-side-apply `fieldsV1` set into a shape.
+pub fn shape_from_fields_v1(fields: &Value) -> Value {
+    let Some(map) = fields.as_object() else {
+        return Value::Null;
+    };
+    let children: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| k.as_str() != ".").collect();
+    if children.is_empty() {
+        return Value::Null;
+    }
+    if children
+        .iter()
+        .any(|(k, _)| k.starts_with("k:") || k.starts_with("v:") || k.starts_with("i:"))
+    {
+        let mut elems = Vec::new();
+        for (k, sub) in &children {
+            if let Some(json) = k.strip_prefix("k:") {
+                let mut elem = serde_json::from_str::<Value>(json).unwrap_or(Value::Null);
+                if let (Value::Object(e), Value::Object(s)) = (&mut elem, shape_from_fields_v1(sub))
+                {
+                    for (sk, sv) in s {
+                        e.entry(sk).or_insert(sv);
+                    }
+                }
+                elems.push(elem);
+            } else if let Some(json) = k.strip_prefix("v:") {
+                elems.push(serde_json::from_str::<Value>(json).unwrap_or(Value::Null));
+            }
+        }
+        return Value::Array(elems);
+    }
+    let mut out = Map::new();
+    for (k, sub) in children {
+        if let Some(name) = k.strip_prefix("f:") {
+            out.insert(name.to_string(), shape_from_fields_v1(sub));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The shape of what `manager` owns in `obj` per its `metadata.managedFields` (status
+/// subresource entries excluded), or `None` when the object records nothing for it.
+pub fn managed_shape(obj: &Value, manager: &str) -> Option<Value> {
+    let entries = obj.pointer("/metadata/managedFields")?.as_array()?;
+    let mut shape: Option<Value> = None;
+    for e in entries {
+        if e.get("manager").and_then(Value::as_str) != Some(manager) {
+            continue;
+        }
+        if e.get("subresource")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            continue;
+        }
+        if let Some(f) = e.get("fieldsV1") {
+            let s = shape_from_fields_v1(f);
+            shape = Some(match shape {
+                Some(prev) => merge_shapes(&prev, &s),
+                None => s,
+            });
+        }
+    }
+    shape
+}
+
+/// Managers other than raystack's own that wrote non-status fields of `obj`, sorted.
+pub fn other_managers(obj: &Value) -> Vec<String> {
+    let mut out: Vec<String> = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            !e.get("subresource")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .filter_map(|e| e.get("manager").and_then(Value::as_str))
+        .filter(|m| !m.starts_with("raystack"))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Replaces every value under a Secret's `data` and `stringData` with [`SENSITIVE`].
+pub fn redact(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if out.get("kind").and_then(Value::as_str) == Some("Secret") {
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(m)) = out.get_mut(field) {
+                for v in m.values_mut() {
+                    *v = Value::String(SENSITIVE.into());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Drops the fields that describe a server's copy rather than the desired object.
+pub fn strip_server_fields(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if let Some(Value::Object(meta)) = out.get_mut("metadata") {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            meta.remove(k);
+        }
+    }
+    if let Value::Object(m) = &mut out {
+        m.remove("status");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_defaults_are_projected_away() {
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "redis", "image": "redis:7"}]}}}});
+        let live = json!({"metadata": {"uid": "u"}, "spec": {"replicas": 1, "template": {"spec": {
+            "dnsPolicy": "ClusterFirst",
+            "containers": [{"name": "redis", "image": "redis:7", "imagePullPolicy": "IfNotPresent"}]}}}});
+        assert_eq!(
+            project(&desired, &live),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "redis", "image": "redis:7"}]}}}})
+        );
+    }
+
+    #[test]
+    fn list_elements_missing_from_the_shape_are_kept_whole() {
+        let desired = json!({"groups": [{"groupName": "cpu", "replicas": 1}]});
+        let live = json!({"groups": [{"groupName": "cpu", "replicas": 1, "x": 1}, {"groupName": "gpu", "replicas": 2}]});
+        assert_eq!(
+            project(&desired, &live),
+            json!({"groups": [{"groupName": "cpu", "replicas": 1}, {"groupName": "gpu", "replicas": 2}]})
+        );
+    }
+
+    #[test]
+    fn fields_v1_becomes_a_shape() {
+        let f = json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:containers": {
+            "k:{\"name\":\"redis\"}": {".": {}, "f:image": {}, "f:name": {}}}}});
+        let shape = shape_from_fields_v1(&f);
+        assert_eq!(
+            shape,
+            json!({"metadata": {"labels": {"a": null}}, "spec": {"containers": [{"name": "redis", "image": null}]}})
+        );
+        let live = json!({"spec": {"containers": [{"name": "redis", "image": "r", "tty": false}]}, "metadata": {"labels": {"a": "1", "b": "2"}}});
+        assert_eq!(
+            project(&shape, &live),
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "redis", "image": "r"}]}})
+        );
+    }
+
+    #[test]
+    fn merged_shapes_select_removed_fields() {
+        let desired = json!({"spec": {"limits": {"cpu": "1"}}});
+        let owned = json!({"spec": {"limits": {"cpu": null, "nvidia.com/gpu": null}}});
+        let shape = merge_shapes(&desired, &owned);
+        let live =
+            json!({"spec": {"limits": {"cpu": "1", "nvidia.com/gpu": "1", "memory": "2Gi"}}});
+        assert_eq!(
+            project(&shape, &live),
+            json!({"spec": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}})
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = json!({"kind": "Secret", "data": {"password": "c2VjcmV0"}});
+        assert_eq!(
+            redact(&s),
+            json!({"kind": "Secret", "data": {"password": "(sensitive)"}})
+        );
+    }
+}
