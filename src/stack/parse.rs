@@ -60,7 +60,12 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
         for err in syntax_errors {
             let span = err.span().unwrap_or(0..0);
             let message = err.message().trim().to_string();
-            cx.push(span, "", format!("invalid TOML: {message}"), None);
+            cx.push(
+                span,
+                "",
+                format!("invalid TOML: {message}"),
+                Some("fix the TOML syntax first; the stack was not checked further".into()),
+            );
         }
         return Err(cx.finish());
     }
