@@ -1,0 +1,341 @@
+//! The HTTP front end: accepts connections, applies the configured latency, parses Kubernetes REST paths and
+//! query parameters, dispatches to the verbs and renders JSON responses (Status bodies for errors).
+
+use crate::discovery;
+use crate::error::ApiError;
+use crate::ops::{self, Params, Target, Write};
+use crate::readiness;
+use crate::store::State;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Server {
+    pub state: Mutex<State>,
+    pub latency: Duration,
+    pub addr: String,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_response(code: u16, body: &Value, warnings: &[String]) -> Resp {
+    let mut b = Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-cache, private");
+    for w in warnings {
+        b = b.header(
+            "Warning",
+            format!("299 - {}", serde_json::to_string(w).unwrap_or_default()),
+        );
+    }
+    b.body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error_response(e: &ApiError) -> Resp {
+    json_response(e.code, &e.to_status(), &[])
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode(k), decode(v));
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a request body as JSON, or as YAML for apply patches.
+fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Ok(v),
+        Err(e) if !yaml_ok => Err(ApiError::bad_request(format!(
+            "error decoding request body: {e}"
+        ))),
+        Err(_) => serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+    }
+}
+
+pub async fn handle(
+    server: Arc<Server>,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
+    if !server.latency.is_zero() {
+        tokio::time::sleep(server.latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Ok(error_response(&ApiError::bad_request(format!(
+                "reading body: {e}"
+            ))));
+        }
+    };
+    let ua = parts
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_string();
+    let ct = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let path = parts.uri.path().to_string();
+    let query = parse_query(parts.uri.query());
+    let mut st = match server.state.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    readiness::tick(&mut st);
+    let resp = route(
+        &mut st,
+        &server.addr,
+        &parts.method,
+        &path,
+        &query,
+        &ct,
+        &ua,
+        &body,
+    );
+    readiness::tick(&mut st);
+    Ok(match resp {
+        Ok((code, v, warnings)) => json_response(code, &v, &warnings),
+        Err(e) => error_response(&e),
+    })
+}
+
+type Routed = Result<(u16, Value, Vec<String>), ApiError>;
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    st: &mut State,
+    addr: &str,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    ct: &str,
+    ua: &str,
+    body: &[u8],
+) -> Routed {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let ok = |v: Value| Ok((200, v, Vec::new()));
+    match segs.as_slice() {
+        ["version"] => return ok(discovery::version()),
+        ["healthz"] | ["readyz"] | ["livez"] => {
+            return ok(Value::String("ok".into()));
+        }
+        ["api"] => return ok(discovery::core_versions(addr)),
+        ["apis"] => return ok(discovery::group_list(st)),
+        ["api", "v1"] => {
+            return discovery::resource_list(st, "", "v1")
+                .map(ok)
+                .unwrap_or(Err(ApiError::no_resource()));
+        }
+        ["apis", g] => {
+            return discovery::group(st, g)
+                .map(ok)
+                .unwrap_or(Err(ApiError::no_resource()));
+        }
+        ["apis", g, v] => {
+            return discovery::resource_list(st, g, v)
+                .map(ok)
+                .unwrap_or(Err(ApiError::no_resource()));
+        }
+        _ => {}
+    }
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", v, rest),
+        ["apis", g, v, rest @ ..] => (g, v, rest),
+        _ => return Err(ApiError::no_resource()),
+    };
+    if !st.group_served(group, version) {
+        return Err(ApiError::no_resource());
+    }
+    // Work out namespace / resource / name / subresource.
+    let (ns, plural, name, sub): (Option<&str>, &str, Option<&str>, Option<&str>) = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if *plural != "status"
+                && *plural != "finalize"
+                && st
+                    .find_type(group, version, plural)
+                    .is_some_and(|t| t.namespaced) =>
+        {
+            match tail {
+                [] => (Some(ns), plural, None, None),
+                [n] => (Some(ns), plural, Some(n), None),
+                [n, s] => (Some(ns), plural, Some(n), Some(s)),
+                _ => return Err(ApiError::no_resource()),
+            }
+        }
+        [plural] => (None, plural, None, None),
+        [plural, n] => (None, plural, Some(n), None),
+        [plural, n, s] => (None, plural, Some(n), Some(s)),
+        _ => return Err(ApiError::no_resource()),
+    };
+    let rt = st
+        .find_type(group, version, plural)
+        .ok_or_else(ApiError::no_resource)?;
+    if !rt.namespaced && ns.is_some() {
+        return Err(ApiError::no_resource());
+    }
+    if rt.namespaced && ns.is_none() && name.is_some() {
+        return Err(ApiError::no_resource());
+    }
+    let t = Target {
+        rt,
+        version: version.to_string(),
+        namespace: ns.map(String::from),
+        name: name.map(String::from),
+        sub: sub.map(String::from),
+    };
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    let force = match query.get("force").map(String::as_str) {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid force value {other:?}"
+            )));
+        }
+    };
+    let default_manager = ua.split('/').next().unwrap_or("unknown").to_string();
+    let params = Params {
+        dry_run,
+        field_manager: query.get("fieldManager").cloned(),
+        default_manager: if default_manager.is_empty() {
+            "unknown".into()
+        } else {
+            default_manager
+        },
+        force,
+        field_validation: query
+            .get("fieldValidation")
+            .cloned()
+            .unwrap_or_else(|| "Warn".into()),
+    };
+    if let Some(m) = &params.field_manager
+        && m.len() > 128
+    {
+        return Err(ApiError::bad_request(
+            "fieldManager: Too long: may not be more than 128 bytes",
+        ));
+    }
+    let ls = query.get("labelSelector").map(String::as_str);
+    let fs = query.get("fieldSelector").map(String::as_str);
+    let out = |o: ops::Outcome| Ok((o.code, o.body, o.warnings));
+    match *method {
+        Method::GET => {
+            if t.name.is_some() {
+                ok(ops::get_one(st, &t)?)
+            } else if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                Err(ApiError::bad_request(
+                    "watch is not supported by this fake apiserver",
+                ))
+            } else {
+                ok(ops::list(st, &t, ls, fs)?)
+            }
+        }
+        Method::POST => {
+            let b = parse_body(body, false)?;
+            out(ops::write(st, &t, Write::Create(b), &params)?)
+        }
+        Method::PUT => {
+            let b = parse_body(body, false)?;
+            out(ops::write(st, &t, Write::Replace(b), &params)?)
+        }
+        Method::PATCH => {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            let w = match media {
+                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                    Write::Apply(parse_body(body, true)?)
+                }
+                "application/merge-patch+json" => Write::Merge(parse_body(body, false)?),
+                "application/strategic-merge-patch+json" => {
+                    Write::StrategicMerge(parse_body(body, false)?)
+                }
+                "application/json-patch+json" => Write::JsonPatch(parse_body(body, false)?),
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            out(ops::write(st, &t, w, &params)?)
+        }
+        Method::DELETE => {
+            let opts = if body.is_empty() {
+                None
+            } else {
+                Some(parse_body(body, false)?)
+            };
+            if let Some(o) = &opts
+                && o.get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x == "All"))
+            {
+                let p2 = Params {
+                    dry_run: true,
+                    ..params.clone()
+                };
+                return if t.name.is_some() {
+                    out(ops::delete(st, &t, &p2, opts.as_ref())?)
+                } else {
+                    ok(ops::delete_collection(st, &t, &p2, ls, fs)?)
+                };
+            }
+            if t.name.is_some() {
+                out(ops::delete(st, &t, &params, opts.as_ref())?)
+            } else {
+                ok(ops::delete_collection(st, &t, &params, ls, fs)?)
+            }
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

@@ -1,0 +1,487 @@
+//! Simulated controllers, run lazily before each request: PVC binding (Immediate, or WaitForFirstConsumer once a
+//! pod mounts the claim), the StatefulSet controller (pods, claims from templates, status) and the KubeRay
+//! operator (head pod, head Service, RayCluster status), each after the configured readiness delay.
+
+use crate::ops::{controller_create, controller_write, remove_cascading};
+use crate::registry::ResourceType;
+use crate::store::{Key, State, key};
+use crate::util::{get, get_str, now_rfc3339, rand_suffix};
+use serde_json::{Map, Value, json};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+pub fn has_controller(rt: &ResourceType) -> bool {
+    rt.is("apps", "StatefulSet") || rt.is("ray.io", "RayCluster")
+}
+
+pub fn tick(st: &mut State) {
+    let now = Instant::now();
+    let due: Vec<Key> = st
+        .objects
+        .iter()
+        .filter(|(_, s)| s.ready_due.is_some_and(|d| d <= now))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in due {
+        let Some(s) = st.objects.get_mut(&k) else {
+            continue;
+        };
+        s.ready_due = None;
+        if s.status_pinned {
+            continue;
+        }
+        match (k.0.as_str(), k.1.as_str()) {
+            ("apps", "statefulsets") => statefulset(st, &k),
+            ("ray.io", "rayclusters") => raycluster(st, &k),
+            _ => {}
+        }
+    }
+    bind_pvcs(st);
+}
+
+fn hash_hex(v: &Value) -> String {
+    let mut h = DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    format!("{:x}", h.finish())[..10.min(format!("{:x}", h.finish()).len())].to_string()
+}
+
+fn owner_ref(obj: &Value) -> Value {
+    json!({
+        "apiVersion": obj.get("apiVersion").cloned().unwrap_or(json!("v1")),
+        "kind": obj.get("kind").cloned().unwrap_or(json!("")),
+        "name": get_str(obj, &["metadata", "name"]).unwrap_or(""),
+        "uid": get_str(obj, &["metadata", "uid"]).unwrap_or(""),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn running_status(st: &mut State, pod: &Value) -> Value {
+    let now = now_rfc3339();
+    let ip = st.alloc_pod_ip();
+    let statuses: Vec<Value> = get(pod, &["spec", "containers"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({
+                "name": c.get("name").cloned().unwrap_or(json!("")),
+                "image": c.get("image").cloned().unwrap_or(json!("")),
+                "imageID": "",
+                "ready": true,
+                "started": true,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+            })
+        })
+        .collect();
+    let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+    json!({
+        "phase": "Running",
+        "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+        "hostIP": "172.18.0.2",
+        "hostIPs": [{"ip": "172.18.0.2"}],
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "startTime": now,
+        "containerStatuses": statuses,
+        "qosClass": "BestEffort",
+    })
+}
+
+/// Creates a pod (spec from a template) and marks it Running and Ready; returns (name, podIP).
+fn start_pod(
+    st: &mut State,
+    ns: &str,
+    name: &str,
+    meta: Map<String, Value>,
+    spec: Value,
+) -> Option<(String, String)> {
+    let mut m = meta;
+    m.insert("name".into(), json!(name));
+    let mut spec = spec;
+    if let Some(s) = spec.as_object_mut() {
+        s.entry("nodeName").or_insert(json!("fake-node"));
+    }
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": spec});
+    let created = controller_create(st, "", "v1", "pods", ns, pod, "kube-controller-manager")?;
+    let status = running_status(st, &created);
+    let ip = status["podIP"].as_str().unwrap_or("").to_string();
+    controller_write(st, &key("", "pods", ns, name), "kubelet", true, |o| {
+        o["status"] = status;
+    });
+    Some((name.to_string(), ip))
+}
+
+fn statefulset(st: &mut State, k: &Key) {
+    let Some(sts) = st.objects.get(k).map(|s| s.obj.clone()) else {
+        return;
+    };
+    let ns = k.2.clone();
+    let name = k.3.clone();
+    let uid = get_str(&sts, &["metadata", "uid"])
+        .unwrap_or("")
+        .to_string();
+    let replicas = get(&sts, &["spec", "replicas"])
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0);
+    let generation = get(&sts, &["metadata", "generation"])
+        .cloned()
+        .unwrap_or(json!(1));
+    let template = get(&sts, &["spec", "template"])
+        .cloned()
+        .unwrap_or(json!({}));
+    let revision = format!("{name}-{}", hash_hex(&template));
+    let service_name = get_str(&sts, &["spec", "serviceName"]).map(String::from);
+    let vcts = get(&sts, &["spec", "volumeClaimTemplates"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+
+    // Remove pods beyond the replica count or from an older revision.
+    let pods: Vec<(Key, Value)> = st
+        .list("", "pods", &ns)
+        .into_iter()
+        .filter(|(_, p)| {
+            get(p, &["metadata", "ownerReferences"])
+                .and_then(Value::as_array)
+                .is_some_and(|r| {
+                    r.iter()
+                        .any(|o| o.get("uid").and_then(Value::as_str) == Some(&uid))
+                })
+        })
+        .map(|(k2, v)| (k2, v.clone()))
+        .collect();
+    for (pk, p) in pods {
+        let idx =
+            pk.3.rsplit('-')
+                .next()
+                .and_then(|i| i.parse::<i64>().ok())
+                .unwrap_or(i64::MAX);
+        let rev = get_str(&p, &["metadata", "labels", "controller-revision-hash"]);
+        if idx >= replicas || rev != Some(revision.as_str()) {
+            remove_cascading(st, &pk);
+        }
+    }
+    for i in 0..replicas {
+        let pod_name = format!("{name}-{i}");
+        if st.get("", "pods", &ns, &pod_name).is_some() {
+            continue;
+        }
+        // Claims from volumeClaimTemplates, kept after the pod (retention policy Retain).
+        let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+        for t in &vcts {
+            let Some(tname) = get_str(t, &["metadata", "name"]) else {
+                continue;
+            };
+            let claim = format!("{tname}-{name}-{i}");
+            if st.get("", "persistentvolumeclaims", &ns, &claim).is_none() {
+                let mut meta = t.get("metadata").cloned().unwrap_or(json!({}));
+                meta["name"] = json!(claim);
+                let mut labels = get(&template, &["metadata", "labels"])
+                    .cloned()
+                    .unwrap_or(json!({}));
+                if let Some(extra) = meta.get("labels").and_then(Value::as_object) {
+                    for (lk, lv) in extra {
+                        labels[lk] = lv.clone();
+                    }
+                }
+                meta["labels"] = labels;
+                let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": t.get("spec").cloned().unwrap_or(json!({}))});
+                controller_create(
+                    st,
+                    "",
+                    "v1",
+                    "persistentvolumeclaims",
+                    &ns,
+                    pvc,
+                    "kube-controller-manager",
+                );
+            }
+            if let Some(vols) = crate::util::obj_at(&mut spec, &[])
+                .entry("volumes")
+                .or_insert(json!([]))
+                .as_array_mut()
+            {
+                vols.push(json!({"name": tname, "persistentVolumeClaim": {"claimName": claim}}));
+            }
+        }
+        if let Some(s) = spec.as_object_mut() {
+            s.insert("hostname".into(), json!(pod_name));
+            if let Some(svc) = &service_name {
+                s.insert("subdomain".into(), json!(svc));
+            }
+        }
+        let mut meta = Map::new();
+        meta.insert("generateName".into(), json!(format!("{name}-")));
+        let mut labels = get(&template, &["metadata", "labels"])
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        labels.insert("apps.kubernetes.io/pod-index".into(), json!(i.to_string()));
+        labels.insert("controller-revision-hash".into(), json!(revision));
+        labels.insert("statefulset.kubernetes.io/pod-name".into(), json!(pod_name));
+        meta.insert("labels".into(), Value::Object(labels));
+        if let Some(a) = get(&template, &["metadata", "annotations"]) {
+            meta.insert("annotations".into(), a.clone());
+        }
+        meta.insert("ownerReferences".into(), json!([owner_ref(&sts)]));
+        start_pod(st, &ns, &pod_name, meta, spec);
+    }
+    let mut status = Map::new();
+    status.insert("observedGeneration".into(), generation);
+    status.insert("replicas".into(), json!(replicas));
+    if replicas > 0 {
+        status.insert("readyReplicas".into(), json!(replicas));
+        status.insert("currentReplicas".into(), json!(replicas));
+        status.insert("updatedReplicas".into(), json!(replicas));
+    }
+    status.insert("availableReplicas".into(), json!(replicas));
+    status.insert("currentRevision".into(), json!(revision));
+    status.insert("updateRevision".into(), json!(revision));
+    status.insert("collisionCount".into(), json!(0));
+    controller_write(st, k, "kube-controller-manager", true, |o| {
+        o["status"] = Value::Object(status);
+    });
+}
+
+fn raycluster(st: &mut State, k: &Key) {
+    let Some(rc) = st.objects.get(k).map(|s| s.obj.clone()) else {
+        return;
+    };
+    let ns = k.2.clone();
+    let name = k.3.clone();
+    let uid = get_str(&rc, &["metadata", "uid"]).unwrap_or("").to_string();
+    let generation = get(&rc, &["metadata", "generation"])
+        .cloned()
+        .unwrap_or(json!(1));
+    let now = now_rfc3339();
+    let head_template = get(&rc, &["spec", "headGroupSpec", "template"])
+        .cloned()
+        .unwrap_or(json!({}));
+
+    // Head pod: reuse the existing one for this cluster, else start one.
+    let existing = st
+        .list("", "pods", &ns)
+        .into_iter()
+        .find(|(_, p)| {
+            get_str(p, &["metadata", "labels", "ray.io/cluster"]) == Some(name.as_str())
+                && get_str(p, &["metadata", "labels", "ray.io/node-type"]) == Some("head")
+        })
+        .map(|(pk, p)| {
+            (
+                pk.3.clone(),
+                get_str(p, &["status", "podIP"]).unwrap_or("").to_string(),
+            )
+        });
+    let (pod_name, pod_ip) = match existing {
+        Some(x) => x,
+        None => {
+            let pod_name = format!("{name}-head-{}", rand_suffix(5));
+            let mut labels = get(&head_template, &["metadata", "labels"])
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            labels.insert("ray.io/cluster".into(), json!(name));
+            labels.insert("ray.io/node-type".into(), json!("head"));
+            labels.insert("ray.io/group".into(), json!("headgroup"));
+            labels.insert("ray.io/is-ray-node".into(), json!("yes"));
+            labels.insert(
+                "app.kubernetes.io/created-by".into(),
+                json!("kuberay-operator"),
+            );
+            labels.insert("app.kubernetes.io/name".into(), json!("kuberay"));
+            let mut meta = Map::new();
+            meta.insert("labels".into(), Value::Object(labels));
+            if let Some(a) = get(&head_template, &["metadata", "annotations"]) {
+                meta.insert("annotations".into(), a.clone());
+            }
+            meta.insert("ownerReferences".into(), json!([owner_ref(&rc)]));
+            let spec = head_template.get("spec").cloned().unwrap_or(json!({}));
+            match start_pod(st, &ns, &pod_name, meta, spec) {
+                Some(x) => x,
+                None => (pod_name, String::new()),
+            }
+        }
+    };
+
+    // Head Service.
+    let svc_name = format!("{name}-head-svc");
+    let ports: Vec<Value> = get(&head_template, &["spec", "containers"])
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .and_then(|c| c.get("ports"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = p.get("containerPort")?.clone();
+            let mut m = Map::new();
+            if let Some(n) = p.get("name") {
+                m.insert("name".into(), n.clone());
+            }
+            m.insert("port".into(), port.clone());
+            m.insert("targetPort".into(), port);
+            m.insert(
+                "protocol".into(),
+                p.get("protocol").cloned().unwrap_or(json!("TCP")),
+            );
+            Some(Value::Object(m))
+        })
+        .collect();
+    if st.get("", "services", &ns, &svc_name).is_none() {
+        let ports = if ports.is_empty() {
+            vec![json!({"name": "gcs-server", "port": 6379})]
+        } else {
+            ports.clone()
+        };
+        let svc = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": svc_name, "labels": {"ray.io/cluster": name, "ray.io/node-type": "head", "app.kubernetes.io/created-by": "kuberay-operator"}, "ownerReferences": [owner_ref(&rc)]},
+            "spec": {"selector": {"ray.io/cluster": name, "ray.io/node-type": "head"}, "ports": ports},
+        });
+        controller_create(st, "", "v1", "services", &ns, svc, "kuberay-operator");
+    }
+    let service_ip = st
+        .get("", "services", &ns, &svc_name)
+        .and_then(|s| get_str(s, &["spec", "clusterIP"]))
+        .unwrap_or("")
+        .to_string();
+
+    let mut desired = 0i64;
+    let mut min = 0i64;
+    let mut max = 0i64;
+    for g in get(&rc, &["spec", "workerGroupSpecs"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let hosts = g
+            .get("numOfHosts")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+            .max(1);
+        let gmin = g.get("minReplicas").and_then(Value::as_i64).unwrap_or(0);
+        let gmax = g
+            .get("maxReplicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(i32::MAX as i64);
+        let suspended = g.get("suspend").and_then(Value::as_bool) == Some(true);
+        let r = g
+            .get("replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(gmin)
+            .clamp(gmin, gmax.max(gmin));
+        if !suspended {
+            desired += r * hosts;
+        }
+        min += gmin * hosts;
+        max = max.saturating_add(gmax.saturating_mul(hosts));
+    }
+    let mut endpoints = Map::new();
+    for p in &ports {
+        if let (Some(n), Some(port)) = (p.get("name").and_then(Value::as_str), p.get("port")) {
+            endpoints.insert(n.into(), json!(port.to_string()));
+        }
+    }
+    let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": ""});
+    let status = json!({
+        "state": "ready",
+        "desiredCPU": "0",
+        "desiredMemory": "0",
+        "desiredGPU": "0",
+        "desiredTPU": "0",
+        "desiredWorkerReplicas": desired,
+        "readyWorkerReplicas": desired,
+        "availableWorkerReplicas": desired,
+        "minWorkerReplicas": min,
+        "maxWorkerReplicas": max,
+        "endpoints": endpoints,
+        "head": {"podIP": pod_ip, "podName": pod_name, "serviceIP": service_ip, "serviceName": svc_name},
+        "conditions": [cond("HeadPodReady", "HeadPodRunningAndReady"), cond("RayClusterProvisioned", "AllPodRunningAndReadyFirstTime")],
+        "lastUpdateTime": now,
+        "observedGeneration": generation,
+        "stateTransitionTimes": {"ready": now},
+    });
+    let _ = uid;
+    controller_write(st, k, "kuberay-operator", true, |o| {
+        o["status"] = status;
+    });
+}
+
+/// Binds Pending claims: at once for Immediate classes, once a pod mounts them for WaitForFirstConsumer.
+fn bind_pvcs(st: &mut State) {
+    let pending: Vec<(Key, Value)> = st
+        .list("", "persistentvolumeclaims", "")
+        .into_iter()
+        .filter(|(_, p)| get_str(p, &["status", "phase"]) == Some("Pending"))
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    for (k, pvc) in pending {
+        let Some(class) = get_str(&pvc, &["spec", "storageClassName"]).filter(|c| !c.is_empty())
+        else {
+            continue;
+        };
+        let Some(sc) = st
+            .get("storage.k8s.io", "storageclasses", "", class)
+            .cloned()
+        else {
+            continue;
+        };
+        let wffc = get_str(&sc, &["volumeBindingMode"]) == Some("WaitForFirstConsumer");
+        if wffc && !mounted_by_pod(st, &k.2, &k.3) {
+            continue;
+        }
+        let uid = get_str(&pvc, &["metadata", "uid"])
+            .unwrap_or("")
+            .to_string();
+        let provisioner = get_str(&sc, &["provisioner"]).unwrap_or("").to_string();
+        controller_write(st, &k, "kube-controller-manager", false, |o| {
+            o["spec"]["volumeName"] = json!(format!("pvc-{uid}"));
+            let ann = crate::util::obj_at(o, &["metadata", "annotations"]);
+            ann.insert("pv.kubernetes.io/bind-completed".into(), json!("yes"));
+            ann.insert("pv.kubernetes.io/bound-by-controller".into(), json!("yes"));
+            ann.insert(
+                "volume.beta.kubernetes.io/storage-provisioner".into(),
+                json!(provisioner),
+            );
+            ann.insert(
+                "volume.kubernetes.io/storage-provisioner".into(),
+                json!(provisioner),
+            );
+            if wffc {
+                ann.insert(
+                    "volume.kubernetes.io/selected-node".into(),
+                    json!("fake-node"),
+                );
+            }
+        });
+        let pvc_now = st
+            .get("", "persistentvolumeclaims", &k.2, &k.3)
+            .cloned()
+            .unwrap_or(pvc);
+        let modes = get(&pvc_now, &["spec", "accessModes"])
+            .cloned()
+            .unwrap_or(json!(["ReadWriteOnce"]));
+        let storage = get(&pvc_now, &["spec", "resources", "requests", "storage"])
+            .cloned()
+            .unwrap_or(json!("1Gi"));
+        controller_write(st, &k, "kube-controller-manager", true, |o| {
+            o["status"] =
+                json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
+        });
+    }
+}
+
+fn mounted_by_pod(st: &State, ns: &str, claim: &str) -> bool {
+    st.list("", "pods", ns).into_iter().any(|(_, p)| {
+        get(p, &["spec", "volumes"])
+            .and_then(Value::as_array)
+            .is_some_and(|vs| {
+                vs.iter()
+                    .any(|v| get_str(v, &["persistentVolumeClaim", "claimName"]) == Some(claim))
+            })
+    })
+}

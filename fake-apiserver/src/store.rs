@@ -1,0 +1,142 @@
+//! The in-memory store: objects keyed by group/resource/namespace/name, the global resourceVersion counter,
+//! IP allocators, and the registry of served kinds (built-ins plus stored CRDs).
+
+use crate::registry::{self, ResourceType};
+use crate::util::get_str;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// (group, plural, namespace or "", name)
+pub type Key = (String, String, String, String);
+
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub obj: Value,
+    /// When the simulated controller should next make this object ready.
+    pub ready_due: Option<Instant>,
+    /// A client wrote the status subresource; the simulated controller leaves it alone until the next spec change.
+    pub status_pinned: bool,
+}
+
+pub struct State {
+    pub objects: BTreeMap<Key, Stored>,
+    pub rv: u64,
+    pub next_ip: u32,
+    next_pod_ip: u32,
+    pub next_node_port: i64,
+    pub types: Vec<ResourceType>,
+    pub readiness_delay: Duration,
+}
+
+impl State {
+    pub fn new(readiness_delay: Duration) -> State {
+        State {
+            objects: BTreeMap::new(),
+            rv: 1000,
+            next_ip: 10,
+            next_pod_ip: 10,
+            next_node_port: 30000,
+            types: registry::builtins(),
+            readiness_delay,
+        }
+    }
+
+    pub fn rebuild_types(&mut self) {
+        let mut types = registry::builtins();
+        for ((g, p, _, _), s) in &self.objects {
+            if g == "apiextensions.k8s.io"
+                && p == "customresourcedefinitions"
+                && let Some(rt) = registry::from_crd(&s.obj)
+                && !types
+                    .iter()
+                    .any(|t| t.group == rt.group && t.plural == rt.plural)
+            {
+                types.push(rt);
+            }
+        }
+        self.types = types;
+    }
+
+    pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.plural == plural && t.serves(version))
+            .cloned()
+    }
+
+    pub fn find_kind(&self, group: &str, kind: &str) -> Option<ResourceType> {
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.kind == kind)
+            .cloned()
+    }
+
+    pub fn group_served(&self, group: &str, version: &str) -> bool {
+        self.types
+            .iter()
+            .any(|t| t.group == group && t.serves(version))
+    }
+
+    pub fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    pub fn alloc_pod_ip(&mut self) -> String {
+        let n = self.next_pod_ip;
+        self.next_pod_ip += 1;
+        format!("10.244.{}.{}", n / 250, n % 250 + 1)
+    }
+
+    /// The default StorageClass (annotation `storageclass.kubernetes.io/is-default-class: "true"`), newest first.
+    pub fn default_storage_class(&self) -> Option<String> {
+        self.objects
+            .iter()
+            .filter(|((g, p, _, _), _)| g == "storage.k8s.io" && p == "storageclasses")
+            .filter(|(_, s)| {
+                get_str(
+                    &s.obj,
+                    &[
+                        "metadata",
+                        "annotations",
+                        "storageclass.kubernetes.io/is-default-class",
+                    ],
+                ) == Some("true")
+            })
+            .max_by_key(|(_, s)| {
+                get_str(&s.obj, &["metadata", "resourceVersion"])
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .map(|((_, _, _, n), _)| n.clone())
+    }
+
+    pub fn get(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&key(group, plural, ns, name))
+            .map(|s| &s.obj)
+    }
+
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        self.get("", "namespaces", "", ns).is_some()
+    }
+
+    /// Objects of one resource in a namespace ("" = all / cluster scope).
+    pub fn list(&self, group: &str, plural: &str, ns: &str) -> Vec<(Key, &Value)> {
+        self.objects
+            .iter()
+            .filter(|((g, p, n, _), _)| g == group && p == plural && (ns.is_empty() || n == ns))
+            .map(|(k, s)| (k.clone(), &s.obj))
+            .collect()
+    }
+}
+
+/// The n-th address of the Service range 10.96.0.0/12.
+pub fn service_ip(n: u32) -> String {
+    format!("10.96.{}.{}", n / 250, n % 250 + 1)
+}
+
+pub fn key(group: &str, plural: &str, ns: &str, name: &str) -> Key {
+    (group.into(), plural.into(), ns.into(), name.into())
+}
