@@ -1,0 +1,171 @@
+//! Helpers shared by the render and Redis integration tests: the example stacks, and a real
+//! `redis-server` started from a rendered `redis.conf`.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raystack::stack::Stack;
+
+/// Every `stacks/*.toml`, sorted by file name, parsed. A stack that fails validation fails the
+/// test with its diagnostics, so the examples can never rot.
+pub fn examples() -> Vec<(String, Stack)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 10,
+        "expected the example stacks in {}",
+        dir.display()
+    );
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let stack = raystack::stack::load(&p)
+                .unwrap_or_else(|d| panic!("{} is invalid:\n{d}", p.display()));
+            (name, stack)
+        })
+        .collect()
+}
+
+/// `redis-server` from $REDIS_SERVER or /usr/bin/redis-server. Missing is a failure, not a
+/// skip: CI installs it (`apt-get install -y redis-server`).
+pub fn redis_server_binary() -> PathBuf {
+    let path = std::env::var_os("REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/redis-server".into());
+    assert!(
+        path.exists(),
+        "{} not found: these tests need a real Redis (apt-get install -y redis-server, or set REDIS_SERVER)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const PASSWORD: &str = "test-password-0123456789abcdef";
+
+/// A redis-server started the way the StatefulSet starts it (`redis-server redis.conf
+/// --requirepass "$REDIS_PASSWORD"`), with `dir` and `port` overridden on the command line so
+/// it runs in a temp dir on a free loopback port. The conf file itself is the rendered text.
+pub struct RedisProcess {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+}
+
+impl RedisProcess {
+    pub fn start(conf_text: &str, dir: &Path) -> RedisProcess {
+        let conf = dir.join("redis.conf");
+        std::fs::write(&conf, conf_text).unwrap();
+        Self::start_with(conf, dir.to_path_buf(), free_port())
+    }
+
+    fn start_with(conf: PathBuf, dir: PathBuf, port: u16) -> RedisProcess {
+        let child = spawn(&conf, &dir, port);
+        let mut p = RedisProcess {
+            child,
+            port,
+            dir,
+            conf,
+        };
+        p.wait_ready();
+        p
+    }
+
+    /// Kills the server if it still runs, then starts it again with the same config, dir and port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.conf, &self.dir, self.port);
+        self.wait_ready();
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/", self.port)
+    }
+
+    pub fn connect(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Waits until Redis answers PING with the password and has finished loading.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "redis-server exited early with {status}; conf:\n{}",
+                    std::fs::read_to_string(&self.conf).unwrap()
+                );
+            }
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200))
+                {
+                    if redis::cmd("PING")
+                        .query::<String>(&mut con)
+                        .is_ok_and(|s| s == "PONG")
+                    {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} never became ready",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown save, no final fsync.
+    pub fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn config_get(&self, con: &mut redis::Connection, key: &str) -> String {
+        let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(key).query(con).unwrap();
+        assert_eq!(v.len(), 2, "CONFIG GET {key} -> {v:?}");
+        v[1].clone()
+    }
+}
+
+fn spawn(conf: &Path, dir: &Path, port: u16) -> Child {
+    Command::new(redis_server_binary())
+        .arg(conf)
+        .args(["--requirepass", PASSWORD])
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("failed to start redis-server")
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
