@@ -86,7 +86,7 @@ fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
         Err(e) if !yaml_ok => Err(ApiError::bad_request(format!(
             "error decoding request body: {e}"
         ))),
-        Err(_) => serde_saphyr::from_str::<Value>(text)
+        Err(_) => crate::util::parse_yaml(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
     }
 }

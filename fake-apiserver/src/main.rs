@@ -84,8 +84,8 @@ fn load_crd(st: &mut store::State, path: &Path) -> Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let docs: Vec<Value> = match serde_json::from_str::<Value>(&text) {
         Ok(v) => vec![v],
-        Err(_) => serde_saphyr::from_multiple::<Value>(&text)
-            .with_context(|| format!("parsing {}", path.display()))?,
+        Err(_) => util::parse_yaml_multi(&text)
+            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?,
     };
     let mut found = false;
     for doc in docs

@@ -37,6 +37,27 @@ pub fn format_rfc3339(secs: u64) -> String {
     )
 }
 
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::Options {
+        // Only `true`/`false` are booleans: `name: y` stays a string.
+        strict_booleans: true,
+        with_snippet: false,
+        ..serde_saphyr::Options::default()
+    }
+}
+
+/// Parses one YAML document into JSON.
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    serde_saphyr::from_str_with_options::<Value>(text, yaml_options()).map_err(|e| e.to_string())
+}
+
+/// Parses a multi-document YAML stream into JSON values (empty documents skipped).
+pub fn parse_yaml_multi(text: &str) -> Result<Vec<Value>, String> {
+    serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options())
+        .map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect())
+        .map_err(|e| e.to_string())
+}
+
 /// A random lowercase suffix like the ones Kubernetes controllers use for generated names.
 pub fn rand_suffix(n: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -151,6 +172,14 @@ mod tests {
         assert_eq!(parse_quantity("500M"), Some(5e8));
         assert!(parse_quantity("2Gi").unwrap() > parse_quantity("1500Mi").unwrap());
         assert_eq!(parse_quantity("abc"), None);
+    }
+
+    #[test]
+    fn yaml_keeps_y_as_string() {
+        let v = parse_yaml("metadata:\n  name: y\nflag: true\n").unwrap();
+        assert_eq!(v["metadata"]["name"], "y");
+        assert_eq!(v["flag"], true);
+        assert_eq!(parse_yaml_multi("---\na: 1\n---\nb: 2\n").unwrap().len(), 2);
     }
 
     #[test]
