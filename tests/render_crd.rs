@@ -8,7 +8,8 @@
 //! unknown fields or declares `additionalProperties`). The second is what catches a field that
 //! an older operator would silently drop, such as `gcsFaultToleranceOptions` on KubeRay 1.2.
 
-mod support;
+mod render_support;
+use render_support as support;
 
 use std::path::Path;
 

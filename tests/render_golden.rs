@@ -1,7 +1,8 @@
 //! Golden YAML for every example stack (insta snapshots in tests/snapshots), determinism, and
 //! the `raystack render` command end to end.
 
-mod support;
+mod render_support;
+use render_support as support;
 
 use assert_cmd::Command;
 use raystack::render::{file_name, render, to_yaml};

@@ -2,7 +2,8 @@
 //! lost on the way through it (a misspelled or misplaced field would be dropped by the typed
 //! struct exactly as the API server would prune or reject it).
 
-mod support;
+mod render_support;
+use render_support as support;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};

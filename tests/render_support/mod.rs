@@ -60,8 +60,8 @@ pub fn free_port() -> u16 {
 pub const PASSWORD: &str = "test-password-0123456789abcdef";
 
 /// A redis-server started the way the StatefulSet starts it (`redis-server redis.conf
-/// --requirepass "$REDIS_PASSWORD"`), with `dir` and `port` overridden on the command line so
-/// it runs in a temp dir on a free loopback port. The conf file itself is the rendered text.
+/// --requirepass "$REDIS_PASSWORD"`), in a temp dir (the rendered `dir /data` line rewritten)
+/// on a free loopback port (`--port`, `--bind` on the command line).
 pub struct RedisProcess {
     pub child: Child,
     pub port: u16,
@@ -71,13 +71,29 @@ pub struct RedisProcess {
 
 impl RedisProcess {
     pub fn start(conf_text: &str, dir: &Path) -> RedisProcess {
+        // Redis changes into `dir` while reading the file, so `/data` must be rewritten in the
+        // file itself (a `--dir` override would come too late).
+        assert!(
+            conf_text.lines().any(|l| l == "dir /data"),
+            "rendered conf has `dir /data`"
+        );
+        let text: String = conf_text
+            .lines()
+            .map(|l| {
+                if l == "dir /data" {
+                    format!("dir {}\n", dir.display())
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
         let conf = dir.join("redis.conf");
-        std::fs::write(&conf, conf_text).unwrap();
+        std::fs::write(&conf, text).unwrap();
         Self::start_with(conf, dir.to_path_buf(), free_port())
     }
 
     fn start_with(conf: PathBuf, dir: PathBuf, port: u16) -> RedisProcess {
-        let child = spawn(&conf, &dir, port);
+        let child = spawn(&conf, port);
         let mut p = RedisProcess {
             child,
             port,
@@ -92,7 +108,7 @@ impl RedisProcess {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.conf, &self.dir, self.port);
+        self.child = spawn(&self.conf, self.port);
         self.wait_ready();
     }
 
@@ -150,11 +166,10 @@ impl RedisProcess {
     }
 }
 
-fn spawn(conf: &Path, dir: &Path, port: u16) -> Child {
+fn spawn(conf: &Path, port: u16) -> Child {
     Command::new(redis_server_binary())
         .arg(conf)
         .args(["--requirepass", PASSWORD])
-        .args(["--dir", dir.to_str().unwrap()])
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .stdout(Stdio::null())
