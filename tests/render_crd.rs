@@ -11,7 +11,9 @@
 mod render_support;
 use render_support as support;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use raystack::stack::KubeRayVersion;
 use serde_json::{Value, json};
@@ -99,17 +101,38 @@ fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<Strin
     }
 }
 
+struct Crd {
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+/// The three CRD generations, parsed and compiled once per test binary.
+fn crd(fixture: &str) -> &'static Crd {
+    static CRDS: OnceLock<HashMap<&'static str, Crd>> = OnceLock::new();
+    let all = CRDS.get_or_init(|| {
+        ["1.2.2", "1.3.0", "1.7.0"]
+            .into_iter()
+            .map(|f| {
+                let schema = crd_schema(f);
+                let validator = jsonschema::validator_for(&to_json_schema(&schema))
+                    .expect("the CRD schema compiles");
+                (f, Crd { schema, validator })
+            })
+            .collect()
+    });
+    &all[fixture]
+}
+
 /// All problems of `rc` against the CRD `fixture`.
 fn problems(rc: &Value, fixture: &str) -> Vec<String> {
-    let schema = crd_schema(fixture);
-    let validator =
-        jsonschema::validator_for(&to_json_schema(&schema)).expect("the CRD schema compiles");
-    let mut out: Vec<String> = validator
+    let crd = crd(fixture);
+    let mut out: Vec<String> = crd
+        .validator
         .iter_errors(rc)
         .map(|e| format!("{}: {e}", e.instance_path))
         .collect();
     let mut unknown = Vec::new();
-    unknown_fields(rc, &schema, "", &mut unknown);
+    unknown_fields(rc, &crd.schema, "", &mut unknown);
     out.extend(
         unknown
             .into_iter()
