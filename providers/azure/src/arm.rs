@@ -18,7 +18,7 @@ use crate::{AzureConnection, Restriction, RestrictionKind, Sku};
 /// Time allowed to open a TCP/TLS connection to ARM.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for one HTTP request to ARM.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the SKU list could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +71,9 @@ fn client(connection: &AzureConnection) -> Result<azure_mgmt_compute::Client, Ar
         .build()
         .map_err(|e| ArmError::Other(error_root_cause(&e)))?;
     let retry = azure_core::ExponentialRetryOptions::default()
-        .max_retries(2u32)
+        .max_retries(1u32)
         .initial_delay(Duration::from_millis(200))
-        .max_total_elapsed(Duration::from_secs(20));
+        .max_total_elapsed(Duration::from_secs(15));
     let mut builder = azure_mgmt_compute::Client::builder(credential(connection)?)
         .retry(azure_core::RetryOptions::exponential(retry))
         .transport(azure_core::TransportOptions::new(Arc::new(http)));

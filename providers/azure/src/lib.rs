@@ -25,7 +25,7 @@ pub const TOKEN_ENV: &str = "RAYSTACK_AZURE_TOKEN";
 /// The token sent to an overridden endpoint when `RAYSTACK_AZURE_TOKEN` is not set.
 pub const DEFAULT_TEST_TOKEN: &str = "raystack-test-token";
 /// Hard cap on the whole preflight, token acquisition and paging included.
-pub const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const OVERALL_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Check identifiers, stable for scripts and tests.
 pub mod checks {
