@@ -523,8 +523,9 @@ pub fn write(st: &mut State, t: &Target, w: Write, p: &Params) -> Result<Outcome
     if !is_create && t.name.is_none() {
         return Err(ApiError::method_not_allowed());
     }
-    let schema_node = rt.schema(rt.storage_version()).cloned();
-    let ty = match &schema_node {
+    let schemas = rt.schemas.clone();
+    let schema_node: Option<&Value> = schemas.as_deref().and_then(|m| m.get(rt.storage_version()));
+    let ty = match schema_node {
         Some(s) => Ty::crd_root(s),
         None => Ty::builtin_root(),
     };
@@ -532,7 +533,7 @@ pub fn write(st: &mut State, t: &Target, w: Write, p: &Params) -> Result<Outcome
     let strict = p.field_validation == "Strict";
     // Custom resources: drop fields the schema does not declare, as decoding does.
     let prune = |v: &mut Value, warnings: &mut Vec<String>| -> Result<(), ApiError> {
-        if let Some(s) = &schema_node {
+        if let Some(s) = schema_node {
             let pruned = schema::prune(v, s);
             if strict && !pruned.is_empty() {
                 let list: Vec<String> = pruned
@@ -851,7 +852,7 @@ pub fn write(st: &mut State, t: &Target, w: Write, p: &Params) -> Result<Outcome
             st.next_node_port = port_n;
         }
     }
-    if let Some(s) = &schema_node {
+    if let Some(s) = schema_node {
         schema::apply_defaults(&mut cand, s);
         let causes = schema::validate(&cand, s);
         if !causes.is_empty() {
@@ -1168,10 +1169,8 @@ pub fn controller_write(
     }
     let rt = st.find_kind(&k.0, old.get("kind").and_then(Value::as_str).unwrap_or(""));
     let has_status = rt.as_ref().is_some_and(|r| r.status_subresource);
-    let schema_node = rt
-        .as_ref()
-        .and_then(|r| r.schema(r.storage_version()).cloned());
-    let ty = match &schema_node {
+    let schema_node = rt.as_ref().and_then(|r| r.schema(r.storage_version()));
+    let ty = match schema_node {
         Some(s) => Ty::crd_root(s),
         None => Ty::builtin_root(),
     };

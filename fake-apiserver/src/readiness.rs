@@ -5,7 +5,7 @@
 use crate::ops::{controller_create, controller_write, remove_cascading};
 use crate::registry::ResourceType;
 use crate::store::{Key, State, key};
-use crate::util::{get, get_str, now_rfc3339, rand_suffix};
+use crate::util::{get, get_str, now_rfc3339, quantity_of, rand_suffix};
 use serde_json::{Map, Value, json};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -38,6 +38,7 @@ pub fn tick(st: &mut State) {
         }
     }
     bind_pvcs(st);
+    resize_pvcs(st);
 }
 
 fn hash_hex(v: &Value) -> String {
@@ -409,6 +410,25 @@ fn raycluster(st: &mut State, k: &Key) {
     controller_write(st, k, "kuberay-operator", true, |o| {
         o["status"] = status;
     });
+}
+
+/// Completes volume expansion: a Bound claim's capacity follows a grown request.
+fn resize_pvcs(st: &mut State) {
+    let grown: Vec<(Key, Value)> = st
+        .list("", "persistentvolumeclaims", "")
+        .into_iter()
+        .filter(|(_, p)| get_str(p, &["status", "phase"]) == Some("Bound"))
+        .filter_map(|(k, p)| {
+            let want = get(p, &["spec", "resources", "requests", "storage"])?;
+            let have = get(p, &["status", "capacity", "storage"])?;
+            (quantity_of(want)? > quantity_of(have)?).then(|| (k, want.clone()))
+        })
+        .collect();
+    for (k, size) in grown {
+        controller_write(st, &k, "kube-controller-manager", true, |o| {
+            o["status"]["capacity"]["storage"] = size;
+        });
+    }
 }
 
 /// Binds Pending claims: at once for Immediate classes, once a pod mounts them for WaitForFirstConsumer.

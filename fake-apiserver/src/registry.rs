@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct ResourceType {
@@ -16,7 +17,7 @@ pub struct ResourceType {
     pub categories: Vec<String>,
     pub status_subresource: bool,
     /// For custom resources: openAPIV3Schema per version.
-    pub schemas: Option<BTreeMap<String, Value>>,
+    pub schemas: Option<Arc<BTreeMap<String, Value>>>,
 }
 
 impl ResourceType {
@@ -219,6 +220,6 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
         short_names: strings(names.get("shortNames")),
         categories: strings(names.get("categories")),
         status_subresource: status,
-        schemas: Some(schemas),
+        schemas: Some(Arc::new(schemas)),
     })
 }

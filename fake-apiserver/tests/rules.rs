@@ -74,6 +74,18 @@ fn pvc_spec_is_immutable_and_cannot_shrink() {
     let r = f.apply(&path, "raystack", &pvc("data", Some("fast"), "20Gi"), "");
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["reason"], "Forbidden");
+    let r = f.apply(
+        &format!("{scp}/fast"),
+        "raystack",
+        &sc("fast", "Immediate", json!({"type": "gp3"}), true),
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = f.apply(&path, "raystack", &pvc("data", Some("fast"), "20Gi"), "");
+    assert_eq!(r.status, 200, "{}", r.text);
+    f.wait_for(&path, Duration::from_secs(5), |b| {
+        b["status"]["capacity"]["storage"] == "20Gi"
+    });
     // Dry run reports the same error.
     let r = f.apply(
         &format!("{path}?dryRun=All"),
