@@ -168,7 +168,7 @@ async fn get_cluster(target: &GkeTarget, connection: &GkeConnection) -> Result<C
 }
 
 /// The findings for a cluster the API returned: status, version, PD CSI driver.
-pub fn cluster_findings(cluster: &Cluster, target: &GkeTarget) -> Vec<Finding> {
+fn cluster_findings(cluster: &Cluster, target: &GkeTarget) -> Vec<Finding> {
     let mut findings = vec![status_finding(cluster, target)];
     let name = &target.name;
     if cluster.current_master_version.is_empty() {
