@@ -725,6 +725,7 @@ pub fn write(st: &mut State, t: &Target, w: Write, p: &Params) -> Result<Outcome
             if get(&cfg, &["metadata", "managedFields"]).is_some_and(|m| !m.is_null()) {
                 return Err(ApiError::bad_request("metadata.managedFields must be nil"));
             }
+            check_rv(&cfg)?;
             prune(&mut cfg, &mut warnings)?;
             let c = strip(&cfg, status_sub, rt.status_subresource);
             match ssa::apply(&live_stripped, &c, &mut entries, &op, p.force, &ty) {
@@ -1080,7 +1081,16 @@ pub fn delete(
             warnings: Vec::new(),
         });
     }
-    remove_cascading(st, &k);
+    let orphan = opts
+        .and_then(|o| o.get("propagationPolicy"))
+        .and_then(Value::as_str)
+        == Some("Orphan");
+    if orphan && !t.rt.is("", "Namespace") {
+        st.objects.remove(&k);
+        st.next_rv();
+    } else {
+        remove_cascading(st, &k);
+    }
     Ok(Outcome {
         code: 200,
         body,

@@ -98,10 +98,10 @@ pub fn object(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
                 out.push(Cause::required("spec.ports", ""));
             }
         }
-        ("storage.k8s.io", "StorageClass") => {
-            if get_str(obj, &["provisioner"]).is_none_or(str::is_empty) {
-                out.push(Cause::required("provisioner", ""));
-            }
+        ("storage.k8s.io", "StorageClass")
+            if get_str(obj, &["provisioner"]).is_none_or(str::is_empty) =>
+        {
+            out.push(Cause::required("provisioner", ""));
         }
         _ => {}
     }

@@ -477,3 +477,57 @@ fn kubectl_get_works() {
     let out = kubectl(&["get", "cm", "-n", "default", "-o", "json"]);
     assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
 }
+
+#[test]
+fn owner_references_cascade_unless_orphaned() {
+    let f = Fake::start(&[]);
+    let owner = f
+        .apply(
+            &format!("{NS}/configmaps/owner"),
+            "t",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
+            "",
+        )
+        .body;
+    let uid = owner["metadata"]["uid"].as_str().unwrap().to_string();
+    for name in ["a", "b"] {
+        let child = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}});
+        assert_eq!(
+            f.apply(&format!("{NS}/configmaps/{name}"), "t", &child, "")
+                .status,
+            201
+        );
+    }
+    let r = f.req(
+        "DELETE",
+        &format!("{NS}/configmaps/owner"),
+        Some("application/json"),
+        Some(r#"{"propagationPolicy":"Orphan"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(f.get(&format!("{NS}/configmaps/a")).status, 200);
+    // Deleting with the default (background) policy removes dependents.
+    let owner2 = f
+        .apply(
+            &format!("{NS}/configmaps/owner2"),
+            "t",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner2"}}),
+            "",
+        )
+        .body;
+    let child = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner2["metadata"]["uid"]}]}});
+    f.apply(&format!("{NS}/configmaps/c"), "t", &child, "");
+    let r = f.req(
+        "DELETE",
+        &format!("{NS}/configmaps/owner2"),
+        Some("application/json"),
+        Some(r#"{"propagationPolicy":"Background"}"#),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(f.get(&format!("{NS}/configmaps/c")).status, 404);
+    // Stale resourceVersion in an applied config is a conflict.
+    let r = f.apply(&format!("{NS}/configmaps/a"), "t", &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}}), "");
+    assert_eq!(r.status, 409, "{}", r.text);
+}

@@ -164,7 +164,7 @@ fn sts(service: &str, replicas: i64) -> Value {
 #[test]
 fn statefulset_spec_rules_and_defaults() {
     let f = Fake::start(&[]);
-    let path = format!("/apis/apps/v1/namespaces/default/statefulsets/redis");
+    let path = "/apis/apps/v1/namespaces/default/statefulsets/redis".to_string();
     let r = f.apply(&path, "raystack", &sts("redis", 1), "");
     assert_eq!(r.status, 201, "{}", r.text);
     let spec = &r.body["spec"];
