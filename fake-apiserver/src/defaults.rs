@@ -249,7 +249,7 @@ fn pvc(obj: &mut Value, ctx: &mut Ctx) {
         if get(obj, &["spec", "storageClassName"]).is_none()
             && let Some(sc) = &ctx.default_storage_class
         {
-            obj["spec"]["storageClassName"] = json!(sc);
+            obj_at(obj, &["spec"]).insert("storageClassName".into(), json!(sc));
         }
         default_at(obj, &["status"], "phase", json!("Pending"));
     }

@@ -126,16 +126,26 @@ pub async fn handle(
         Err(p) => p.into_inner(),
     };
     readiness::tick(&mut st);
-    let resp = route(
-        &mut st,
-        &server.addr,
-        &parts.method,
-        &path,
-        &query,
-        &ct,
-        &ua,
-        &body,
-    );
+    let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        route(
+            &mut st,
+            &server.addr,
+            &parts.method,
+            &path,
+            &query,
+            &ct,
+            &ua,
+            &body,
+        )
+    }))
+    .unwrap_or_else(|_| {
+        Err(ApiError {
+            code: 500,
+            reason: "InternalError",
+            message: format!("internal error handling {} {path}", parts.method),
+            details: serde_json::json!({}),
+        })
+    });
     readiness::tick(&mut st);
     Ok(match resp {
         Ok((code, v, warnings)) => json_response(code, &v, &warnings),

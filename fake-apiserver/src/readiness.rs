@@ -179,17 +179,22 @@ fn statefulset(st: &mut State, k: &Key) {
             };
             let claim = format!("{tname}-{name}-{i}");
             if st.get("", "persistentvolumeclaims", &ns, &claim).is_none() {
-                let mut meta = t.get("metadata").cloned().unwrap_or(json!({}));
-                meta["name"] = json!(claim);
-                let mut labels = get(&template, &["metadata", "labels"])
+                let mut meta = t
+                    .get("metadata")
+                    .and_then(Value::as_object)
                     .cloned()
-                    .unwrap_or(json!({}));
+                    .unwrap_or_default();
+                meta.insert("name".into(), json!(claim));
+                let mut labels = get(&template, &["metadata", "labels"])
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(extra) = meta.get("labels").and_then(Value::as_object) {
                     for (lk, lv) in extra {
-                        labels[lk] = lv.clone();
+                        labels.insert(lk.clone(), lv.clone());
                     }
                 }
-                meta["labels"] = labels;
+                meta.insert("labels".into(), Value::Object(labels));
                 let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": t.get("spec").cloned().unwrap_or(json!({}))});
                 controller_create(
                     st,

@@ -429,3 +429,93 @@ fn error_bodies_are_status_objects() {
     let r = f.post(&format!("{NS}/secrets"), &body);
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn odd_bodies_never_break_the_server() {
+    let f = Fake::start(&["--readiness-delay-ms", "0"]);
+    let odd: Vec<(&str, Value)> = vec![
+        (
+            "/api/v1/namespaces/default/persistentvolumeclaims/p",
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"}, "spec": "x"}),
+        ),
+        (
+            "/api/v1/namespaces/default/services/s",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": "nope"}}),
+        ),
+        (
+            "/api/v1/namespaces/default/services/t",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "t"}, "spec": {"ports": [{"name": "x"}]}}),
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps/c",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": "x"}),
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps/d",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d", "labels": [1, 2]}}),
+        ),
+        (
+            "/api/v1/namespaces/default/secrets/e",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "e"}, "stringData": [1]}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/statefulsets/s",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "volumeClaimTemplates": [{"metadata": "bad"}, "x", {"metadata": {"name": "v", "labels": "y"}, "spec": 3}]}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/statefulsets/t",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "t"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": "q"}, "spec": {"containers": [{"name": 5}]}}}}),
+        ),
+        (
+            "/api/v1/namespaces/default/pods/p",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"noname": true}]}}),
+        ),
+        ("/api/v1/namespaces/default/configmaps/f", json!([1, 2, 3])),
+        ("/api/v1/namespaces/default/configmaps/g", json!("str")),
+    ];
+    for (path, body) in &odd {
+        let r = f.apply(path, "raystack", body, "");
+        assert!(r.status < 500, "{path}: {} {}", r.status, r.text);
+        assert_eq!(
+            r.body["kind"].as_str().map(|_| ()),
+            Some(()),
+            "{path}: {}",
+            r.text
+        );
+        let r = f.req(
+            "PATCH",
+            path,
+            Some("application/merge-patch+json"),
+            Some(&body.to_string()),
+        );
+        assert!(r.status < 500, "{path}: {} {}", r.status, r.text);
+        let r = f.req(
+            "PATCH",
+            path,
+            Some("application/json-patch+json"),
+            Some(r#"[{"op":"remove","path":"/nope"}]"#),
+        );
+        assert!(r.status < 500, "{path}: {} {}", r.status, r.text);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for path in [
+        "/api/v1/pods",
+        "/api/v1/persistentvolumeclaims",
+        "/apis/apps/v1/statefulsets",
+        "/version",
+    ] {
+        assert_eq!(f.get(path).status, 200, "{path}");
+    }
+    let r = f.req(
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/x",
+        Some("text/plain"),
+        Some("x"),
+    );
+    assert_eq!(r.status, 415);
+    let r = f.get("/api/v1/namespaces/default/configmaps?labelSelector=a%20b%20c");
+    assert_eq!(r.status, 400);
+}
