@@ -425,7 +425,8 @@ fn destroy_deletes_the_raycluster_before_redis_and_keeps_the_volume() {
         "the protected PVC was deleted"
     );
     assert!(
-        r.stdout.contains("kept: the Redis volume is protected"),
+        r.stdout
+            .contains("the Redis volume is protected; pass --allow-data-loss to delete it"),
         "{r}"
     );
     let state = env.state();

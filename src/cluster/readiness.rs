@@ -21,7 +21,7 @@ pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
             Some("Lost") => Readiness::Failed("its volume is lost".into()),
             phase if binding_mode == Some("WaitForFirstConsumer") => {
                 Readiness::Ready(Some(format!(
-                    "{} until its pod is scheduled (WaitForFirstConsumer)",
+                    "{}: WaitForFirstConsumer binds it when its pod is scheduled",
                     phase.unwrap_or("Pending")
                 )))
             }

@@ -53,3 +53,6 @@ pub fn render_plan(plan: &crate::plan::Plan, format: crate::cli::Format, color: 
         crate::cli::Format::Markdown => plan_markdown::render(plan),
     }
 }
+
+#[cfg(test)]
+mod tests;

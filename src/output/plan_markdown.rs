@@ -74,7 +74,7 @@ pub fn render(plan: &Plan) -> String {
         .iter()
         .filter(|c| c.action != Action::NoOp)
     {
-        let loss = if c.data_loss { " **DATA LOSS**" } else { "" };
+        let loss = if c.data_loss { " <b>DATA LOSS</b>" } else { "" };
         let reason = c
             .reason
             .as_deref()

@@ -225,19 +225,24 @@ pub fn render(plan: &Plan, color: bool) -> String {
         .filter(|c| c.action == Action::NoOp)
         .map(|c| c.address.as_str())
         .collect();
-    if !unchanged.is_empty() && !changed.is_empty() {
+    if !unchanged.is_empty() && !changed.is_empty() && plan.kept.is_empty() {
         out.push_str(&format!("Unchanged: {}\n\n", unchanged.join(", ")));
     }
-    for kept in &plan.resource_changes {
-        if plan.kept.contains(&kept.address) {
+    if !plan.kept.is_empty() {
+        out.push_str(&paint(color, BOLD, "Kept"));
+        out.push('\n');
+        for kept in plan
+            .resource_changes
+            .iter()
+            .filter(|c| plan.kept.contains(&c.address))
+        {
+            let reason = kept.reason.as_deref().unwrap_or("");
             out.push_str(&format!(
-                "  Kept: {}: {}\n",
+                "  {}: {}\n",
                 kept.address,
-                kept.reason.as_deref().unwrap_or("")
+                reason.trim_start_matches("kept: ")
             ));
         }
-    }
-    if !plan.kept.is_empty() {
         out.push('\n');
     }
     for e in &plan.errors {

@@ -1,0 +1,135 @@
+//! Golden (insta) snapshots of the text, JSON and Markdown plans, rendered from one plan model
+//! so the three can be compared side by side.
+
+use serde_json::{Value, json};
+
+use crate::plan::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
+use crate::preflight::Finding;
+
+fn change(
+    kind: &str,
+    name: &str,
+    action: Action,
+    reason: Option<&str>,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> ResourceChange {
+    let namespaced = !matches!(kind, "Namespace" | "StorageClass");
+    ResourceChange {
+        address: if namespaced {
+            format!("{kind}/demo/{name}")
+        } else {
+            format!("{kind}/{name}")
+        },
+        api_version: "v1".into(),
+        kind: kind.into(),
+        namespace: namespaced.then(|| "demo".to_string()),
+        name: name.into(),
+        action,
+        reason: reason.map(str::to_string),
+        data_loss: false,
+        drift: None,
+        before,
+        after,
+        manifest: None,
+    }
+}
+
+fn sample() -> Plan {
+    let mut pvc = change(
+        "PersistentVolumeClaim",
+        "demo-redis-data",
+        Action::Replace,
+        Some("storageClassName is immutable on a PVC (standard → fast)"),
+        Some(
+            json!({"spec": {"storageClassName": "standard", "resources": {"requests": {"storage": "8Gi"}}}}),
+        ),
+        Some(
+            json!({"spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "8Gi"}}}}),
+        ),
+    );
+    pvc.data_loss = true;
+    let mut cm = change(
+        "ConfigMap",
+        "demo-redis-config",
+        Action::Update,
+        Some("live object changed outside raystack (by kubectl-edit); apply restores it"),
+        Some(json!({"data": {"redis.conf": "port 6379\nappendonly no\nsave 60 1000\n"}})),
+        Some(json!({"data": {"redis.conf": "port 6379\nappendonly yes\nsave 60 1000\n"}})),
+    );
+    cm.drift = Some("changed outside raystack (by kubectl-edit)".into());
+    Plan {
+        format_version: FORMAT_VERSION.into(),
+        stack: "demo".into(),
+        namespace: "demo".into(),
+        offline: false,
+        destroy: false,
+        durability: json!({"max_data_loss": "1s", "appendonly": true, "appendfsync": "everysec", "save": ["60 1000"],
+                           "volume": "disk", "storage_class": "fast", "storage": "8Gi", "protect_volume": true,
+                           "explanation": ["appendfsync everysec: a crash loses at most ~1-2 s of writes"]}),
+        preflight: vec![
+            Finding::ok("local", "default-storage-class", "StorageClass `standard` is the cluster default"),
+            Finding::warning("kubernetes", "kuberay", "KubeRay 1.2 is older than the stack's 1.3", "upgrade the operator"),
+        ],
+        resource_changes: vec![
+            change("Namespace", "demo", Action::NoOp, None, None, None),
+            change(
+                "Secret",
+                "demo-redis-auth",
+                Action::Create,
+                Some("does not exist yet; the password is generated at apply time"),
+                None,
+                Some(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-redis-auth"}, "type": "Opaque"})),
+            ),
+            cm,
+            pvc,
+            change(
+                "StatefulSet",
+                "demo-redis",
+                Action::Update,
+                Some("spec.replicas changed"),
+                Some(json!({"spec": {"replicas": 1, "serviceName": "demo-redis"}})),
+                Some(json!({"spec": {"replicas": 2, "serviceName": "demo-redis"}})),
+            ),
+            change(
+                "NetworkPolicy",
+                "demo-redis",
+                Action::Delete,
+                Some("no longer in the stack"),
+                Some(json!({"spec": {"podSelector": {"matchLabels": {"app": "redis"}}}})),
+                None,
+            ),
+        ],
+        summary: Default::default(),
+        data_loss: false,
+        drift: false,
+        errors: vec![],
+        kept: vec![],
+        binding: Binding { stack_file: "/stacks/demo.toml".into(), state_path: "/stacks/.raystack/demo.state.json".into(), ..Default::default() },
+    }
+    .finish()
+}
+
+#[test]
+fn text_plan() {
+    insta::assert_snapshot!(super::plan_text::render(&sample(), false));
+}
+
+#[test]
+fn json_plan() {
+    insta::assert_snapshot!(super::plan_json::render(&sample()));
+}
+
+#[test]
+fn markdown_plan() {
+    insta::assert_snapshot!(super::plan_markdown::render(&sample()));
+}
+
+#[test]
+fn no_changes_plan() {
+    let mut plan = sample();
+    plan.resource_changes.retain(|c| c.action == Action::NoOp);
+    plan.preflight.clear();
+    let plan = plan.finish();
+    insta::assert_snapshot!(super::plan_text::render(&plan, false));
+}
