@@ -1,0 +1,199 @@
+//! The live suite: the plan → apply → plan loop against a real cluster (kind/k3d with KubeRay
+//! installed). Runs only when `RAYSTACK_LIVE_KUBECONFIG` names a kubeconfig of a disposable
+//! cluster (optionally `RAYSTACK_LIVE_CONTEXT`); otherwise each test says it was skipped.
+//! Every test works in its own namespace and destroys it (with --allow-data-loss) at the end.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const SKIP: &str = "skipped: set RAYSTACK_LIVE_KUBECONFIG to the kubeconfig of a disposable cluster with KubeRay installed \
+                    (e.g. kind or k3d; optionally RAYSTACK_LIVE_CONTEXT) to run the live suite";
+
+struct Live {
+    dir: tempfile::TempDir,
+    kubeconfig: String,
+    context: Option<String>,
+    name: String,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Live {
+    fn new(suffix: &str) -> Option<Live> {
+        let Some(kubeconfig) = std::env::var("RAYSTACK_LIVE_KUBECONFIG")
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            eprintln!("{SKIP}");
+            println!("{SKIP}");
+            return None;
+        };
+        let name = format!("rs-live-{suffix}-{}", std::process::id() % 100_000);
+        Some(Live {
+            dir: tempfile::tempdir().unwrap(),
+            kubeconfig,
+            context: std::env::var("RAYSTACK_LIVE_CONTEXT").ok(),
+            name,
+        })
+    }
+
+    fn stack(&self) -> PathBuf {
+        self.dir.path().join("stack.toml")
+    }
+
+    fn write(&self, replicas: u32, storage: &str) {
+        let toml = format!(
+            r#"[stack]
+name = "{name}"
+namespace = "{name}"
+
+[cluster]
+provider = "local"
+
+[durability]
+max_data_loss = "1s"
+
+[redis]
+image = "redis:7.4.0"
+storage = "{storage}"
+cpu = "100m"
+memory = "128Mi"
+
+[ray]
+version = "2.45.0"
+kuberay = "1.3.0"
+
+[ray.head]
+cpu = "500m"
+memory = "1Gi"
+
+[[ray.workers]]
+group = "cpu"
+replicas = {replicas}
+min_replicas = {replicas}
+max_replicas = {replicas}
+cpu = "500m"
+memory = "1Gi"
+"#,
+            name = self.name
+        );
+        std::fs::write(self.stack(), toml).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_raystack"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env("NO_COLOR", "1");
+        if matches!(
+            args.first(),
+            Some(&"plan") | Some(&"apply") | Some(&"destroy")
+        ) {
+            c.args(["--kubeconfig", &self.kubeconfig]);
+            if let Some(ctx) = &self.context {
+                c.args(["--context", ctx]);
+            }
+        }
+        let o = c.output().unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    fn stack_arg(&self) -> String {
+        self.stack().display().to_string()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.stack().exists() {
+            let r = self.run(&[
+                "destroy",
+                &self.stack_arg(),
+                "--auto-approve",
+                "--allow-data-loss",
+            ]);
+            if r.code != 0 {
+                eprintln!("cleanup of `{}` failed:\n{r}", self.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn live_apply_then_plan_update_guard_and_destroy() {
+    let Some(live) = Live::new("loop") else {
+        return;
+    };
+    let stack = live.stack_arg();
+    live.write(1, "1Gi");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(
+        r.code, 0,
+        "no perpetual diff expected on a real API server:\n{r}"
+    );
+    assert!(r.stdout.contains("No changes"), "{r}");
+
+    live.write(2, "1Gi");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode", "--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    let changed: Vec<&Value> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .collect();
+    assert_eq!(changed.len(), 1, "{r}");
+    assert_eq!(changed[0]["kind"], "RayCluster");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r}");
+
+    live.write(2, "512Mi");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode"]);
+    assert!(r.stdout.contains("DATA LOSS"), "{r}");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("--allow-data-loss"), "{r}");
+    live.write(2, "1Gi");
+
+    let r = live.run(&["destroy", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("the Redis volume is protected"), "{r}");
+}
+
+#[test]
+fn live_server_side_apply_dry_run_shows_no_server_defaults() {
+    let Some(live) = Live::new("dry") else { return };
+    live.write(1, "1Gi");
+    let stack = live.stack_arg();
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    // A second apply after the server defaulted everything must find nothing to do.
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("No changes"), "{r}");
+}
