@@ -385,3 +385,32 @@ pub fn all_objects() -> Vec<(String, String)> {
         ),
     ]
 }
+
+/// The stack converged: no changes, each object once in the cluster and in state, the
+/// password's fingerprint recorded.
+pub fn assert_converged(env: &Env) {
+    env.assert_no_changes();
+    let state = env.state();
+    let addrs: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = addrs.iter().copied().collect();
+    assert_eq!(addrs.len(), 8, "state: {addrs:?}");
+    assert_eq!(unique.len(), 8, "duplicate state entries: {addrs:?}");
+    for (path, name) in all_objects() {
+        let names = env.fake.list_names(&path);
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{path}: {names:?}"
+        );
+    }
+    assert_eq!(
+        state["secrets"].as_array().unwrap().len(),
+        1,
+        "secret fingerprint missing: {state}"
+    );
+}
