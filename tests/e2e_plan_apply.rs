@@ -157,6 +157,19 @@ fn changing_the_redis_storage_class_is_data_loss_and_refused_without_the_flag() 
         before["metadata"]["resourceVersion"]
     );
     assert_eq!(after["spec"]["storageClassName"], "standard");
+
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("1 replaced"), "{r}");
+    let replaced = env.fake.get(&pvc_path).unwrap();
+    assert_eq!(replaced["spec"]["storageClassName"], "fast");
+    assert_ne!(replaced["metadata"]["uid"], before["metadata"]["uid"]);
+    env.assert_no_changes();
 }
 
 #[test]
