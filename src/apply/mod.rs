@@ -214,6 +214,26 @@ async fn delete(
 ) -> Result<(), ApplyError> {
     let r = object_ref(c);
     if cluster.delete(&r).await? {
+        // Kubernetes keeps a PVC that a pod mounts (pvc-protection) until that pod is gone: the
+        // Redis pod is deleted so the volume is released; its StatefulSet recreates it, and the
+        // new pod waits for the new claim.
+        if c.kind == "PersistentVolumeClaim"
+            && let Some(ns) = &c.namespace
+        {
+            for pod in cluster.pods_using_claim(ns, &c.name).await {
+                progress.event(Event::Waiting {
+                    address: c.address.clone(),
+                    message: format!("deleting pod `{pod}` so the volume is released"),
+                });
+                let pod_ref = ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    namespace: Some(ns.clone()),
+                    name: pod,
+                };
+                cluster.delete(&pod_ref).await?;
+            }
+        }
         wait_gone(&r, cluster, progress).await?;
     }
     state.remove_resource(&c.address);

@@ -229,6 +229,39 @@ impl Cluster {
             .map_err(|e| map_err(verb, r.address(), e))
     }
 
+    /// Names of the pods in `namespace` that mount PVC `claim` (best effort: empty when pods
+    /// cannot be listed).
+    pub async fn pods_using_claim(&self, namespace: &str, claim: &str) -> Vec<String> {
+        let r = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: Some(namespace.into()),
+            name: String::new(),
+        };
+        let Ok(api) = self.api(&r) else {
+            return Vec::new();
+        };
+        let Ok(list) = api.list(&Default::default()).await else {
+            return Vec::new();
+        };
+        list.items
+            .into_iter()
+            .filter(|p| {
+                p.data
+                    .pointer("/spec/volumes")
+                    .and_then(Value::as_array)
+                    .is_some_and(|vs| {
+                        vs.iter().any(|v| {
+                            v.pointer("/persistentVolumeClaim/claimName")
+                                .and_then(Value::as_str)
+                                == Some(claim)
+                        })
+                    })
+            })
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    }
+
     /// Deletes an object (background propagation). `false` when it was already gone.
     pub async fn delete(&self, r: &ObjectRef) -> Result<bool, ClusterError> {
         let api = self.api(r)?;

@@ -161,7 +161,7 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         c.action = Action::Update;
         let drifted = in_state && i.prior_hash == i.desired_hash;
         if drifted {
-            let others = other_managers(live);
+            let others = other_managers(live, &before, &after);
             let by = if others.is_empty() {
                 String::new()
             } else {
@@ -435,7 +435,9 @@ mod tests {
     #[test]
     fn an_unchanged_stack_with_a_different_live_object_is_drift() {
         let mut live = with_defaults(sts(3));
-        live["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        live["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+            // A bystander that owns fields the drift did not touch is not named.
+            {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:podManagementPolicy": {}}}}]);
         let c = classify(inputs(
             "StatefulSet",
             Some(sts(1)),

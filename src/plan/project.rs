@@ -27,7 +27,10 @@ pub const SENSITIVE: &str = "(sensitive)";
 
 fn merge_key(elem: &Value) -> Option<(&'static str, &Value)> {
     let obj = elem.as_object()?;
-    MERGE_KEYS.iter().find_map(|k| obj.get(*k).map(|v| (*k, v)))
+    // A null value is a field-set placeholder (from `fieldsV1`), not an identity.
+    MERGE_KEYS
+        .iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
 }
 
 /// Finds the shape element matching `elem` (same merge key, else same position).
@@ -177,8 +180,9 @@ pub fn managed_shape(obj: &Value, manager: &str) -> Option<Value> {
     shape
 }
 
-/// Managers other than raystack's own that wrote non-status fields of `obj`, sorted.
-pub fn other_managers(obj: &Value) -> Vec<String> {
+/// Managers other than raystack's own that own a field (outside status) whose value differs
+/// between `before` and `after`: who changed what raystack is about to restore. Sorted.
+pub fn other_managers(obj: &Value, before: &Value, after: &Value) -> Vec<String> {
     let mut out: Vec<String> = obj
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -188,6 +192,13 @@ pub fn other_managers(obj: &Value) -> Vec<String> {
             !e.get("subresource")
                 .and_then(Value::as_str)
                 .is_some_and(|s| !s.is_empty())
+        })
+        .filter(|e| {
+            let shape = e
+                .get("fieldsV1")
+                .map(shape_from_fields_v1)
+                .unwrap_or(Value::Null);
+            shape.is_object() && project(&shape, before) != project(&shape, after)
         })
         .filter_map(|e| e.get("manager").and_then(Value::as_str))
         .filter(|m| !m.starts_with("raystack"))
