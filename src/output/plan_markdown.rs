@@ -47,7 +47,19 @@ pub fn render(plan: &Plan) -> String {
         }
         out.push('\n');
     }
-    if plan.preflight.iter().any(|f| f.severity != Severity::Ok) {
+    if !plan.preflight.is_empty() && plan.preflight.iter().all(|f| f.severity == Severity::Ok) {
+        // All passed: one line naming the checks, so reviewers see they ran.
+        let names: Vec<String> = plan
+            .preflight
+            .iter()
+            .map(|f| format!("`{}/{}`", f.provider, f.check))
+            .collect();
+        out.push_str(&format!(
+            "**Preflight**: all {} checks passed ({}).\n\n",
+            names.len(),
+            names.join(", ")
+        ));
+    } else if !plan.preflight.is_empty() {
         out.push_str("**Preflight**\n\n");
         for f in &plan.preflight {
             let label = match f.severity {
