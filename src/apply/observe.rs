@@ -69,7 +69,7 @@ fn inputs_for(
 }
 
 /// Tracked objects that are no longer desired, in state order.
-fn pruned<'a>(desired: &[Value], state: Option<&'a State>) -> Vec<ObjectRef> {
+fn pruned(desired: &[Value], state: Option<&State>) -> Vec<ObjectRef> {
     let wanted: Vec<String> = desired.iter().map(|d| ObjectRef::of(d).address()).collect();
     state
         .map(|s| s.resources.iter())

@@ -189,9 +189,9 @@ pub fn other_managers(obj: &Value, before: &Value, after: &Value) -> Vec<String>
         .into_iter()
         .flatten()
         .filter(|e| {
-            !e.get("subresource")
+            e.get("subresource")
                 .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
+                .is_none_or(str::is_empty)
         })
         .filter(|e| {
             let shape = e
