@@ -1,8 +1,228 @@
-//! `raystack state`: (to be written)
+//! `raystack state list|show STACK`: read a stack's recorded state (without the lock: writes
+//! are atomic) and print it. Secret values are never printed; state holds only fingerprints.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::StateCommand;
+use crate::stack::{self, StateBackend};
+use crate::state::{LocalBackend, State};
 
-pub fn run(_cmd: StateCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("state is not implemented yet")
+pub fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
+    let (stack_path, show) = match cmd {
+        StateCommand::List { stack } => (stack, false),
+        StateCommand::Show { stack } => (stack, true),
+    };
+    let stack = match stack::load(&stack_path) {
+        Ok(stack) => stack,
+        Err(diags) => {
+            if diags.0.is_empty() {
+                eprintln!("error: failed to load stack `{}`", stack_path.display());
+            } else {
+                eprintln!("{diags}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if stack.state.backend != StateBackend::Local {
+        anyhow::bail!(
+            "stack `{}` keeps its state in Kubernetes; `raystack state` reads only the local backend so far",
+            stack.meta.name
+        );
+    }
+    let backend = LocalBackend::new(&stack.state.path);
+    let Some(state) = backend.read()? else {
+        eprintln!(
+            "No state recorded for stack `{}` (`{}`).",
+            stack.meta.name,
+            backend.path().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    if state.stack != stack.meta.name {
+        eprintln!(
+            "warning: state `{}` was recorded for stack `{}`, not `{}`",
+            backend.path().display(),
+            state.stack,
+            stack.meta.name
+        );
+    }
+    let text = if show {
+        show_text(&state, backend.path())
+    } else {
+        list_text(&state)
+    };
+    print_stdout(&text)
+}
+
+/// One address per line, in apply order.
+fn list_text(state: &State) -> String {
+    state
+        .resources
+        .iter()
+        .map(|r| format!("{}\n", r.address))
+        .collect()
+}
+
+/// A readable summary: header, a resource table, secret fingerprints.
+fn show_text(state: &State, path: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Stack:   {}", state.stack);
+    let _ = writeln!(out, "File:    {}", path.display());
+    let _ = writeln!(out, "Format:  {}", state.format_version);
+    let _ = writeln!(out, "Lineage: {}", state.lineage);
+    let _ = writeln!(out, "Serial:  {}", state.serial);
+    out.push('\n');
+    if state.resources.is_empty() {
+        out.push_str("Resources: none\n");
+    } else {
+        let _ = writeln!(out, "Resources ({}):", state.resources.len());
+        let mut rows = vec![[
+            "KIND".to_owned(),
+            "NAMESPACE".to_owned(),
+            "NAME".to_owned(),
+            "UID".to_owned(),
+            "RESOURCE VERSION".to_owned(),
+        ]];
+        rows.extend(state.resources.iter().map(|r| {
+            [
+                r.kind.clone(),
+                r.namespace.clone().unwrap_or_else(|| "-".to_owned()),
+                r.name.clone(),
+                r.uid.clone(),
+                r.resource_version.clone(),
+            ]
+        }));
+        push_table(&mut out, &rows);
+    }
+    out.push('\n');
+    if state.secrets.is_empty() {
+        out.push_str("Secrets: none\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "Secrets ({}; fingerprints only, values are never stored):",
+            state.secrets.len()
+        );
+        let rows: Vec<[String; 2]> = state
+            .secrets
+            .iter()
+            .map(|s| [s.name.clone(), s.fingerprint.clone()])
+            .collect();
+        push_table(&mut out, &rows);
+    }
+    out
+}
+
+/// Left-aligned columns, two spaces apart, indented by two; no trailing spaces.
+fn push_table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::from("  ");
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly.
+fn print_stdout(text: &str) -> anyhow::Result<ExitCode> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(err) => Err(anyhow::Error::new(err).context("failed to write to stdout")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ResourceState, address};
+
+    fn sample() -> State {
+        let mut state = State::new("prod");
+        state.lineage = "6f1c2a7e-0c1b-4e8f-9a55-3f7d2b1c9e40".into();
+        state.serial = 7;
+        for (kind, ns, name, uid, rv) in [
+            ("Namespace", None, "ray-prod", "a1", "101"),
+            ("Secret", Some("ray-prod"), "prod-redis-auth", "b22", "2040"),
+            ("RayCluster", Some("ray-prod"), "prod", "c333", "99"),
+        ] {
+            state.upsert_resource(ResourceState {
+                address: address(kind, ns, name),
+                api_version: "v1".into(),
+                kind: kind.into(),
+                namespace: ns.map(Into::into),
+                name: name.into(),
+                uid: uid.into(),
+                resource_version: rv.into(),
+                applied_hash: "00".repeat(32),
+            });
+        }
+        state.set_secret_fingerprint("redis-password", b"do-not-print-me");
+        state
+    }
+
+    #[test]
+    fn list_prints_addresses_in_apply_order() {
+        assert_eq!(
+            list_text(&sample()),
+            "Namespace/ray-prod\nSecret/ray-prod/prod-redis-auth\nRayCluster/ray-prod/prod\n"
+        );
+        assert_eq!(list_text(&State::new("empty")), "");
+    }
+
+    #[test]
+    fn show_summarizes_without_secret_values() {
+        let state = sample();
+        let fingerprint = state.secret("redis-password").unwrap().fingerprint.clone();
+        let text = show_text(&state, Path::new(".raystack/prod.state.json"));
+        let expected = format!(
+            "\
+Stack:   prod
+File:    .raystack/prod.state.json
+Format:  1
+Lineage: 6f1c2a7e-0c1b-4e8f-9a55-3f7d2b1c9e40
+Serial:  7
+
+Resources (3):
+  KIND        NAMESPACE  NAME             UID   RESOURCE VERSION
+  Namespace   -          ray-prod         a1    101
+  Secret      ray-prod   prod-redis-auth  b22   2040
+  RayCluster  ray-prod   prod             c333  99
+
+Secrets (1; fingerprints only, values are never stored):
+  redis-password  {fingerprint}
+"
+        );
+        assert_eq!(text, expected);
+        assert!(!text.contains("do-not-print-me"));
+    }
+
+    #[test]
+    fn show_of_an_empty_state() {
+        let mut state = State::new("dev");
+        state.lineage = "l".into();
+        assert_eq!(
+            show_text(&state, Path::new("s.json")),
+            "Stack:   dev\nFile:    s.json\nFormat:  1\nLineage: l\nSerial:  0\n\nResources: none\n\nSecrets: none\n"
+        );
+    }
 }

@@ -1,1 +1,338 @@
-//! (to be written)
+//! State: what raystack has applied, per stack (DESIGN §8). This file owns the format (`State`
+//! and its records, the manifest hash, secret fingerprints); `local` owns the file backend and
+//! its atomic writes, `lock` the lock. State never holds a secret value, only fingerprints, and
+//! nothing here talks to a cluster or prints.
+
+mod error;
+mod local;
+mod lock;
+
+#[cfg(test)]
+mod process_tests;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use error::StateError;
+pub use local::{LocalBackend, StateLock};
+pub use lock::{LockInfo, lock_path};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: &str = "1";
+
+/// One stack's recorded state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: String,
+    /// A UUID v4 chosen when the state is created and never changed: it tells this state apart
+    /// from any other, so a plan or a write can refuse a state that was swapped underneath it.
+    pub lineage: String,
+    /// Incremented by every write.
+    pub serial: u64,
+    pub stack: String,
+    /// In apply order of first appearance.
+    pub resources: Vec<ResourceState>,
+    pub secrets: Vec<SecretState>,
+}
+
+/// One Kubernetes object raystack applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects; see [`address`].
+    pub address: String,
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    /// [`applied_hash`] of the manifest raystack applied.
+    pub applied_hash: String,
+}
+
+/// A secret raystack manages, recorded only by fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretState {
+    pub name: String,
+    /// See [`State::secret_fingerprint`]; never the value.
+    pub fingerprint: String,
+}
+
+impl State {
+    /// An empty state for `stack` with a fresh lineage and serial 0.
+    pub fn new(stack: &str) -> Self {
+        State {
+            format_version: FORMAT_VERSION.to_owned(),
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            stack: stack.to_owned(),
+            resources: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    pub fn resource(&self, address: &str) -> Option<&ResourceState> {
+        self.resources.iter().find(|r| r.address == address)
+    }
+
+    /// Replaces the record with the same address in place, or appends it, so the order stays
+    /// the apply order of first insertion (deletes then walk it backwards).
+    pub fn upsert_resource(&mut self, r: ResourceState) {
+        match self.resources.iter_mut().find(|e| e.address == r.address) {
+            Some(existing) => *existing = r,
+            None => self.resources.push(r),
+        }
+    }
+
+    pub fn remove_resource(&mut self, address: &str) -> Option<ResourceState> {
+        let index = self.resources.iter().position(|r| r.address == address)?;
+        Some(self.resources.remove(index))
+    }
+
+    /// Records (or updates) the fingerprint of secret `name` holding `value`. The value itself
+    /// is not kept.
+    pub fn set_secret_fingerprint(&mut self, name: &str, value: &[u8]) {
+        let fingerprint = self.secret_fingerprint(name, value);
+        match self.secrets.iter_mut().find(|s| s.name == name) {
+            Some(existing) => existing.fingerprint = fingerprint,
+            None => self.secrets.push(SecretState {
+                name: name.to_owned(),
+                fingerprint,
+            }),
+        }
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&SecretState> {
+        self.secrets.iter().find(|s| s.name == name)
+    }
+
+    pub fn remove_secret(&mut self, name: &str) -> Option<SecretState> {
+        let index = self.secrets.iter().position(|s| s.name == name)?;
+        Some(self.secrets.remove(index))
+    }
+
+    /// Whether the recorded fingerprint of `name` matches `value` (false when none is recorded).
+    pub fn secret_matches(&self, name: &str, value: &[u8]) -> bool {
+        self.secret(name)
+            .is_some_and(|s| s.fingerprint == self.secret_fingerprint(name, value))
+    }
+
+    /// `"sha256:"` + the first 128 bits (32 hex digits) of
+    /// SHA-256(`raystack-secret-fingerprint-v1` NUL lineage NUL name NUL value).
+    ///
+    /// It tells whether a secret changed without storing it. It cannot reveal the value: a hash
+    /// is not invertible, and a truncated one has countless preimages for a generated password
+    /// (raystack generates them with far more than 128 bits of entropy). Mixing in the lineage
+    /// and name means equal values in different states or secrets get unrelated fingerprints,
+    /// and no precomputed table applies. What a fingerprint *can* do, like any hash, is confirm
+    /// a guess: a weak, human-chosen password could be brute-forced by whoever reads the state,
+    /// which is one reason the state file is mode 0600.
+    pub fn secret_fingerprint(&self, name: &str, value: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"raystack-secret-fingerprint-v1\0");
+        hasher.update(self.lineage.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(name.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(value);
+        let digest = hasher.finalize();
+        format!("sha256:{}", hex::encode(&digest[..16]))
+    }
+}
+
+/// The state address of an object: `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
+pub fn address(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+/// Lowercase hex SHA-256 of `manifest` as canonical JSON (object keys sorted, no whitespace),
+/// so the same manifest hashes the same whatever order its keys were built in.
+pub fn applied_hash(manifest: &serde_json::Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(manifest, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
+            // Scalars serialize deterministically; this cannot fail for a `Value`.
+            out.push_str(&value.to_string());
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(super) fn resource(kind: &str, ns: Option<&str>, name: &str) -> ResourceState {
+        ResourceState {
+            address: address(kind, ns, name),
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: ns.map(Into::into),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            resource_version: "1".into(),
+            applied_hash: applied_hash(&json!({ "kind": kind, "name": name })),
+        }
+    }
+
+    #[test]
+    fn new_state_is_empty_with_fresh_lineage() {
+        let a = State::new("prod");
+        let b = State::new("prod");
+        assert_eq!(a.format_version, FORMAT_VERSION);
+        assert_eq!(a.serial, 0);
+        assert_eq!(a.stack, "prod");
+        assert!(a.resources.is_empty() && a.secrets.is_empty());
+        assert_ne!(a.lineage, b.lineage);
+        let parsed = uuid::Uuid::parse_str(&a.lineage).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn addresses_name_scope() {
+        assert_eq!(address("Secret", Some("ray"), "redis"), "Secret/ray/redis");
+        assert_eq!(address("Namespace", None, "ray"), "Namespace/ray");
+    }
+
+    #[test]
+    fn upsert_keeps_first_insertion_order_and_replaces_in_place() {
+        let mut s = State::new("x");
+        s.upsert_resource(resource("Namespace", None, "ray"));
+        s.upsert_resource(resource("Secret", Some("ray"), "redis"));
+        s.upsert_resource(resource("StatefulSet", Some("ray"), "redis"));
+        let mut updated = resource("Secret", Some("ray"), "redis");
+        updated.resource_version = "42".into();
+        s.upsert_resource(updated);
+        let order: Vec<_> = s.resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            order,
+            ["Namespace/ray", "Secret/ray/redis", "StatefulSet/ray/redis"]
+        );
+        assert_eq!(
+            s.resource("Secret/ray/redis").unwrap().resource_version,
+            "42"
+        );
+        let removed = s.remove_resource("Secret/ray/redis").unwrap();
+        assert_eq!(removed.name, "redis");
+        assert!(s.resource("Secret/ray/redis").is_none());
+        assert!(s.remove_resource("Secret/ray/redis").is_none());
+        assert_eq!(s.resources.len(), 2);
+    }
+
+    #[test]
+    fn applied_hash_is_independent_of_key_order() {
+        let a = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}},
+                       "data": {"x": [1, {"q": true, "p": null}]}});
+        // Same content, keys inserted in the opposite order (preserve_order keeps insertion order).
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{"data": {"x": [1, {"p": null, "q": true}]},
+                "metadata": {"labels": {"b": "2", "a": "1"}, "name": "c"},
+                "kind": "ConfigMap", "apiVersion": "v1"}"#,
+        )
+        .unwrap();
+        assert_eq!(applied_hash(&a), applied_hash(&b));
+        assert_eq!(applied_hash(&a).len(), 64);
+        assert!(applied_hash(&a).chars().all(|c| c.is_ascii_hexdigit()));
+        // Known value: pins the canonical form so hashes stay comparable across releases.
+        assert_eq!(
+            applied_hash(&json!({"b": 1, "a": "x"})),
+            hex::encode(Sha256::digest(br#"{"a":"x","b":1}"#))
+        );
+        // Content changes (including array order) change the hash.
+        let c = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}},
+                       "data": {"x": [{"q": true, "p": null}, 1]}});
+        assert_ne!(applied_hash(&a), applied_hash(&c));
+    }
+
+    #[test]
+    fn secret_fingerprints_never_contain_the_value() {
+        let mut s = State::new("x");
+        let password = b"hunter2-correct-horse-battery-staple";
+        s.set_secret_fingerprint("redis-password", password);
+        let fp = &s.secret("redis-password").unwrap().fingerprint;
+        assert!(fp.starts_with("sha256:"));
+        assert_eq!(fp.len(), "sha256:".len() + 32);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("hunter2"));
+        assert!(!json.contains(&hex::encode(password)));
+        assert!(s.secret_matches("redis-password", password));
+        assert!(!s.secret_matches("redis-password", b"other"));
+        assert!(!s.secret_matches("missing", password));
+
+        // Updating replaces, not duplicates.
+        s.set_secret_fingerprint("redis-password", b"rotated");
+        assert_eq!(s.secrets.len(), 1);
+        assert!(s.secret_matches("redis-password", b"rotated"));
+
+        // Same value, different lineage or name: unrelated fingerprints.
+        let other = State::new("x");
+        assert_ne!(
+            s.secret_fingerprint("a", b"v"),
+            other.secret_fingerprint("a", b"v")
+        );
+        assert_ne!(
+            s.secret_fingerprint("a", b"v"),
+            s.secret_fingerprint("b", b"v")
+        );
+        assert!(s.remove_secret("redis-password").is_some());
+        assert!(s.secret("redis-password").is_none());
+    }
+
+    #[test]
+    fn serialized_field_names_match_the_design() {
+        let mut s = State::new("prod");
+        s.upsert_resource(resource("Secret", Some("ray"), "redis"));
+        s.set_secret_fingerprint("redis-password", b"v");
+        let v = serde_json::to_value(&s).unwrap();
+        for key in [
+            "format_version",
+            "lineage",
+            "serial",
+            "stack",
+            "resources",
+            "secrets",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        let r = &v["resources"][0];
+        for key in ["address", "uid", "resource_version", "applied_hash"] {
+            assert!(r.get(key).is_some(), "missing resources[0].{key}");
+        }
+        assert!(v["secrets"][0].get("fingerprint").is_some());
+    }
+}

@@ -1,0 +1,704 @@
+//! The local backend: one pretty-printed JSON file per stack, mode 0600, replaced atomically on
+//! every write with the previous version kept as `<path>.backup`, guarded by `<path>.lock`.
+//! A crash at any instant leaves a complete state at `path` (old or new) and a complete backup.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::lock::{self, HeldLock, LockInfo};
+use super::{FORMAT_VERSION, State, StateError};
+
+/// How often `lock_wait` retries a held lock.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// A state file on the local filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalBackend {
+    path: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LocalBackend { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<path>.backup`: the version before the last write.
+    pub fn backup_path(&self) -> PathBuf {
+        suffixed(&self.path, ".backup")
+    }
+
+    /// `<path>.lock`
+    pub fn lock_path(&self) -> PathBuf {
+        lock::lock_path(&self.path)
+    }
+
+    /// Reads the state without locking (a write is atomic, so this never sees half a file).
+    /// `None` when there is no state file yet.
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        read_state(&self.path)
+    }
+
+    /// Takes the exclusive state lock for `operation` (`plan`, `apply`, ...) or fails at once
+    /// with [`StateError::Locked`] naming the holder. Creates the state's directory (0700) if
+    /// needed.
+    pub fn lock(&self, operation: &str) -> Result<StateLock, StateError> {
+        let lock_err = |source| StateError::Lock {
+            path: self.path.clone(),
+            lock_path: self.lock_path(),
+            source,
+        };
+        create_parent_dirs(&self.path).map_err(lock_err)?;
+        let held = lock::try_acquire(&self.path, operation)?;
+        // Holding the lock, no other raystack is writing: temp files are leftovers of a crash.
+        remove_stale_temps(&self.path);
+        Ok(StateLock {
+            path: self.path.clone(),
+            held,
+        })
+    }
+
+    /// Like [`lock`](Self::lock), but while the lock is held elsewhere, polls until `timeout`,
+    /// calling `on_wait` once for each holder seen (to print "waiting for `apply` (pid ..)").
+    /// Gives up with [`StateError::LockTimeout`].
+    pub fn lock_wait(
+        &self,
+        operation: &str,
+        timeout: Duration,
+        mut on_wait: impl FnMut(&LockInfo),
+    ) -> Result<StateLock, StateError> {
+        let start = Instant::now();
+        let mut last_holder: Option<(u32, String, String)> = None;
+        loop {
+            let info = match self.lock(operation) {
+                Err(StateError::Locked(info)) => info,
+                other => return other,
+            };
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return Err(StateError::LockTimeout(info, timeout));
+            }
+            let holder = (info.pid, info.host.clone(), info.created.clone());
+            if last_holder.as_ref() != Some(&holder) {
+                on_wait(&info);
+                last_holder = Some(holder);
+            }
+            std::thread::sleep(LOCK_POLL.min(timeout - elapsed));
+        }
+    }
+}
+
+/// The held state lock; the only way to write state. Released on drop (and by the kernel if
+/// the process dies).
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+    held: HeldLock,
+}
+
+impl StateLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What this lock recorded about its holder.
+    pub fn info(&self) -> &LockInfo {
+        &self.held.info
+    }
+
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        read_state(&self.path)
+    }
+
+    /// Increments `state.serial` and replaces the state file atomically, keeping the previous
+    /// version as `.backup`. Refuses to overwrite a different state (other lineage), a newer
+    /// one (higher serial: written by someone who ignored the lock), or a file it cannot parse
+    /// (that would push the last good version out of `.backup`). On error `state` is unchanged.
+    pub fn write(&mut self, state: &mut State) -> Result<(), StateError> {
+        let previous = match fs::read(&self.path) {
+            Ok(bytes) => Some(bytes),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        if let Some(bytes) = &previous {
+            let on_disk = parse_state(&self.path, bytes)?;
+            if on_disk.lineage != state.lineage {
+                return Err(StateError::LineageMismatch {
+                    path: self.path.clone(),
+                    ours: state.lineage.clone(),
+                    on_disk: on_disk.lineage,
+                });
+            }
+            if on_disk.serial > state.serial {
+                return Err(StateError::StaleSerial {
+                    path: self.path.clone(),
+                    ours: state.serial,
+                    on_disk: on_disk.serial,
+                });
+            }
+        }
+        state.serial += 1;
+        let result = replace_file(&self.path, state, previous.is_some());
+        if result.is_err() {
+            state.serial -= 1;
+        }
+        result.map_err(|source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<State>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => parse_state(path, &bytes).map(Some),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Checks the format version before the shape, so a newer format is reported as such rather
+/// than as corruption.
+fn parse_state(path: &Path, bytes: &[u8]) -> Result<State, StateError> {
+    let corrupt = |detail: String| StateError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(format!("it is not valid JSON ({e})")))?;
+    let Some(object) = value.as_object() else {
+        return Err(corrupt("it is not a JSON object".into()));
+    };
+    match object.get("format_version") {
+        None => return Err(corrupt("it has no `format_version`".into())),
+        Some(serde_json::Value::String(v)) if v == FORMAT_VERSION => {}
+        Some(serde_json::Value::String(v)) => {
+            return Err(StateError::UnsupportedVersion {
+                path: path.to_owned(),
+                found: v.clone(),
+            });
+        }
+        Some(other) => {
+            return Err(StateError::UnsupportedVersion {
+                path: path.to_owned(),
+                found: other.to_string(),
+            });
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| corrupt(format!("it does not match the state format ({e})")))
+}
+
+/// The atomic replace. Order matters: the new content is durable in a temp file before
+/// anything is renamed; the backup is staged by hard link (the old file's inode, untouched)
+/// and renamed over the old backup; only then is the temp file renamed over `path`. Every
+/// rename replaces one complete file with another, so neither `path` nor `.backup` is ever
+/// missing or partial once it exists.
+fn replace_file(path: &Path, state: &State, has_previous: bool) -> io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    json.push(b'\n');
+    create_parent_dirs(path)?;
+    let dir = parent_dir(path);
+    let name = file_name(path);
+    let pid = std::process::id();
+    let temp = dir.join(format!(".{name}.tmp-{pid}"));
+    let backup_temp = dir.join(format!(".{name}.backup.tmp-{pid}"));
+
+    let result = (|| {
+        write_synced(&temp, &json)?;
+        if has_previous {
+            stage_backup(path, &backup_temp)?;
+            fs::rename(&backup_temp, suffixed(path, ".backup"))?;
+        }
+        fs::rename(&temp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+        let _ = fs::remove_file(&backup_temp);
+    }
+    result
+}
+
+/// Puts a copy of the current state at `backup_temp`: a hard link when the filesystem allows
+/// (no data to write or sync), else a synced byte copy.
+fn stage_backup(path: &Path, backup_temp: &Path) -> io::Result<()> {
+    remove_if_exists(backup_temp)?;
+    match fs::hard_link(path, backup_temp) {
+        Ok(()) => {
+            // Also tightens a state file someone made readable by others; it is being replaced.
+            set_private(backup_temp)
+        }
+        Err(_) => copy_synced(path, backup_temp),
+    }
+}
+
+fn copy_synced(from: &Path, to: &Path) -> io::Result<()> {
+    let bytes = fs::read(from)?;
+    write_synced(to, &bytes)
+}
+
+/// Writes a new file with mode 0600 and flushes it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    remove_if_exists(path)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn set_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the renames durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates the state's directory and any missing parents with mode 0700.
+fn create_parent_dirs(path: &Path) -> io::Result<()> {
+    let dir = parent_dir(path);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Removes `.<name>.tmp-*` and `.<name>.backup.tmp-*` left by a process that died mid-write.
+/// Best effort: a leftover only wastes space.
+fn remove_stale_temps(path: &Path) {
+    let name = file_name(path);
+    let prefixes = [format!(".{name}.tmp-"), format!(".{name}.backup.tmp-")];
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_owned())
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::resource;
+    use super::*;
+
+    fn backend(dir: &tempfile::TempDir) -> LocalBackend {
+        LocalBackend::new(dir.path().join(".raystack/prod.state.json"))
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn missing_file_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(backend(&dir).read().unwrap(), None);
+    }
+
+    #[test]
+    fn round_trip_increments_serial_and_keeps_lineage() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        assert_eq!(lock.read().unwrap(), None);
+
+        let mut state = State::new("prod");
+        let lineage = state.lineage.clone();
+        state.upsert_resource(resource("Namespace", None, "ray"));
+        state.set_secret_fingerprint("redis-password", b"s3cret-value");
+        lock.write(&mut state).unwrap();
+        assert_eq!(state.serial, 1);
+        assert_eq!(backend.read().unwrap().as_ref(), Some(&state));
+
+        state.upsert_resource(resource("Secret", Some("ray"), "redis"));
+        lock.write(&mut state).unwrap();
+        lock.write(&mut state).unwrap();
+        assert_eq!(state.serial, 3);
+        let read = lock.read().unwrap().unwrap();
+        assert_eq!(read, state);
+        assert_eq!(read.lineage, lineage);
+
+        let text = fs::read_to_string(backend.path()).unwrap();
+        assert!(text.ends_with("}\n"), "pretty JSON with a trailing newline");
+        assert!(text.contains("\n  \"lineage\""));
+        assert!(!text.contains("s3cret-value"));
+    }
+
+    #[test]
+    fn backup_holds_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        assert!(
+            !backend.backup_path().exists(),
+            "no backup before a second version exists"
+        );
+
+        let first = state.clone();
+        state.upsert_resource(resource("Namespace", None, "ray"));
+        lock.write(&mut state).unwrap();
+        let backup: State =
+            serde_json::from_slice(&fs::read(backend.backup_path()).unwrap()).unwrap();
+        assert_eq!(backup, first);
+
+        let second = state.clone();
+        lock.write(&mut state).unwrap();
+        let backup: State =
+            serde_json::from_slice(&fs::read(backend.backup_path()).unwrap()).unwrap();
+        assert_eq!(backup, second);
+        assert_eq!(backend.read().unwrap().unwrap().serial, 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_backup_and_directory_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        assert_eq!(mode(backend.path().parent().unwrap()), 0o700);
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        assert_eq!(mode(backend.path()), 0o600);
+
+        // Even a state file someone made world-readable ends up private, backup included.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(backend.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        lock.write(&mut state).unwrap();
+        assert_eq!(mode(backend.path()), 0o600);
+        assert_eq!(mode(&backend.backup_path()), 0o600);
+    }
+
+    #[test]
+    fn write_leaves_no_temp_files_and_removes_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let state_dir = backend.path().parent().unwrap().to_owned();
+        fs::create_dir_all(&state_dir).unwrap();
+        fs::write(state_dir.join(".prod.state.json.tmp-999999"), "{").unwrap();
+        fs::write(state_dir.join(".prod.state.json.backup.tmp-999999"), "{").unwrap();
+        fs::write(state_dir.join(".other.state.json.tmp-1"), "{").unwrap();
+
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        lock.write(&mut state).unwrap();
+        let mut names: Vec<_> = fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".other.state.json.tmp-1",
+                "prod.state.json",
+                "prod.state.json.backup",
+                "prod.state.json.lock"
+            ]
+        );
+        drop(lock);
+        assert!(
+            !backend.lock_path().exists(),
+            "lock file removed on release"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn byte_copy_backup_is_private_and_identical() {
+        // The fallback for filesystems without hard links; the link path is covered above.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        fs::write(&path, "{\"a\":1}\n").unwrap();
+        let staged = dir.path().join(".s.json.backup.tmp-1");
+        fs::write(&staged, "stale").unwrap();
+        copy_synced(&path, &staged).unwrap();
+        assert_eq!(fs::read_to_string(&staged).unwrap(), "{\"a\":1}\n");
+        assert_eq!(mode(&staged), 0o600);
+    }
+
+    #[test]
+    fn corrupted_state_names_the_file_and_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        for (content, detail) in [
+            (
+                "{\"format_version\": \"1\", \"lineage\": ",
+                "not valid JSON",
+            ),
+            ("", "not valid JSON"),
+            ("[1, 2]", "not a JSON object"),
+            ("{\"serial\": 3}", "no `format_version`"),
+            (
+                "{\"format_version\": \"1\", \"lineage\": \"l\"}",
+                "does not match the state format",
+            ),
+        ] {
+            fs::write(backend.path(), content).unwrap();
+            let err = backend.read().unwrap_err();
+            assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+            let msg = err.to_string();
+            let p = backend.path().display();
+            assert!(
+                msg.starts_with(&format!("state `{p}` is corrupted: it ")),
+                "{msg}"
+            );
+            assert!(msg.contains(detail), "{msg}");
+            assert!(
+                msg.contains(&format!("restore the previous version from `{p}.backup`")),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_format_version_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        // A future format may look entirely different; the version is what matters.
+        fs::write(
+            backend.path(),
+            "{\"format_version\": \"2\", \"objects\": {}}",
+        )
+        .unwrap();
+        let err = backend.read().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "state `{}` has format_version `2`, but this raystack only understands \
+                 format_version `1`; use the raystack release that wrote it",
+                backend.path().display()
+            )
+        );
+        fs::write(backend.path(), "{\"format_version\": 1}").unwrap();
+        assert!(matches!(
+            backend.read().unwrap_err(),
+            StateError::UnsupportedVersion { found, .. } if found == "1"
+        ));
+    }
+
+    #[test]
+    fn write_refuses_to_clobber_a_corrupted_file_so_the_backup_survives() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        lock.write(&mut state).unwrap();
+        let good_backup = fs::read(backend.backup_path()).unwrap();
+        fs::write(backend.path(), "garbage").unwrap();
+        let err = lock.write(&mut state).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+        assert_eq!(state.serial, 2, "serial unchanged on error");
+        assert_eq!(fs::read(backend.backup_path()).unwrap(), good_backup);
+    }
+
+    #[test]
+    fn write_refuses_another_lineage_or_a_newer_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+
+        let mut stranger = State::new("prod");
+        let err = lock.write(&mut stranger).unwrap_err();
+        assert!(matches!(err, StateError::LineageMismatch { .. }), "{err:?}");
+        assert!(err.to_string().contains("is a different state"), "{err}");
+        assert_eq!(stranger.serial, 0);
+
+        let mut stale = state.clone();
+        lock.write(&mut state).unwrap();
+        stale.serial = 0;
+        let err = lock.write(&mut stale).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StateError::StaleSerial {
+                    ours: 0,
+                    on_disk: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(backend.read().unwrap().unwrap(), state);
+    }
+
+    #[test]
+    fn second_lock_fails_fast_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let held = backend.lock("apply").unwrap();
+        assert_eq!(held.info().operation, "apply");
+
+        let start = Instant::now();
+        let err = backend.lock("plan").unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(1), "non-blocking");
+        let StateError::Locked(info) = &err else {
+            panic!("expected Locked, got {err:?}");
+        };
+        assert_eq!(info.pid, std::process::id());
+        assert_eq!(info.operation, "apply");
+        assert_eq!(info.path, backend.path());
+        assert!(!info.host.is_empty());
+        assert_eq!(info.created.len(), "2026-01-01T00:00:00Z".len());
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "state `{}` is locked by `apply` (pid {} on host ",
+                backend.path().display(),
+                std::process::id()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "wait for it to finish (the lock is released as soon as that process exits)"
+            ),
+            "{msg}"
+        );
+
+        drop(held);
+        let again = backend.lock("plan").unwrap();
+        assert_eq!(again.info().operation, "plan");
+    }
+
+    #[test]
+    fn a_lock_file_without_a_holder_is_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        fs::write(
+            backend.lock_path(),
+            r#"{"pid": 1, "operation": "apply", "created": "2020-01-01T00:00:00Z", "host": "gone"}"#,
+        )
+        .unwrap();
+        let lock = backend.lock("apply").unwrap();
+        assert_eq!(lock.info().pid, std::process::id());
+        let recorded: LockInfo =
+            serde_json::from_slice(&fs::read(backend.lock_path()).unwrap()).unwrap();
+        assert_eq!(recorded.pid, std::process::id());
+        assert_eq!(recorded.operation, "apply");
+    }
+
+    #[test]
+    fn lock_wait_waits_for_release_and_reports_the_holder_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let held = backend.lock("apply").unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            drop(held);
+        });
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let lock = backend
+            .lock_wait("destroy", Duration::from_secs(10), |info| {
+                seen.push(info.operation.clone())
+            })
+            .unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(seen, ["apply"]);
+        assert_eq!(lock.info().operation, "destroy");
+        releaser.join().unwrap();
+    }
+
+    #[test]
+    fn lock_wait_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let _held = backend.lock("apply").unwrap();
+        let start = Instant::now();
+        let mut calls = 0;
+        let err = backend
+            .lock_wait("plan", Duration::from_millis(250), |_| calls += 1)
+            .unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        assert_eq!(calls, 1);
+        assert!(matches!(err, StateError::LockTimeout(ref info, _) if info.operation == "apply"));
+        assert!(
+            err.to_string().contains("still held after waiting 250ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lock_wait_takes_a_free_lock_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let lock = backend
+            .lock_wait("apply", Duration::ZERO, |_| panic!("nobody holds it"))
+            .unwrap();
+        assert_eq!(lock.info().operation, "apply");
+    }
+}
