@@ -61,6 +61,12 @@ pub(super) async fn prepare(
     let durability = serde_json::to_value(crate::render::summarize(&stack))
         .context("failed to summarize durability")?;
 
+    if stack.state.backend != crate::stack::StateBackend::Local {
+        bail!(
+            "`{}`: the kubernetes state backend is not available in this build; set `[state] backend = \"local\"`",
+            path.display()
+        );
+    }
     let backend = LocalBackend::new(&stack.state.path);
     let lock = backend.lock(operation)?;
     let existing = lock.read()?;

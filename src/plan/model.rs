@@ -244,3 +244,57 @@ pub fn looks_like_plan_file(path: &std::path::Path) -> bool {
         .map(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION.into(),
+            stack: "s".into(),
+            namespace: "s".into(),
+            offline: false,
+            destroy: false,
+            durability: Value::Null,
+            preflight: vec![],
+            resource_changes: vec![],
+            summary: Summary::default(),
+            data_loss: false,
+            drift: false,
+            errors: vec![],
+            kept: vec![],
+            binding: Binding {
+                lineage: Some("l".into()),
+                serial: Some(3),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn plan_files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.plan");
+        write_plan_file(&path, &plan()).unwrap();
+        assert!(looks_like_plan_file(&path));
+        assert_eq!(read_plan_file(&path).unwrap(), plan());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn plan_files_of_another_format_version_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.plan");
+        std::fs::write(&path, r#"{"format_version": "9"}"#).unwrap();
+        let err = read_plan_file(&path).unwrap_err().to_string();
+        assert!(err.contains("format_version 9"), "{err}");
+    }
+}
