@@ -78,3 +78,39 @@ fn the_password_never_appears_in_any_output_plan_file_or_state() {
         assert!(!text.contains(&b64), "the base64 password leaked:\n{text}");
     }
 }
+
+#[test]
+fn a_readiness_timeout_is_reported_clearly_and_state_keeps_what_was_applied() {
+    let env = Env::new(&["--readiness-delay-ms", "600000"]);
+    let out = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .env("RAYSTACK_WAIT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "timed out after 2s waiting for `StatefulSet/{NAME}/{NAME}-redis`"
+        )),
+        "{r}"
+    );
+    assert!(r.stderr.contains("rerunning apply resumes"), "{r}");
+    let state = env.state();
+    let kinds: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Namespace",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "StatefulSet"
+        ]
+    );
+}
