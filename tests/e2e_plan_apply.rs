@@ -487,3 +487,52 @@ impl ProbeClient {
         !raw.starts_with("HTTP/1.1 404")
     }
 }
+
+/// Runs `raystack ARGS` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> Run {
+    let mut line = format!("{}", raystack_bin().display());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    line.push_str(&format!(
+        " --kubeconfig '{}'",
+        env.fake.kubeconfig.display()
+    ));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs commands on a pseudo-terminal");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_only_yes_applies() {
+    let env = Env::new(&[]);
+    let r = on_a_terminal(&env, &["apply", env.stack_arg()], "y");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout.contains("Only 'yes' will be accepted") && r.stdout.contains("Apply cancelled"),
+        "{r}"
+    );
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_none()
+    );
+    let r = on_a_terminal(&env, &["apply", env.stack_arg()], "yes");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("Apply complete!"), "{r}");
+    env.assert_no_changes();
+}
