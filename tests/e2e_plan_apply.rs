@@ -536,3 +536,50 @@ fn apply_on_a_terminal_asks_and_only_yes_applies() {
     assert!(r.stdout.contains("Apply complete!"), "{r}");
     env.assert_no_changes();
 }
+
+#[test]
+fn the_json_plan_has_the_documented_keys_and_lists_every_object() {
+    let env = Env::new(&[]);
+    env.apply();
+    let r = env.plan(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["format_version"], "1");
+    assert_eq!(plan["stack"], NAME);
+    for key in [
+        "durability",
+        "preflight",
+        "resource_changes",
+        "summary",
+        "data_loss",
+    ] {
+        assert!(plan.get(key).is_some(), "missing `{key}`");
+    }
+    assert!(plan["durability"]["max_data_loss"].is_string());
+    assert_eq!(
+        plan["summary"],
+        json!({"add": 0, "change": 0, "replace": 0, "destroy": 0})
+    );
+    let changes = plan["resource_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 8, "no-op objects are listed too");
+    for c in changes {
+        for key in [
+            "address",
+            "kind",
+            "namespace",
+            "name",
+            "action",
+            "reason",
+            "data_loss",
+            "before",
+            "after",
+        ] {
+            assert!(c.get(key).is_some(), "missing `{key}` in {c}");
+        }
+        assert_eq!(c["action"], "no-op");
+        assert!(
+            c.get("manifest").is_none(),
+            "JSON output carries apply-only manifests"
+        );
+    }
+}
