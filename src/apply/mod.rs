@@ -74,6 +74,8 @@ pub fn wait_timeout() -> Duration {
 }
 
 const POLL: Duration = Duration::from_millis(250);
+/// How often a long wait repeats its progress line.
+const REMIND: Duration = Duration::from_secs(15);
 
 /// Applies `plan`. `state` is the state read under `lock`.
 pub async fn execute(
@@ -251,7 +253,7 @@ async fn wait_gone(
 ) -> Result<(), ApplyError> {
     let start = Instant::now();
     let timeout = wait_timeout();
-    let mut reported = false;
+    let mut reported: Option<Instant> = None;
     while cluster.get(r).await?.is_some() {
         if start.elapsed() > timeout {
             return Err(ApplyError::Timeout {
@@ -260,12 +262,18 @@ async fn wait_gone(
                 last: "still being deleted".into(),
             });
         }
-        if !reported && start.elapsed() > Duration::from_secs(1) {
+        if start.elapsed() > Duration::from_secs(1)
+            && reported.is_none_or(|t: Instant| t.elapsed() >= REMIND)
+        {
+            let message = match reported {
+                None => "waiting until it is gone".to_string(),
+                Some(_) => format!("still being deleted after {}s", start.elapsed().as_secs()),
+            };
             progress.event(Event::Waiting {
                 address: r.address(),
-                message: "waiting until it is gone".into(),
+                message,
             });
-            reported = true;
+            reported = Some(Instant::now());
         }
         tokio::time::sleep(POLL).await;
     }
@@ -287,6 +295,7 @@ async fn wait_ready(
     let start = Instant::now();
     let timeout = wait_timeout();
     let mut last = String::new();
+    let mut last_report = Instant::now();
     loop {
         let status = match cluster.get(&r).await? {
             None => Readiness::Waiting("not visible yet".into()),
@@ -336,12 +345,23 @@ async fn wait_ready(
                         last: message,
                     });
                 }
-                if message != last {
+                // Report each new condition, and a still-waiting line every 15 s so a slow
+                // wait is never silent.
+                if message != last || last_report.elapsed() >= REMIND {
+                    let shown = if message == last {
+                        format!(
+                            "{message} (still waiting after {}s)",
+                            start.elapsed().as_secs()
+                        )
+                    } else {
+                        message.clone()
+                    };
                     progress.event(Event::Waiting {
                         address: c.address.clone(),
-                        message: message.clone(),
+                        message: shown,
                     });
                     last = message;
+                    last_report = Instant::now();
                 }
             }
         }
