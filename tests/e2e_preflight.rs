@@ -334,7 +334,8 @@ mod aws {
         );
         assert_eq!(md.code, 0, "{md}");
         assert!(
-            md.stdout.contains("**Preflight**: all") && md.stdout.contains("`aws/eks-ebs-csi-addon`"),
+            md.stdout.contains("**Preflight**: all")
+                && md.stdout.contains("`aws/eks-ebs-csi-addon`"),
             "{md}"
         );
     }

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-mod validate;
-mod render;
-mod plan;
 mod apply;
+mod plan;
+mod render;
 mod state;
+mod validate;
 
 /// Provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes: plan, review, apply.
 #[derive(Debug, Parser)]
