@@ -81,8 +81,8 @@ pub(super) async fn prepare(
         let (c, id) = connect(args, None, context.as_deref()).await?;
         (Some(c), Some(id))
     };
-    let preflight =
-        crate::preflight::run(&stack, cluster.as_ref().map(Cluster::client), offline).await;
+    // Preflight runs concurrently with observing the cluster; both only read.
+    let preflight = crate::preflight::run(&stack, cluster.as_ref().map(Cluster::client), offline);
     let binding = Binding {
         stack_file: absolute(path).display().to_string(),
         state_path: absolute(&stack.state.path).display().to_string(),
@@ -100,17 +100,22 @@ pub(super) async fn prepare(
         namespace: &stack.meta.namespace,
         desired: &desired,
         durability,
-        preflight,
+        preflight: Vec::new(),
         state: existing.as_ref(),
         binding,
     };
-    let plan = match (mode, &cluster) {
-        (Mode::Destroy { allow_data_loss }, Some(c)) => {
-            plan_destroy(inputs, c, allow_data_loss).await?
+    let observe = async {
+        match (mode, &cluster) {
+            (Mode::Destroy { allow_data_loss }, Some(c)) => {
+                plan_destroy(inputs, c, allow_data_loss).await
+            }
+            (_, Some(c)) => plan_online(inputs, c).await,
+            (_, None) => Ok(plan_offline(inputs)),
         }
-        (_, Some(c)) => plan_online(inputs, c).await?,
-        (_, None) => plan_offline(inputs),
     };
+    let (preflight, plan) = tokio::join!(preflight, observe);
+    let mut plan = plan?;
+    plan.preflight = preflight;
     let state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
     Ok(Prepared {
         plan,
