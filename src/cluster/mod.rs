@@ -15,11 +15,15 @@ use serde_json::Value;
 /// Something went wrong talking to the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("failed to load kubeconfig{}", .path.as_ref().map(|p| format!(" `{p}`")).unwrap_or_default())]
+    /// `detail` is the cause's first line only: parse errors quote the file, and a kubeconfig
+    /// holds credentials that must not reach logs. The fix suggests `--offline`.
+    #[error(
+        "failed to load kubeconfig{}: {detail}\n  help: pass --kubeconfig PATH or --context NAME, or plan without a cluster with `raystack plan --offline`",
+        .path.as_ref().map(|p| format!(" `{p}`")).unwrap_or_default()
+    )]
     Kubeconfig {
         path: Option<String>,
-        #[source]
-        source: kube::config::KubeconfigError,
+        detail: String,
     },
     #[error("failed to create a Kubernetes client")]
     Client(#[source] kube::Error),
@@ -110,6 +114,20 @@ pub fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)
     Some((ApiResource::from_gvk_with_plural(&gvk, plural), namespaced))
 }
 
+/// The error and its causes on one line, cut at the first newline (no quoted file content).
+fn first_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = s.source();
+    }
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
 /// A connected cluster.
 #[derive(Clone)]
 pub struct Cluster {
@@ -130,9 +148,9 @@ pub async fn connect(
     };
     let config = match kubeconfig {
         Some(path) => {
-            let err = |source| ClusterError::Kubeconfig {
+            let err = |source: kube::config::KubeconfigError| ClusterError::Kubeconfig {
                 path: Some(path.display().to_string()),
-                source,
+                detail: first_line(&source),
             };
             let kc = Kubeconfig::read_from(path).map_err(err)?;
             kube::Config::from_custom_kubeconfig(kc, &options)
@@ -141,7 +159,10 @@ pub async fn connect(
         }
         None => kube::Config::from_kubeconfig(&options)
             .await
-            .map_err(|source| ClusterError::Kubeconfig { path: None, source })?,
+            .map_err(|source| ClusterError::Kubeconfig {
+                path: None,
+                detail: first_line(&source),
+            })?,
     };
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
