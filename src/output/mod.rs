@@ -10,8 +10,10 @@ pub fn color_enabled(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
+        // Results go to stdout: color only when it is a terminal, so a redirected or piped
+        // plan (a file, a pull-request comment) never carries escape codes.
         ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+            std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
         }
     }
 }
