@@ -198,3 +198,99 @@ fn live_server_side_apply_dry_run_shows_no_server_defaults() {
     assert_eq!(r.code, 0, "{r}");
     assert!(r.stdout.contains("No changes"), "{r}");
 }
+
+impl Live {
+    fn kubectl(&self, args: &[&str]) -> Out {
+        let mut c = Command::new("kubectl");
+        c.args(["--kubeconfig", &self.kubeconfig]);
+        if let Some(ctx) = &self.context {
+            c.args(["--context", ctx]);
+        }
+        let o = c
+            .args(args)
+            .output()
+            .expect("kubectl is needed by the live suite");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+}
+
+#[test]
+fn live_drift_stale_plans_and_the_password_stays_secret() {
+    let Some(live) = Live::new("drift") else {
+        return;
+    };
+    let stack = live.stack_arg();
+    live.write(1, "1Gi");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let mut outputs = vec![r.stdout, r.stderr];
+
+    // Drift: change a managed field behind raystack's back.
+    let cm = format!("{}-redis-config", live.name);
+    let r = live.kubectl(&[
+        "-n",
+        &live.name,
+        "patch",
+        "configmap",
+        &cm,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"redis.conf":"appendonly no\n"}}"#,
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stdout.to_lowercase().contains("drift"), "{r}");
+    outputs.extend([r.stdout, r.stderr]);
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "drift restored:\n{r}");
+
+    // A saved plan is refused once another apply moved the state on.
+    live.write(2, "1Gi");
+    let planfile = live.dir.path().join("plan.json");
+    let r = live.run(&["plan", &stack, "--out", planfile.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["apply", planfile.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("stale"), "{r}");
+
+    // The password lives only in the Secret.
+    let secret = format!("{}-redis-auth", live.name);
+    let r = live.kubectl(&[
+        "-n",
+        &live.name,
+        "get",
+        "secret",
+        &secret,
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    use base64::Engine;
+    let password = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(r.stdout.trim())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(password.len() >= 32, "a generated password");
+    for fmt in ["text", "json", "markdown"] {
+        let r = live.run(&["plan", &stack, "--format", fmt]);
+        outputs.extend([r.stdout, r.stderr]);
+    }
+    outputs.push(std::fs::read_to_string(&planfile).unwrap());
+    for entry in std::fs::read_dir(live.dir.path().join(".raystack")).unwrap() {
+        outputs.push(std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    for (i, text) in outputs.iter().enumerate() {
+        assert!(!text.contains(&password), "output {i} leaks the password");
+    }
+}
