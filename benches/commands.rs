@@ -1,0 +1,155 @@
+//! Whole-command timings of the real `raystack` binary: validate, render, offline plan, and the
+//! online plan / apply loop against `fake-apiserver` with 0 ms and 5 ms of added API latency
+//! (a nearby managed control plane answers in a few milliseconds).
+//!
+//! Run: `cargo bench --bench commands` (prints min / median / max wall time per command).
+//! Figures are recorded in BENCHMARKS.md; nothing here asserts a speed.
+
+#[path = "../tests/e2e_support/mod.rs"]
+mod e2e_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_support::{Fake, raystack_bin, stack_toml, worker};
+
+const RUNS: usize = 15;
+
+fn time_runs(label: &str, runs: usize, mut f: impl FnMut() -> bool) {
+    let mut times: Vec<Duration> = Vec::with_capacity(runs);
+    f(); // warm-up
+    for _ in 0..runs {
+        let start = Instant::now();
+        assert!(f(), "{label}: command failed");
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<58} min {:>8.1} ms   median {:>8.1} ms   max {:>8.1} ms   ({runs} runs)",
+        ms(times[0]),
+        ms(times[runs / 2]),
+        ms(times[runs - 1])
+    );
+}
+
+fn raystack(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> bool {
+    let mut c = Command::new(raystack_bin());
+    c.current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(k) = kubeconfig {
+        c.arg("--kubeconfig").arg(k);
+    }
+    let code = c.status().expect("run raystack").code();
+    matches!(code, Some(0) | Some(2))
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let stacks: Vec<String> = std::fs::read_dir(root.join("stacks"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    let mut validate = vec!["validate"];
+    validate.extend(stacks.iter().map(String::as_str));
+    time_runs(
+        &format!("validate ({} example stacks)", stacks.len()),
+        RUNS,
+        || raystack(root, &validate, None),
+    );
+    time_runs("render stacks/multi-worker-gpu.toml", RUNS, || {
+        raystack(root, &["render", "stacks/multi-worker-gpu.toml"], None)
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root.join("stacks/local.toml"),
+        dir.path().join("local.toml"),
+    )
+    .unwrap();
+    time_runs("plan --offline stacks/local.toml (no state)", RUNS, || {
+        raystack(dir.path(), &["plan", "--offline", "local.toml"], None)
+    });
+
+    for latency in ["0", "5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::start(
+            dir.path(),
+            &["--latency-ms", latency, "--readiness-delay-ms", "0"],
+        );
+        let stack = dir.path().join("stack.toml");
+        std::fs::write(
+            &stack,
+            stack_toml(
+                &format!("{}\n{}", worker("cpu", 2), worker("gpu", 1)),
+                "",
+                "",
+            ),
+        )
+        .unwrap();
+        let s = stack.to_str().unwrap();
+        time_runs(
+            &format!("plan, empty cluster ({latency} ms API latency)"),
+            RUNS,
+            || raystack(dir.path(), &["plan", s], Some(&fake.kubeconfig)),
+        );
+        assert!(raystack(
+            dir.path(),
+            &["apply", s, "--auto-approve"],
+            Some(&fake.kubeconfig)
+        ));
+        time_runs(
+            &format!("plan, converged: no changes ({latency} ms API latency)"),
+            RUNS,
+            || {
+                raystack(
+                    dir.path(),
+                    &["plan", s, "--detailed-exitcode"],
+                    Some(&fake.kubeconfig),
+                )
+            },
+        );
+        time_runs(
+            &format!("apply, converged: no-op ({latency} ms API latency)"),
+            RUNS,
+            || {
+                raystack(
+                    dir.path(),
+                    &["apply", s, "--auto-approve"],
+                    Some(&fake.kubeconfig),
+                )
+            },
+        );
+        // Apply from empty: a fresh namespace-less cluster each run via destroy in between.
+        let runs = 5;
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            assert!(raystack(
+                dir.path(),
+                &["destroy", s, "--auto-approve", "--allow-data-loss"],
+                Some(&fake.kubeconfig)
+            ));
+            let start = Instant::now();
+            assert!(raystack(
+                dir.path(),
+                &["apply", s, "--auto-approve"],
+                Some(&fake.kubeconfig)
+            ));
+            times.push(start.elapsed());
+        }
+        times.sort();
+        println!(
+            "{:<58} min {:>8.1} ms   median {:>8.1} ms   max {:>8.1} ms   ({runs} runs)",
+            format!("apply from empty, 9 objects + readiness ({latency} ms API latency)"),
+            times[0].as_secs_f64() * 1000.0,
+            times[runs / 2].as_secs_f64() * 1000.0,
+            times[runs - 1].as_secs_f64() * 1000.0
+        );
+    }
+}
