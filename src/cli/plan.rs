@@ -55,7 +55,7 @@ pub(super) async fn prepare(
     mode: Mode,
     operation: &str,
 ) -> anyhow::Result<Prepared> {
-    let stack = crate::stack::load(path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let stack = crate::stack::load(path)?;
     let rendered = crate::render::render(&stack);
     let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
     let durability = serde_json::to_value(crate::render::summarize(&stack))

@@ -32,10 +32,19 @@ pub const GREEN: &str = "32";
 pub const YELLOW: &str = "33";
 pub const BOLD: &str = "1";
 
-/// Prints an error and its causes once, on stderr.
+/// Prints an error and its causes once, on stderr. Stack diagnostics are printed as they are
+/// (one located `error:` line each, with its help), not folded into a "caused by" chain.
 pub fn print_error(err: &anyhow::Error) {
+    if let Some(diags) = err.downcast_ref::<crate::stack::Diagnostics>() {
+        eprintln!("{diags}");
+        return;
+    }
     let mut msg = format!("error: {err}");
     for cause in err.chain().skip(1) {
+        if let Some(diags) = cause.downcast_ref::<crate::stack::Diagnostics>() {
+            msg.push_str(&format!("\n{diags}"));
+            break;
+        }
         msg.push_str(&format!("\n  caused by: {cause}"));
     }
     eprintln!("{msg}");
