@@ -20,12 +20,7 @@ fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
         bail!("the plan cannot be applied:\n  {}", problems.join("\n  "));
     }
     if plan.data_loss && !allow_data_loss {
-        let which: Vec<&str> = plan
-            .resource_changes
-            .iter()
-            .filter(|c| c.data_loss)
-            .map(|c| c.address.as_str())
-            .collect();
+        let which = plan.data_loss_addresses();
         bail!(
             "refusing to apply: the plan deletes or recreates the Redis volume ({}), losing its data; \
              rerun with --allow-data-loss if that is intended (protect_volume = false is not enough)",

@@ -73,12 +73,7 @@ pub fn data_loss_line(plan: &Plan) -> Option<String> {
     if !plan.data_loss {
         return None;
     }
-    let which: Vec<&str> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.data_loss)
-        .map(|c| c.address.as_str())
-        .collect();
+    let which = plan.data_loss_addresses();
     Some(format!(
         "DATA LOSS: this plan deletes or recreates the Redis volume ({}); `raystack apply` refuses it without --allow-data-loss.",
         which.join(", ")

@@ -144,6 +144,15 @@ impl Plan {
         self
     }
 
+    /// Addresses of the changes that delete or recreate the Redis volume.
+    pub fn data_loss_addresses(&self) -> Vec<&str> {
+        self.resource_changes
+            .iter()
+            .filter(|c| c.data_loss)
+            .map(|c| c.address.as_str())
+            .collect()
+    }
+
     pub fn has_changes(&self) -> bool {
         self.summary.total() > 0
     }
