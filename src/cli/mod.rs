@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod diff;
 mod plan;
 mod render;
 mod state;
@@ -76,6 +77,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Compare two revisions of a stack file (e.g. a pull request's base and head): no cluster,
+    /// no state. Flags DATA LOSS like `plan`.
+    Diff {
+        base: PathBuf,
+        head: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Inspect recorded state.
     #[command(subcommand)]
     State(StateCommand),
@@ -144,6 +156,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run_apply(args, color).await,
         Command::Destroy(args) => apply::run_destroy(args, color).await,
         Command::Show { planfile, format } => plan::show(&planfile, format, color),
+        Command::Diff {
+            base,
+            head,
+            format,
+            detailed_exitcode,
+        } => diff::run(&base, &head, format, detailed_exitcode, color),
         Command::State(cmd) => state::run(cmd),
     }
 }

@@ -2,10 +2,12 @@
 //! Nothing here talks to a cluster or prints; `crate::apply` gathers inputs, `crate::output`
 //! renders.
 
+pub mod compare;
 pub mod diff;
 pub mod model;
 pub mod project;
 
+pub use compare::compare;
 pub use diff::{DryRun, FIELD_MANAGER, ObjectInputs, classify, execution_order, kind_rank};
 pub use model::{
     Action, Binding, FORMAT_VERSION, Plan, PlanFileError, ResourceChange, Summary,

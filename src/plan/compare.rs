@@ -1,0 +1,198 @@
+//! `raystack diff`: two revisions of a stack compared with no cluster and no state, for review
+//! in a pull request. Both sides are rendered objects that raystack wholly owns, so the change
+//! of each object is the plain difference of its manifests, classified with the same immutable
+//! field rules and data-loss guard as a cluster plan.
+
+use serde_json::Value;
+
+use super::diff::{immutable_change, loses_data};
+use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
+use super::project::redact;
+use crate::render::Desired;
+
+/// The plan that takes `base` (the objects of the old revision) to `head` (the new one), in
+/// apply order: head's objects, then those only in base.
+pub fn compare(
+    stack: &str,
+    namespace: &str,
+    durability: Value,
+    base: &[Value],
+    head: &[Value],
+) -> Plan {
+    let key = |v: &Value| Desired::new(v.clone()).address();
+    let mut changes = Vec::new();
+    for h in head {
+        let before = base.iter().find(|b| key(b) == key(h));
+        changes.push(change(&key(h), before, Some(h)));
+    }
+    for b in base {
+        if !head.iter().any(|h| key(h) == key(b)) {
+            changes.push(change(&key(b), Some(b), None));
+        }
+    }
+    Plan {
+        format_version: FORMAT_VERSION.into(),
+        stack: stack.into(),
+        namespace: namespace.into(),
+        // Not a state-only plan: both manifests are known, so diffs are shown in full.
+        offline: false,
+        destroy: false,
+        durability,
+        preflight: Vec::new(),
+        resource_changes: changes,
+        summary: Default::default(),
+        data_loss: false,
+        drift: false,
+        errors: Vec::new(),
+        kept: Vec::new(),
+        binding: Binding::default(),
+    }
+    .finish()
+}
+
+fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceChange {
+    let any = head.or(base).expect("one side exists");
+    let (action, reason) = match (base, head) {
+        (None, _) => (Action::Create, Some("new in this revision".to_string())),
+        (_, None) => (Action::Delete, Some("removed in this revision".to_string())),
+        (Some(b), Some(h)) if b == h => (Action::NoOp, None),
+        (Some(b), Some(h)) => {
+            match immutable_change(any["kind"].as_str().unwrap_or_default(), h, b) {
+                Some(why) => (Action::Replace, Some(why)),
+                None => (
+                    Action::Update,
+                    Some(format!("{} changed", changed_fields(b, h).join(", "))),
+                ),
+            }
+        }
+    };
+    let mut c = ResourceChange {
+        address: addr.to_string(),
+        api_version: any["apiVersion"].as_str().unwrap_or_default().into(),
+        kind: any["kind"].as_str().unwrap_or_default().into(),
+        namespace: any["metadata"]["namespace"].as_str().map(str::to_string),
+        name: any["metadata"]["name"].as_str().unwrap_or_default().into(),
+        action,
+        reason,
+        data_loss: false,
+        drift: None,
+        before: base.map(redact),
+        after: head.map(redact),
+        manifest: None,
+    };
+    c.data_loss = loses_data(&c);
+    c
+}
+
+/// The top-level paths (`spec.workerGroupSpecs`, `data`) whose values differ, for the reason.
+fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for top in [
+        "metadata",
+        "spec",
+        "data",
+        "parameters",
+        "provisioner",
+        "type",
+    ] {
+        match (base.get(top), head.get(top)) {
+            (Some(Value::Object(b)), Some(Value::Object(h)))
+                if top == "spec" || top == "metadata" =>
+            {
+                let mut keys: Vec<&String> = b.keys().chain(h.keys()).collect();
+                keys.dedup();
+                for k in keys {
+                    if b.get(k) != h.get(k) && !out.contains(&format!("{top}.{k}")) {
+                        out.push(format!("{top}.{k}"));
+                    }
+                }
+            }
+            (b, h) if b != h => out.push(top.to_string()),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out.push("the manifest".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pvc(class: &str, size: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "s-redis-data", "namespace": "s"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                     "resources": {"requests": {"storage": size}}}})
+    }
+
+    fn cm(conf: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "s-redis-config", "namespace": "s"}, "data": {"redis.conf": conf}})
+    }
+
+    #[test]
+    fn identical_revisions_have_no_changes() {
+        let objs = vec![pvc("gp3", "8Gi"), cm("appendonly yes")];
+        let plan = compare("s", "s", json!({}), &objs, &objs);
+        assert!(!plan.has_changes());
+        assert_eq!(plan.resource_changes.len(), 2);
+    }
+
+    #[test]
+    fn a_storage_class_change_is_a_data_losing_replace() {
+        let plan = compare(
+            "s",
+            "s",
+            json!({}),
+            &[pvc("gp3", "8Gi")],
+            &[pvc("fast", "8Gi")],
+        );
+        let c = &plan.resource_changes[0];
+        assert_eq!(c.action, Action::Replace);
+        assert!(c.data_loss && plan.data_loss);
+        assert!(
+            c.reason.as_deref().unwrap().contains("storageClassName"),
+            "{:?}",
+            c.reason
+        );
+    }
+
+    #[test]
+    fn shrinking_is_data_loss_and_growing_is_an_update() {
+        let shrink = compare(
+            "s",
+            "s",
+            json!({}),
+            &[pvc("gp3", "8Gi")],
+            &[pvc("gp3", "4Gi")],
+        );
+        assert_eq!(shrink.resource_changes[0].action, Action::Replace);
+        assert!(shrink.data_loss);
+        let grow = compare(
+            "s",
+            "s",
+            json!({}),
+            &[pvc("gp3", "8Gi")],
+            &[pvc("gp3", "16Gi")],
+        );
+        assert_eq!(grow.resource_changes[0].action, Action::Update);
+        assert!(!grow.data_loss);
+        assert_eq!(
+            grow.resource_changes[0].reason.as_deref(),
+            Some("spec.resources changed")
+        );
+    }
+
+    #[test]
+    fn added_and_removed_objects() {
+        let plan = compare("s", "s", json!({}), &[pvc("gp3", "8Gi")], &[cm("x")]);
+        let actions: Vec<Action> = plan.resource_changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::Create, Action::Delete]);
+        assert!(plan.data_loss, "removing the PVC loses its data");
+        assert_eq!((plan.summary.add, plan.summary.destroy), (1, 1));
+    }
+}
