@@ -296,11 +296,14 @@ mod tests {
         SaveRule { seconds, changes }
     }
 
+    /// (RPO seconds, volume, appendonly, appendfsync, save rules): one row of DESIGN §2.
+    type Row<'a> = (u64, VolumeKind, bool, Option<AppendFsync>, &'a [SaveRule]);
+
     #[test]
     fn goals_map_to_the_design_table() {
         use AppendFsync::*;
         use VolumeKind::*;
-        let table: &[(u64, VolumeKind, bool, Option<AppendFsync>, &[SaveRule])] = &[
+        let table: &[Row] = &[
             (0, Disk, true, Some(Always), &[rule(60, 1000)]),
             (1, Disk, true, Some(Everysec), &[rule(60, 1000)]),
             (59, Disk, true, Some(Everysec), &[rule(60, 1000)]),

@@ -54,10 +54,10 @@ fn to_json_schema(s: &Value) -> Value {
             for (k, v) in m {
                 out.insert(k.clone(), to_json_schema(v));
             }
-            if m.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = m.get("type") {
-                    out.insert("type".into(), json!([t, "null"]));
-                }
+            if m.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = m.get("type")
+            {
+                out.insert("type".into(), json!([t, "null"]));
             }
             Value::Object(out)
         }

@@ -638,35 +638,35 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             "subscription_id",
             "resource_group",
         ] {
-            if let Some(v) = cl.get(key) {
-                if !provider_keys(&provider).contains(&key) {
-                    let owners: Vec<&str> = PROVIDERS
-                        .iter()
-                        .copied()
-                        .filter(|p| provider_keys(p).contains(&key))
-                        .collect();
-                    cx.error(
-                        v.span(),
-                        &cl.key(key),
-                        format!(
-                            "is a field of provider {}, but provider is \"{provider}\"",
-                            owners.join(" and ")
-                        ),
-                        format!("remove it, or set provider = \"{}\"", owners[0]),
-                    );
-                }
+            if let Some(v) = cl.get(key)
+                && !provider_keys(&provider).contains(&key)
+            {
+                let owners: Vec<&str> = PROVIDERS
+                    .iter()
+                    .copied()
+                    .filter(|p| provider_keys(p).contains(&key))
+                    .collect();
+                cx.error(
+                    v.span(),
+                    &cl.key(key),
+                    format!(
+                        "is a field of provider {}, but provider is \"{provider}\"",
+                        owners.join(" and ")
+                    ),
+                    format!("remove it, or set provider = \"{}\"", owners[0]),
+                );
             }
         }
         for p in ["aws", "gcp", "azure"] {
-            if p != provider {
-                if let Some(v) = cl.get(p) {
-                    cx.error(
-                        v.span(),
-                        &cl.key(p),
-                        format!("[cluster.{p}] options are given, but provider is \"{provider}\""),
-                        format!("remove [cluster.{p}], or set provider = \"{p}\""),
-                    );
-                }
+            if p != provider
+                && let Some(v) = cl.get(p)
+            {
+                cx.error(
+                    v.span(),
+                    &cl.key(p),
+                    format!("[cluster.{p}] options are given, but provider is \"{provider}\""),
+                    format!("remove [cluster.{p}], or set provider = \"{p}\""),
+                );
             }
         }
     }
@@ -708,15 +708,15 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
                     );
                 }
             }
-            if let Some((_, span)) = &throughput {
-                if volume_type == AwsVolumeType::Io2 {
-                    cx.error(
-                        span.clone(),
-                        "cluster.aws.throughput",
-                        "throughput is only configurable on gp3 volumes",
-                        "remove it, or set volume_type = \"gp3\"",
-                    );
-                }
+            if let Some((_, span)) = &throughput
+                && volume_type == AwsVolumeType::Io2
+            {
+                cx.error(
+                    span.clone(),
+                    "cluster.aws.throughput",
+                    "throughput is only configurable on gp3 volumes",
+                    "remove it, or set volume_type = \"gp3\"",
+                );
             }
             if volume_type == AwsVolumeType::Io2 && iops.is_none() && !o.is_present("iops") {
                 cx.error(
@@ -1063,22 +1063,26 @@ fn build_workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
             .map_or(replicas.as_ref().map_or(1, |r| r.0.min(1)), |m| m.0);
         let replicas_n = replicas.as_ref().map_or(min_n.max(1), |r| r.0);
         let max_n = max.as_ref().map_or(replicas_n.max(min_n), |m| m.0);
-        if let (Some((lo, lo_span)), Some((hi, _))) = (&min, &max) {
-            if lo > hi {
-                cx.error(
-                    lo_span.clone(),
-                    &format!("{path}.min_replicas"),
-                    format!("min_replicas ({lo}) is greater than max_replicas ({hi})"),
-                    "make min_replicas <= replicas <= max_replicas",
-                );
-            }
+        if let (Some((lo, lo_span)), Some((hi, _))) = (&min, &max)
+            && lo > hi
+        {
+            cx.error(
+                lo_span.clone(),
+                &format!("{path}.min_replicas"),
+                format!("min_replicas ({lo}) is greater than max_replicas ({hi})"),
+                "make min_replicas <= replicas <= max_replicas",
+            );
         }
-        if let Some((r, span)) = &replicas {
-            if *r < min_n || *r > max_n {
-                if min_n <= max_n {
-                    cx.error(span.clone(), &format!("{path}.replicas"), format!("replicas ({r}) is outside min_replicas..max_replicas ({min_n}..{max_n})"), "make min_replicas <= replicas <= max_replicas");
-                }
-            }
+        if let Some((r, span)) = &replicas
+            && (*r < min_n || *r > max_n)
+            && min_n <= max_n
+        {
+            cx.error(
+                span.clone(),
+                &format!("{path}.replicas"),
+                format!("replicas ({r}) is outside min_replicas..max_replicas ({min_n}..{max_n})"),
+                "make min_replicas <= replicas <= max_replicas",
+            );
         }
         let cpu = w.quantity(cx, "cpu", "1", "1").0;
         let memory = w.quantity(cx, "memory", "2Gi", "2Gi").0;

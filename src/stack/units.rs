@@ -102,7 +102,7 @@ impl Quantity {
 
     /// True when the quantity has a fractional part below one unit, e.g. `500m` bytes.
     pub fn has_fraction(&self) -> bool {
-        self.millis % 1000 != 0
+        !self.millis.is_multiple_of(1000)
     }
 }
 

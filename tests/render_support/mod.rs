@@ -133,16 +133,13 @@ impl RedisProcess {
                     std::fs::read_to_string(&self.conf).unwrap()
                 );
             }
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200))
-                {
-                    if redis::cmd("PING")
-                        .query::<String>(&mut con)
-                        .is_ok_and(|s| s == "PONG")
-                    {
-                        return;
-                    }
-                }
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200))
+                && redis::cmd("PING")
+                    .query::<String>(&mut con)
+                    .is_ok_and(|s| s == "PONG")
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
