@@ -25,6 +25,14 @@ fn write_stack(dir: &Path, cluster: &str, kuberay: &str) -> std::path::PathBuf {
     path
 }
 
+/// A temp dir, a `fake-apiserver` with the KubeRay 1.3.0 CRD, and a stack for `cluster` in it.
+fn cluster_with(cluster: &str) -> (tempfile::TempDir, Fake, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &[]);
+    let stack = write_stack(dir.path(), cluster, "1.3.0");
+    (dir, fake, stack)
+}
+
 fn raystack(dir: &Path, kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(raystack_bin());
     c.current_dir(dir)
@@ -299,9 +307,7 @@ mod aws {
     fn healthy_eks_passes_and_every_format_shows_the_checks() {
         let rt = runtime();
         let server = rt.block_on(eks("ACTIVE", Some("ACTIVE")));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), EKS, "1.3.0");
+        let (dir, fake, stack) = cluster_with(EKS);
         let env = [("AWS_ENDPOINT_URL_EKS", server.uri())];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let s = stack.to_str().unwrap();
@@ -344,9 +350,7 @@ mod aws {
     fn missing_ebs_addon_is_an_error_with_the_fix_and_apply_refuses() {
         let rt = runtime();
         let server = rt.block_on(eks("ACTIVE", None));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), EKS, "1.3.0");
+        let (dir, fake, stack) = cluster_with(EKS);
         let uri = server.uri();
         let env = [("AWS_ENDPOINT_URL_EKS", uri.as_str())];
         let s = stack.to_str().unwrap();
@@ -386,9 +390,7 @@ mod aws {
     fn creating_cluster_is_not_ready() {
         let rt = runtime();
         let server = rt.block_on(eks("CREATING", Some("ACTIVE")));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), EKS, "1.3.0");
+        let (dir, fake, stack) = cluster_with(EKS);
         let uri = server.uri();
         let run = raystack(
             dir.path(),
@@ -405,9 +407,7 @@ mod aws {
 
     #[test]
     fn unreachable_eks_is_one_sentence() {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), EKS, "1.3.0");
+        let (dir, fake, stack) = cluster_with(EKS);
         let run = raystack(
             dir.path(),
             &fake.kubeconfig,
@@ -454,9 +454,7 @@ mod gcp {
     fn disabled_pd_csi_driver_is_an_error() {
         let rt = runtime();
         let server = rt.block_on(gke(false));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), GKE, "1.3.0");
+        let (dir, fake, stack) = cluster_with(GKE);
         let uri = server.uri();
         let run = raystack(
             dir.path(),
@@ -473,9 +471,7 @@ mod gcp {
     fn running_cluster_with_the_driver_needs_the_standard_rwo_class() {
         let rt = runtime();
         let server = rt.block_on(gke(true));
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), GKE, "1.3.0");
+        let (dir, fake, stack) = cluster_with(GKE);
         let uri = server.uri();
         let env = [("RAYSTACK_GKE_ENDPOINT", uri.as_str())];
         let s = stack.to_str().unwrap();
@@ -543,9 +539,7 @@ mod azure {
     #[test]
     fn disk_sku_not_offered_is_an_error_and_offered_passes() {
         let rt = runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), &[]);
-        let stack = write_stack(dir.path(), AKS, "1.3.0");
+        let (dir, fake, stack) = cluster_with(AKS);
         let s = stack.to_str().unwrap();
 
         let without = rt.block_on(arm(&["StandardSSD_LRS"]));

@@ -149,7 +149,21 @@ async fn apply_one(
         .manifest
         .as_ref()
         .ok_or_else(|| ApplyError::NoManifest(c.address.clone()))?;
-    let mut live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
+    let live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
+    persist(c, manifest, live, cluster, lock, state).await?;
+    wait_ready(c, cluster, progress).await
+}
+
+/// Records `live` as the applied `manifest` and writes state; for the Secret, first makes sure
+/// the password exists (generated once) and records its fingerprint.
+async fn persist(
+    c: &ResourceChange,
+    manifest: &Value,
+    mut live: Value,
+    cluster: &Cluster,
+    lock: &mut StateLock,
+    state: &mut State,
+) -> Result<(), ApplyError> {
     if c.kind == "Secret" {
         let (with_password, password) = secret::ensure_password(cluster, live).await?;
         live = with_password;
@@ -157,7 +171,7 @@ async fn apply_one(
     }
     record(state, c, manifest, &live);
     lock.write(state)?;
-    wait_ready(c, cluster, progress).await
+    Ok(())
 }
 
 /// A no-op object whose state entry is missing or outdated (e.g. after an apply was killed
@@ -182,16 +196,10 @@ async fn refresh(
         return Ok(());
     }
     let r = ObjectRef::of(manifest);
-    let Some(mut live) = cluster.get(&r).await? else {
+    let Some(live) = cluster.get(&r).await? else {
         return Ok(());
     };
-    if c.kind == "Secret" {
-        let (with_password, password) = secret::ensure_password(cluster, live).await?;
-        live = with_password;
-        state.set_secret_fingerprint(&c.name, &password);
-    }
-    record(state, c, manifest, &live);
-    lock.write(state)?;
+    persist(c, manifest, live, cluster, lock, state).await?;
     progress.event(Event::Refreshed {
         address: c.address.clone(),
     });
