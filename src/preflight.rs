@@ -54,18 +54,14 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
             };
             let result = raystack_aws::inspect(&target).await;
             let mut findings = result.findings;
-            if result.auto_mode {
-                findings.push(Finding::warning(
-                    "aws",
-                    "eks-auto-mode-storage-class",
-                    format!(
-                        "EKS Auto Mode block storage is on; the rendered StorageClass uses the `{}` provisioner of the EBS CSI add-on, not Auto Mode's `{}`",
-                        raystack_aws::EBS_CSI_PROVISIONER,
-                        raystack_aws::AUTO_MODE_PROVISIONER
-                    ),
-                    "keep the aws-ebs-csi-driver add-on installed, or set `[redis] storage_class` to an Auto Mode StorageClass",
-                ));
-            }
+            let cluster_known = findings.iter().any(|f| {
+                f.check == raystack_aws::checks::CLUSTER_ACTIVE && f.severity != Severity::Error
+            });
+            findings.extend(auto_mode_findings(
+                aws.auto_mode,
+                result.auto_mode,
+                cluster_known,
+            ));
             findings
         }
         #[cfg(feature = "gcp")]
@@ -101,6 +97,37 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
                 other.name()
             ),
         )],
+    }
+}
+
+/// Whether the stack's `[cluster.aws] auto_mode` matches the cluster: the rendered StorageClass's
+/// provisioner only exists on one kind of cluster. `cluster_known` is false when the cluster
+/// could not be described (another finding already says why).
+pub fn auto_mode_findings(
+    stack_auto_mode: bool,
+    cluster_auto_mode: bool,
+    cluster_known: bool,
+) -> Vec<Finding> {
+    let check = "eks-auto-mode-storage-class";
+    match (stack_auto_mode, cluster_auto_mode) {
+        (true, true) => vec![Finding::ok(
+            "aws",
+            check,
+            "the StorageClass uses EKS Auto Mode's `ebs.csi.eks.amazonaws.com`, and Auto Mode block storage is on",
+        )],
+        (false, true) => vec![Finding::warning(
+            "aws",
+            check,
+            "EKS Auto Mode block storage is on, but the stack renders a StorageClass for the EBS CSI add-on (`ebs.csi.aws.com`), which Auto Mode clusters run only if the add-on is installed",
+            "set `auto_mode = true` under [cluster.aws] to use Auto Mode's `ebs.csi.eks.amazonaws.com`",
+        )],
+        (true, false) if cluster_known => vec![Finding::error(
+            "aws",
+            check,
+            "the stack sets `auto_mode = true`, but the cluster's EKS Auto Mode block storage is off, so no provisioner would create the Redis volume",
+            "remove `auto_mode` from [cluster.aws] (and install the aws-ebs-csi-driver add-on), or enable Auto Mode on the cluster",
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -286,6 +313,25 @@ mod tests {
         );
         let text = std::fs::read_to_string(path).unwrap();
         serde_saphyr::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn auto_mode_must_match_the_cluster() {
+        let sev = |f: Vec<Finding>| f.iter().map(|f| f.severity).collect::<Vec<_>>();
+        assert_eq!(sev(auto_mode_findings(true, true, true)), [Severity::Ok]);
+        assert_eq!(
+            sev(auto_mode_findings(false, true, true)),
+            [Severity::Warning]
+        );
+        assert_eq!(
+            sev(auto_mode_findings(true, false, true)),
+            [Severity::Error]
+        );
+        assert!(auto_mode_findings(false, false, true).is_empty());
+        assert!(
+            auto_mode_findings(true, false, false).is_empty(),
+            "unknown cluster: no claim"
+        );
     }
 
     #[test]

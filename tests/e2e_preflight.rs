@@ -278,10 +278,14 @@ mod aws {
     }
 
     async fn eks(status: &str, addon: Option<&str>) -> MockServer {
+        eks_with(cluster(status), addon).await
+    }
+
+    async fn eks_with(cluster_body: Value, addon: Option<&str>) -> MockServer {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path("/clusters/prod-eks"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(cluster(status)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(cluster_body))
             .mount(&server)
             .await;
         let addon_response = match addon {
@@ -383,6 +387,46 @@ mod aws {
         assert!(
             fake.get("/api/v1/namespaces/pf").is_none(),
             "apply created the namespace despite the error"
+        );
+    }
+
+    #[test]
+    fn auto_mode_must_match_the_stack() {
+        let rt = runtime();
+        let mut auto = cluster("ACTIVE");
+        auto["cluster"]["storageConfig"] = json!({"blockStorage": {"enabled": true}});
+        let auto_server = rt.block_on(eks_with(auto, None));
+        let plain_server = rt.block_on(eks("ACTIVE", Some("ACTIVE")));
+        let with_auto = format!("{EKS}\n[cluster.aws]\nauto_mode = true\n");
+        let plan = |cluster: &str, uri: &str| {
+            let (dir, fake, stack) = cluster_with(cluster);
+            let run = raystack(
+                dir.path(),
+                &fake.kubeconfig,
+                &["plan", stack.to_str().unwrap(), "--format", "json"],
+                &[("AWS_ENDPOINT_URL_EKS", uri)],
+            );
+            (run.code, json_plan(&run))
+        };
+        // Auto Mode cluster, stack says so: passes.
+        let (code, p) = plan(&with_auto, &auto_server.uri());
+        assert_eq!(code, 0, "{p}");
+        assert_eq!(finding(&p, "eks-auto-mode-storage-class")["severity"], "ok");
+        // Auto Mode cluster, stack renders the add-on's provisioner: a warning with the fix.
+        let (code, p) = plan(EKS, &auto_server.uri());
+        assert_eq!(code, 0, "{p}");
+        let f = finding(&p, "eks-auto-mode-storage-class");
+        assert_eq!(f["severity"], "warning");
+        assert!(
+            f["fix"].as_str().unwrap().contains("auto_mode = true"),
+            "{f}"
+        );
+        // Stack claims Auto Mode, cluster has none: an error.
+        let (code, p) = plan(&with_auto, &plain_server.uri());
+        assert_eq!(code, 1, "{p}");
+        assert_eq!(
+            finding(&p, "eks-auto-mode-storage-class")["severity"],
+            "error"
         );
     }
 

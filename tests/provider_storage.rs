@@ -77,6 +77,17 @@ fn aws_io2() {
 }
 
 #[test]
+fn aws_auto_mode() {
+    let (class, yaml) = storage(&format!("{AWS}[cluster.aws]\nauto_mode = true\n"));
+    assert_eq!(class.as_deref(), Some("ray-prod-gp3"));
+    assert!(
+        yaml.contains("provisioner: ebs.csi.eks.amazonaws.com"),
+        "{yaml}"
+    );
+    insta::assert_snapshot!(yaml);
+}
+
+#[test]
 fn aws_storage_class_override_creates_nothing() {
     let (class, yaml) = storage(&format!("{AWS}[redis]\nstorage_class = \"fast-ssd\"\n"));
     assert_eq!(class.as_deref(), Some("fast-ssd"));

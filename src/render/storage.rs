@@ -43,7 +43,7 @@ pub(crate) fn storage_class(stack: &Stack) -> Option<Value> {
     }
     let name = storage_class_name(stack)?;
     let (provisioner, parameters) = match &stack.cluster.provider {
-        ProviderConfig::Aws(aws) => ("ebs.csi.aws.com", aws_parameters(aws)),
+        ProviderConfig::Aws(aws) => (aws_provisioner(aws), aws_parameters(aws)),
         ProviderConfig::Gcp(gcp) if gcp.disk == GcpDisk::Regional => {
             let mut p = Map::new();
             p.insert("type".into(), json!("pd-balanced"));
@@ -72,6 +72,16 @@ pub(crate) fn storage_class(stack: &Stack) -> Option<Value> {
         // Provision the disk in the zone where the Redis pod is scheduled.
         "volumeBindingMode": "WaitForFirstConsumer",
     }))
+}
+
+/// The EBS CSI add-on's provisioner, or EKS Auto Mode's built-in one when the stack says the
+/// cluster uses Auto Mode block storage (preflight checks that it does).
+pub fn aws_provisioner(aws: &AwsConfig) -> &'static str {
+    if aws.auto_mode {
+        "ebs.csi.eks.amazonaws.com"
+    } else {
+        "ebs.csi.aws.com"
+    }
 }
 
 fn aws_parameters(aws: &AwsConfig) -> Map<String, Value> {

@@ -70,6 +70,7 @@ pub(crate) fn aws() -> AwsConfig {
         iops: None,
         throughput: None,
         kms_key_id: None,
+        auto_mode: false,
     }
 }
 

@@ -681,7 +681,16 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             );
             let region = cl.required_string(cx, "region", "us-west-2", &why);
             let o = cl.table(cx, "aws");
-            o.check_keys(cx, &["volume_type", "iops", "throughput", "kms_key_id"]);
+            o.check_keys(
+                cx,
+                &[
+                    "volume_type",
+                    "iops",
+                    "throughput",
+                    "kms_key_id",
+                    "auto_mode",
+                ],
+            );
             let (vt, _) = o.choice(cx, "volume_type", &["gp3", "io2"], "gp3");
             let volume_type = if vt == "io2" {
                 AwsVolumeType::Io2
@@ -729,6 +738,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             let kms_key_id = o
                 .string(cx, "kms_key_id", "arn:aws:kms:us-west-2:111122223333:key/…")
                 .map(|(s, _)| s);
+            let auto_mode = o.boolean(cx, "auto_mode", false);
             cname.zip(region).map(|((name, _), (region, _))| {
                 ProviderConfig::Aws(AwsConfig {
                     name,
@@ -737,6 +747,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
                     iops: iops.map(|(n, _)| n as u32),
                     throughput: throughput.map(|(n, _)| n as u32),
                     kms_key_id,
+                    auto_mode,
                 })
             })
         }

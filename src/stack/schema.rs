@@ -68,6 +68,9 @@ pub struct AwsConfig {
     pub iops: Option<u32>,
     pub throughput: Option<u32>,
     pub kms_key_id: Option<String>,
+    /// EKS Auto Mode block storage: the StorageClass uses Auto Mode's provisioner
+    /// (`ebs.csi.eks.amazonaws.com`) instead of the EBS CSI add-on's (`ebs.csi.aws.com`).
+    pub auto_mode: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
