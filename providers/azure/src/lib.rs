@@ -1,20 +1,18 @@
 //! AKS preflight for raystack: asks Azure Resource Manager (Microsoft.Compute resource SKUs)
 //! whether the stack's managed-disk SKU is offered in the cluster's location, unrestricted for the
-//! subscription, and zone-redundant where the SKU needs zones. Returns plain findings. Also owns
-//! the pure choice of AKS StorageClass for `[cluster.azure] disk_sku`.
+//! subscription, and zone-redundant where the SKU needs zones. Returns plain findings. The
+//! StorageClass is chosen and rendered by the main crate (`render/storage.rs`).
 //!
 //! The SDK calls live in [`arm`]; the checks below work on plain [`Sku`] data. Credentials are
 //! azure_identity's default chain unless `RAYSTACK_AZURE_ENDPOINT` points at another endpoint
 //! (tests, air-gapped mirrors): then the bearer token is `RAYSTACK_AZURE_TOKEN`.
 
 pub mod arm;
-mod storage;
 
 use std::time::Duration;
 
 pub use arm::ArmError;
 pub use raystack_provider::{Finding, Severity};
-pub use storage::{AKS_DISK_PROVISIONER, AksStorage, storage_class_for};
 
 /// Provider name used in every finding of this crate.
 pub const PROVIDER: &str = "azure";

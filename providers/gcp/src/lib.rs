@@ -1,14 +1,12 @@
 //! GKE preflight for raystack: asks the GKE API (google-cloud-container-v1) whether the cluster
 //! is RUNNING and can provision persistent disks (the Compute Engine PD CSI driver add-on), and
-//! returns the answers as plain findings. Also owns the pure choice of GKE StorageClass for the
-//! stack file's `[cluster.gcp] disk`.
+//! returns the answers as plain findings. The StorageClass is chosen and rendered by the main crate
+//! (`render/storage.rs`), so that choice has one home.
 //!
 //! Credentials are the SDK's Application Default Credentials, unless `RAYSTACK_GKE_ENDPOINT`
 //! points at another endpoint (tests, air-gapped mirrors): then requests go there anonymously.
 
 mod errors;
-mod storage;
-
 use std::time::Duration;
 
 use google_cloud_container_v1::client::ClusterManager;
@@ -16,10 +14,13 @@ use google_cloud_container_v1::model::Cluster;
 use google_cloud_container_v1::model::cluster::Status;
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 pub use raystack_provider::{Finding, Severity};
-pub use storage::{GkeStorage, PD_CSI_PROVISIONER, storage_class_for};
 
 /// Provider name used in every finding of this crate.
 pub const PROVIDER: &str = "gcp";
+
+/// The Compute Engine PD CSI driver's provisioner (named in findings; the StorageClass itself is
+/// chosen and rendered by the main crate).
+pub const PD_CSI_PROVISIONER: &str = "pd.csi.storage.gke.io";
 /// Environment variable that overrides the GKE endpoint (requests then carry no credentials).
 pub const ENDPOINT_ENV: &str = "RAYSTACK_GKE_ENDPOINT";
 
