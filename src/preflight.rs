@@ -141,16 +141,12 @@ async fn cluster(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
 async fn storage_class(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
     let provider = "kubernetes";
     let check = "storage-class";
-    let rendered: Vec<String> = render::render(stack)
-        .objects
-        .iter()
-        .filter(|o| o.kind() == "StorageClass")
-        .map(|o| o.name().to_string())
-        .collect();
+    // The class this stack creates itself, if any (only its name is needed here).
+    let created = render::storage_class(stack).map(|sc| sc["metadata"]["name"].clone());
     let api: Api<StorageClass> = Api::all(client.clone());
     match render::storage_class_name(stack) {
         // raystack creates this class itself: nothing to find.
-        Some(name) if rendered.contains(&name) => {
+        Some(name) if created.as_ref().and_then(|n| n.as_str()) == Some(name.as_str()) => {
             vec![Finding::ok(provider, check, format!("StorageClass `{name}` is created by this stack"))]
         }
         Some(name) => match with_timeout(api.get_opt(&name)).await {

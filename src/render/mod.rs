@@ -17,7 +17,7 @@ pub use meta::{Names, STACK_LABEL, common_labels, names};
 pub use object::{Desired, Rendered};
 pub use ray::{autoscaling_enabled, head_num_cpus, redis_address};
 pub use redis::{REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
-pub use storage::{aws_provisioner, storage_class_name};
+pub use storage::{aws_provisioner, storage_class, storage_class_name};
 pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, summarize};
 pub use yaml::{document, file_name, to_yaml};
 

@@ -37,7 +37,7 @@ pub fn storage_class_name(stack: &Stack) -> Option<String> {
 
 /// The StorageClass raystack owns for this stack, if any. Not rendered when the stack
 /// overrides `storage_class` (the PVC would not use it).
-pub(crate) fn storage_class(stack: &Stack) -> Option<Value> {
+pub fn storage_class(stack: &Stack) -> Option<Value> {
     if stack.redis.storage_class.is_some() {
         return None;
     }
