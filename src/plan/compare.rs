@@ -99,9 +99,8 @@ fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
             (Some(Value::Object(b)), Some(Value::Object(h)))
                 if top == "spec" || top == "metadata" =>
             {
-                let mut keys: Vec<&String> = b.keys().chain(h.keys()).collect();
-                keys.dedup();
-                for k in keys {
+                // Keys of either side; a key in both is reported once (the `contains` below).
+                for k in b.keys().chain(h.keys()) {
                     if b.get(k) != h.get(k) && !out.contains(&format!("{top}.{k}")) {
                         out.push(format!("{top}.{k}"));
                     }
