@@ -2,18 +2,15 @@
 //! pod mounts the claim), the StatefulSet controller (pods, claims from templates, status) and the KubeRay
 //! operator (head pod, head Service, RayCluster status), each after the configured readiness delay.
 
-use crate::ops::{controller_create, controller_write, remove_cascading};
-use crate::registry::ResourceType;
+use crate::objects::{
+    create_by as controller_create, remove_cascading, update_by as controller_write,
+};
 use crate::store::{Key, State, key};
 use crate::util::{get, get_str, now_rfc3339, quantity_of, rand_suffix};
 use serde_json::{Map, Value, json};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
-
-pub fn has_controller(rt: &ResourceType) -> bool {
-    rt.is("apps", "StatefulSet") || rt.is("ray.io", "RayCluster")
-}
 
 pub fn tick(st: &mut State) {
     let now = Instant::now();

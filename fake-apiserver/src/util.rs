@@ -38,12 +38,11 @@ pub fn format_rfc3339(secs: u64) -> String {
 }
 
 fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::Options {
-        // Only `true`/`false` are booleans: `name: y` stays a string.
-        strict_booleans: true,
-        with_snippet: false,
-        ..serde_saphyr::Options::default()
-    }
+    let mut o = serde_saphyr::Options::default();
+    // Only YAML 1.2 booleans (`true`, `false`): `name: y` stays a string.
+    o.strict_booleans = true;
+    o.with_snippet = false;
+    o
 }
 
 /// Parses one YAML document into JSON.

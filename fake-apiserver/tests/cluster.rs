@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{CRD_V122, CRD_V130, Fake};
+use common::{CRD_V122, CRD_V130, Fake, crds};
+use fake_apiserver::Options;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ const RC: &str = "/apis/ray.io/v1/namespaces/default/rayclusters";
 
 #[test]
 fn discovery_documents() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let v = f.get("/version").body;
     assert_eq!(v["gitVersion"], "v1.33.0");
     assert_eq!(v["major"], "1");
@@ -83,7 +84,7 @@ fn discovery_documents() {
 
 #[test]
 fn crd_flag_serves_rayclusters() {
-    let f = Fake::start(&["--crd", CRD_V130]);
+    let f = Fake::with(crds(&[CRD_V130]));
     let crd = f.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io");
     assert_eq!(crd.status, 200);
     assert_eq!(crd.body["spec"]["names"]["kind"], "RayCluster");
@@ -120,7 +121,10 @@ fn raycluster(name: &str) -> Value {
 
 #[test]
 fn raycluster_becomes_ready_with_head_pod() {
-    let f = Fake::start(&["--crd", CRD_V130, "--readiness-delay-ms", "100"]);
+    let f = Fake::with(Options {
+        readiness_delay: Duration::from_millis(100),
+        ..crds(&[CRD_V130])
+    });
     let path = format!("{RC}/rc");
     let r = f.apply(&path, "raystack", &raycluster("rc"), "");
     assert_eq!(r.status, 201, "{}", r.text);
@@ -189,7 +193,10 @@ fn raycluster_becomes_ready_with_head_pod() {
 
 #[test]
 fn status_subresource_can_simulate_failure() {
-    let f = Fake::start(&["--crd", CRD_V130, "--readiness-delay-ms", "300"]);
+    let f = Fake::with(Options {
+        readiness_delay: Duration::from_millis(300),
+        ..crds(&[CRD_V130])
+    });
     let path = format!("{RC}/rc");
     assert_eq!(
         f.apply(&path, "raystack", &raycluster("rc"), "").status,
@@ -219,7 +226,7 @@ fn status_subresource_can_simulate_failure() {
 
 #[test]
 fn crd_schema_prunes_unknown_fields() {
-    let f = Fake::start(&["--crd", CRD_V122]);
+    let f = Fake::with(crds(&[CRD_V122]));
     let r = f.apply(&format!("{RC}/old"), "raystack", &raycluster("old"), "");
     assert_eq!(r.status, 201, "{}", r.text);
     // KubeRay 1.2.2 has no gcsFaultToleranceOptions: pruned, with a warning.
@@ -257,7 +264,10 @@ fn crd_schema_prunes_unknown_fields() {
 
 #[test]
 fn wffc_pvc_pending_until_statefulset_mounts_it() {
-    let f = Fake::start(&["--readiness-delay-ms", "50"]);
+    let f = Fake::with(Options {
+        readiness_delay: Duration::from_millis(50),
+        ..Options::default()
+    });
     let pvc_path = format!("{NS}/persistentvolumeclaims/redis-data");
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "redis-data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "8Gi"}}}});
@@ -306,7 +316,7 @@ fn wffc_pvc_pending_until_statefulset_mounts_it() {
 
 #[test]
 fn immediate_pvc_binds_at_once() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "now"}, "provisioner": "x", "volumeBindingMode": "Immediate"});
     assert_eq!(
         f.apply(
@@ -338,7 +348,7 @@ fn immediate_pvc_binds_at_once() {
 
 #[test]
 fn namespace_delete_cascades() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
     assert_eq!(
         f.apply("/api/v1/namespaces/team", "raystack", &ns, "")
@@ -410,7 +420,10 @@ fn namespace_delete_cascades() {
 
 #[test]
 fn latency_is_applied() {
-    let f = Fake::start(&["--latency-ms", "150"]);
+    let f = Fake::with(Options {
+        latency: Duration::from_millis(150),
+        ..Options::default()
+    });
     let start = Instant::now();
     assert_eq!(f.get("/version").status, 200);
     assert!(
@@ -422,11 +435,36 @@ fn latency_is_applied() {
 
 #[test]
 fn kubeconfig_points_at_the_server() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let text = std::fs::read_to_string(&f.kubeconfig).unwrap();
     assert!(text.contains(&format!("server: {}", f.url)), "{text}");
     assert!(text.contains("current-context: fake"));
     assert!(text.contains("token:"));
+}
+
+/// The binary's contract: the URL on the first line of stdout, a kubeconfig for it, CRDs from files.
+#[test]
+fn the_binary_prints_its_url_and_writes_a_kubeconfig() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("nested").join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-apiserver"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--crd", CRD_V130, "--no-default-storageclass"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fake-apiserver");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let url = line.trim();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert_eq!(text, fake_apiserver::kubeconfig(url));
 }
 
 #[test]
@@ -435,19 +473,19 @@ fn kubectl_get_works() {
         eprintln!("skipping kubectl_get_works: /usr/bin/kubectl is absent");
         return;
     }
-    let f = Fake::start(&["--crd", CRD_V130]);
+    let f = Fake::with(crds(&[CRD_V130]));
     assert_eq!(
         f.apply(&format!("{RC}/rc"), "raystack", &raycluster("rc"), "")
             .status,
         201
     );
-    let cache = f.dir.path().join("cache");
+    let cache = tempfile::tempdir().unwrap();
     let kubectl = |args: &[&str]| {
         let out = Command::new("/usr/bin/kubectl")
             .arg("--kubeconfig")
             .arg(&f.kubeconfig)
             .arg("--cache-dir")
-            .arg(&cache)
+            .arg(cache.path())
             .args(args)
             .output()
             .expect("run kubectl");
@@ -480,7 +518,7 @@ fn kubectl_get_works() {
 
 #[test]
 fn owner_references_cascade_unless_orphaned() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let owner = f
         .apply(
             &format!("{NS}/configmaps/owner"),

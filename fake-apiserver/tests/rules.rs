@@ -3,6 +3,7 @@
 mod common;
 
 use common::Fake;
+use fake_apiserver::Options;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ fn assert_invalid(r: &common::Resp, needle: &str) {
 
 #[test]
 fn pvc_spec_is_immutable_and_cannot_shrink() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let scp = "/apis/storage.k8s.io/v1/storageclasses";
     assert_eq!(
         f.apply(
@@ -98,7 +99,7 @@ fn pvc_spec_is_immutable_and_cannot_shrink() {
 
 #[test]
 fn storageclass_fields_are_immutable() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = "/apis/storage.k8s.io/v1/storageclasses/fast";
     assert_eq!(
         f.apply(
@@ -163,7 +164,7 @@ fn sts(service: &str, replicas: i64) -> Value {
 
 #[test]
 fn statefulset_spec_rules_and_defaults() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = "/apis/apps/v1/namespaces/default/statefulsets/redis".to_string();
     let r = f.apply(&path, "raystack", &sts("redis", 1), "");
     assert_eq!(r.status, 201, "{}", r.text);
@@ -215,7 +216,7 @@ fn statefulset_spec_rules_and_defaults() {
 
 #[test]
 fn service_defaults_and_cluster_ip_immutable() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{NS}/services/redis");
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"},
         "spec": {"selector": {"app": "redis"}, "ports": [{"name": "redis", "port": 6379}]}});
@@ -252,7 +253,7 @@ fn service_defaults_and_cluster_ip_immutable() {
 
 #[test]
 fn immutable_secrets_and_configmaps() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{NS}/secrets/auth");
     let secret = |v: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth"}, "immutable": true, "stringData": {"password": v}});
     let r = f.apply(&path, "raystack", &secret("one"), "");
@@ -284,7 +285,7 @@ fn immutable_secrets_and_configmaps() {
 
 #[test]
 fn names_are_required_and_validated() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let r = f.post(
         &format!("{NS}/configmaps"),
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}),
@@ -329,7 +330,7 @@ fn names_are_required_and_validated() {
 
 #[test]
 fn defaults_for_pvc_namespace_and_seed_objects() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let sc = f
         .get("/apis/storage.k8s.io/v1/storageclasses/standard")
         .body;
@@ -369,7 +370,10 @@ fn defaults_for_pvc_namespace_and_seed_objects() {
         "team"
     );
 
-    let g = Fake::start(&["--no-default-storageclass"]);
+    let g = Fake::with(Options {
+        default_storage_class: false,
+        ..Options::default()
+    });
     assert_eq!(
         g.get("/apis/storage.k8s.io/v1/storageclasses/standard")
             .status,
@@ -386,7 +390,7 @@ fn defaults_for_pvc_namespace_and_seed_objects() {
 
 #[test]
 fn error_bodies_are_status_objects() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let r = f.get(&format!("{NS}/configmaps/missing"));
     assert_eq!(r.status, 404);
     assert_eq!(r.body["kind"], "Status");
@@ -432,7 +436,10 @@ fn error_bodies_are_status_objects() {
 
 #[test]
 fn odd_bodies_never_break_the_server() {
-    let f = Fake::start(&["--readiness-delay-ms", "0"]);
+    let f = Fake::with(Options {
+        readiness_delay: Duration::from_millis(0),
+        ..Options::default()
+    });
     let odd: Vec<(&str, Value)> = vec![
         (
             "/api/v1/namespaces/default/persistentvolumeclaims/p",

@@ -34,7 +34,7 @@ fn list_rv(f: &Fake) -> String {
 
 #[test]
 fn dry_run_apply_stores_nothing_and_returns_defaults() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let rv_before = list_rv(&f);
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis"},
         "spec": {"selector": {"app": "redis"}, "ports": [{"name": "redis", "port": 6379}]}});
@@ -95,7 +95,7 @@ fn dry_run_apply_stores_nothing_and_returns_defaults() {
 
 #[test]
 fn managed_fields_use_fields_v1_with_keys() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let r = f.apply(
         &format!("{STS}/redis"),
         "raystack",
@@ -124,7 +124,7 @@ fn managed_fields_use_fields_v1_with_keys() {
 
 #[test]
 fn dropping_a_field_removes_it() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{CM}/c");
     let mut body = cm(json!({"a": "1", "b": "2"}));
     body["metadata"]["labels"] = json!({"keep": "x", "drop": "y"});
@@ -149,7 +149,7 @@ fn dropping_a_field_removes_it() {
 
 #[test]
 fn list_merge_by_key_keeps_other_managers_container() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{STS}/redis");
     let mine = sts(json!([{"name": "redis", "image": "redis:7"}]));
     assert_eq!(f.apply(&path, "raystack", &mine, "").status, 201);
@@ -202,7 +202,7 @@ fn list_merge_by_key_keeps_other_managers_container() {
 
 #[test]
 fn identical_apply_is_a_noop() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{STS}/redis");
     let body = sts(json!([{"name": "redis", "image": "redis:7"}]));
     let first = f.apply(&path, "raystack", &body, "").body;
@@ -244,7 +244,7 @@ fn identical_apply_is_a_noop() {
 
 #[test]
 fn conflicts_need_force() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let path = format!("{CM}/c");
     assert_eq!(
         f.apply(&path, "other", &cm(json!({"x": "1"})), "").status,
@@ -294,7 +294,7 @@ fn conflicts_need_force() {
 
 #[test]
 fn apply_requires_field_manager_and_parses_yaml() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n";
     let r = f.req(
         "PATCH",
@@ -323,7 +323,7 @@ fn apply_requires_field_manager_and_parses_yaml() {
 
 #[test]
 fn update_operations_record_their_manager() {
-    let f = Fake::start(&[]);
+    let f = Fake::start();
     let r = f.post(
         &format!("{CM}?fieldManager=creator"),
         &cm(json!({"a": "1"})),

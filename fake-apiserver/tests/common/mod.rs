@@ -1,13 +1,12 @@
-//! Test harness: starts the real fake-apiserver binary, reads its URL from stdout, and talks plain HTTP/1.1
-//! over a std TcpStream (no client library needed).
+//! Test harness: an in-process fake-apiserver from the library's `testing` helper, with request
+//! shorthands for the verbs the tests exercise.
 
 #![allow(dead_code)]
 
+use fake_apiserver::Options;
+use fake_apiserver::testing::FakeApiServer;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const CRD_V130: &str = concat!(
@@ -19,12 +18,18 @@ pub const CRD_V122: &str = concat!(
     "/../tests/fixtures/kuberay/ray.io_rayclusters.v1.2.2.yaml"
 );
 
+/// Options with these CRD files installed.
+pub fn crds(paths: &[&str]) -> Options {
+    Options {
+        crds: paths.iter().map(PathBuf::from).collect(),
+        ..Options::default()
+    }
+}
+
 pub struct Fake {
-    child: Child,
+    pub server: FakeApiServer,
     pub url: String,
-    pub addr: String,
     pub kubeconfig: PathBuf,
-    pub dir: tempfile::TempDir,
 }
 
 pub struct Resp {
@@ -35,33 +40,17 @@ pub struct Resp {
 }
 
 impl Fake {
-    pub fn start(args: &[&str]) -> Fake {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fake-apiserver"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn fake-apiserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read URL");
-        let url = line.trim().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line {url:?}"
-        );
-        let addr = url.trim_start_matches("http://").to_string();
+    /// A server with the default options.
+    pub fn start() -> Fake {
+        Fake::with(Options::default())
+    }
+
+    pub fn with(opts: Options) -> Fake {
+        let server = FakeApiServer::start_with(opts);
         Fake {
-            child,
-            url,
-            addr,
-            kubeconfig,
-            dir,
+            url: server.url().to_string(),
+            kubeconfig: server.kubeconfig().to_path_buf(),
+            server,
         }
     }
 
@@ -72,51 +61,21 @@ impl Fake {
         content_type: Option<&str>,
         body: Option<&str>,
     ) -> Resp {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        let body = body.unwrap_or("");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: harness/1.0\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
+        let mut headers = vec![
+            ("User-Agent", "harness/1.0"),
+            ("Accept", "application/json"),
+        ];
         if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
+            headers.push(("Content-Type", ct));
         }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read response");
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = text.split_once("\r\n\r\n").expect("response head");
-        let mut lines = head.lines();
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body_text = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        let body = serde_json::from_str(&body_text).unwrap_or(Value::Null);
+        let r = self
+            .server
+            .request(method, path, &headers, body.unwrap_or("").as_bytes());
         Resp {
-            status,
-            headers,
-            body,
-            text: body_text,
+            status: r.status,
+            body: r.json(),
+            headers: r.headers,
+            text: r.text,
         }
     }
 
@@ -174,27 +133,6 @@ impl Fake {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-fn dechunk(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = &tail[n + 2..];
-    }
-    out
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

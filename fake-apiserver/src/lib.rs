@@ -1,0 +1,48 @@
+//! An in-memory Kubernetes API server over loopback HTTP, for raystack's tests and benchmarks.
+//!
+//! Start one with [`Server::bind`] and [`Server::serve`] (the `fake-apiserver` binary is a thin wrapper
+//! around them), or, in a test, with [`testing::FakeApiServer`].
+//!
+//! # What it emulates
+//! - The REST surface for the kinds raystack uses: Namespace, Secret, ConfigMap, PersistentVolumeClaim,
+//!   Service, Pod, StatefulSet, NetworkPolicy, StorageClass, Lease and CustomResourceDefinition, plus every
+//!   kind a stored CRD defines (RayCluster from KubeRay's CRD). Discovery (`/api`, `/apis`, ...), `/version`.
+//! - get, list (label and field selectors), create (`generateName` too), replace, delete (preconditions,
+//!   orphan or cascading propagation: namespace contents, owned objects, a CRD's instances),
+//!   deletecollection, and the status subresource.
+//! - Every patch type: server-side apply with managedFields, field ownership, conflicts and `force`;
+//!   JSON merge, strategic merge and JSON patch. `dryRun=All`, `fieldValidation`, `fieldManager`.
+//! - What a real apiserver's registry adds: uid, resourceVersion, generation, creationTimestamp; built-in
+//!   defaulting (Service IPs and node ports, pod and StatefulSet template defaults, default StorageClass);
+//!   CRD structural pruning, schema defaults and validation; immutable fields; PVC resize admission;
+//!   no-op writes that keep the resourceVersion; Status error bodies with the real reasons and messages.
+//! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
+//!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
+//!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status).
+//!
+//! # What it does not
+//! - No watch (a `watch=true` list is refused), no authentication or authorization (any bearer token is
+//!   accepted), no TLS, no HTTP/2, no protobuf or CBOR bodies.
+//! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers
+//!   (deletion is immediate), no garbage collector beyond the cascade at delete time, no scheduler,
+//!   kubelet or real containers: pods are marked running.
+//! - Only the kinds listed above; other built-in kinds are unknown resources (404).
+
+mod admission;
+mod defaults;
+mod discovery;
+mod error;
+mod http;
+mod objects;
+mod ops;
+mod readiness;
+mod registry;
+mod schema;
+mod server;
+mod ssa;
+mod store;
+pub mod testing;
+mod util;
+mod validate;
+
+pub use server::{Error, Options, Server, kubeconfig};
