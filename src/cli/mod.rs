@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apply;
+mod backend;
 mod diff;
 mod plan;
 mod render;
@@ -88,9 +89,21 @@ pub enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
-    /// Inspect recorded state.
+    /// Inspect, download or move recorded state.
     #[command(subcommand)]
     State(StateCommand),
+    /// Release a stack's state lock left by a run that died or hangs (both backends). Asks for
+    /// confirmation; refuses any ID but the current lock's.
+    ForceUnlock {
+        stack: PathBuf,
+        /// The lock ID, as printed by the command that found the stack locked.
+        lock_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -141,9 +154,39 @@ pub struct DestroyArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// List the objects recorded in a stack's state.
-    List { stack: PathBuf },
-    /// Show a stack's state file (no secret values: only fingerprints are ever stored).
-    Show { stack: PathBuf },
+    List {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Show a stack's state (no secret values: only fingerprints are ever stored).
+    Show {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Print the state document (the JSON the local backend stores) on stdout.
+    Pull {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Move the state to the other backend: same lineage, serial + 1, read back before the
+    /// source is removed (a local file is kept as `<path>.migrated`).
+    Migrate {
+        stack: PathBuf,
+        /// The backend to move the state to; it comes from the other one.
+        #[arg(long, value_enum)]
+        to: MigrateTo,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateTo {
+    Local,
+    Kubernetes,
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -162,6 +205,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             detailed_exitcode,
         } => diff::run(&base, &head, format, detailed_exitcode, color),
-        Command::State(cmd) => state::run(cmd),
+        Command::State(StateCommand::Pull { stack, cluster }) => {
+            backend::pull(&stack, &cluster).await
+        }
+        Command::State(StateCommand::Migrate { stack, to, cluster }) => {
+            let to = match to {
+                MigrateTo::Local => crate::state::BackendKind::Local,
+                MigrateTo::Kubernetes => crate::state::BackendKind::Kubernetes,
+            };
+            backend::migrate(&stack, to, &cluster).await
+        }
+        Command::State(cmd) => state::run(cmd).await,
+        Command::ForceUnlock {
+            stack,
+            lock_id,
+            force,
+            cluster,
+        } => backend::force_unlock(&stack, &lock_id, force, &cluster).await,
     }
 }

@@ -1,19 +1,20 @@
-//! `raystack state list|show STACK`: read a stack's recorded state (without the lock: writes
-//! are atomic) and print it. Secret values are never printed; state holds only fingerprints.
+//! `raystack state list|show STACK`: read a stack's recorded state (without the lock: every
+//! backend's writes are atomic) and print it. Secret values are never printed; state holds only
+//! fingerprints.
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::path::Path;
 use std::process::ExitCode;
 
 use super::StateCommand;
-use crate::stack::{self, StateBackend};
-use crate::state::{LocalBackend, State};
+use crate::stack;
+use crate::state::{BackendKind, State};
 
-pub fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
-    let (stack_path, show) = match cmd {
-        StateCommand::List { stack } => (stack, false),
-        StateCommand::Show { stack } => (stack, true),
+pub async fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
+    let (stack_path, cluster, show) = match cmd {
+        StateCommand::List { stack, cluster } => (stack, cluster, false),
+        StateCommand::Show { stack, cluster } => (stack, cluster, true),
+        other => unreachable!("dispatched elsewhere: {other:?}"),
     };
     let stack = match stack::load(&stack_path) {
         Ok(stack) => stack,
@@ -26,31 +27,33 @@ pub fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    if stack.state.backend != StateBackend::Local {
-        anyhow::bail!(
-            "stack `{}` keeps its state in Kubernetes; `raystack state` reads only the local backend so far",
-            stack.meta.name
-        );
-    }
-    let backend = LocalBackend::new(&stack.state.path);
-    let Some(state) = backend.read()? else {
+    let backend = super::backend::open(&stack, &cluster).await?;
+    let Some(state) = backend.read().await? else {
+        super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
+        let location = match backend.kind() {
+            BackendKind::Local => format!("`{}`", stack.state.path.display()),
+            BackendKind::Kubernetes => backend.location(),
+        };
         eprintln!(
-            "No state recorded for stack `{}` (`{}`).",
+            "No state recorded for stack `{}` ({location}).",
             stack.meta.name,
-            backend.path().display()
         );
         return Ok(ExitCode::SUCCESS);
     };
     if state.stack != stack.meta.name {
         eprintln!(
-            "warning: state `{}` was recorded for stack `{}`, not `{}`",
-            backend.path().display(),
+            "warning: state {} was recorded for stack `{}`, not `{}`",
+            backend.location(),
             state.stack,
             stack.meta.name
         );
     }
     let text = if show {
-        show_text(&state, backend.path())
+        let place = match backend.kind() {
+            BackendKind::Local => ("File:   ", stack.state.path.display().to_string()),
+            BackendKind::Kubernetes => ("Stored: ", backend.location()),
+        };
+        show_text(&state, place)
     } else {
         list_text(&state)
     };
@@ -67,10 +70,11 @@ fn list_text(state: &State) -> String {
 }
 
 /// A readable summary: header, a resource table, secret fingerprints.
-fn show_text(state: &State, path: &Path) -> String {
+/// `place` is the label and value of the line saying where the state is stored.
+fn show_text(state: &State, place: (&str, String)) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Stack:   {}", state.stack);
-    let _ = writeln!(out, "File:    {}", path.display());
+    let _ = writeln!(out, "{} {}", place.0, place.1);
     let _ = writeln!(out, "Format:  {}", state.format_version);
     let _ = writeln!(out, "Lineage: {}", state.lineage);
     let _ = writeln!(out, "Serial:  {}", state.serial);
@@ -193,7 +197,7 @@ mod tests {
     fn show_summarizes_without_secret_values() {
         let state = sample();
         let fingerprint = state.secret("redis-password").unwrap().fingerprint.clone();
-        let text = show_text(&state, Path::new(".raystack/prod.state.json"));
+        let text = show_text(&state, ("File:   ", ".raystack/prod.state.json".into()));
         let expected = format!(
             "\
 Stack:   prod
@@ -221,7 +225,7 @@ Secrets (1; fingerprints only, values are never stored):
         let mut state = State::new("dev");
         state.lineage = "l".into();
         assert_eq!(
-            show_text(&state, Path::new("s.json")),
+            show_text(&state, ("File:   ", "s.json".into())),
             "Stack:   dev\nFile:    s.json\nFormat:  1\nLineage: l\nSerial:  0\n\nResources: none\n\nSecrets: none\n"
         );
     }

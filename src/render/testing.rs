@@ -58,6 +58,9 @@ pub(crate) fn stack() -> Stack {
         state: StateConfig {
             backend: StateBackend::Local,
             path: PathBuf::from(".raystack/ray-prod.state.json"),
+            namespace: crate::stack::DEFAULT_STATE_NAMESPACE.to_owned(),
+            context: None,
+            kubeconfig: None,
         },
     }
 }

@@ -7,6 +7,6 @@ mod schema;
 pub mod units;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use parse::{load, parse_str};
+pub use parse::{DEFAULT_STATE_NAMESPACE, load, parse_str};
 pub use schema::*;
 pub use units::{KubeRayVersion, Quantity};

@@ -582,7 +582,18 @@ const WORKER_KEYS: &[&str] = &[
     "memory",
     "gpu",
 ];
-const STATE_KEYS: &[&str] = &["backend", "path"];
+/// Where the kubernetes state backend keeps state unless `[state] namespace` says otherwise.
+pub const DEFAULT_STATE_NAMESPACE: &str = "raystack-system";
+
+/// `~/x` → `$HOME/x`; a relative path is relative to the stack file's directory.
+fn expand_home(path: &str, base: &Path) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base.join(path),
+    }
+}
+
+const STATE_KEYS: &[&str] = &["backend", "path", "namespace", "context", "kubeconfig"];
 
 /// Which `[cluster]` identity keys each provider needs.
 fn provider_keys(provider: &str) -> &'static [&'static str] {
@@ -955,14 +966,8 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     // [state]
     let sa = top.table(cx, "state");
     sa.check_keys(cx, STATE_KEYS);
-    let (backend, backend_span) = sa.choice(cx, "backend", &["local", "kubernetes"], "local");
+    let (backend, _) = sa.choice(cx, "backend", &["local", "kubernetes"], "local");
     let backend = if backend == "kubernetes" {
-        cx.error(
-            backend_span,
-            "state.backend",
-            "the kubernetes state backend is not available in this version",
-            "use backend = \"local\" (the default)",
-        );
         StateBackend::Kubernetes
     } else {
         StateBackend::Local
@@ -975,6 +980,31 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             .join(".raystack")
             .join(format!("{stack_name}.state.json")),
     };
+    // The state namespace must outlive the stack: `destroy` deletes the stack's namespace, and
+    // the state (and its lock) must survive that to record the destruction.
+    let state_namespace = match sa.string(cx, "namespace", DEFAULT_STATE_NAMESPACE) {
+        Some((ns, span)) => {
+            if check_label(cx, "state.namespace", &ns, span.clone(), 63) && ns == namespace {
+                cx.error(
+                    span,
+                    "state.namespace",
+                    format!(
+                        "is the stack's own namespace `{ns}`, which `raystack destroy` deletes \
+                         (and the state with it)"
+                    ),
+                    format!(
+                        "keep state in a namespace of its own, e.g. namespace = \"{DEFAULT_STATE_NAMESPACE}\" (the default)"
+                    ),
+                );
+            }
+            ns
+        }
+        None => DEFAULT_STATE_NAMESPACE.to_owned(),
+    };
+    let state_context = sa.string(cx, "context", "prod-admin").map(|(c, _)| c);
+    let state_kubeconfig = sa
+        .string(cx, "kubeconfig", "~/.kube/state-cluster")
+        .map(|(k, _)| expand_home(&k, &base));
 
     if !cx.diags.is_empty() || !name_ok || !provider_ok {
         return None;
@@ -1012,7 +1042,13 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             head,
             workers,
         },
-        state: StateConfig { backend, path },
+        state: StateConfig {
+            backend,
+            path,
+            namespace: state_namespace,
+            context: state_context,
+            kubeconfig: state_kubeconfig,
+        },
     })
 }
 

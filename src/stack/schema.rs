@@ -245,7 +245,16 @@ pub struct WorkerGroup {
 pub struct StateConfig {
     pub backend: StateBackend,
     /// Local backend: the state file (default `.raystack/<stack>.state.json` next to the stack file).
+    /// Also where `raystack state migrate --to local` puts it.
     pub path: PathBuf,
+    /// Kubernetes backend: the namespace holding the state Secrets and the lock Lease (default
+    /// `raystack-system`; never the stack's namespace, which `destroy` deletes). Created if missing.
+    pub namespace: String,
+    /// Kubernetes backend: kubeconfig context of the cluster holding state (default: the one
+    /// raystack manages the stack with).
+    pub context: Option<String>,
+    /// Kubernetes backend: kubeconfig file of that cluster (default: the managed cluster's).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

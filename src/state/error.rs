@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::backend::LockHolder;
 use super::lock::LockInfo;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,4 +88,77 @@ pub enum StateError {
         .1
     )]
     LockTimeout(LockInfo, Duration),
+
+    /// `force-unlock` found nothing to unlock.
+    #[error("state {0} is not locked; there is nothing to unlock")]
+    NotLocked(String),
+
+    /// `force-unlock` was given another lock's ID.
+    #[error(
+        "refusing to unlock: lock ID `{given}` is not the current lock, which is {holder}; \
+         check the ID in the error that reported the lock"
+    )]
+    WrongLockId { given: String, holder: String },
+
+    /// Someone force-unlocked or took over this process's lock while it ran.
+    #[error(
+        "lost the lock on state {0} (it was force-unlocked or taken over by another run); \
+         stopped without writing; check what the other run did, then rerun"
+    )]
+    LockLost(String),
+
+    /// Another run holds the kubernetes lease.
+    #[error(
+        "stack `{stack}` is locked: lease `{lease}` is held by {}{}; wait for it to finish, or, if \
+         that run is dead, wait for the lease to expire or run `raystack force-unlock STACK {}`",
+        .holder.describe(),
+        match &.holder.expires {
+            Some(t) => format!(", and expires at {t} unless renewed"),
+            None => ", and has no duration, so it never expires on its own".to_owned(),
+        },
+        .holder.id
+    )]
+    LeaseHeld {
+        stack: String,
+        lease: String,
+        holder: LockHolder,
+    },
+
+    /// A resourceVersion precondition failed: someone wrote the state since it was read.
+    #[error(
+        "state {0} was changed by someone else since this run read it (409 Conflict), so nothing \
+         was overwritten; objects this run applied are in the cluster but not yet recorded: \
+         rerun the command, which records them from the cluster (nothing is lost)"
+    )]
+    Conflict(String),
+
+    /// A Kubernetes API call of the kubernetes backend failed.
+    #[error("failed to {action} {location}: {message}{}", rbac_hint(*.code))]
+    Kube {
+        action: String,
+        location: String,
+        code: Option<u16>,
+        message: String,
+    },
+
+    /// Stored state that does not decode.
+    #[error(
+        "state {location} is corrupted: {detail}; `raystack state pull` on a copy, or restore it \
+         from a backup of the namespace"
+    )]
+    StoredCorrupt { location: String, detail: String },
+
+    /// Readers kept losing the race with writers.
+    #[error("state {0} kept changing while it was read; try again")]
+    Unstable(String),
+}
+
+fn rbac_hint(code: Option<u16>) -> &'static str {
+    match code {
+        Some(403) => {
+            "\n  help: the credentials lack a permission the kubernetes state backend needs; \
+             the README section \"Working as a team / in CI\" lists the Roles for plan and apply"
+        }
+        _ => "",
+    }
 }

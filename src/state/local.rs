@@ -63,6 +63,16 @@ impl LocalBackend {
         })
     }
 
+    /// Who holds the lock now (without taking it).
+    pub fn current_holder(&self) -> Result<Option<LockInfo>, StateError> {
+        lock::current_holder(&self.path)
+    }
+
+    /// Removes the lock of holder `id` (see `raystack force-unlock`); returns who held it.
+    pub fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+        lock::force_unlock(&self.path, id)
+    }
+
     /// Like [`lock`](Self::lock), but while the lock is held elsewhere, polls until `timeout`,
     /// calling `on_wait` once for each holder seen (to print "waiting for `apply` (pid ..)").
     /// Gives up with [`StateError::LockTimeout`].
@@ -120,6 +130,9 @@ impl StateLock {
     /// one (higher serial: written by someone who ignored the lock), or a file it cannot parse
     /// (that would push the last good version out of `.backup`). On error `state` is unchanged.
     pub fn write(&mut self, state: &mut State) -> Result<(), StateError> {
+        if !self.held.still_held().unwrap_or(false) {
+            return Err(StateError::LockLost(format!("`{}`", self.path.display())));
+        }
         let previous = match fs::read(&self.path) {
             Ok(bytes) => Some(bytes),
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
@@ -157,6 +170,27 @@ impl StateLock {
             source,
         })
     }
+}
+
+impl StateLock {
+    /// Moves the state file aside as `<path>.migrated` (after `state migrate` copied it to
+    /// another backend) and returns that path. The `.backup` stays where it is.
+    pub fn retire(&mut self) -> Result<PathBuf, StateError> {
+        let to = super::backend::migrated_path(&self.path);
+        fs::rename(&self.path, &to)
+            .and_then(|()| sync_dir(parent_dir(&self.path)))
+            .map_err(|source| StateError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(to)
+    }
+}
+
+/// Parses a state document (the JSON the local backend stores, which the kubernetes backend
+/// stores gzip'd); `source` names where it came from in errors.
+pub(super) fn parse_document(source: &Path, bytes: &[u8]) -> Result<State, StateError> {
+    parse_state(source, bytes)
 }
 
 fn read_state(path: &Path) -> Result<Option<State>, StateError> {
@@ -690,6 +724,61 @@ mod tests {
             err.to_string().contains("still held after waiting 250ms"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn force_unlock_checks_the_id_and_the_unlocked_holder_can_no_longer_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        assert_eq!(backend.current_holder().unwrap(), None);
+        assert!(matches!(
+            backend.force_unlock("x"),
+            Err(StateError::NotLocked(_))
+        ));
+        let mut stuck = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        stuck.write(&mut state).unwrap();
+        let id = stuck.info().id.clone();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+        let holder = backend.current_holder().unwrap().expect("held");
+        assert_eq!(holder.id, id);
+        assert!(holder.describe().ends_with(&format!(", lock ID {id})")));
+
+        let err = backend.force_unlock("wrong").unwrap_err();
+        assert!(matches!(err, StateError::WrongLockId { .. }), "{err:?}");
+        assert!(
+            backend.lock("plan").is_err(),
+            "still locked after a refused unlock"
+        );
+
+        assert_eq!(backend.force_unlock(&id).unwrap().id, id);
+        let next = backend.lock("apply").unwrap();
+        let err = stuck.write(&mut state).unwrap_err();
+        assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
+        assert_eq!(backend.read().unwrap().unwrap().serial, 1);
+        drop(stuck);
+        assert!(
+            backend.lock_path().exists(),
+            "the unlocked holder leaves the new holder's lock file alone"
+        );
+        assert_eq!(
+            backend.current_holder().unwrap().unwrap().id,
+            next.info().id
+        );
+    }
+
+    #[test]
+    fn retire_moves_the_file_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("state migrate").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        let to = lock.retire().unwrap();
+        assert_eq!(to, super::super::migrated_path(backend.path()));
+        assert_eq!(backend.read().unwrap(), None);
+        let moved: State = serde_json::from_slice(&fs::read(&to).unwrap()).unwrap();
+        assert_eq!(moved, state);
     }
 
     #[test]

@@ -16,6 +16,10 @@ use super::StateError;
 /// Who holds a state lock, as recorded in the lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
+    /// A UUID naming this lock, for `raystack force-unlock STACK ID` (empty in lock files written
+    /// before it existed).
+    #[serde(default)]
+    pub id: String,
     pub pid: u32,
     /// The command holding the lock: `plan`, `apply`, `destroy`, ...
     pub operation: String,
@@ -31,6 +35,7 @@ impl LockInfo {
     /// Describes this process taking the lock on `path` now.
     pub fn current(path: &Path, operation: &str) -> Self {
         LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
             pid: std::process::id(),
             operation: operation.to_owned(),
             created: rfc3339_utc(SystemTime::now()),
@@ -43,6 +48,7 @@ impl LockInfo {
     /// writing its details) or was overwritten by hand.
     fn unknown(path: &Path) -> Self {
         LockInfo {
+            id: String::new(),
             pid: 0,
             operation: String::new(),
             created: String::new(),
@@ -56,16 +62,21 @@ impl LockInfo {
         self.pid != 0
     }
 
-    /// "state `p` is locked by `apply` (pid 1 on host h, since T)".
+    /// "state `p` is locked by `apply` (pid 1 on host h, since T, lock ID x)".
     pub fn describe(&self) -> String {
         if self.is_known() {
             format!(
-                "state `{}` is locked by `{}` (pid {} on host {}, since {})",
+                "state `{}` is locked by `{}` (pid {} on host {}, since {}, lock ID {})",
                 self.path.display(),
                 self.operation,
                 self.pid,
                 self.host,
-                self.created
+                self.created,
+                if self.id.is_empty() {
+                    "unknown"
+                } else {
+                    &self.id
+                }
             )
         } else {
             format!(
@@ -93,11 +104,22 @@ pub(super) struct HeldLock {
     pub(super) info: LockInfo,
 }
 
+impl HeldLock {
+    /// Whether the lock file is still ours: `force-unlock` removes it, after which another
+    /// process may lock the state while this one still holds the flock on the unlinked file.
+    pub(super) fn still_held(&self) -> io::Result<bool> {
+        still_linked(&self._file, &self.lock_path)
+    }
+}
+
 impl Drop for HeldLock {
     fn drop(&mut self) {
         // Unlink while still holding the flock: a process that opened this inode meanwhile will
-        // find, once it gets the flock, that the path no longer names it, and start over.
-        let _ = std::fs::remove_file(&self.lock_path);
+        // find, once it gets the flock, that the path no longer names it, and start over. After
+        // a force-unlock the path may name another holder's file: leave that alone.
+        if self.still_held().unwrap_or(false) {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
         // Closing `self._file` (after this body) releases the flock.
     }
 }
@@ -129,6 +151,47 @@ pub(super) fn try_acquire(state_path: &Path, operation: &str) -> Result<HeldLock
             info,
         });
     }
+}
+
+/// Who holds the lock now, without taking it: `None` when nobody does.
+pub(super) fn current_holder(state_path: &Path) -> Result<Option<LockInfo>, StateError> {
+    let lock_path = lock_path(state_path);
+    let lock_err = |source: io::Error| StateError::Lock {
+        path: state_path.to_owned(),
+        lock_path: lock_path.clone(),
+        source,
+    };
+    let file = match OpenOptions::new().read(true).write(true).open(&lock_path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(lock_err(err)),
+    };
+    if file.try_lock_exclusive().map_err(lock_err)? {
+        // Free: a file left by a holder that died. Closing it drops the flock again.
+        return Ok(None);
+    }
+    Ok(Some(read_holder(file, state_path)))
+}
+
+/// Removes the lock file of holder `id`, so the next command can lock the state even though
+/// that holder still runs. Refuses another ID.
+pub(super) fn force_unlock(state_path: &Path, id: &str) -> Result<LockInfo, StateError> {
+    let Some(info) = current_holder(state_path)? else {
+        return Err(StateError::NotLocked(format!("`{}`", state_path.display())));
+    };
+    if info.id != id {
+        return Err(StateError::WrongLockId {
+            given: id.to_owned(),
+            holder: info.describe(),
+        });
+    }
+    let lock_path = lock_path(state_path);
+    std::fs::remove_file(&lock_path).map_err(|source| StateError::Lock {
+        path: state_path.to_owned(),
+        lock_path,
+        source,
+    })?;
+    Ok(info)
 }
 
 fn open_lock_file(lock_path: &Path) -> io::Result<File> {
@@ -220,7 +283,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// This machine's name, for telling users where a lock holder runs.
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     let from_file = |path: &str| {
         std::fs::read_to_string(path)
             .ok()

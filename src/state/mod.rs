@@ -1,9 +1,12 @@
-//! State: what raystack has applied, per stack (DESIGN §8). This file owns the format (`State`
-//! and its records, the manifest hash, secret fingerprints); `local` owns the file backend and
-//! its atomic writes, `lock` the lock. State never holds a secret value, only fingerprints, and
-//! nothing here talks to a cluster or prints.
+//! State: what raystack has applied, per stack. This file owns the format (`State` and its
+//! records, the manifest hash, secret fingerprints); `backend` the interface the commands use;
+//! `local` the file backend and its atomic writes, `lock` its lock; `kubernetes` the backend in
+//! Secrets with a Lease lock (its only cluster I/O is its own Secrets and Lease). State never
+//! holds a secret value, only fingerprints, and nothing here prints.
 
+mod backend;
 mod error;
+mod kubernetes;
 mod local;
 mod lock;
 
@@ -13,7 +16,9 @@ mod process_tests;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture, migrated_path};
 pub use error::StateError;
+pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
 pub use local::{LocalBackend, StateLock};
 pub use lock::{LockInfo, lock_path};
 

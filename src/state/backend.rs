@@ -1,0 +1,189 @@
+//! The backend interface: where a stack's state lives and how it is locked, as seen by the
+//! commands. `LocalBackend` (a file) and `KubernetesBackend` (Secrets and a Lease) implement it;
+//! `open` picks one from the stack's `[state]` section. Methods return boxed futures so the
+//! commands can hold a `dyn Backend` whichever the stack chose.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use super::local::{LocalBackend, StateLock};
+use super::lock::LockInfo;
+use super::{State, StateError};
+
+/// A boxed, sendable future of a state operation.
+pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
+
+/// Which backend keeps a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Local,
+    Kubernetes,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// Who holds a state lock, in the terms of either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// What `raystack force-unlock STACK LOCK_ID` takes.
+    pub id: String,
+    /// Who runs what: `user@host pid N (apply)` (local: `pid N on host H (apply)`).
+    pub who: String,
+    /// `plan`, `apply`, `destroy`, `state migrate`, ...
+    pub operation: String,
+    /// RFC 3339.
+    pub since: String,
+    /// When a lease ends unless renewed (kubernetes); `None` for a lock that ends only with its
+    /// holder (local flock) or a lease without a duration.
+    pub expires: Option<String>,
+}
+
+impl LockHolder {
+    pub(super) fn from_local(info: &LockInfo) -> Self {
+        LockHolder {
+            id: info.id.clone(),
+            who: format!(
+                "pid {} on host {} ({})",
+                info.pid, info.host, info.operation
+            ),
+            operation: info.operation.clone(),
+            since: info.created.clone(),
+            expires: None,
+        }
+    }
+
+    /// "alice@host pid 42 (apply) since T (lock ID x)".
+    pub fn describe(&self) -> String {
+        format!("{} since {} (lock ID {})", self.who, self.since, self.id)
+    }
+}
+
+/// Where one stack's state lives.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+
+    /// For messages: "`.raystack/x.state.json`" or "Secret `raystack-system/raystack-state-x`".
+    fn location(&self) -> String;
+
+    /// Reads the current state without locking; `None` when none is recorded. Never returns a
+    /// mix of two versions (each backend's write makes sure of it).
+    fn read(&self) -> StateFuture<'_, Option<State>>;
+
+    /// Takes the exclusive write lock for `operation`, or fails at once naming the holder.
+    fn lock<'a>(&'a self, operation: &'a str) -> StateFuture<'a, Box<dyn Lock>>;
+
+    /// The current holder of the lock, if any (reading needs no write permission).
+    fn holder(&self) -> StateFuture<'_, Option<LockHolder>>;
+
+    /// Releases a lock left by someone else, if its ID is `id`; returns who held it.
+    /// Refuses any other ID with [`StateError::WrongLockId`].
+    fn force_unlock<'a>(&'a self, id: &'a str) -> StateFuture<'a, LockHolder>;
+}
+
+/// A held write lock: the only way to write state.
+pub trait Lock: Send {
+    fn holder(&self) -> &LockHolder;
+
+    /// Warnings from taking the lock (e.g. an expired lease that was taken over), for the
+    /// command to show.
+    fn notes(&self) -> Vec<String>;
+
+    fn read(&mut self) -> StateFuture<'_, Option<State>>;
+
+    /// Increments `state.serial` and stores it, refusing a different lineage, a newer serial,
+    /// or (kubernetes) a state someone else wrote since it was read. On error `state` is
+    /// unchanged and the stored state is whatever it was.
+    fn write<'a>(&'a mut self, state: &'a mut State) -> StateFuture<'a, ()>;
+
+    /// Removes the state from this backend once it has moved elsewhere (`state migrate`): the
+    /// local file is kept as `<path>.migrated`; kubernetes deletes its Secrets.
+    fn retire(&mut self) -> StateFuture<'_, ()>;
+
+    /// Releases the lock. Dropping a lock releases it too, on a best-effort basis.
+    fn release(self: Box<Self>) -> StateFuture<'static, ()>;
+}
+
+impl Backend for LocalBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Local
+    }
+
+    fn location(&self) -> String {
+        format!("`{}`", self.path().display())
+    }
+
+    fn read(&self) -> StateFuture<'_, Option<State>> {
+        Box::pin(async move { LocalBackend::read(self) })
+    }
+
+    fn lock<'a>(&'a self, operation: &'a str) -> StateFuture<'a, Box<dyn Lock>> {
+        Box::pin(async move {
+            let lock = LocalBackend::lock(self, operation)?;
+            let holder = LockHolder::from_local(lock.info());
+            Ok(Box::new(LocalLock { lock, holder }) as Box<dyn Lock>)
+        })
+    }
+
+    fn holder(&self) -> StateFuture<'_, Option<LockHolder>> {
+        Box::pin(async move {
+            Ok(self
+                .current_holder()?
+                .map(|info| LockHolder::from_local(&info)))
+        })
+    }
+
+    fn force_unlock<'a>(&'a self, id: &'a str) -> StateFuture<'a, LockHolder> {
+        Box::pin(async move {
+            let info = self.force_unlock(id)?;
+            Ok(LockHolder::from_local(&info))
+        })
+    }
+}
+
+/// The local backend's [`Lock`]: the flock-held [`StateLock`].
+struct LocalLock {
+    lock: StateLock,
+    holder: LockHolder,
+}
+
+impl Lock for LocalLock {
+    fn holder(&self) -> &LockHolder {
+        &self.holder
+    }
+
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn read(&mut self) -> StateFuture<'_, Option<State>> {
+        Box::pin(async move { self.lock.read() })
+    }
+
+    fn write<'a>(&'a mut self, state: &'a mut State) -> StateFuture<'a, ()> {
+        Box::pin(async move { self.lock.write(state) })
+    }
+
+    fn retire(&mut self) -> StateFuture<'_, ()> {
+        Box::pin(async move { self.lock.retire().map(|_| ()) })
+    }
+
+    fn release(self: Box<Self>) -> StateFuture<'static, ()> {
+        drop(self);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `<state path>.migrated`: where `state migrate` leaves the local file it moved away.
+pub fn migrated_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".migrated");
+    PathBuf::from(name)
+}
