@@ -37,6 +37,7 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
         return Ok(());
     }
     let mut causes = validate::object(&rt.group, &rt.kind, cand);
+    causes.extend(crate::limits::data_size(&rt.group, &rt.kind, cand));
     if let Some(l) = s.live {
         causes.extend(validate::update(&rt.group, &rt.kind, l, cand));
     }
@@ -51,7 +52,7 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
     {
         pvc_resize(st, l, cand, s.name)?;
     }
-    Ok(())
+    crate::limits::stored_size(cand)
 }
 
 fn default(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Result<(), ApiError> {

@@ -107,6 +107,15 @@ pub async fn handle(
             ))));
         }
     };
+    if let Err(e) = crate::limits::request_body(body.len()) {
+        return Ok(error_response(&e));
+    }
+    let read_only = crate::authz::read_only_user(
+        parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+    );
     let ua = parts
         .headers
         .get("user-agent")
@@ -136,6 +145,7 @@ pub async fn handle(
             &ct,
             &ua,
             &body,
+            read_only,
         )
     }))
     .unwrap_or_else(|_| {
@@ -165,6 +175,7 @@ fn route(
     ct: &str,
     ua: &str,
     body: &[u8],
+    read_only: Option<&str>,
 ) -> Routed {
     let segs: Vec<&str> = path
         .trim_matches('/')
@@ -241,6 +252,7 @@ fn route(
         name: name.map(String::from),
         sub: sub.map(String::from),
     };
+    crate::authz::check(read_only, method, &t)?;
     let dry_run = match query.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,

@@ -19,20 +19,26 @@
 //! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
 //!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
 //!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status).
+//! - Size limits: a request body over 3 MiB (413), Secret or ConfigMap data over 1 MiB (422), an object over
+//!   etcd's 1.5 MiB (500), as a real apiserver answers them.
+//! - One RBAC rule: the kubeconfig's `fake-readonly` context carries a token that may only get, list and
+//!   watch (403 Forbidden otherwise, with the real message).
 //!
 //! # What it does not
-//! - No watch (a `watch=true` list is refused), no authentication or authorization (any bearer token is
-//!   accepted), no TLS, no HTTP/2, no protobuf or CBOR bodies.
+//! - No watch (a `watch=true` list is refused), no authentication or authorization beyond the read-only
+//!   token (any other bearer token is accepted), no TLS, no HTTP/2, no protobuf or CBOR bodies.
 //! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers
 //!   (deletion is immediate), no garbage collector beyond the cascade at delete time, no scheduler,
 //!   kubelet or real containers: pods are marked running.
 //! - Only the kinds listed above; other built-in kinds are unknown resources (404).
 
 mod admission;
+mod authz;
 mod defaults;
 mod discovery;
 mod error;
 mod http;
+mod limits;
 mod objects;
 mod ops;
 mod readiness;
@@ -45,4 +51,5 @@ pub mod testing;
 mod util;
 mod validate;
 
+pub use authz::{READ_ONLY_TOKEN, READ_ONLY_USER};
 pub use server::{Error, Options, Server, kubeconfig};

@@ -145,10 +145,12 @@ impl Server {
     }
 }
 
-/// A kubeconfig with one context `fake` (namespace `default`, a bearer token) for the server at `url`.
+/// A kubeconfig for the server at `url`: context `fake` (the current one; namespace `default`, a
+/// bearer token that may do anything) and context `fake-readonly` (a token that may only read).
 pub fn kubeconfig(url: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n- name: fake-readonly\n  context:\n    cluster: fake\n    user: fake-readonly\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n- name: fake-readonly\n  user:\n    token: {}\npreferences: {{}}\n",
+        crate::authz::READ_ONLY_TOKEN
     )
 }
 
