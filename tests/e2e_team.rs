@@ -1,0 +1,343 @@
+//! Binary-level tests of team state: the real `raystack` against fake-apiserver with
+//! `[state] backend = "kubernetes"`: migration local → kubernetes → local (with a state over
+//! 1 MiB, so it travels in chunks), `state pull`, `force-unlock` on both backends, two applies
+//! from two machines, a SIGKILLed apply, a 409 on the state write, and plan with read-only
+//! credentials.
+
+mod e2e_support;
+
+use std::path::Path;
+
+use e2e_support::*;
+use raystack::state::{LocalBackend, ResourceState, State, address};
+use serde_json::{Value, json};
+
+const STATE_NS: &str = "raystack-system";
+
+fn kubernetes_stack() -> String {
+    stack_toml(&worker("cpu", 1), "", "").replace(
+        "[cluster]",
+        "[state]\nbackend = \"kubernetes\"\n\n[cluster]",
+    )
+}
+
+fn lease_path() -> String {
+    format!("/apis/coordination.k8s.io/v1/namespaces/{STATE_NS}/leases/raystack-lock-{NAME}")
+}
+
+fn state_secrets(env: &Env) -> Vec<String> {
+    let mut names = env.fake.list_names(&format!(
+        "/api/v1/namespaces/{STATE_NS}/secrets?labelSelector=raystack.dev%2Fstack%3D{NAME}"
+    ));
+    names.sort();
+    names
+}
+
+/// `raystack ARGS --kubeconfig <fake>` for commands whose kubeconfig flag `Env::cmd` omits.
+fn run_k(env: &Env, args: &[&str]) -> Run {
+    let mut full: Vec<&str> = args.to_vec();
+    let kubeconfig = env.fake.kubeconfig.to_str().unwrap().to_owned();
+    full.extend(["--kubeconfig", kubeconfig.as_str()]);
+    env.run(&full)
+}
+
+/// A local state with `n` records whose hashes are random (so gzip cannot shrink it below 1 MiB
+/// for large `n`), written the way apply writes it.
+fn write_local_state(path: &Path, n: usize) -> State {
+    let backend = LocalBackend::new(path);
+    let mut lock = backend.lock("apply").unwrap();
+    let mut state = State::new(NAME);
+    for i in 0..n {
+        let name = format!("cm-{i}");
+        state.upsert_resource(ResourceState {
+            address: address("ConfigMap", Some(NAME), &name),
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some(NAME.into()),
+            name,
+            uid: uuid::Uuid::new_v4().to_string(),
+            resource_version: i.to_string(),
+            applied_hash: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        });
+    }
+    state.set_secret_fingerprint("e2e-redis-auth", b"not-a-real-password");
+    lock.write(&mut state).unwrap();
+    state
+}
+
+#[test]
+fn migration_local_to_kubernetes_and_back_keeps_lineage_and_every_resource_through_chunks() {
+    let env = Env::new(&[]);
+    let original = write_local_state(&env.state_path(), 20_000);
+    let size = std::fs::metadata(env.state_path()).unwrap().len();
+    assert!(size > 2 * 1024 * 1024, "state file is {size} bytes");
+
+    let r = run_k(
+        &env,
+        &["state", "migrate", env.stack_arg(), "--to", "kubernetes"],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let migrated = env.state_path().with_extension("json.migrated");
+    assert!(
+        !env.state_path().exists(),
+        "the local state was moved aside"
+    );
+    assert_eq!(
+        serde_json::from_slice::<State>(&std::fs::read(&migrated).unwrap()).unwrap(),
+        original,
+        "the .migrated backup is the state as it was"
+    );
+    assert!(
+        r.stderr.starts_with(&format!(
+            "Moved the state of stack `{NAME}` (lineage {}, serial 1 -> 2) from `{}` to Secret `{STATE_NS}/raystack-state-{NAME}` (on ",
+            original.lineage,
+            env.state_path().display()
+        )),
+        "{r}"
+    );
+    assert!(
+        r.stderr.ends_with(&format!(
+            "; the local file is kept as `{}`.\nNow set `[state] backend = \"kubernetes\"` in `{}`.\n",
+            migrated.display(),
+            env.stack_arg()
+        )),
+        "{r}"
+    );
+    let secrets = state_secrets(&env);
+    assert!(secrets.len() >= 3, "head and chunks: {secrets:?}");
+    assert!(
+        env.fake.get(&lease_path()).is_none(),
+        "the migration released its lock"
+    );
+
+    env.write_stack(&kubernetes_stack());
+    let pulled = run_k(&env, &["state", "pull", env.stack_arg()]);
+    assert_eq!(pulled.code, 0, "{pulled}");
+    let pulled: State = serde_json::from_str(&pulled.stdout).unwrap();
+    let mut expected = original.clone();
+    expected.serial = 2;
+    assert_eq!(pulled, expected);
+
+    let r = run_k(
+        &env,
+        &["state", "migrate", env.stack_arg(), "--to", "local"],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.ends_with(
+            &("Now set `[state] backend = \"local\"` in `".to_owned() + env.stack_arg() + "`.\n")
+        ),
+        "{r}"
+    );
+    assert!(state_secrets(&env).is_empty(), "kubernetes state removed");
+    let back: State = serde_json::from_slice(&std::fs::read(env.state_path()).unwrap()).unwrap();
+    expected.serial = 3;
+    assert_eq!(back, expected);
+    assert_eq!(back.lineage, original.lineage);
+    assert_eq!(back.resources, original.resources);
+    assert_eq!(back.secrets, original.secrets);
+}
+
+#[test]
+fn a_stack_switched_to_kubernetes_without_migrating_is_refused() {
+    let env = Env::new(&[]);
+    write_local_state(&env.state_path(), 2);
+    env.write_stack(&kubernetes_stack());
+    let r = run_k(&env, &["state", "list", env.stack_arg()]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "a local state file `{}` exists; move it with `raystack state migrate {} --to kubernetes`",
+            env.state_path().display(),
+            env.stack_arg()
+        )),
+        "{r}"
+    );
+}
+
+#[test]
+fn migrating_onto_an_existing_state_changes_nothing() {
+    let env = Env::new(&[]);
+    write_local_state(&env.state_path(), 2);
+    assert_eq!(
+        run_k(
+            &env,
+            &["state", "migrate", env.stack_arg(), "--to", "kubernetes"]
+        )
+        .code,
+        0
+    );
+    let second = write_local_state(&env.state_path(), 3);
+    let r = run_k(
+        &env,
+        &["state", "migrate", env.stack_arg(), "--to", "kubernetes"],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("already holds a state (lineage "), "{r}");
+    assert!(r.stderr.contains("nothing was changed"), "{r}");
+    assert_eq!(
+        LocalBackend::new(env.state_path()).read().unwrap(),
+        Some(second)
+    );
+}
+
+/// A Lease as a run that died would leave it, renewed `age` seconds ago.
+fn plant_lease(env: &Env, age_secs: u64, duration: u32) {
+    // Make sure the namespace exists (a first run creates it).
+    env.fake.request(
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": STATE_NS}})
+            .to_string(),
+    );
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - age_secs;
+    let ts = k8s_openapi::jiff::Timestamp::from_second(secs as i64).unwrap();
+    let time = ts.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let body = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": format!("raystack-lock-{NAME}"), "namespace": STATE_NS,
+                     "annotations": {"raystack.dev/lock-id": "0f0e0d0c",
+                                     "raystack.dev/operation": "apply"}},
+        "spec": {"holderIdentity": "bob@ci-runner pid 4242 (apply)",
+                 "leaseDurationSeconds": duration, "acquireTime": time, "renewTime": time}
+    });
+    let (code, text) = env.fake.request(
+        "POST",
+        &format!("/apis/coordination.k8s.io/v1/namespaces/{STATE_NS}/leases"),
+        "application/json",
+        &body.to_string(),
+    );
+    assert_eq!(code, 201, "{text}");
+}
+
+#[test]
+fn force_unlock_on_kubernetes_needs_the_right_id_and_a_confirmation() {
+    let env = Env::new(&[]);
+    env.write_stack(&kubernetes_stack());
+    plant_lease(&env, 0, 600);
+
+    let r = run_k(
+        &env,
+        &["force-unlock", env.stack_arg(), "wrong-id", "--force"],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.starts_with(
+            "error: refusing to unlock: lock ID `wrong-id` is not the current lock, which is bob@ci-runner pid 4242 (apply) since "
+        ),
+        "{r}"
+    );
+    let r = run_k(&env, &["force-unlock", env.stack_arg(), "0f0e0d0c"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.ends_with(
+            "error: refusing to continue without confirmation: stdin is not a terminal; pass --force\n"
+        ),
+        "{r}"
+    );
+    assert!(env.fake.get(&lease_path()).is_some(), "still locked");
+
+    let r = run_k(
+        &env,
+        &["force-unlock", env.stack_arg(), "0f0e0d0c", "--force"],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.ends_with(&format!(
+            "Released the lock on stack `{NAME}` (was held by bob@ci-runner pid 4242 (apply) since {} (lock ID 0f0e0d0c)).\n",
+            r.stderr.split(" since ").nth(1).unwrap().split(' ').next().unwrap()
+        )),
+        "{r}"
+    );
+    assert!(env.fake.get(&lease_path()).is_none());
+    let r = run_k(
+        &env,
+        &["force-unlock", env.stack_arg(), "0f0e0d0c", "--force"],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("is not locked; there is nothing to unlock"),
+        "{r}"
+    );
+}
+
+#[test]
+fn force_unlock_on_the_local_backend_releases_a_hung_holder() {
+    let env = Env::new(&[]);
+    write_local_state(&env.state_path(), 1);
+    let held = LocalBackend::new(env.state_path()).lock("apply").unwrap();
+    let id = held.info().id.clone();
+    let r = env.run(&["force-unlock", env.stack_arg(), "nope", "--force"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("refusing to unlock: lock ID `nope`"),
+        "{r}"
+    );
+    let r = env.run(&["force-unlock", env.stack_arg(), &id, "--force"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains(&format!("(lock ID {id})")), "{r}");
+    assert!(LocalBackend::new(env.state_path()).lock("apply").is_ok());
+    drop(held);
+}
+
+#[test]
+fn state_pull_needs_only_read_access() {
+    let env = Env::new(&[]);
+    write_local_state(&env.state_path(), 2);
+    assert_eq!(
+        run_k(
+            &env,
+            &["state", "migrate", env.stack_arg(), "--to", "kubernetes"]
+        )
+        .code,
+        0
+    );
+    env.write_stack(&kubernetes_stack());
+    let r = run_k(
+        &env,
+        &[
+            "state",
+            "pull",
+            env.stack_arg(),
+            "--context",
+            "fake-readonly",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let state: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(state["serial"], 2);
+    assert!(!r.stdout.contains("not-a-real-password"));
+    // The same credentials cannot take the lock.
+    let r = run_k(
+        &env,
+        &[
+            "state",
+            "migrate",
+            env.stack_arg(),
+            "--to",
+            "local",
+            "--context",
+            "fake-readonly",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("is forbidden: User \"fake-readonly\" cannot create resource \"leases\""),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("lists the Roles for plan and apply"),
+        "{r}"
+    );
+}
