@@ -4,6 +4,7 @@
 //! by the next. Never prints: progress leaves through [`Progress`].
 
 pub mod observe;
+pub mod pause;
 pub mod secret;
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,10 @@ pub enum Event {
     },
     Refreshed {
         address: String,
+    },
+    /// Stopped for good at a `RAYSTACK_PAUSE_AT` test point (see [`pause`]).
+    Paused {
+        at: String,
     },
 }
 
@@ -150,7 +155,9 @@ async fn apply_one(
         .as_ref()
         .ok_or_else(|| ApplyError::NoManifest(c.address.clone()))?;
     let live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
+    pause::reached(pause::Point::Applied, progress).await;
     persist(c, manifest, live, cluster, lock, state).await?;
+    pause::reached(pause::Point::Recorded, progress).await;
     wait_ready(c, cluster, progress).await
 }
 

@@ -58,6 +58,7 @@ impl Progress for StderrProgress {
                 &format!("{address}: {} ({:.1}s)", ed(action), elapsed.as_secs_f64()),
             ),
             Event::Refreshed { address } => format!("{address}: unchanged; recorded in state"),
+            Event::Paused { at } => format!("paused at {at} (RAYSTACK_PAUSE_AT)"),
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     }
