@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench commands` (prints min / median / max wall time per command).
 //! Figures are recorded in BENCHMARKS.md; nothing here asserts a speed.
 
-#[path = "../tests/e2e_support/mod.rs"]
+#[path = "../tests/e2e/support.rs"]
 mod e2e_support;
 
 use std::path::Path;
@@ -16,12 +16,14 @@ use e2e_support::{Fake, raystack_bin, stack_toml, worker};
 
 const RUNS: usize = 15;
 
-fn time_runs(label: &str, runs: usize, mut f: impl FnMut() -> bool) {
+/// Times `f` (a command returning its exit code) `runs` times after a warm-up; every run,
+/// the warm-up included, must exit with `expect`.
+fn time_runs(label: &str, expect: i32, runs: usize, mut f: impl FnMut() -> i32) {
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
-    f(); // warm-up
+    assert_eq!(f(), expect, "{label}: warm-up run");
     for _ in 0..runs {
         let start = Instant::now();
-        assert!(f(), "{label}: command failed");
+        assert_eq!(f(), expect, "{label}: unexpected exit code");
         times.push(start.elapsed());
     }
     times.sort();
@@ -34,7 +36,10 @@ fn time_runs(label: &str, runs: usize, mut f: impl FnMut() -> bool) {
     );
 }
 
-fn raystack(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> bool {
+/// Runs `raystack ARGS` and returns its exit code. Each row states the code it expects (2 only
+/// for `plan --detailed-exitcode` with changes present), so a benchmark never times a command
+/// that failed or did something else than its row says.
+fn raystack(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> i32 {
     let mut c = Command::new(raystack_bin());
     c.current_dir(dir)
         .args(args)
@@ -45,8 +50,7 @@ fn raystack(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> bool {
     if let Some(k) = kubeconfig {
         c.arg("--kubeconfig").arg(k);
     }
-    let code = c.status().expect("run raystack").code();
-    matches!(code, Some(0) | Some(2))
+    c.status().expect("run raystack").code().unwrap_or(-1)
 }
 
 /// Uses a release build of `fake-apiserver`, so the figures measure raystack rather than a
@@ -80,10 +84,11 @@ fn main() {
     validate.extend(stacks.iter().map(String::as_str));
     time_runs(
         &format!("validate ({} example stacks)", stacks.len()),
+        0,
         RUNS,
         || raystack(root, &validate, None),
     );
-    time_runs("render stacks/multi-worker-gpu.toml", RUNS, || {
+    time_runs("render stacks/multi-worker-gpu.toml", 0, RUNS, || {
         raystack(root, &["render", "stacks/multi-worker-gpu.toml"], None)
     });
 
@@ -93,9 +98,12 @@ fn main() {
         dir.path().join("local.toml"),
     )
     .unwrap();
-    time_runs("plan --offline stacks/local.toml (no state)", RUNS, || {
-        raystack(dir.path(), &["plan", "--offline", "local.toml"], None)
-    });
+    time_runs(
+        "plan --offline stacks/local.toml (no state)",
+        0,
+        RUNS,
+        || raystack(dir.path(), &["plan", "--offline", "local.toml"], None),
+    );
 
     for latency in ["0", "5"] {
         let dir = tempfile::tempdir().unwrap();
@@ -116,16 +124,27 @@ fn main() {
         let s = stack.to_str().unwrap();
         time_runs(
             &format!("plan, empty cluster ({latency} ms API latency)"),
+            2, // changes present
             RUNS,
-            || raystack(dir.path(), &["plan", s], Some(&fake.kubeconfig)),
+            || {
+                raystack(
+                    dir.path(),
+                    &["plan", s, "--detailed-exitcode"],
+                    Some(&fake.kubeconfig),
+                )
+            },
         );
-        assert!(raystack(
-            dir.path(),
-            &["apply", s, "--auto-approve"],
-            Some(&fake.kubeconfig)
-        ));
+        assert_eq!(
+            raystack(
+                dir.path(),
+                &["apply", s, "--auto-approve"],
+                Some(&fake.kubeconfig)
+            ),
+            0
+        );
         time_runs(
             &format!("plan, converged: no changes ({latency} ms API latency)"),
+            0,
             RUNS,
             || {
                 raystack(
@@ -137,6 +156,7 @@ fn main() {
         );
         time_runs(
             &format!("apply, converged: no-op ({latency} ms API latency)"),
+            0,
             RUNS,
             || {
                 raystack(
@@ -150,17 +170,23 @@ fn main() {
         let runs = 5;
         let mut times = Vec::new();
         for _ in 0..runs {
-            assert!(raystack(
-                dir.path(),
-                &["destroy", s, "--auto-approve", "--allow-data-loss"],
-                Some(&fake.kubeconfig)
-            ));
+            assert_eq!(
+                raystack(
+                    dir.path(),
+                    &["destroy", s, "--auto-approve", "--allow-data-loss"],
+                    Some(&fake.kubeconfig)
+                ),
+                0
+            );
             let start = Instant::now();
-            assert!(raystack(
-                dir.path(),
-                &["apply", s, "--auto-approve"],
-                Some(&fake.kubeconfig)
-            ));
+            assert_eq!(
+                raystack(
+                    dir.path(),
+                    &["apply", s, "--auto-approve"],
+                    Some(&fake.kubeconfig)
+                ),
+                0
+            );
             times.push(start.elapsed());
         }
         times.sort();

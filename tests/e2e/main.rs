@@ -1,0 +1,39 @@
+//! The integration tests of the `raystack` crate, as one test binary with a module per area.
+//!
+//! Every integration test binary links the whole dependency tree (kube, aws-lc, the cloud
+//! SDKs), and on two cores linking dominates the build; sixteen binaries linked it sixteen
+//! times. One binary links it once (build and test times: BENCHMARKS.md, "Build and test
+//! cost"). Run one area with a filter, e.g. `cargo test --test e2e render_golden`.
+//!
+//! Insta snapshots live in `tests/e2e/snapshots/`, named `e2e__<module>__<name>.snap`.
+//! The live suite (`live`) is `#[ignore]`d unless run on purpose, see `live.rs`.
+
+// Shared harnesses.
+mod render_support;
+mod support;
+
+// Stack files: validation, the diff command.
+mod diff_cli;
+mod stack_validation;
+
+// Rendering: golden YAML, schema and type validity, storage classes.
+mod provider_storage;
+mod render_crd;
+mod render_golden;
+mod render_k8s_types;
+
+// Redis and Ray on real processes.
+mod ray_gcs_failover;
+mod redis_conf;
+mod redis_durability;
+
+// The real binary against fake-apiserver.
+mod examples;
+mod kill;
+mod plan_apply;
+mod preflight;
+mod resilience;
+mod state_cli;
+
+// The real binary against a real cluster (ignored unless RAYSTACK_LIVE_KUBECONFIG is set).
+mod live;

@@ -1,0 +1,550 @@
+//! Binary-level tests of the plan → apply → plan loop against `fake-apiserver`: convergence,
+//! updates, the data-loss guard, prune, drift, plan files, confirmation and offline plans.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Output with what differs from run to run replaced: the temp dir, the fake's address and
+/// the state's lineage (a random UUID).
+fn scrub(env: &Env, text: &str) -> String {
+    let mut text = text
+        .replace(&env.dir.path().display().to_string(), "[DIR]")
+        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]");
+    if env.state_path().exists()
+        && let Some(lineage) = env.state()["lineage"].as_str()
+    {
+        text = text.replace(lineage, "[LINEAGE]");
+    }
+    text
+}
+
+/// A whole output as an insta snapshot (`tests/e2e/snapshots/e2e__plan_apply__NAME.snap`).
+macro_rules! snapshot {
+    ($env:expr, $name:expr, $text:expr) => {
+        insta::assert_snapshot!($name, scrub($env, $text))
+    };
+}
+
+#[test]
+fn apply_from_empty_creates_every_object_then_plan_says_no_changes() {
+    let env = Env::new(&[]);
+    let first = env.plan(&[]);
+    assert_eq!(first.code, 2, "{first}");
+    snapshot!(&env, "plan_from_empty", &first.stdout);
+    let r = env.apply();
+    assert!(
+        r.stdout.ends_with(
+            "\nApply complete! Resources: 8 added, 0 changed, 0 replaced, 0 destroyed.\n"
+        ),
+        "{r}"
+    );
+    for (path, name) in all_objects() {
+        assert!(
+            env.fake.get(&format!("{path}/{name}")).is_some(),
+            "{path}/{name} missing after apply"
+        );
+    }
+    let state = env.state();
+    assert_eq!(state["resources"].as_array().unwrap().len(), 8);
+    env.assert_no_changes();
+}
+
+#[test]
+fn changing_worker_replicas_is_one_readable_update() {
+    let env = Env::new(&[]);
+    env.apply();
+    env.write_stack(&stack_toml(&worker("cpu", 3), "", ""));
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_worker_replicas_1_to_3", &r.stdout);
+    let json = env.plan(&["--format", "json"]);
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    let updates: Vec<&Value> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "update")
+        .collect();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0]["kind"], "RayCluster");
+    env.apply();
+    env.assert_no_changes();
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(rc["spec"]["workerGroupSpecs"][0]["replicas"], 3);
+}
+
+#[test]
+fn removing_a_worker_group_is_an_update() {
+    let env = Env::new(&[]);
+    env.write_stack(&stack_toml(
+        &format!("{}\n{}", worker("cpu", 1), worker("big", 1)),
+        "",
+        "",
+    ));
+    env.apply();
+    env.write_stack(&stack_toml(&worker("cpu", 1), "", ""));
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_worker_group_removed", &r.stdout);
+    env.apply();
+    env.assert_no_changes();
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(rc["spec"]["workerGroupSpecs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn changing_the_redis_storage_class_is_data_loss_and_refused_without_the_flag() {
+    let env = Env::new(&[]);
+    env.apply();
+    let pvc_path = env.ns_path("persistentvolumeclaims", &format!("{NAME}-redis-data"));
+    let before = env.fake.get(&pvc_path).unwrap();
+    let class = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"},
+                       "provisioner": "fake.example/fast", "volumeBindingMode": "WaitForFirstConsumer"});
+    let (status, body) = env.fake.request(
+        "POST",
+        "/apis/storage.k8s.io/v1/storageclasses",
+        "application/json",
+        &class.to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    env.write_stack(&stack_toml(
+        &worker("cpu", 1),
+        "storage_class = \"fast\"",
+        "",
+    ));
+
+    let text = env.plan(&[]);
+    assert_eq!(text.code, 2, "{text}");
+    snapshot!(&env, "plan_storage_class_change", &text.stdout);
+    let json: Value = serde_json::from_str(&env.plan(&["--format", "json"]).stdout).unwrap();
+    assert_eq!(json["data_loss"], true);
+    let md = env.plan(&["--format", "markdown"]);
+    assert_eq!(md.code, 2, "{md}");
+    snapshot!(&env, "plan_storage_class_change_markdown", &md.stdout);
+
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    snapshot!(&env, "apply_storage_class_change_refused_stderr", &r.stderr);
+    let after = env.fake.get(&pvc_path).unwrap();
+    assert_eq!(
+        after["metadata"]["uid"], before["metadata"]["uid"],
+        "the PVC was touched"
+    );
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(after["spec"]["storageClassName"], "standard");
+
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.ends_with(
+            "\nApply complete! Resources: 0 added, 0 changed, 1 replaced, 0 destroyed.\n"
+        ),
+        "{r}"
+    );
+    let replaced = env.fake.get(&pvc_path).unwrap();
+    assert_eq!(replaced["spec"]["storageClassName"], "fast");
+    assert_ne!(replaced["metadata"]["uid"], before["metadata"]["uid"]);
+    env.assert_no_changes();
+}
+
+#[test]
+fn shrinking_the_redis_volume_is_data_loss() {
+    let env = Env::new(&[]);
+    env.apply();
+    let toml =
+        stack_toml(&worker("cpu", 1), "", "").replace("storage = \"1Gi\"", "storage = \"512Mi\"");
+    env.write_stack(&toml);
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_volume_shrink", &r.stdout);
+}
+
+#[test]
+fn an_object_removed_from_the_stack_is_pruned() {
+    let env = Env::new(&[]);
+    env.apply();
+    // The namespace leaves the stack: it is pruned, and since deleting it deletes the Redis
+    // volume inside it, the prune is data loss.
+    env.write_stack(&stack_toml(
+        &worker("cpu", 1),
+        "",
+        "create_namespace = false",
+    ));
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_namespace_pruned", &r.stdout);
+    let refused = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    snapshot!(
+        &env,
+        "apply_namespace_prune_refused_stderr",
+        &refused.stderr
+    );
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_some()
+    );
+}
+
+#[test]
+fn a_pruned_object_already_gone_only_leaves_state() {
+    let env = Env::new(&[]);
+    env.apply();
+    env.write_stack(&stack_toml(
+        &worker("cpu", 1),
+        "",
+        "create_namespace = false",
+    ));
+    // Someone else took over the namespace: raystack's state entry goes, nothing is deleted.
+    let mut state = env.state();
+    state["resources"].as_array_mut().unwrap().push(json!({
+        "address": "ConfigMap/e2e/old", "api_version": "v1", "kind": "ConfigMap", "namespace": "e2e",
+        "name": "old", "uid": "x", "resource_version": "1", "applied_hash": "h"}));
+    std::fs::write(
+        env.state_path(),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_pruned_object_already_gone", &r.stdout);
+}
+
+#[test]
+fn drift_is_reported_and_apply_restores_it() {
+    let env = Env::new(&[]);
+    env.apply();
+    let cm = env.ns_path("configmaps", &format!("{NAME}-redis-config"));
+    let original = env.fake.get(&cm).unwrap()["data"]["redis.conf"].clone();
+    assert_eq!(
+        env.fake
+            .merge_patch(&cm, &json!({"data": {"redis.conf": "appendonly no\n"}})),
+        200
+    );
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_drift", &r.stdout);
+    let json: Value = serde_json::from_str(&env.plan(&["--format", "json"]).stdout).unwrap();
+    assert_eq!(json["drift"], true);
+    env.apply();
+    assert_eq!(env.fake.get(&cm).unwrap()["data"]["redis.conf"], original);
+    env.assert_no_changes();
+}
+
+#[test]
+fn an_object_deleted_behind_raystacks_back_is_recreated() {
+    let env = Env::new(&[]);
+    env.apply();
+    let svc = env.ns_path("services", &format!("{NAME}-redis"));
+    assert_eq!(
+        env.fake.request("DELETE", &svc, "application/json", "").0,
+        200
+    );
+    let r = env.plan(&[]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_object_deleted_behind_our_back", &r.stdout);
+    env.apply();
+    env.assert_no_changes();
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
+    let env = Env::new(&[]);
+    let planfile = env.dir.path().join("first.plan");
+    let r = env.run(&["plan", env.stack_arg(), "--out", planfile.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r}");
+    let shown = env.run(&["show", planfile.to_str().unwrap()]);
+    assert_eq!(shown.code, 0, "{shown}");
+    let planned = env.plan(&[]);
+    assert_eq!(
+        shown.stdout, planned.stdout,
+        "`show PLANFILE` prints the plan as `plan` did"
+    );
+    let applied = env.run(&["apply", planfile.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{applied}");
+    env.assert_no_changes();
+
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
+    let stale = env.dir.path().join("stale.plan");
+    assert_eq!(
+        env.run(&["plan", env.stack_arg(), "--out", stale.to_str().unwrap()])
+            .code,
+        0
+    );
+    env.write_stack(&stack_toml(&worker("cpu", 3), "", ""));
+    env.apply();
+    let serial = env.state()["serial"].clone();
+    let r = env.run(&["apply", stale.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r}");
+    snapshot!(&env, "apply_stale_plan_refused_stderr", &r.stderr);
+    assert_eq!(env.state()["serial"], serial, "a stale plan wrote state");
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(rc["spec"]["workerGroupSpecs"][0]["replicas"], 3);
+}
+
+#[test]
+fn a_plan_file_for_another_cluster_is_refused() {
+    let env = Env::new(&[]);
+    let planfile = env.dir.path().join("p.plan");
+    assert_eq!(
+        env.run(&["plan", env.stack_arg(), "--out", planfile.to_str().unwrap()])
+            .code,
+        0
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Fake::start(other_dir.path(), &[]);
+    let mut cmd = std::process::Command::new(raystack_bin());
+    cmd.current_dir(env.dir.path()).env("NO_COLOR", "1");
+    cmd.args([
+        "apply",
+        planfile.to_str().unwrap(),
+        "--kubeconfig",
+        other.kubeconfig.to_str().unwrap(),
+    ]);
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("it was made for another cluster"), "{r}");
+}
+
+#[test]
+fn apply_without_a_terminal_refuses_without_auto_approve() {
+    let env = Env::new(&[]);
+    let r = env.run(&["apply", env.stack_arg()]);
+    assert_eq!(r.code, 1, "{r}");
+    snapshot!(&env, "apply_without_terminal_refused_stderr", &r.stderr);
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_none()
+    );
+}
+
+#[test]
+fn offline_plans_compare_with_state_only() {
+    let env = Env::new(&[]);
+    let r = env.plan(&["--offline"]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_offline_no_state", &r.stdout);
+    env.apply();
+    let r = env.plan(&["--offline"]);
+    assert_eq!(r.code, 0, "{r}");
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
+    let r = env.plan(&["--offline"]);
+    assert_eq!(r.code, 2, "{r}");
+    snapshot!(&env, "plan_offline_worker_replicas_1_to_2", &r.stdout);
+    let planfile = env.dir.path().join("off.plan");
+    assert_eq!(
+        env.run(&[
+            "plan",
+            env.stack_arg(),
+            "--offline",
+            "--out",
+            planfile.to_str().unwrap()
+        ])
+        .code,
+        0
+    );
+    let refused = env.run(&["apply", planfile.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{refused}");
+    snapshot!(&env, "apply_offline_plan_refused_stderr", &refused.stderr);
+}
+
+#[test]
+fn destroy_deletes_the_raycluster_before_redis_and_keeps_the_volume() {
+    let env = Env::new(&["--latency-ms", "20"]);
+    env.apply();
+    let rc = env.ns_path("rayclusters", NAME);
+    let sts = env.ns_path("statefulsets", &format!("{NAME}-redis"));
+    // Watch the fake while destroy runs: Redis must never be gone while the RayCluster exists.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (url, rc, sts, stop) = (env.fake.url.clone(), rc.clone(), sts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let probe = ProbeClient(url);
+            let mut violations = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let sts_gone = !probe.exists(&sts);
+                let rc_exists = probe.exists(&rc);
+                if sts_gone && rc_exists {
+                    violations += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            violations
+        })
+    };
+    let r = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        watcher.join().unwrap(),
+        0,
+        "Redis went away while the RayCluster still existed"
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let rc_line = r
+        .stderr
+        .find(&format!("RayCluster/{NAME}/{NAME}: deleted"))
+        .expect("RayCluster deleted");
+    let sts_line = r
+        .stderr
+        .find(&format!("StatefulSet/{NAME}/{NAME}-redis: deleting"))
+        .expect("StatefulSet deleted");
+    assert!(rc_line < sts_line, "{r}");
+    assert!(env.fake.get(&rc).is_none() && env.fake.get(&sts).is_none());
+    let pvc = env.ns_path("persistentvolumeclaims", &format!("{NAME}-redis-data"));
+    assert!(
+        env.fake.get(&pvc).is_some(),
+        "the protected PVC was deleted"
+    );
+    snapshot!(&env, "destroy_keeps_the_protected_volume", &r.stdout);
+    let state = env.state();
+    let left: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec!["Namespace", "PersistentVolumeClaim"]);
+
+    let r = env.run(&[
+        "destroy",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        env.fake.get(&pvc).is_none(),
+        "--allow-data-loss kept the PVC"
+    );
+    assert!(env.state()["resources"].as_array().unwrap().is_empty());
+}
+
+/// A second HTTP client for the watcher thread (the Fake itself stays with the test).
+struct ProbeClient(String);
+
+impl ProbeClient {
+    fn exists(&self, path: &str) -> bool {
+        use std::io::{Read, Write};
+        let host = self
+            .0
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let Ok(mut s) = std::net::TcpStream::connect(&host) else {
+            return true;
+        };
+        let _ = s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let mut raw = String::new();
+        let _ = s.read_to_string(&mut raw);
+        !raw.starts_with("HTTP/1.1 404")
+    }
+}
+
+/// Runs `raystack ARGS` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> Run {
+    let mut line = format!("{}", raystack_bin().display());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    line.push_str(&format!(
+        " --kubeconfig '{}'",
+        env.fake.kubeconfig.display()
+    ));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs commands on a pseudo-terminal");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_only_yes_applies() {
+    let env = Env::new(&[]);
+    let r = on_a_terminal(&env, &["apply", env.stack_arg()], "y");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout.contains("Only 'yes' will be accepted") && r.stdout.contains("Apply cancelled"),
+        "{r}"
+    );
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_none()
+    );
+    let r = on_a_terminal(&env, &["apply", env.stack_arg()], "yes");
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("Apply complete!"), "{r}");
+    env.assert_no_changes();
+}
+
+#[test]
+fn the_json_plan_has_the_documented_keys_and_lists_every_object() {
+    let env = Env::new(&[]);
+    env.apply();
+    let r = env.plan(&["--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["format_version"], "1");
+    assert_eq!(plan["stack"], NAME);
+    for key in [
+        "durability",
+        "preflight",
+        "resource_changes",
+        "summary",
+        "data_loss",
+    ] {
+        assert!(plan.get(key).is_some(), "missing `{key}`");
+    }
+    assert!(plan["durability"]["max_data_loss"].is_string());
+    assert_eq!(
+        plan["summary"],
+        json!({"add": 0, "change": 0, "replace": 0, "destroy": 0})
+    );
+    let changes = plan["resource_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 8, "no-op objects are listed too");
+    for c in changes {
+        for key in [
+            "address",
+            "kind",
+            "namespace",
+            "name",
+            "action",
+            "reason",
+            "data_loss",
+            "before",
+            "after",
+        ] {
+            assert!(c.get(key).is_some(), "missing `{key}` in {c}");
+        }
+        assert_eq!(c["action"], "no-op");
+        assert!(
+            c.get("manifest").is_none(),
+            "JSON output carries apply-only manifests"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Golden YAML for every example stack (insta snapshots in tests/snapshots), determinism, and
+//! the `raystack render` command end to end.
+
+use crate::render_support as support;
+
+use assert_cmd::Command;
+use raystack::render::{file_name, render, to_yaml};
+
+#[test]
+fn every_example_stack_matches_its_golden_yaml() {
+    for (name, stack) in support::examples() {
+        let yaml = to_yaml(&render(&stack).objects);
+        insta::assert_snapshot!(name, yaml);
+    }
+}
+
+#[test]
+fn rendering_is_byte_identical_across_runs() {
+    for (name, stack) in support::examples() {
+        let first = to_yaml(&render(&stack).objects);
+        // Parse the file again too: nothing may depend on map iteration order or addresses.
+        let again = raystack::stack::load(&stack.source).unwrap();
+        assert_eq!(first, to_yaml(&render(&again).objects), "{name}");
+    }
+}
+
+#[test]
+fn yaml_parses_back_to_the_rendered_objects() {
+    for (name, stack) in support::examples() {
+        let rendered = render(&stack);
+        let yaml = to_yaml(&rendered.objects);
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(&yaml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want: Vec<serde_json::Value> = rendered
+            .objects
+            .iter()
+            .map(|o| o.manifest.clone())
+            .collect();
+        assert_eq!(docs, want, "{name}");
+    }
+}
+
+#[test]
+fn secret_values_are_never_rendered() {
+    for (name, stack) in support::examples() {
+        for o in render(&stack).objects {
+            if o.kind() == "Secret" {
+                assert!(
+                    o.manifest.get("data").is_none() && o.manifest.get("stringData").is_none(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+fn stack_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("stacks")
+        .join(name)
+}
+
+#[test]
+fn render_command_prints_the_yaml() {
+    let path = stack_path("aws.toml");
+    let stack = raystack::stack::load(&path).unwrap();
+    let out = Command::cargo_bin("raystack")
+        .unwrap()
+        .arg("render")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        to_yaml(&render(&stack).objects)
+    );
+}
+
+#[test]
+fn render_command_writes_one_file_per_object_in_apply_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let path = stack_path("aws.toml");
+    Command::cargo_bin("raystack")
+        .unwrap()
+        .arg("render")
+        .arg(&path)
+        .arg("-o")
+        .arg(&out_dir)
+        .assert()
+        .success();
+    let rendered = render(&raystack::stack::load(&path).unwrap());
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let want: Vec<String> = rendered
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| file_name(i, o))
+        .collect();
+    assert_eq!(files, want);
+    assert_eq!(files[0], "01-namespace-ray-prod.yaml");
+    assert_eq!(files[1], "02-storageclass-ray-prod-gp3.yaml");
+    let pvc: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(out_dir.join("05-persistentvolumeclaim-ray-prod-redis-data.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pvc, rendered.objects[4].manifest);
+}
+
+#[test]
+fn render_command_reports_an_invalid_stack_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[stack]\nname = \"Bad_Name\"\n\n[cluster]\nprovider = \"local\"\n\n[redis]\nstorage = \"8Gb\"\n").unwrap();
+    let out = Command::cargo_bin("raystack")
+        .unwrap()
+        .arg("render")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout for an invalid stack"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let expected = raystack::stack::parse_str(&path, &std::fs::read_to_string(&path).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(stderr.trim_end(), expected.trim_end());
+    assert!(stderr.contains("redis.storage"), "{stderr}");
+}

@@ -1,0 +1,114 @@
+//! Binary-level tests of what must survive bad days: two concurrent applies, and the Redis
+//! password never leaking into any output, plan file or state. (SIGKILL: `e2e_kill.rs`.)
+
+use crate::support::*;
+
+#[test]
+fn two_concurrent_applies_one_fails_clearly_and_state_stays_intact() {
+    let env = Env::new(&["--latency-ms", "40"]);
+    let spawn = || {
+        env.cmd(&["apply", env.stack_arg(), "--auto-approve"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        Run::from(a.wait_with_output().unwrap()),
+        Run::from(b.wait_with_output().unwrap()),
+    );
+    let (ok, failed) = match (a.code, b.code) {
+        (0, 1) => (a, b),
+        (1, 0) => (b, a),
+        _ => panic!("expected one success and one failure:\n{a}\n{b}"),
+    };
+    assert!(ok.stdout.contains("Apply complete!"), "{ok}");
+    assert!(failed.stderr.contains("is locked by `apply`"), "{failed}");
+    assert!(
+        failed.stdout.is_empty(),
+        "the locked apply planned anyway:\n{failed}"
+    );
+    assert_converged(&env);
+}
+
+#[test]
+fn the_password_never_appears_in_any_output_plan_file_or_state() {
+    let env = Env::new(&[]);
+    let mut seen = Vec::new();
+    let mut record = |r: Run| {
+        seen.push(r.stdout.clone());
+        seen.push(r.stderr.clone());
+        r
+    };
+    record(env.apply());
+    let password = env.password();
+    assert!(password.len() >= 32, "password too short");
+    let planfile = env.dir.path().join("p.plan");
+    let pf = planfile.to_str().unwrap();
+    for format in ["text", "json", "markdown"] {
+        record(env.plan(&["--format", format]));
+        record(env.run(&["plan", env.stack_arg(), "--offline", "--format", format]));
+    }
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
+    record(env.run(&["plan", env.stack_arg(), "--out", pf]));
+    for format in ["text", "json", "markdown"] {
+        record(env.run(&["show", pf, "--format", format]));
+    }
+    record(env.run(&["apply", pf]));
+    assert_eq!(
+        env.password(),
+        password,
+        "the password changed on a later apply"
+    );
+    record(env.run(&["state", "show", env.stack_arg()]));
+    record(env.run(&["state", "list", env.stack_arg()]));
+    record(env.run(&["destroy", env.stack_arg(), "--auto-approve"]));
+    seen.push(std::fs::read_to_string(&planfile).unwrap());
+    seen.push(std::fs::read_to_string(env.state_path()).unwrap());
+    if let Ok(backup) = std::fs::read_to_string(env.state_path().with_extension("json.backup")) {
+        seen.push(backup);
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(password.as_bytes());
+    for text in &seen {
+        assert!(!text.contains(&password), "the password leaked:\n{text}");
+        assert!(!text.contains(&b64), "the base64 password leaked:\n{text}");
+    }
+}
+
+#[test]
+fn a_readiness_timeout_is_reported_clearly_and_state_keeps_what_was_applied() {
+    let env = Env::new(&["--readiness-delay-ms", "600000"]);
+    let out = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .env("RAYSTACK_WAIT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "timed out after 2s waiting for `StatefulSet/{NAME}/{NAME}-redis`"
+        )),
+        "{r}"
+    );
+    assert!(r.stderr.contains("rerunning apply resumes"), "{r}");
+    let state = env.state();
+    let kinds: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Namespace",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "StatefulSet"
+        ]
+    );
+}
