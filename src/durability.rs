@@ -1,5 +1,5 @@
-//! Durability goals → Redis settings (DESIGN §2): one pure function from `[durability]` to the
-//! `redis.conf` that honours it, plus the human explanation the plan prints. No I/O, no
+//! Durability goals → Redis settings (docs/design.md §2): one pure function from `[durability]` to
+//! the `redis.conf` that honours it, plus the human explanation the plan prints. No I/O, no
 //! Kubernetes: the renderer puts the text into a ConfigMap, the tests feed it to a real Redis.
 //!
 //! The password is never part of these settings: Redis receives it from the Secret through an
@@ -77,7 +77,7 @@ pub struct RedisSettings {
     pub port: u16,
 }
 
-/// Derives the Redis settings for a durability goal (DESIGN §2):
+/// Derives the Redis settings for a durability goal (docs/design.md §2):
 ///
 /// | max_data_loss | appendonly | appendfsync | save |
 /// |---|---|---|---|
@@ -296,7 +296,7 @@ mod tests {
         SaveRule { seconds, changes }
     }
 
-    /// (RPO seconds, volume, appendonly, appendfsync, save rules): one row of DESIGN §2.
+    /// (RPO seconds, volume, appendonly, appendfsync, save rules): one row of docs/design.md §2.
     type Row<'a> = (u64, VolumeKind, bool, Option<AppendFsync>, &'a [SaveRule]);
 
     #[test]

@@ -1,7 +1,7 @@
-//! Provider preflight checks (DESIGN §3): the cloud side through each provider crate (behind
-//! its cargo feature) and the cluster side through the Kubernetes API (a usable StorageClass,
-//! the RayCluster CRD and whether it matches the stack's KubeRay version). Returns plain
-//! findings for the plan; never prints, never panics on a cloud or cluster error.
+//! Provider preflight checks (docs/design.md §3): the cloud side through each provider crate
+//! (behind its cargo feature) and the cluster side through the Kubernetes API (a usable
+//! StorageClass, the RayCluster CRD and whether it matches the stack's KubeRay version). Returns
+//! plain findings for the plan; never prints, never panics on a cloud or cluster error.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
-//! Executes a plan against the cluster (DESIGN §7): deletes first in reverse order (RayCluster
-//! first), then creates, updates and replaces in apply order, waiting for readiness after each
-//! object and writing state after each object under the lock, so an interrupted apply is resumed
-//! by the next. Never prints: progress leaves through [`Progress`].
+//! Executes a plan against the cluster (docs/design.md §7): deletes first in reverse order
+//! (RayCluster first), then creates, updates and replaces in apply order, waiting for readiness
+//! after each object and writing state after each object under the lock, so an interrupted apply is
+//! resumed by the next. Never prints: progress leaves through [`Progress`].
 
 pub mod observe;
 pub mod pause;

@@ -1,4 +1,4 @@
-//! Readiness per kind (DESIGN §7), as pure functions of the live object: waiting, ready, or
+//! Readiness per kind (docs/design.md §7), as pure functions of the live object: waiting, ready, or
 //! failed, each with a sentence for the progress line.
 
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! The JSON plan (DESIGN §6): the plan model as serialized, minus the manifests that only
+//! The JSON plan (docs/design.md §6): the plan model as serialized, minus the manifests that only
 //! `apply PLANFILE` needs. Key order is the model's field order, so output is deterministic.
 
 use serde_json::Value;

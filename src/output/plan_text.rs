@@ -1,4 +1,4 @@
-//! The text plan of DESIGN §6, rendered from the plan model (never from engine internals):
+//! The text plan of docs/design.md §6, rendered from the plan model (never from engine internals):
 //! durability summary, preflight findings, one unified YAML diff per changed object, summary line.
 
 use serde_json::Value;

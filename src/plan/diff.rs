@@ -331,7 +331,7 @@ pub fn loses_data(c: &ResourceChange) -> bool {
     destructive && matches!(c.kind.as_str(), "PersistentVolumeClaim" | "Namespace")
 }
 
-/// DESIGN §4 apply order of kinds; unknown kinds last.
+/// docs/design.md §4 apply order of kinds; unknown kinds last.
 pub fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[
         "Namespace",

@@ -1,4 +1,4 @@
-//! Plans (DESIGN §6): the plan model, the pure diff engine, ordering and plan files.
+//! Plans (docs/design.md §6): the plan model, the pure diff engine, ordering and plan files.
 //! Nothing here talks to a cluster or prints; `crate::apply` gathers inputs, `crate::output`
 //! renders.
 

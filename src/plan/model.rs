@@ -1,6 +1,6 @@
-//! The plan: the versioned JSON document of DESIGN §6, and the plan file (the same document
-//! plus what `apply PLANFILE` needs to apply exactly that plan and to refuse it when stale).
-//! Data only; every human rendering is produced from this type by `crate::output`.
+//! The plan: the versioned JSON document of docs/design.md §6, and the plan file (the same document
+//! plus what `apply PLANFILE` needs to apply exactly that plan and to refuse it when stale). Data
+//! only; every human rendering is produced from this type by `crate::output`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -21,7 +21,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// The plan symbol of DESIGN §6.
+    /// The plan symbol of docs/design.md §6.
     pub fn symbol(self) -> &'static str {
         match self {
             Action::Create => "+",
@@ -95,7 +95,7 @@ pub struct Binding {
     pub kubeconfig: Option<String>,
 }
 
-/// The whole plan (DESIGN §6), which is also the plan file.
+/// The whole plan (docs/design.md §6), which is also the plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format_version: String,

@@ -1,6 +1,6 @@
-//! Stack → desired Kubernetes objects (DESIGN §4), in apply order, plus the durability summary
-//! every plan starts with and the YAML form `raystack render` prints. Pure: no cluster, no cloud,
-//! no secret values (the Redis Secret is rendered empty; apply generates its value once).
+//! Stack → desired Kubernetes objects (docs/design.md §4), in apply order, plus the durability
+//! summary every plan starts with and the YAML form `raystack render` prints. Pure: no cluster, no
+//! cloud, no secret values (the Redis Secret is rendered empty; apply generates its value once).
 //!
 //! Objects are built with `serde_json::json!` in a fixed key order (serde_json's
 //! `preserve_order` is on), so the same stack always renders byte-identical YAML.

@@ -1,5 +1,5 @@
 //! The RayCluster (`ray.io/v1`) with GCS fault tolerance pointed at the stack's Redis, in the
-//! shape the installed KubeRay understands (DESIGN §4).
+//! shape the installed KubeRay understands (docs/design.md §4).
 
 use serde_json::{Map, Value, json};
 

@@ -1,4 +1,4 @@
-//! Storage per provider (DESIGN §3): which StorageClass the Redis PVC uses, and the class
+//! Storage per provider (docs/design.md §3): which StorageClass the Redis PVC uses, and the class
 //! raystack creates when the provider has no suitable built-in one.
 
 use serde_json::{Map, Value, json};

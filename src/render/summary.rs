@@ -8,7 +8,7 @@ use crate::durability::redis_settings;
 use crate::stack::Stack;
 use crate::stack::units::format_duration;
 
-/// What the plan shows first (DESIGN §6). Plain data, serialized as-is into JSON plans.
+/// What the plan shows first (docs/design.md §6). Plain data, serialized as-is into JSON plans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DurabilitySummary {
     /// The RPO as stack files write it: `"0s"`, `"1s"`, `"5m"`.

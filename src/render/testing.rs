@@ -9,7 +9,7 @@ fn q(s: &str) -> Quantity {
     Quantity::parse(s).unwrap()
 }
 
-/// The DESIGN §1 example stack on provider `local`.
+/// The docs/design.md §1 example stack on provider `local`.
 pub(crate) fn stack() -> Stack {
     Stack {
         source: PathBuf::from("stacks/test.toml"),

@@ -1,4 +1,4 @@
-//! Stack files: the TOML schema of DESIGN §1, parsed and validated with every error located
+//! Stack files: the TOML schema of docs/design.md §1, parsed and validated with every error located
 //! (file, line, column, key). No I/O beyond reading the file itself.
 
 mod diagnostic;

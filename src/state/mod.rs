@@ -1,9 +1,8 @@
-//! State: what raystack has applied, per stack. This file owns the format (`State` and its
-//! records, the manifest hash, secret fingerprints); `backend` the interface the commands use;
-//! `local` the file backend and its atomic writes, `lock` its lock; `kubernetes` the backend in
-//! Secrets with a Lease lock (its only cluster I/O is its own Secrets and Lease). State never
-//! holds a secret value, only fingerprints, and nothing here prints.
-
+//! State: what raystack has applied, per stack (docs/design.md §8). This file owns the format
+//! (`State` and its records, the manifest hash, secret fingerprints); `backend` the interface the
+//! commands use; `local` the file backend and its atomic writes, `lock` its lock; `kubernetes`
+//! the backend in Secrets with a Lease lock (its only cluster I/O is its own Secrets and Lease).
+//! State never holds a secret value, only fingerprints, and nothing here prints.
 mod backend;
 mod error;
 mod kubernetes;
