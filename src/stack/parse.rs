@@ -165,7 +165,8 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A table being read: its dotted path, its span, and which keys were consumed.
+/// A table being read: its dotted path, its span (where "missing key" errors point), and the
+/// table itself (`None` when absent or not a table: every key then reads as missing).
 struct Table<'t, 'i> {
     path: String,
     span: Range<usize>,
@@ -185,6 +186,14 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 }
 
 impl<'t, 'i> Table<'t, 'i> {
+    fn root(root: &'t Spanned<DeTable<'i>>) -> Self {
+        Table {
+            path: String::new(),
+            span: 0..0,
+            table: Some(root.get_ref()),
+        }
+    }
+
     fn key(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
@@ -195,6 +204,41 @@ impl<'t, 'i> Table<'t, 'i> {
 
     fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
         self.table?.get(key)
+    }
+
+    fn is_present(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The span of `key`'s value, or of this table when the key is absent.
+    fn span_of(&self, key: &str) -> Range<usize> {
+        self.get(key).map_or(self.span.clone(), |v| v.span())
+    }
+
+    /// The one typed getter: `key`'s value as `T` with its span, `None` when absent. `take`
+    /// accepts the value or declines it; a declined value is reported once, here, as "must be
+    /// {what}, found {its type}" with `help`.
+    fn typed<T>(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        what: &str,
+        take: impl FnOnce(&'t DeValue<'i>) -> Option<T>,
+        help: impl FnOnce() -> String,
+    ) -> Option<(T, Range<usize>)> {
+        let v = self.get(key)?;
+        match take(v.get_ref()) {
+            Some(t) => Some((t, v.span())),
+            None => {
+                cx.error(
+                    v.span(),
+                    &self.key(key),
+                    format!("must be {what}, found {}", type_name(v.get_ref())),
+                    help(),
+                );
+                None
+            }
+        }
     }
 
     /// Reports every key not in `allowed`, with a "did you mean" for near misses.
@@ -226,59 +270,46 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
-    /// A sub-table (`[a.b]` or inline); absent → an empty table placed at this table's span.
-    fn table(&self, cx: &mut Cx<'_>, key: &str) -> Table<'t, 'i> {
+    /// A sub-table (`[a.b]` or inline) with its keys checked against `allowed`; absent, or
+    /// not a table, it reads as an empty table placed at its value's (or this table's) span.
+    fn section(&self, cx: &mut Cx<'_>, key: &str, allowed: &[&str]) -> Table<'t, 'i> {
         let path = self.key(key);
-        match self.get(key) {
-            Some(v) => match v.get_ref() {
-                DeValue::Table(t) => Table {
-                    path,
-                    span: v.span(),
-                    table: Some(t),
+        let table = self
+            .typed(
+                cx,
+                key,
+                "a table",
+                |v| match v {
+                    DeValue::Table(t) => Some(t),
+                    _ => None,
                 },
-                other => {
-                    cx.error(
-                        v.span(),
-                        &path,
-                        format!("must be a table, found {}", type_name(other)),
-                        format!("write it as a [{path}] section"),
-                    );
-                    Table {
-                        path,
-                        span: v.span(),
-                        table: None,
-                    }
-                }
-            },
-            None => Table {
-                path,
-                span: self.span.clone(),
-                table: None,
-            },
-        }
+                || format!("write it as a [{path}] section"),
+            )
+            .map(|(t, _)| t);
+        let t = Table {
+            span: self.span_of(key),
+            path,
+            table,
+        };
+        t.check_keys(cx, allowed);
+        t
     }
 
-    fn is_present(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    /// A string value with its span; wrong types are reported.
+    /// A string value with its span.
     fn string(&self, cx: &mut Cx<'_>, key: &str, example: &str) -> Option<(String, Range<usize>)> {
-        let v = self.get(key)?;
-        match v.get_ref() {
-            DeValue::String(s) => Some((s.to_string(), v.span())),
-            other => {
-                cx.error(
-                    v.span(),
-                    &self.key(key),
-                    format!("must be a string, found {}", type_name(other)),
-                    format!("write it in quotes, e.g. {key} = \"{example}\""),
-                );
-                None
-            }
-        }
+        self.typed(
+            cx,
+            key,
+            "a string",
+            |v| match v {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            },
+            || format!("write it in quotes, e.g. {key} = \"{example}\""),
+        )
     }
 
+    /// A string the stack cannot do without; missing, it is reported at this table.
     fn required_string(
         &self,
         cx: &mut Cx<'_>,
@@ -303,22 +334,25 @@ impl<'t, 'i> Table<'t, 'i> {
         self.string(cx, key, example)
     }
 
+    /// The required string, or "" once its absence is reported (the stack is then not built).
+    fn required(&self, cx: &mut Cx<'_>, key: &str, example: &str, why: &str) -> String {
+        self.required_string(cx, key, example, why)
+            .map(|(s, _)| s)
+            .unwrap_or_default()
+    }
+
     fn boolean(&self, cx: &mut Cx<'_>, key: &str, default: bool) -> bool {
-        let Some(v) = self.get(key) else {
-            return default;
-        };
-        match v.get_ref() {
-            DeValue::Boolean(b) => *b,
-            other => {
-                cx.error(
-                    v.span(),
-                    &self.key(key),
-                    format!("must be true or false, found {}", type_name(other)),
-                    format!("write {key} = true or {key} = false, without quotes"),
-                );
-                default
-            }
-        }
+        self.typed(
+            cx,
+            key,
+            "true or false",
+            |v| match v {
+                DeValue::Boolean(b) => Some(*b),
+                _ => None,
+            },
+            || format!("write {key} = true or {key} = false, without quotes"),
+        )
+        .map_or(default, |(b, _)| b)
     }
 
     /// A non-negative integer within `range`.
@@ -330,45 +364,43 @@ impl<'t, 'i> Table<'t, 'i> {
     ) -> Option<(u64, Range<usize>)> {
         let v = self.get(key)?;
         let key_path = self.key(key);
-        match v.get_ref() {
-            DeValue::Integer(i) => {
-                let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
-                match parsed {
-                    Some(n) if n >= 0 && range.contains(&(n as u64)) => Some((n as u64, v.span())),
-                    _ => {
-                        cx.error(
-                            v.span(),
-                            &key_path,
-                            format!("{} is out of range", i.as_str()),
-                            format!(
-                                "use a whole number from {} to {}",
-                                range.start(),
-                                range.end()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-            DeValue::String(s) if s.trim().parse::<u64>().is_ok() => {
+        let whole = || {
+            format!(
+                "use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        };
+        // A number in quotes gets its own fix: remove the quotes.
+        if let DeValue::String(s) = v.get_ref()
+            && s.trim().parse::<u64>().is_ok()
+        {
+            cx.error(
+                v.span(),
+                &key_path,
+                format!("must be an integer, found the string \"{s}\""),
+                format!("remove the quotes: {key} = {}", s.trim()),
+            );
+            return None;
+        }
+        let (i, span) = self.typed(
+            cx,
+            key,
+            "an integer",
+            |v| match v {
+                DeValue::Integer(i) => Some(i),
+                _ => None,
+            },
+            whole,
+        )?;
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if n >= 0 && range.contains(&(n as u64)) => Some((n as u64, span)),
+            _ => {
                 cx.error(
-                    v.span(),
+                    span,
                     &key_path,
-                    format!("must be an integer, found the string \"{s}\""),
-                    format!("remove the quotes: {key} = {}", s.trim()),
-                );
-                None
-            }
-            other => {
-                cx.error(
-                    v.span(),
-                    &key_path,
-                    format!("must be an integer, found {}", type_name(other)),
-                    format!(
-                        "use a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("{} is out of range", i.as_str()),
+                    whole(),
                 );
                 None
             }
@@ -418,10 +450,7 @@ impl<'t, 'i> Table<'t, 'i> {
     fn duration(&self, cx: &mut Cx<'_>, key: &str, default: &str) -> (Duration, Range<usize>) {
         let fallback = parse_duration(default).expect("defaults are valid durations");
         let Some((s, span)) = self.string(cx, key, default) else {
-            return (
-                fallback,
-                self.get(key).map_or(self.span.clone(), |v| v.span()),
-            );
+            return (fallback, self.span_of(key));
         };
         match parse_duration(&s) {
             Ok(d) => (d, span),
@@ -437,27 +466,26 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
-    /// A string that must be one of `choices`.
-    fn choice(
+    /// A string that must name one of `choices`, read as its value; the first choice is the
+    /// default (also when the value is invalid, after reporting it).
+    fn choice<T: Copy>(
         &self,
         cx: &mut Cx<'_>,
         key: &str,
-        choices: &[&str],
-        default: &str,
-    ) -> (String, Range<usize>) {
-        let span_or_table = self.get(key).map_or(self.span.clone(), |v| v.span());
-        let Some((s, span)) = self.string(cx, key, default) else {
-            return (default.to_string(), span_or_table);
+        choices: &[(&str, T)],
+    ) -> (T, Range<usize>) {
+        let (default_name, default) = choices[0];
+        let span_or_table = self.span_of(key);
+        let Some((s, span)) = self.string(cx, key, default_name) else {
+            return (default, span_or_table);
         };
-        if choices.contains(&s.as_str()) {
-            return (s, span);
+        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == s) {
+            return (*value, span);
         }
-        let help = match did_you_mean(&s, choices) {
-            Some(c) => format!(
-                "did you mean \"{c}\"? choose one of: {}",
-                choices.join(", ")
-            ),
-            None => format!("choose one of: {}", choices.join(", ")),
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let help = match did_you_mean(&s, &names) {
+            Some(c) => format!("did you mean \"{c}\"? choose one of: {}", names.join(", ")),
+            None => format!("choose one of: {}", names.join(", ")),
         };
         cx.error(
             span.clone(),
@@ -465,7 +493,7 @@ impl<'t, 'i> Table<'t, 'i> {
             format!("\"{s}\" is not a valid value"),
             help,
         );
-        (default.to_string(), span)
+        (default, span)
     }
 }
 
@@ -605,243 +633,255 @@ fn provider_keys(provider: &str) -> &'static [&'static str] {
     }
 }
 
+/// The whole file: each section read by its own function, in file-schema order. Every
+/// problem is reported through `cx`; a stack is returned only when there was none (sections
+/// fill defaults for what they could not read, so reading goes on and finds every problem).
 fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
-    let top = Table {
-        path: String::new(),
-        span: 0..0,
-        table: Some(root.get_ref()),
-    };
+    let top = Table::root(root);
     top.check_keys(cx, ROOT_KEYS);
+    let meta = stack_section(cx, &top);
+    let cluster = cluster_section(cx, &top);
+    let durability = durability_section(cx, &top);
+    let redis = redis_section(cx, &top);
+    let ray = ray_section(cx, &top);
+    let state = state_section(cx, &top, &meta);
+    cx.diags.is_empty().then(|| Stack {
+        source: PathBuf::from(cx.file),
+        meta,
+        cluster,
+        durability,
+        redis,
+        ray,
+        state,
+    })
+}
 
-    // [stack]
-    let st = top.table(cx, "stack");
-    st.check_keys(cx, STACK_KEYS);
+/// `[stack]`: the name (required, a DNS label of at most 40 characters), the namespace
+/// (default: the name) and whether to create it.
+fn stack_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> StackMeta {
+    let st = top.section(cx, "stack", STACK_KEYS);
     let name = st.required_string(
         cx,
         "name",
         "ray-prod",
         ": it names the stack and prefixes every object",
     );
-    let name_ok = name
-        .as_ref()
-        .is_some_and(|(n, span)| check_label(cx, "stack.name", n, span.clone(), MAX_STACK_NAME));
+    if let Some((n, span)) = &name {
+        check_label(cx, "stack.name", n, span.clone(), MAX_STACK_NAME);
+    }
+    let name = name.map(|(n, _)| n).unwrap_or_default();
     let namespace = match st.string(cx, "namespace", "ray-prod") {
         Some((ns, span)) => {
             check_label(cx, "stack.namespace", &ns, span, 63);
             ns
         }
-        None => name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
+        None => name.clone(),
     };
-    let create_namespace = st.boolean(cx, "create_namespace", true);
+    StackMeta {
+        name,
+        namespace,
+        create_namespace: st.boolean(cx, "create_namespace", true),
+    }
+}
 
-    // [cluster]
-    let cl = top.table(cx, "cluster");
-    cl.check_keys(cx, CLUSTER_KEYS);
+/// `[cluster]`: the context, the provider, the provider's identity keys and its
+/// `[cluster.<provider>]` options; keys of another provider are errors.
+fn cluster_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Cluster {
+    let cl = top.section(cx, "cluster", CLUSTER_KEYS);
     let context = cl.string(cx, "context", "prod-eks").map(|(s, _)| s);
-    let (provider, provider_span) = cl.choice(cx, "provider", PROVIDERS, "local");
-    let provider_ok = PROVIDERS.contains(&provider.as_str());
-    if provider_ok {
-        for key in [
-            "name",
-            "region",
-            "project",
-            "location",
-            "subscription_id",
-            "resource_group",
-        ] {
-            if let Some(v) = cl.get(key)
-                && !provider_keys(&provider).contains(&key)
-            {
-                let owners: Vec<&str> = PROVIDERS
-                    .iter()
-                    .copied()
-                    .filter(|p| provider_keys(p).contains(&key))
-                    .collect();
-                cx.error(
-                    v.span(),
-                    &cl.key(key),
-                    format!(
-                        "is a field of provider {}, but provider is \"{provider}\"",
-                        owners.join(" and ")
-                    ),
-                    format!("remove it, or set provider = \"{}\"", owners[0]),
-                );
-            }
+    let provider_choices: Vec<(&str, &str)> = PROVIDERS.iter().map(|p| (*p, *p)).collect();
+    let (provider, _) = cl.choice(cx, "provider", &provider_choices);
+    for key in [
+        "name",
+        "region",
+        "project",
+        "location",
+        "subscription_id",
+        "resource_group",
+    ] {
+        if let Some(v) = cl.get(key)
+            && !provider_keys(provider).contains(&key)
+        {
+            let owners: Vec<&str> = PROVIDERS
+                .iter()
+                .copied()
+                .filter(|p| provider_keys(p).contains(&key))
+                .collect();
+            cx.error(
+                v.span(),
+                &cl.key(key),
+                format!(
+                    "is a field of provider {}, but provider is \"{provider}\"",
+                    owners.join(" and ")
+                ),
+                format!("remove it, or set provider = \"{}\"", owners[0]),
+            );
         }
-        for p in ["aws", "gcp", "azure"] {
-            if p != provider
-                && let Some(v) = cl.get(p)
-            {
-                cx.error(
-                    v.span(),
-                    &cl.key(p),
-                    format!("[cluster.{p}] options are given, but provider is \"{provider}\""),
-                    format!("remove [cluster.{p}], or set provider = \"{p}\""),
-                );
-            }
+    }
+    for p in ["aws", "gcp", "azure"] {
+        if p != provider
+            && let Some(v) = cl.get(p)
+        {
+            cx.error(
+                v.span(),
+                &cl.key(p),
+                format!("[cluster.{p}] options are given, but provider is \"{provider}\""),
+                format!("remove [cluster.{p}], or set provider = \"{p}\""),
+            );
         }
     }
     let why = format!(" for provider \"{provider}\"");
-    let provider_cfg = match provider.as_str() {
-        "aws" => {
-            let cname = cl.required_string(
-                cx,
-                "name",
-                "prod-eks",
-                &format!("{why} (the EKS cluster name)"),
-            );
-            let region = cl.required_string(cx, "region", "us-west-2", &why);
-            let o = cl.table(cx, "aws");
-            o.check_keys(
-                cx,
-                &[
-                    "volume_type",
-                    "iops",
-                    "throughput",
-                    "kms_key_id",
-                    "auto_mode",
-                ],
-            );
-            let (vt, _) = o.choice(cx, "volume_type", &["gp3", "io2"], "gp3");
-            let volume_type = if vt == "io2" {
-                AwsVolumeType::Io2
-            } else {
-                AwsVolumeType::Gp3
-            };
-            let iops = o.integer(cx, "iops", 100..=256_000);
-            let throughput = o.integer(cx, "throughput", 125..=2_000);
-            if let Some((n, span)) = &iops {
-                let (lo, hi) = if volume_type == AwsVolumeType::Gp3 {
-                    (3000, 80_000)
-                } else {
-                    (100, 256_000)
-                };
-                if !(lo..=hi).contains(n) {
-                    cx.error(
-                        span.clone(),
-                        "cluster.aws.iops",
-                        format!(
-                            "{n} IOPS is outside what {} volumes allow ({lo}–{hi})",
-                            volume_type.as_str()
-                        ),
-                        format!("use a value from {lo} to {hi}"),
-                    );
-                }
-            }
-            if let Some((_, span)) = &throughput
-                && volume_type == AwsVolumeType::Io2
-            {
-                cx.error(
-                    span.clone(),
-                    "cluster.aws.throughput",
-                    "throughput is only configurable on gp3 volumes",
-                    "remove it, or set volume_type = \"gp3\"",
-                );
-            }
-            if volume_type == AwsVolumeType::Io2 && iops.is_none() && !o.is_present("iops") {
-                cx.error(
-                    o.span.clone(),
-                    "cluster.aws.iops",
-                    "is required for io2 volumes",
-                    "add `iops = 3000` (or more) to [cluster.aws]",
-                );
-            }
-            let kms_key_id = o
-                .string(cx, "kms_key_id", "arn:aws:kms:us-west-2:111122223333:key/…")
-                .map(|(s, _)| s);
-            let auto_mode = o.boolean(cx, "auto_mode", false);
-            cname.zip(region).map(|((name, _), (region, _))| {
-                ProviderConfig::Aws(AwsConfig {
-                    name,
-                    region,
-                    volume_type,
-                    iops: iops.map(|(n, _)| n as u32),
-                    throughput: throughput.map(|(n, _)| n as u32),
-                    kms_key_id,
-                    auto_mode,
-                })
-            })
-        }
-        "gcp" => {
-            let project = cl.required_string(cx, "project", "acme-ml", &why);
-            let location = cl.required_string(cx, "location", "us-central1", &why);
-            let cname = cl.required_string(
-                cx,
-                "name",
-                "prod-gke",
-                &format!("{why} (the GKE cluster name)"),
-            );
-            let o = cl.table(cx, "gcp");
-            o.check_keys(cx, &["disk"]);
-            let (disk, _) = o.choice(
-                cx,
-                "disk",
-                &["standard-rwo", "premium-rwo", "regional"],
-                "standard-rwo",
-            );
-            let disk = match disk.as_str() {
-                "premium-rwo" => GcpDisk::PremiumRwo,
-                "regional" => GcpDisk::Regional,
-                _ => GcpDisk::StandardRwo,
-            };
-            match (project, location, cname) {
-                (Some((project, _)), Some((location, _)), Some((name, _))) => {
-                    Some(ProviderConfig::Gcp(GcpConfig {
-                        project,
-                        location,
-                        name,
-                        disk,
-                    }))
-                }
-                _ => None,
-            }
-        }
-        "azure" => {
-            let sub = cl.required_string(
-                cx,
-                "subscription_id",
-                "00000000-0000-0000-0000-000000000000",
-                &why,
-            );
-            let rg = cl.required_string(cx, "resource_group", "ml", &why);
-            let cname = cl.required_string(
-                cx,
-                "name",
-                "prod-aks",
-                &format!("{why} (the AKS cluster name)"),
-            );
-            let location = cl.required_string(cx, "location", "eastus", &why);
-            let o = cl.table(cx, "azure");
-            o.check_keys(cx, &["disk_sku"]);
-            let names: Vec<&str> = AzureDiskSku::ALL.iter().map(|s| s.as_str()).collect();
-            let (sku, _) = o.choice(cx, "disk_sku", &names, "StandardSSD_LRS");
-            let disk_sku = AzureDiskSku::ALL
-                .into_iter()
-                .find(|s| s.as_str() == sku)
-                .unwrap_or(AzureDiskSku::StandardSsdLrs);
-            match (sub, rg, cname, location) {
-                (
-                    Some((subscription_id, _)),
-                    Some((resource_group, _)),
-                    Some((name, _)),
-                    Some((location, _)),
-                ) => Some(ProviderConfig::Azure(AzureConfig {
-                    subscription_id,
-                    resource_group,
-                    name,
-                    location,
-                    disk_sku,
-                })),
-                _ => None,
-            }
-        }
-        _ => Some(ProviderConfig::Local),
+    let provider = match provider {
+        "aws" => ProviderConfig::Aws(aws_options(cx, &cl, &why)),
+        "gcp" => ProviderConfig::Gcp(gcp_options(cx, &cl, &why)),
+        "azure" => ProviderConfig::Azure(azure_options(cx, &cl, &why)),
+        _ => ProviderConfig::Local,
     };
-    let _ = provider_span;
+    Cluster { context, provider }
+}
 
-    // [durability]
-    let du = top.table(cx, "durability");
-    du.check_keys(cx, DURABILITY_KEYS);
+/// `provider = "aws"`: the EKS cluster and `[cluster.aws]` (volume type, IOPS and throughput
+/// within what the volume type allows, KMS key, EKS Auto Mode).
+fn aws_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> AwsConfig {
+    let name = cl.required(
+        cx,
+        "name",
+        "prod-eks",
+        &format!("{why} (the EKS cluster name)"),
+    );
+    let region = cl.required(cx, "region", "us-west-2", why);
+    let o = cl.section(
+        cx,
+        "aws",
+        &[
+            "volume_type",
+            "iops",
+            "throughput",
+            "kms_key_id",
+            "auto_mode",
+        ],
+    );
+    let (volume_type, _) = o.choice(
+        cx,
+        "volume_type",
+        &[("gp3", AwsVolumeType::Gp3), ("io2", AwsVolumeType::Io2)],
+    );
+    let iops = o.integer(cx, "iops", 100..=256_000);
+    let throughput = o.integer(cx, "throughput", 125..=2_000);
+    if let Some((n, span)) = &iops {
+        let (lo, hi) = if volume_type == AwsVolumeType::Gp3 {
+            (3000, 80_000)
+        } else {
+            (100, 256_000)
+        };
+        if !(lo..=hi).contains(n) {
+            cx.error(
+                span.clone(),
+                "cluster.aws.iops",
+                format!(
+                    "{n} IOPS is outside what {} volumes allow ({lo}–{hi})",
+                    volume_type.as_str()
+                ),
+                format!("use a value from {lo} to {hi}"),
+            );
+        }
+    }
+    if let Some((_, span)) = &throughput
+        && volume_type == AwsVolumeType::Io2
+    {
+        cx.error(
+            span.clone(),
+            "cluster.aws.throughput",
+            "throughput is only configurable on gp3 volumes",
+            "remove it, or set volume_type = \"gp3\"",
+        );
+    }
+    if volume_type == AwsVolumeType::Io2 && iops.is_none() && !o.is_present("iops") {
+        cx.error(
+            o.span.clone(),
+            "cluster.aws.iops",
+            "is required for io2 volumes",
+            "add `iops = 3000` (or more) to [cluster.aws]",
+        );
+    }
+    let kms_key_id = o
+        .string(cx, "kms_key_id", "arn:aws:kms:us-west-2:111122223333:key/…")
+        .map(|(s, _)| s);
+    let auto_mode = o.boolean(cx, "auto_mode", false);
+    AwsConfig {
+        name,
+        region,
+        volume_type,
+        iops: iops.map(|(n, _)| n as u32),
+        throughput: throughput.map(|(n, _)| n as u32),
+        kms_key_id,
+        auto_mode,
+    }
+}
+
+/// `provider = "gcp"`: the GKE cluster and `[cluster.gcp] disk`.
+fn gcp_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> GcpConfig {
+    let project = cl.required(cx, "project", "acme-ml", why);
+    let location = cl.required(cx, "location", "us-central1", why);
+    let name = cl.required(
+        cx,
+        "name",
+        "prod-gke",
+        &format!("{why} (the GKE cluster name)"),
+    );
+    let o = cl.section(cx, "gcp", &["disk"]);
+    let (disk, _) = o.choice(
+        cx,
+        "disk",
+        &[
+            ("standard-rwo", GcpDisk::StandardRwo),
+            ("premium-rwo", GcpDisk::PremiumRwo),
+            ("regional", GcpDisk::Regional),
+        ],
+    );
+    GcpConfig {
+        project,
+        location,
+        name,
+        disk,
+    }
+}
+
+/// `provider = "azure"`: the AKS cluster and `[cluster.azure] disk_sku`.
+fn azure_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> AzureConfig {
+    let subscription_id = cl.required(
+        cx,
+        "subscription_id",
+        "00000000-0000-0000-0000-000000000000",
+        why,
+    );
+    let resource_group = cl.required(cx, "resource_group", "ml", why);
+    let name = cl.required(
+        cx,
+        "name",
+        "prod-aks",
+        &format!("{why} (the AKS cluster name)"),
+    );
+    let location = cl.required(cx, "location", "eastus", why);
+    let o = cl.section(cx, "azure", &["disk_sku"]);
+    let skus: Vec<(&str, AzureDiskSku)> = AzureDiskSku::ALL
+        .into_iter()
+        .map(|s| (s.as_str(), s))
+        .collect();
+    let (disk_sku, _) = o.choice(cx, "disk_sku", &skus);
+    AzureConfig {
+        subscription_id,
+        resource_group,
+        name,
+        location,
+        disk_sku,
+    }
+}
+
+/// `[durability]`: the RPO, the snapshot cadence, the volume kind and its protection; an RPO
+/// that needs the append-only file is refused on a volume that cannot append.
+fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Durability {
+    let du = top.section(cx, "durability", DURABILITY_KEYS);
     let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "1s");
     let (snapshot_every, snap_span) = du.duration(cx, "snapshot_every", "60s");
     if snapshot_every.is_zero() {
@@ -855,12 +895,14 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let snapshot_min_writes = du
         .integer(cx, "snapshot_min_writes", 1..=1_000_000_000)
         .map_or(1000, |(n, _)| n);
-    let (volume, _) = du.choice(cx, "volume", &["disk", "object-fuse"], "disk");
-    let volume = if volume == "object-fuse" {
-        VolumeKind::ObjectFuse
-    } else {
-        VolumeKind::Disk
-    };
+    let (volume, _) = du.choice(
+        cx,
+        "volume",
+        &[
+            ("disk", VolumeKind::Disk),
+            ("object-fuse", VolumeKind::ObjectFuse),
+        ],
+    );
     let protect_volume = du.boolean(cx, "protect_volume", true);
     if volume == VolumeKind::ObjectFuse && max_data_loss < Duration::from_secs(60) {
         cx.error(
@@ -873,11 +915,19 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             "set max_data_loss to \"1m\" or more (RDB snapshots only), or use volume = \"disk\" for a block-storage volume",
         );
     }
+    Durability {
+        max_data_loss,
+        snapshot_every,
+        snapshot_min_writes,
+        volume,
+        protect_volume,
+    }
+}
 
-    // [redis]
-    let re = top.table(cx, "redis");
-    re.check_keys(cx, REDIS_KEYS);
-    let redis_image = re
+/// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources.
+fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Redis {
+    let re = top.section(cx, "redis", REDIS_KEYS);
+    let image = re
         .string(cx, "image", "redis:7.4.0")
         .map_or_else(|| "redis:7.4.0".to_string(), |(s, _)| s);
     let (storage, storage_span) = re.quantity(cx, "storage", "8Gi", "8Gi");
@@ -898,8 +948,9 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
             );
         }
     }
-    let storage_class = match re.string(cx, "storage_class", "fast-ssd") {
-        Some((sc, span)) => {
+    let storage_class = re
+        .string(cx, "storage_class", "fast-ssd")
+        .map(|(sc, span)| {
             if !is_dns_subdomain(&sc) {
                 cx.error(
                     span,
@@ -908,16 +959,21 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
                     "StorageClass names are DNS-1123 subdomains, e.g. \"fast-ssd\"",
                 );
             }
-            Some(sc)
-        }
-        None => None,
-    };
-    let redis_cpu = re.quantity(cx, "cpu", "500m", "500m").0;
-    let redis_memory = re.quantity(cx, "memory", "1Gi", "1Gi").0;
+            sc
+        });
+    Redis {
+        image,
+        storage,
+        storage_class,
+        cpu: re.quantity(cx, "cpu", "500m", "500m").0,
+        memory: re.quantity(cx, "memory", "1Gi", "1Gi").0,
+    }
+}
 
-    // [ray]
-    let ra = top.table(cx, "ray");
-    ra.check_keys(cx, RAY_KEYS);
+/// `[ray]`: the Ray version and image, the KubeRay version (1.0 or later), the storage
+/// namespace, `[ray.head]` and the worker groups.
+fn ray_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Ray {
+    let ra = top.section(cx, "ray", RAY_KEYS);
     let version = match ra.string(cx, "version", "2.45.0") {
         Some((v, span)) => {
             let ok = v.split('.').count() == 3
@@ -935,7 +991,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         }
         None => "2.45.0".to_string(),
     };
-    let ray_image = ra
+    let image = ra
         .string(cx, "image", "rayproject/ray:2.45.0")
         .map_or_else(|| format!("rayproject/ray:{version}"), |(s, _)| s);
     let kuberay = match ra.string(cx, "kuberay", "1.3.0") {
@@ -955,36 +1011,47 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let external_storage_namespace = ra
         .string(cx, "external_storage_namespace", "ray-prod")
         .map(|(s, _)| s);
-    let hd = ra.table(cx, "head");
-    hd.check_keys(cx, HEAD_KEYS);
+    let hd = ra.section(cx, "head", HEAD_KEYS);
     let head = RayHead {
         cpu: hd.quantity(cx, "cpu", "1", "1").0,
         memory: hd.quantity(cx, "memory", "4Gi", "4Gi").0,
     };
-    let workers = build_workers(cx, &ra);
+    let workers = workers(cx, &ra);
+    Ray {
+        version,
+        image,
+        kuberay,
+        external_storage_namespace,
+        head,
+        workers,
+    }
+}
 
-    // [state]
-    let sa = top.table(cx, "state");
-    sa.check_keys(cx, STATE_KEYS);
-    let (backend, _) = sa.choice(cx, "backend", &["local", "kubernetes"], "local");
-    let backend = if backend == "kubernetes" {
-        StateBackend::Kubernetes
-    } else {
-        StateBackend::Local
-    };
+/// `[state]`: the backend; for `local` the state file's path, by default
+/// `.raystack/<stack name>.state.json` next to the stack file; for `kubernetes` the namespace
+/// (never the stack's own), context and kubeconfig of the cluster holding it.
+fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> StateConfig {
+    let sa = top.section(cx, "state", STATE_KEYS);
+    let (backend, _) = sa.choice(
+        cx,
+        "backend",
+        &[
+            ("local", StateBackend::Local),
+            ("kubernetes", StateBackend::Kubernetes),
+        ],
+    );
     let base = cx.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let stack_name = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
     let path = match sa.string(cx, "path", ".raystack/ray-prod.state.json") {
         Some((p, _)) => base.join(p),
         None => base
             .join(".raystack")
-            .join(format!("{stack_name}.state.json")),
+            .join(format!("{}.state.json", meta.name)),
     };
     // The state namespace must outlive the stack: `destroy` deletes the stack's namespace, and
     // the state (and its lock) must survive that to record the destruction.
-    let state_namespace = match sa.string(cx, "namespace", DEFAULT_STATE_NAMESPACE) {
+    let namespace = match sa.string(cx, "namespace", DEFAULT_STATE_NAMESPACE) {
         Some((ns, span)) => {
-            if check_label(cx, "state.namespace", &ns, span.clone(), 63) && ns == namespace {
+            if check_label(cx, "state.namespace", &ns, span.clone(), 63) && ns == meta.namespace {
                 cx.error(
                     span,
                     "state.namespace",
@@ -1001,71 +1068,31 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         }
         None => DEFAULT_STATE_NAMESPACE.to_owned(),
     };
-    let state_context = sa.string(cx, "context", "prod-admin").map(|(c, _)| c);
-    let state_kubeconfig = sa
+    let context = sa.string(cx, "context", "prod-admin").map(|(c, _)| c);
+    let kubeconfig = sa
         .string(cx, "kubeconfig", "~/.kube/state-cluster")
         .map(|(k, _)| expand_home(&k, &base));
-
-    if !cx.diags.is_empty() || !name_ok || !provider_ok {
-        return None;
+    StateConfig {
+        backend,
+        path,
+        namespace,
+        context,
+        kubeconfig,
     }
-    Some(Stack {
-        source: PathBuf::from(cx.file),
-        meta: StackMeta {
-            name: stack_name,
-            namespace,
-            create_namespace,
-        },
-        cluster: Cluster {
-            context,
-            provider: provider_cfg?,
-        },
-        durability: Durability {
-            max_data_loss,
-            snapshot_every,
-            snapshot_min_writes,
-            volume,
-            protect_volume,
-        },
-        redis: Redis {
-            image: redis_image,
-            storage,
-            storage_class,
-            cpu: redis_cpu,
-            memory: redis_memory,
-        },
-        ray: Ray {
-            version,
-            image: ray_image,
-            kuberay,
-            external_storage_namespace,
-            head,
-            workers,
-        },
-        state: StateConfig {
-            backend,
-            path,
-            namespace: state_namespace,
-            context: state_context,
-            kubeconfig: state_kubeconfig,
-        },
-    })
 }
 
-fn build_workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
-    let Some(v) = ray.get("workers") else {
-        return Vec::new();
-    };
-    let DeValue::Array(items) = v.get_ref() else {
-        cx.error(
-            v.span(),
-            "ray.workers",
-            format!(
-                "must be an array of tables, found {}",
-                type_name(v.get_ref())
-            ),
-            "declare each worker group as a [[ray.workers]] section",
-        );
+/// `[[ray.workers]]`: each group's name (unique), replica bounds, resources and GPUs.
+fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
+    let Some((items, _)) = ray.typed(
+        cx,
+        "workers",
+        "an array of tables",
+        |v| match v {
+            DeValue::Array(items) => Some(items),
+            _ => None,
+        },
+        || "declare each worker group as a [[ray.workers]] section".into(),
+    ) else {
         return Vec::new();
     };
     let mut groups: Vec<WorkerGroup> = Vec::new();
