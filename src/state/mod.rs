@@ -3,6 +3,7 @@
 //! commands use; `local` the file backend and its atomic writes, `lock` its lock; `kubernetes`
 //! the backend in Secrets with a Lease lock (its only cluster I/O is its own Secrets and Lease).
 //! State never holds a secret value, only fingerprints, and nothing here prints.
+
 mod backend;
 mod error;
 mod kubernetes;

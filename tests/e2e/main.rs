@@ -2,8 +2,9 @@
 //!
 //! Every integration test binary links the whole dependency tree (kube, aws-lc, the cloud
 //! SDKs), and on two cores linking dominates the build; sixteen binaries linked it sixteen
-//! times. One binary links it once (build and test times: BENCHMARKS.md, "Build and test
-//! cost"). Run one area with a filter, e.g. `cargo test --test e2e render_golden`.
+//! times, one binary links it once (build and test times: BENCHMARKS.md, "Build and test
+//! cost"). So a new area is a new module here, not a new file in `tests/`. Run one area with a
+//! filter, e.g. `cargo test --test e2e render_golden`.
 //!
 //! Insta snapshots live in `tests/e2e/snapshots/`, named `e2e__<module>__<name>.snap`.
 //! The live suite (`live`) is `#[ignore]`d unless run on purpose, see `live.rs`.
@@ -34,6 +35,7 @@ mod plan_apply;
 mod preflight;
 mod resilience;
 mod state_cli;
+mod state_kubernetes;
 
 // The real binary against a real cluster (ignored unless RAYSTACK_LIVE_KUBECONFIG is set).
 mod live;

@@ -2,15 +2,14 @@
 //! chunks' cleanup), a reader racing a writer, 409 on a write behind the lock's back, and the
 //! Lease lock (held, renewed, expired and taken over, force-unlocked).
 
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::Fake;
 use raystack::state::{
     Backend, KubernetesBackend, LockHolder, ResourceState, State, StateError, address,
 };
 use serde_json::json;
+
+use crate::support::Fake;
 
 const NS: &str = "raystack-system";
 
