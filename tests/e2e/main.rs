@@ -36,6 +36,7 @@ mod preflight;
 mod resilience;
 mod state_cli;
 mod state_kubernetes;
+mod team;
 
 // The real binary against a real cluster (ignored unless RAYSTACK_LIVE_KUBECONFIG is set).
 mod live;

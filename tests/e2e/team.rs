@@ -4,13 +4,12 @@
 //! from two machines, a SIGKILLed apply, a 409 on the state write, and plan with read-only
 //! credentials.
 
-mod e2e_support;
-
 use std::path::Path;
 
-use e2e_support::*;
 use raystack::state::{LocalBackend, ResourceState, State, address};
 use serde_json::{Value, json};
+
+use crate::support::*;
 
 const STATE_NS: &str = "raystack-system";
 
