@@ -3,7 +3,9 @@
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::openapi;
 use crate::ops::{self, Params, Target, Write};
+use crate::protobuf;
 use crate::readiness;
 use crate::store::State;
 use bytes::Bytes;
@@ -77,6 +79,37 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether an Accept header allows a JSON answer (no header at all does).
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|range| {
+            matches!(
+                range.split(';').next().unwrap_or("").trim(),
+                "application/json" | "application/*" | "*/*"
+            )
+        })
+}
+
+/// Parses a create or replace body: JSON, or Kubernetes protobuf for the kinds `protobuf` knows.
+fn parse_object(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match ct.split(';').next().unwrap_or("").trim() {
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| match e {
+            protobuf::Error::UnknownKind(k) => ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: format!(
+                    "this server reads protobuf bodies only for v1 Namespace, ConfigMap, Secret and Service, not {k}: send application/json"
+                ),
+                details: serde_json::json!({}),
+            },
+            protobuf::Error::Malformed(m) => {
+                ApiError::bad_request(format!("error decoding request body: {m}"))
+            }
+        }),
+        _ => parse_body(body, false),
+    }
+}
+
 /// Parses a request body as JSON, or as YAML for apply patches.
 fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(body)
@@ -130,6 +163,20 @@ pub async fn handle(
         .to_string();
     let path = parts.uri.path().to_string();
     let query = parse_query(parts.uri.query());
+    let accept = parts
+        .headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if path.starts_with("/openapi/") && !accepts_json(accept) {
+        // kubectl asks for /openapi/v2 in its protobuf form only; this server has only JSON.
+        return Ok(error_response(&ApiError {
+            code: 406,
+            reason: "NotAcceptable",
+            message: format!("only application/json is available, not {accept}"),
+            details: serde_json::json!({}),
+        }));
+    }
     let mut st = match server.state.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -189,6 +236,13 @@ fn route(
             return ok(Value::String("ok".into()));
         }
         ["api"] => return ok(discovery::core_versions(addr)),
+        ["openapi", "v2"] => return ok(openapi::v2(st)),
+        ["openapi", "v3"] => return ok(openapi::v3_index(st)),
+        ["openapi", "v3", gv @ ..] => {
+            return openapi::v3_group_version(st, &gv.join("/"))
+                .map(ok)
+                .unwrap_or(Err(ApiError::no_resource()));
+        }
         ["apis"] => return ok(discovery::group_list(st)),
         ["api", "v1"] => {
             return discovery::resource_list(st, "", "v1")
@@ -309,11 +363,11 @@ fn route(
             }
         }
         Method::POST => {
-            let b = parse_body(body, false)?;
+            let b = parse_object(ct, body)?;
             out(ops::write(st, &t, Write::Create(b), &params)?)
         }
         Method::PUT => {
-            let b = parse_body(body, false)?;
+            let b = parse_object(ct, body)?;
             out(ops::write(st, &t, Write::Replace(b), &params)?)
         }
         Method::PATCH => {

@@ -6,7 +6,9 @@
 //! # What it emulates
 //! - The REST surface for the kinds raystack uses: Namespace, Secret, ConfigMap, PersistentVolumeClaim,
 //!   Service, Pod, StatefulSet, NetworkPolicy, StorageClass, Lease and CustomResourceDefinition, plus every
-//!   kind a stored CRD defines (RayCluster from KubeRay's CRD). Discovery (`/api`, `/apis`, ...), `/version`.
+//!   kind a stored CRD defines (RayCluster from KubeRay's CRD). Discovery (`/api`, `/apis`, ...), `/version`,
+//!   and the OpenAPI documents (`/openapi/v2`, `/openapi/v3`, `/openapi/v3/apis/<group>/<version>`) that
+//!   `kubectl apply`, `diff`, `explain` and client-side validation read.
 //! - get, list (label and field selectors), create (`generateName` too), replace, delete (preconditions,
 //!   orphan or cascading propagation: namespace contents, owned objects, a CRD's instances),
 //!   deletecollection, and the status subresource.
@@ -26,11 +28,15 @@
 //!
 //! # What it does not
 //! - No watch (a `watch=true` list is refused), no authentication or authorization beyond the read-only
-//!   token (any other bearer token is accepted), no TLS, no HTTP/2, no protobuf or CBOR bodies.
+//!   token (any other bearer token is accepted), no TLS, no HTTP/2. Request bodies are JSON (YAML for
+//!   apply), or protobuf for the kinds kubectl's typed `create` subcommands send (Namespace, ConfigMap,
+//!   Secret, Service); no CBOR. Responses are always JSON.
 //! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers
 //!   (deletion is immediate), no garbage collector beyond the cascade at delete time, no scheduler,
 //!   kubelet or real containers: pods are marked running.
 //! - Only the kinds listed above; other built-in kinds are unknown resources (404).
+//! - OpenAPI documents are JSON only: kubectl's request for `/openapi/v2` in protobuf gets 406 Not
+//!   Acceptable, which it tolerates (it reads `/openapi/v3`, served in JSON, for everything it needs).
 
 mod admission;
 mod authz;
@@ -40,7 +46,9 @@ mod error;
 mod http;
 mod limits;
 mod objects;
+mod openapi;
 mod ops;
+mod protobuf;
 mod readiness;
 mod registry;
 mod schema;

@@ -105,7 +105,9 @@ impl<'a> Ty<'a> {
     }
 }
 
-fn builtin_list_kind(field: &str, parent: &str) -> ListKind {
+/// How a list field of a built-in kind merges: by field name, with the enclosing field in `parent`
+/// (`spec` for a Service's ports, a name ending in `[]` for a container's).
+pub fn builtin_list_kind(field: &str, parent: &str) -> ListKind {
     let keys = |k: &[&str]| ListKind::Map(k.iter().map(|s| s.to_string()).collect());
     match field {
         "containers"
