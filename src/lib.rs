@@ -17,3 +17,4 @@ pub mod preflight;
 pub mod render;
 pub mod stack;
 pub mod state;
+pub mod verify;

@@ -3,6 +3,7 @@
 //! server-side apply (and its dry-run), get, delete, and the cluster's identity.
 //! Readiness rules are pure and live in `readiness`. Nothing here decides what to change.
 
+pub mod live;
 pub mod readiness;
 
 use std::path::Path;

@@ -54,6 +54,7 @@ pub mod plan_json;
 pub mod plan_markdown;
 pub mod plan_text;
 pub mod progress;
+pub mod verify;
 pub mod yaml;
 
 /// Renders a plan in the requested format (text, JSON or Markdown), all from the same model.

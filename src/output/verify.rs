@@ -1,0 +1,315 @@
+//! The `raystack verify` views: the report as text (a pass/fail table for a terminal) and as
+//! Markdown (to paste into a change record), both rendered from `crate::verify::report::Report`
+//! (JSON is the report itself); the dry-run listing; and the drill's progress lines on stderr.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use super::{GREEN, RED, YELLOW, paint};
+use crate::verify::report::{Disrupt, Level, Outcome, Report, StepStatus};
+use crate::verify::{Event, Progress};
+
+fn disrupted(d: Disrupt) -> &'static str {
+    match d {
+        Disrupt::Head => "the Ray head pod",
+        Disrupt::Redis => "the Redis pod",
+        Disrupt::Both => "the Ray head pod and the Redis pod",
+    }
+}
+
+fn level(l: Level) -> &'static str {
+    match l {
+        Level::Ok => "ok",
+        Level::Warning => "warning",
+        Level::Error => "error",
+    }
+}
+
+fn step_status(s: StepStatus) -> &'static str {
+    match s {
+        StepStatus::Ok => "ok",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+    }
+}
+
+fn seconds(s: Option<f64>) -> String {
+    s.map(|s| format!("{s:.1}s"))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// The timing rows: (what, seconds), only those the drill measured or meant to.
+fn timing_rows(r: &Report) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if r.disrupt.head() {
+        rows.push(("head ready", seconds(r.timings.head_ready_seconds)));
+    }
+    if r.disrupt.redis() {
+        rows.push(("Redis ready", seconds(r.timings.redis_ready_seconds)));
+    }
+    rows.push((
+        "GCS answering again",
+        seconds(r.timings.gcs_answering_seconds),
+    ));
+    rows
+}
+
+fn verdict(r: &Report) -> String {
+    match r.result {
+        Outcome::Pass => format!(
+            "PASS: the GCS state (a finished job's record and a detached actor) survived the loss of {}",
+            disrupted(r.disrupt)
+        ),
+        Outcome::Fail => format!(
+            "FAIL: the GCS lost {} when {} went away",
+            r.lost.join(" and "),
+            disrupted(r.disrupt)
+        ),
+        Outcome::Error => format!(
+            "ERROR: the drill did not complete: {}",
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+}
+
+/// The report for a terminal.
+pub fn render_text(r: &Report, color: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "raystack verify: stack `{}` (RayCluster `{}/{}`), disrupting {}\n",
+        r.stack,
+        r.namespace,
+        r.ray_cluster,
+        disrupted(r.disrupt)
+    );
+    s.push_str("Preflight:\n");
+    let w = r.preflight.iter().map(|f| f.check.len()).max().unwrap_or(0);
+    for f in &r.preflight {
+        let tag = format!("{:<7}", level(f.level));
+        let tag = match f.level {
+            Level::Ok => paint(color, GREEN, &tag),
+            Level::Warning => paint(color, YELLOW, &tag),
+            Level::Error => paint(color, RED, &tag),
+        };
+        let _ = writeln!(s, "  {tag}  {:<w$}  {}", f.check, f.detail);
+    }
+    if !r.steps.is_empty() {
+        s.push_str("\nSteps:\n");
+        for st in &r.steps {
+            let _ = writeln!(
+                s,
+                "  {:<7}  {:<7}  {:>6}  {}",
+                step_status(st.status),
+                st.step,
+                format!("{:.1}s", st.seconds),
+                st.detail
+            );
+        }
+    }
+    if !r.checks.is_empty() {
+        s.push_str("\nChecks:\n");
+        let w = r.checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
+        for c in &r.checks {
+            let tag = if c.passed {
+                paint(color, GREEN, "PASS")
+            } else {
+                paint(color, RED, "FAIL")
+            };
+            let _ = writeln!(
+                s,
+                "  {tag}  {:<w$}  expected: {}; observed: {}",
+                c.check, c.expected, c.observed
+            );
+        }
+    }
+    if r.steps.iter().any(|st| st.step == "recover") {
+        s.push_str("\nTimings (from the pod deletion):\n");
+        for (what, t) in timing_rows(r) {
+            let _ = writeln!(s, "  {what:<20}  {t:>7}");
+        }
+    }
+    if !r.lost.is_empty() {
+        s.push_str("\nLost:\n");
+        for l in &r.lost {
+            let _ = writeln!(s, "  - {l}");
+        }
+    }
+    if !r.likely_causes.is_empty() {
+        s.push_str("\nLikely causes:\n");
+        for c in &r.likely_causes {
+            let _ = writeln!(s, "  - {c}");
+        }
+    }
+    if !r.steps.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nCleanup: {}",
+            if r.cleanup.ok {
+                "ok".to_string()
+            } else {
+                paint(color, RED, "FAILED")
+            }
+        );
+        for d in &r.cleanup.detail {
+            let _ = writeln!(s, "  - {d}");
+        }
+    }
+    let v = verdict(r);
+    let v = match r.result {
+        Outcome::Pass => paint(color, GREEN, &v),
+        _ => paint(color, RED, &v),
+    };
+    let _ = writeln!(s, "\n{v}");
+    s
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report as Markdown, to paste into a change record or a pull request.
+pub fn render_markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let badge = match r.result {
+        Outcome::Pass => "✅ PASS",
+        Outcome::Fail => "❌ FAIL",
+        Outcome::Error => "⚠️ ERROR",
+    };
+    let _ = writeln!(
+        s,
+        "### raystack verify: {badge} — stack `{}` (RayCluster `{}/{}`)\n",
+        r.stack, r.namespace, r.ray_cluster
+    );
+    let _ = writeln!(s, "{}\n", md_cell(&verdict(r)));
+    if !r.checks.is_empty() {
+        s.push_str("| check | result | expected | observed |\n|---|---|---|---|\n");
+        for c in &r.checks {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                md_cell(&c.check),
+                if c.passed { "pass" } else { "**FAIL**" },
+                md_cell(&c.expected),
+                md_cell(&c.observed)
+            );
+        }
+        s.push('\n');
+    }
+    if r.steps.iter().any(|st| st.step == "recover") {
+        s.push_str("| after the pod deletion | seconds |\n|---|---|\n");
+        for (what, t) in timing_rows(r) {
+            let _ = writeln!(s, "| {what} | {t} |");
+        }
+        s.push('\n');
+    }
+    if !r.lost.is_empty() {
+        s.push_str("**Lost:**\n\n");
+        for l in &r.lost {
+            let _ = writeln!(s, "- {}", md_cell(l));
+        }
+        s.push('\n');
+    }
+    if !r.likely_causes.is_empty() {
+        s.push_str("**Likely causes:**\n\n");
+        for c in &r.likely_causes {
+            let _ = writeln!(s, "- {}", md_cell(c));
+        }
+        s.push('\n');
+    }
+    if !r.cleanup.ok {
+        let _ = writeln!(
+            s,
+            "**Cleanup failed:** {}\n",
+            md_cell(&r.cleanup.detail.join("; "))
+        );
+    }
+    s.push_str("<details><summary>Preflight and steps</summary>\n\n");
+    s.push_str("| preflight | status | detail |\n|---|---|---|\n");
+    for f in &r.preflight {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            md_cell(&f.check),
+            level(f.level),
+            md_cell(&f.detail)
+        );
+    }
+    if !r.steps.is_empty() {
+        s.push_str("\n| step | status | seconds | detail |\n|---|---|---|---|\n");
+        for st in &r.steps {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.1} | {} |",
+                st.step,
+                step_status(st.status),
+                st.seconds,
+                md_cell(&st.detail)
+            );
+        }
+    }
+    s.push_str("\n</details>\n");
+    s
+}
+
+/// What `--dry-run` prints: preflight as found, then the steps the drill would take.
+pub fn render_dry_run(r: &Report, steps: &[String], color: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "raystack verify --dry-run: stack `{}` (RayCluster `{}/{}`); nothing will be changed\n",
+        r.stack, r.namespace, r.ray_cluster
+    );
+    s.push_str("Preflight:\n");
+    let w = r.preflight.iter().map(|f| f.check.len()).max().unwrap_or(0);
+    for f in &r.preflight {
+        let tag = format!("{:<7}", level(f.level));
+        let tag = match f.level {
+            Level::Ok => paint(color, GREEN, &tag),
+            Level::Warning => paint(color, YELLOW, &tag),
+            Level::Error => paint(color, RED, &tag),
+        };
+        let _ = writeln!(s, "  {tag}  {:<w$}  {}", f.check, f.detail);
+    }
+    let blocked = r.preflight.iter().any(|f| f.level == Level::Error);
+    if blocked {
+        s.push_str(
+            "\nverify would stop here: a precondition failed, and nothing would be disrupted.\n",
+        );
+    }
+    s.push_str(if blocked {
+        "\nOtherwise, verify would:\n"
+    } else {
+        "\nverify would:\n"
+    });
+    for (i, step) in steps.iter().enumerate() {
+        let _ = writeln!(s, "  {}. {step}", i + 1);
+    }
+    s
+}
+
+/// The drill's progress on stderr, one line per event.
+pub struct StderrVerifyProgress {
+    pub color: bool,
+}
+
+impl Progress for StderrVerifyProgress {
+    fn event(&mut self, e: Event) {
+        let line = match e {
+            Event::Step { step, message } => format!("verify: {step}: {message}"),
+            Event::Waiting {
+                step,
+                message,
+                elapsed,
+            } => paint(
+                self.color,
+                YELLOW,
+                &format!(
+                    "verify: {step}: still waiting after {:.0}s: {message}",
+                    elapsed.as_secs_f64()
+                ),
+            ),
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
