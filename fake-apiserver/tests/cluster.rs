@@ -468,55 +468,6 @@ fn the_binary_prints_its_url_and_writes_a_kubeconfig() {
 }
 
 #[test]
-fn kubectl_get_works() {
-    if !std::path::Path::new("/usr/bin/kubectl").exists() {
-        eprintln!("skipping kubectl_get_works: /usr/bin/kubectl is absent");
-        return;
-    }
-    let f = Fake::with(crds(&[CRD_V130]));
-    assert_eq!(
-        f.apply(&format!("{RC}/rc"), "raystack", &raycluster("rc"), "")
-            .status,
-        201
-    );
-    let cache = tempfile::tempdir().unwrap();
-    let kubectl = |args: &[&str]| {
-        let out = Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(&f.kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache.path())
-            .args(args)
-            .output()
-            .expect("run kubectl");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
-    let out = kubectl(&["get", "storageclass,ns"]);
-    assert!(
-        out.contains("storageclass.storage.k8s.io/standard"),
-        "{out}"
-    );
-    assert!(
-        out.contains("namespace/default") && out.contains("namespace/kube-system"),
-        "{out}"
-    );
-    let out = kubectl(&["get", "rayclusters", "-A"]);
-    assert!(
-        out.lines()
-            .any(|l| l.split_whitespace().take(2).eq(["default", "rc"])),
-        "{out}"
-    );
-    let out = kubectl(&["get", "cm", "-n", "default", "-o", "json"]);
-    assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
-}
-
-#[test]
 fn owner_references_cascade_unless_orphaned() {
     let f = Fake::start();
     let owner = f
