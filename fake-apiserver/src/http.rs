@@ -21,6 +21,8 @@ pub struct Server {
     pub state: Mutex<State>,
     pub latency: Duration,
     pub addr: String,
+    /// `--service-proxy` routes for the services/proxy subresource.
+    pub proxy: Vec<crate::proxy::Route>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -176,6 +178,37 @@ pub async fn handle(
             message: format!("only application/json is available, not {accept}"),
             details: serde_json::json!({}),
         }));
+    }
+    if let Some(t) = crate::proxy::parse(&path) {
+        if read_only.is_some() && parts.method != Method::GET {
+            return Ok(error_response(&ApiError::forbidden(
+                "services/proxy",
+                "",
+                &t.service,
+                "this user may only read",
+            )));
+        }
+        // Checked under the lock, forwarded without it: the backend may take its time.
+        let url = {
+            let mut st = match server.state.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            readiness::tick(&mut st);
+            crate::proxy::resolve(&st, &server.proxy, &t)
+        };
+        let ct = (!ct.is_empty()).then_some(ct.as_str());
+        return Ok(
+            match async {
+                crate::proxy::forward(&url?, &parts.method, &t.rest, parts.uri.query(), ct, body)
+                    .await
+            }
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            },
+        );
     }
     let mut st = match server.state.lock() {
         Ok(g) => g,
@@ -406,10 +439,21 @@ fn route(
                     ok(ops::delete_collection(st, &t, &p2, ls, fs)?)
                 };
             }
+            let is_pod = t.rt.is("", "Pod");
             if t.name.is_some() {
-                out(ops::delete(st, &t, &params, opts.as_ref())?)
+                let o = ops::delete(st, &t, &params, opts.as_ref())?;
+                if is_pod {
+                    crate::lifecycle::pod_deleted(st, &o.body);
+                }
+                out(o)
             } else {
-                ok(ops::delete_collection(st, &t, &params, ls, fs)?)
+                let deleted = ops::delete_collection(st, &t, &params, ls, fs)?;
+                if is_pod {
+                    for pod in deleted["items"].as_array().into_iter().flatten() {
+                        crate::lifecycle::pod_deleted(st, pod);
+                    }
+                }
+                ok(deleted)
             }
         }
         _ => Err(ApiError::method_not_allowed()),

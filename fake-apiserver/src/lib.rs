@@ -21,6 +21,12 @@
 //! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
 //!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
 //!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status).
+//! - The services/proxy subresource (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`),
+//!   forwarded to a local URL per Service port ([`Options::service_proxy`], `--service-proxy`), with a
+//!   real API server's 404 (no Service) and 503 (no ready pod behind it).
+//! - Pod delete hooks ([`Options::on_pod_delete`], `--on-pod-delete`): a command run when a matching pod
+//!   is deleted, so a test can kill and restart the local process the pod stands for; the pod's
+//!   controller reports not ready at once and recreates the pod, ready once the command exits 0.
 //! - Size limits: a request body over 3 MiB (413), Secret or ConfigMap data over 1 MiB (422), an object over
 //!   etcd's 1.5 MiB (500), as a real apiserver answers them.
 //! - One RBAC rule: the kubeconfig's `fake-readonly` context carries a token that may only get, list and
@@ -44,11 +50,13 @@ mod defaults;
 mod discovery;
 mod error;
 mod http;
+mod lifecycle;
 mod limits;
 mod objects;
 mod openapi;
 mod ops;
 mod protobuf;
+mod proxy;
 mod readiness;
 mod registry;
 mod schema;
@@ -60,4 +68,6 @@ mod util;
 mod validate;
 
 pub use authz::{READ_ONLY_TOKEN, READ_ONLY_USER};
+pub use lifecycle::Hook as PodHook;
+pub use proxy::Route as ProxyRoute;
 pub use server::{Error, Options, Server, kubeconfig};

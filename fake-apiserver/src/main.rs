@@ -31,6 +31,14 @@ struct Cli {
     /// Delay before simulated controllers mark StatefulSets and RayClusters ready.
     #[arg(long, default_value_t = 50)]
     readiness_delay_ms: u64,
+    /// Forward the services/proxy subresource of a Service port to a local URL:
+    /// NAMESPACE/SERVICE:PORT=http://127.0.0.1:PORT (PORT: the Service's port number or name).
+    #[arg(long = "service-proxy", value_name = "NS/SVC:PORT=URL")]
+    service_proxy: Vec<fake_apiserver::ProxyRoute>,
+    /// Run COMMAND (with `sh -c`; POD_NAMESPACE, POD_NAME, POD_UID set) when a pod matching the
+    /// label selector is deleted; its controller recreates the pod, ready once COMMAND exits 0.
+    #[arg(long = "on-pod-delete", value_name = "LABEL=VALUE[,...]:COMMAND")]
+    on_pod_delete: Vec<fake_apiserver::PodHook>,
 }
 
 #[tokio::main]
@@ -42,6 +50,8 @@ async fn main() -> Result<()> {
         crds: cli.crds,
         default_storage_class: !cli.no_default_storageclass,
         readiness_delay: Duration::from_millis(cli.readiness_delay_ms),
+        service_proxy: cli.service_proxy,
+        on_pod_delete: cli.on_pod_delete,
     };
     let server = Server::bind(&opts).await?;
     server.write_kubeconfig(&cli.kubeconfig)?;

@@ -1,6 +1,7 @@
 //! Simulated controllers, run lazily before each request: PVC binding (Immediate, or WaitForFirstConsumer once a
 //! pod mounts the claim), the StatefulSet controller (pods, claims from templates, status) and the KubeRay
-//! operator (head pod, head Service, RayCluster status), each after the configured readiness delay.
+//! operator (head pod, head Service, RayCluster status), each after the configured readiness delay and
+//! after any pod delete hook of theirs has finished (see `lifecycle`).
 
 use crate::objects::{
     create_by as controller_create, remove_cascading, update_by as controller_write,
@@ -13,6 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 pub fn tick(st: &mut State) {
+    st.lifecycle.poll();
     let now = Instant::now();
     let due: Vec<Key> = st
         .objects
@@ -26,6 +28,13 @@ pub fn tick(st: &mut State) {
         };
         s.ready_due = None;
         if s.status_pinned {
+            continue;
+        }
+        // A pod delete hook still plays the replacement pod starting: not ready yet.
+        if st.lifecycle.blocks(&k) {
+            if let Some(s) = st.objects.get_mut(&k) {
+                s.ready_due = Some(now + std::time::Duration::from_millis(50));
+            }
             continue;
         }
         match (k.0.as_str(), k.1.as_str()) {

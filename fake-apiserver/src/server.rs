@@ -27,6 +27,10 @@ pub struct Options {
     pub default_storage_class: bool,
     /// Delay before simulated controllers mark StatefulSets and RayClusters ready.
     pub readiness_delay: Duration,
+    /// Where the services/proxy subresource forwards, per Service port.
+    pub service_proxy: Vec<crate::proxy::Route>,
+    /// Commands run when a matching pod is deleted through the API.
+    pub on_pod_delete: Vec<crate::lifecycle::Hook>,
 }
 
 impl Default for Options {
@@ -37,6 +41,8 @@ impl Default for Options {
             crds: Vec::new(),
             default_storage_class: true,
             readiness_delay: Duration::from_millis(50),
+            service_proxy: Vec::new(),
+            on_pod_delete: Vec::new(),
         }
     }
 }
@@ -77,6 +83,7 @@ impl Server {
     /// Seeds a store per `opts` and binds 127.0.0.1 (needs a Tokio runtime).
     pub async fn bind(opts: &Options) -> Result<Server, Error> {
         let mut st = State::new(opts.readiness_delay);
+        st.lifecycle.hooks = opts.on_pod_delete.clone();
         seed(&mut st, opts.default_storage_class)?;
         for crd in &opts.crds {
             load_crd(&mut st, crd)?;
@@ -95,6 +102,7 @@ impl Server {
             state: Mutex::new(st),
             latency: opts.latency,
             addr: addr.to_string(),
+            proxy: opts.service_proxy.clone(),
         });
         Ok(Server {
             shared,

@@ -27,6 +27,8 @@ pub struct State {
     pub next_node_port: i64,
     pub types: Vec<ResourceType>,
     pub readiness_delay: Duration,
+    /// Pod delete hooks, configured and running.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl State {
@@ -39,6 +41,7 @@ impl State {
             next_node_port: 30000,
             types: registry::builtins(),
             readiness_delay,
+            lifecycle: Default::default(),
         }
     }
 
