@@ -2,7 +2,14 @@
 //! (behind its cargo feature) and the cluster side through the Kubernetes API (a usable
 //! StorageClass, the RayCluster CRD and whether it matches the stack's KubeRay version). Returns
 //! plain findings for the plan; never prints, never panics on a cloud or cluster error.
+//!
+//! Several stacks planned in one command often share a cloud cluster and a Kubernetes API
+//! server. A [`Memo`] makes each distinct call once per command: the cloud checks per cloud
+//! target, and the cluster reads (the RayCluster CRD, about 1 MB, and the StorageClass lookups)
+//! per API server. Stacks that ask at the same time wait for the one call in flight.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -18,9 +25,64 @@ const KUBE_TIMEOUT: Duration = Duration::from_secs(20);
 const RAYCLUSTER_CRD: &str = "rayclusters.ray.io";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
+type Cells<T> = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>;
+
+/// Results of preflight calls already made in this command, by what they asked.
+#[derive(Default)]
+pub struct Memo {
+    cloud: Cells<Vec<Finding>>,
+    crds: Cells<Result<Option<bool>, String>>,
+    classes: Cells<Result<ClassLookup, String>>,
+}
+
+/// What a StorageClass read found.
+#[derive(Clone)]
+enum ClassLookup {
+    /// `get` of one class: whether it exists.
+    Named(bool),
+    /// `list`: the names of the classes marked default.
+    Defaults(Vec<String>),
+}
+
+impl Memo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// `compute`'s value for `key`, computed once per memo (concurrent callers wait for it).
+async fn once<T: Clone>(cells: &Cells<T>, key: String, compute: impl Future<Output = T>) -> T {
+    let cell = cells
+        .lock()
+        .expect("preflight memo lock")
+        .entry(key)
+        .or_default()
+        .clone();
+    cell.get_or_init(|| compute).await.clone()
+}
+
+/// A connected cluster as preflight sees it: its client, and a key naming its API server
+/// (the same for every stack planned against it).
+#[derive(Clone, Copy)]
+pub struct KubeTarget<'a> {
+    pub client: &'a kube::Client,
+    pub key: &'a str,
+}
+
 /// Runs every check that applies to `stack`. `kube` is `None` when planning offline or when no
 /// cluster is reachable; cloud calls are skipped when `offline` is true (a finding says so).
 pub async fn run(stack: &Stack, kube: Option<&kube::Client>, offline: bool) -> Vec<Finding> {
+    let target = kube.map(|client| KubeTarget { client, key: "" });
+    run_with(stack, target, offline, &Memo::new()).await
+}
+
+/// [`run`] with calls shared through `memo` by the stacks of one command.
+pub async fn run_with(
+    stack: &Stack,
+    kube: Option<KubeTarget<'_>>,
+    offline: bool,
+    memo: &Memo,
+) -> Vec<Finding> {
     let provider = stack.cluster.provider.name();
     if offline {
         return vec![Finding::warning(
@@ -30,11 +92,23 @@ pub async fn run(stack: &Stack, kube: Option<&kube::Client>, offline: bool) -> V
             "run `raystack plan` without --offline before applying",
         )];
     }
-    let mut findings = cloud(stack).await;
-    if let Some(client) = kube {
-        findings.extend(cluster(stack, client).await);
+    let mut findings = match cloud_key(stack) {
+        Some(key) => once(&memo.cloud, key, cloud(stack)).await,
+        None => cloud(stack).await,
+    };
+    if let Some(target) = kube {
+        findings.extend(cluster(stack, target, memo).await);
     }
     findings
+}
+
+/// What the cloud checks of `stack` depend on (every field of the provider's target), or
+/// `None` when there are none to share.
+fn cloud_key(stack: &Stack) -> Option<String> {
+    match &stack.cluster.provider {
+        ProviderConfig::Local => None,
+        other => Some(format!("{other:?}")),
+    }
 }
 
 /// True when any finding makes the plan unappliable.
@@ -132,26 +206,63 @@ pub fn auto_mode_findings(
 }
 
 /// Cluster-side checks: the StorageClass the PVC will use, and the RayCluster CRD.
-async fn cluster(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
-    let mut findings = storage_class(stack, client).await;
-    findings.extend(raycluster_crd(stack, client).await);
+async fn cluster(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
+    let (mut findings, crd) = tokio::join!(
+        storage_class(stack, target, memo),
+        raycluster_crd(stack, target, memo)
+    );
+    findings.extend(crd);
     findings
 }
 
-async fn storage_class(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
+/// Reads the class `name` (or lists the classes, for `None`), once per API server.
+async fn lookup_class(
+    target: KubeTarget<'_>,
+    name: Option<&str>,
+    memo: &Memo,
+) -> Result<ClassLookup, String> {
+    let api: Api<StorageClass> = Api::all(target.client.clone());
+    let key = format!("{}\n{}", target.key, name.unwrap_or("*"));
+    once(&memo.classes, key, async {
+        match name {
+            Some(name) => with_timeout(api.get_opt(name))
+                .await
+                .map(|found| ClassLookup::Named(found.is_some())),
+            None => with_timeout(api.list(&Default::default()))
+                .await
+                .map(|list| {
+                    ClassLookup::Defaults(
+                        list.items
+                            .iter()
+                            .filter(|sc| {
+                                sc.metadata
+                                    .annotations
+                                    .as_ref()
+                                    .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                                    .is_some_and(|v| v == "true")
+                            })
+                            .filter_map(|sc| sc.metadata.name.clone())
+                            .collect(),
+                    )
+                }),
+        }
+    })
+    .await
+}
+
+async fn storage_class(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
     let provider = "kubernetes";
     let check = "storage-class";
     // The class this stack creates itself, if any (only its name is needed here).
     let created = render::storage_class(stack).map(|sc| sc["metadata"]["name"].clone());
-    let api: Api<StorageClass> = Api::all(client.clone());
     match render::storage_class_name(stack) {
         // raystack creates this class itself: nothing to find.
         Some(name) if created.as_ref().and_then(|n| n.as_str()) == Some(name.as_str()) => {
             vec![Finding::ok(provider, check, format!("StorageClass `{name}` is created by this stack"))]
         }
-        Some(name) => match with_timeout(api.get_opt(&name)).await {
-            Ok(Some(_)) => vec![Finding::ok(provider, check, format!("StorageClass `{name}` exists"))],
-            Ok(None) => vec![Finding::error(
+        Some(name) => match lookup_class(target, Some(&name), memo).await {
+            Ok(ClassLookup::Named(true)) | Ok(ClassLookup::Defaults(_)) => vec![Finding::ok(provider, check, format!("StorageClass `{name}` exists"))],
+            Ok(ClassLookup::Named(false)) => vec![Finding::error(
                 provider,
                 check,
                 format!("StorageClass `{name}` does not exist in the cluster, so the Redis volume would never be provisioned"),
@@ -162,16 +273,9 @@ async fn storage_class(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
             )],
             Err(err) => vec![unreachable(check, &err)],
         },
-        None => match with_timeout(api.list(&Default::default())).await {
-            Ok(list) => {
-                let defaults: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter(|sc| {
-                        sc.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).is_some_and(|v| v == "true")
-                    })
-                    .filter_map(|sc| sc.metadata.name.clone())
-                    .collect();
+        None => match lookup_class(target, None, memo).await {
+            Ok(ClassLookup::Named(_)) => Vec::new(),
+            Ok(ClassLookup::Defaults(defaults)) => {
                 match defaults.as_slice() {
                     [] => vec![Finding::error(
                         provider,
@@ -193,12 +297,18 @@ async fn storage_class(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
     }
 }
 
-async fn raycluster_crd(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
+async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
     let provider = "kubernetes";
     let check = "raycluster-crd";
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = match with_timeout(api.get_opt(RAYCLUSTER_CRD)).await {
-        Ok(Some(crd)) => crd,
+    let api: Api<CustomResourceDefinition> = Api::all(target.client.clone());
+    // Only whether the CRD has the options is kept: the CRD itself is about 1 MB.
+    let read = once(&memo.crds, target.key.to_string(), async {
+        with_timeout(api.get_opt(RAYCLUSTER_CRD))
+            .await
+            .map(|crd| crd.as_ref().map(crd_supports_gcs_ft_options))
+    });
+    let crd_has_options = match read.await {
+        Ok(Some(has)) => has,
         Ok(None) => {
             return vec![Finding::error(
                 provider,
@@ -214,7 +324,6 @@ async fn raycluster_crd(stack: &Stack, client: &kube::Client) -> Vec<Finding> {
         }
         Err(err) => return vec![unreachable(check, &err)],
     };
-    let crd_has_options = crd_supports_gcs_ft_options(&crd);
     let wants_options = stack.ray.kuberay.has_gcs_ft_options();
     match (wants_options, crd_has_options) {
         (true, false) => vec![Finding::error(

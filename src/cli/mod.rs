@@ -11,6 +11,7 @@ mod backend;
 mod diff;
 mod plan;
 mod render;
+mod review;
 mod state;
 mod validate;
 
@@ -78,17 +79,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Compare two revisions of a stack file (e.g. a pull request's base and head): no cluster,
+    /// Compare two revisions of stack files (e.g. a pull request's base and head): no cluster,
     /// no state. Flags DATA LOSS like `plan`.
-    Diff {
-        base: PathBuf,
-        head: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-        /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
-        #[arg(long)]
-        detailed_exitcode: bool,
-    },
+    ///
+    /// `raystack diff BASE_STACK HEAD_STACK` compares two files; `raystack diff --base GITREF
+    /// [STACK...]` compares each stack file with its version at GITREF in the enclosing git
+    /// repository (a stack added since GITREF is all-create, a removed one all-destroy; with no
+    /// STACK, every changed stack file).
+    Diff(DiffArgs),
     /// Inspect, download or move recorded state.
     #[command(subcommand)]
     State(StateCommand),
@@ -121,8 +119,45 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// How many stacks to plan at once (each keeps its own requests concurrent too).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    #[command(flatten)]
+    pub review: ReviewArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// How a review document (several stacks, or a pull-request comment) is sized and marked.
+#[derive(Debug, Clone, Args)]
+pub struct ReviewArgs {
+    /// Keep the output within N bytes by showing less detail (unchanged diff context first,
+    /// then object diffs), never the summary table, DATA LOSS lines or errors. Default for
+    /// markdown: 65536 (GitHub's comment limit in characters; bytes are never fewer). 0: no limit.
+    #[arg(long, value_name = "N")]
+    pub max_bytes: Option<usize>,
+    /// The id in the Markdown marker comment `<!-- raystack: ID -->` that a CI step looks for
+    /// to update its previous comment.
+    #[arg(long, value_name = "ID", default_value = crate::output::review::DEFAULT_MARKER)]
+    pub marker: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// BASE_STACK HEAD_STACK; with --base, the stack files to compare (default: every stack
+    /// file changed since GITREF).
+    #[arg(value_name = "STACK")]
+    pub stacks: Vec<PathBuf>,
+    /// Compare with the stack files' versions at this git revision (branch, tag, commit).
+    #[arg(long, value_name = "GITREF")]
+    pub base: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub review: ReviewArgs,
 }
 
 #[derive(Debug, Args)]
@@ -199,12 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run_apply(args, color).await,
         Command::Destroy(args) => apply::run_destroy(args, color).await,
         Command::Show { planfile, format } => plan::show(&planfile, format, color),
-        Command::Diff {
-            base,
-            head,
-            format,
-            detailed_exitcode,
-        } => diff::run(&base, &head, format, detailed_exitcode, color),
+        Command::Diff(args) => diff::run(args, color),
         Command::State(StateCommand::Pull { stack, cluster }) => {
             backend::pull(&stack, &cluster).await
         }

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use super::review::{Describe, exit_code, print};
 use super::{ClusterArgs, Format, PlanArgs};
 use crate::apply::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
 use crate::cluster::{self, Cluster};
+use crate::output::review::Outcome;
 use crate::plan::{Binding, Plan, read_plan_file, write_plan_file};
 use crate::state::{LocalBackend, State, StateLock};
 
@@ -129,9 +131,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     if args.out.is_some() && args.stacks.len() > 1 {
         bail!("--out saves one plan; got {} stacks", args.stacks.len());
     }
-    let mut changes = false;
-    let mut problems = Vec::new();
-    let mut json_plans = Vec::new();
+    let mut outcomes = Vec::new();
     for path in &args.stacks {
         let prepared = prepare(
             path,
@@ -142,15 +142,19 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
             "plan",
         )
         .await
-        .with_context(|| format!("failed to plan `{}`", path.display()))?;
-        let plan = prepared.plan;
-        drop(prepared.lock);
-        changes |= plan.has_changes();
-        problems.extend(
-            plan.blocking_problems()
-                .into_iter()
-                .map(|p| format!("{}: {p}", plan.stack)),
-        );
+        .with_context(|| format!("failed to plan `{}`", path.display()));
+        let plan = match prepared {
+            Ok(prepared) => prepared.plan,
+            // One stack: its error is the command's error, printed once as before.
+            Err(err) if args.stacks.len() == 1 => return Err(err),
+            Err(err) => {
+                outcomes.push(Outcome::Failed {
+                    stack_file: path.display().to_string(),
+                    error: crate::output::error_text(&err),
+                });
+                continue;
+            }
+        };
         if let Some(out) = &args.out {
             write_plan_file(out, &plan)?;
             eprintln!(
@@ -159,25 +163,19 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
                 out.display()
             );
         }
-        match args.format {
-            Format::Json if args.stacks.len() > 1 => json_plans.push(plan.to_json()),
-            format => print_stdout(&crate::output::render_plan(&plan, format, color))?,
-        }
+        outcomes.push(Outcome::Planned(Box::new(plan)));
     }
-    if !json_plans.is_empty() {
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&json_plans)?))?;
-    }
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        return Ok(ExitCode::from(1));
-    }
-    Ok(if args.detailed_exitcode && changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    print(
+        &outcomes,
+        args.format,
+        color,
+        &args.review,
+        Describe {
+            title: "plan".into(),
+            full_hint: "For the full plan of a stack, run `raystack plan STACK --out PLANFILE` and `raystack show PLANFILE`, or this command with `--max-bytes 0`.".into(),
+        },
+    )?;
+    Ok(exit_code(&outcomes, args.detailed_exitcode))
 }
 
 pub fn show(planfile: &Path, format: Format, color: bool) -> anyhow::Result<ExitCode> {

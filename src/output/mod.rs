@@ -35,9 +35,13 @@ pub const BOLD: &str = "1";
 /// Prints an error and its causes once, on stderr. Stack diagnostics are printed as they are
 /// (one located `error:` line each, with its help), not folded into a "caused by" chain.
 pub fn print_error(err: &anyhow::Error) {
+    eprintln!("{}", error_text(err));
+}
+
+/// An error and its causes as [`print_error`] prints them.
+pub fn error_text(err: &anyhow::Error) -> String {
     if let Some(diags) = err.downcast_ref::<crate::stack::Diagnostics>() {
-        eprintln!("{diags}");
-        return;
+        return diags.to_string();
     }
     let mut msg = format!("error: {err}");
     for cause in err.chain().skip(1) {
@@ -47,13 +51,14 @@ pub fn print_error(err: &anyhow::Error) {
         }
         msg.push_str(&format!("\n  caused by: {cause}"));
     }
-    eprintln!("{msg}");
+    msg
 }
 
 pub mod plan_json;
 pub mod plan_markdown;
 pub mod plan_text;
 pub mod progress;
+pub mod review;
 pub mod verify;
 pub mod yaml;
 

@@ -6,6 +6,13 @@ use serde_json::Value;
 use crate::plan::Plan;
 
 pub fn render(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(&value(plan)).expect("plans serialize");
+    s.push('\n');
+    s
+}
+
+/// The JSON plan as a value (an element of the array that several stacks print).
+pub fn value(plan: &Plan) -> Value {
     let mut v = plan.to_json();
     if let Some(changes) = v.get_mut("resource_changes").and_then(Value::as_array_mut) {
         for c in changes {
@@ -14,7 +21,5 @@ pub fn render(plan: &Plan) -> String {
             }
         }
     }
-    let mut s = serde_json::to_string_pretty(&v).expect("plans serialize");
-    s.push('\n');
-    s
+    v
 }

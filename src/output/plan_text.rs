@@ -9,9 +9,36 @@ use super::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::preflight::Severity;
 
+/// How much of a plan to show. Review documents lower a stack's detail step by step until the
+/// document fits its size limit; a single plan is shown in [`Detail::Full`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Detail {
+    /// Everything: every changed object's diff with three lines of unchanged context.
+    Full,
+    /// Diffs without their unchanged context lines.
+    ChangedLines,
+    /// One line per changed object (action, address, reason, DATA LOSS); no diffs.
+    NoDiffs,
+    /// Only what a reviewer must not miss: the summary, every DATA LOSS line, plan errors and
+    /// preflight errors.
+    Essentials,
+}
+
+impl Detail {
+    /// Unchanged lines shown around each change in a diff.
+    pub fn context_lines(self) -> usize {
+        if self == Detail::Full { 3 } else { 0 }
+    }
+}
+
 /// Lines of a change's diff, each starting with `+`, `-`, ` ` or `@` (hunk separator), without
-/// color. Shared by the text and Markdown renderings.
+/// color, with three lines of unchanged context. Shared by the text and Markdown renderings.
 pub fn diff_lines(c: &ResourceChange) -> Vec<String> {
+    diff_lines_with(c, 3)
+}
+
+/// [`diff_lines`] with `context` unchanged lines around each change.
+pub fn diff_lines_with(c: &ResourceChange, context: usize) -> Vec<String> {
     let yaml = |v: &Option<Value>| v.as_ref().map(to_yaml).unwrap_or_default();
     let (before, after) = (yaml(&c.before), yaml(&c.after));
     match (c.before.is_some(), c.after.is_some()) {
@@ -21,7 +48,7 @@ pub fn diff_lines(c: &ResourceChange) -> Vec<String> {
         (true, true) => {
             let diff = TextDiff::from_lines(&before, &after);
             let mut out = Vec::new();
-            for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+            for (i, group) in diff.grouped_ops(context).iter().enumerate() {
                 if i > 0 {
                     out.push("@ ...".to_string());
                 }
@@ -109,6 +136,11 @@ pub fn durability_rows(d: &Value) -> (Vec<(String, String)>, Vec<String>) {
 
 /// Renders the whole text plan.
 pub fn render(plan: &Plan, color: bool) -> String {
+    render_with(plan, color, Detail::Full)
+}
+
+/// Renders the text plan at the given level of detail.
+pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
     let mut out = String::new();
     let title = if plan.destroy { "destroy plan" } else { "plan" };
     out.push_str(&paint(
@@ -122,7 +154,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
     out.push_str("\n\n");
 
     let (rows, notes) = durability_rows(&plan.durability);
-    if !rows.is_empty() || !notes.is_empty() {
+    if detail < Detail::Essentials && (!rows.is_empty() || !notes.is_empty()) {
         out.push_str(&paint(color, BOLD, "Durability"));
         out.push('\n');
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -135,10 +167,15 @@ pub fn render(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
 
-    if !plan.preflight.is_empty() {
+    let shown_preflight =
+        detail < Detail::Essentials || plan.preflight.iter().any(|f| f.severity == Severity::Error);
+    if !plan.preflight.is_empty() && shown_preflight {
         out.push_str(&paint(color, BOLD, "Preflight"));
         out.push('\n');
         for f in &plan.preflight {
+            if detail == Detail::Essentials && f.severity != Severity::Error {
+                continue;
+            }
             let (label, code) = match f.severity {
                 Severity::Ok => ("ok", GREEN),
                 Severity::Warning => ("warning", YELLOW),
@@ -166,6 +203,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
         .resource_changes
         .iter()
         .filter(|c| c.action != Action::NoOp)
+        .filter(|c| detail < Detail::Essentials || c.data_loss)
         .collect();
     if !changed.is_empty() {
         out.push_str(&paint(color, BOLD, "Changes"));
@@ -198,12 +236,14 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 paint(color, YELLOW, &format!("drift: {drift}"))
             ));
         }
-        if plan.offline && c.action == Action::Update {
+        if detail >= Detail::NoDiffs {
+            // The review document says what was left out, once, at its end.
+        } else if plan.offline && c.action == Action::Update {
             out.push_str(
                 "      (offline: the previous manifest is not recorded, so no diff is shown)\n",
             );
         } else {
-            for line in diff_lines(c) {
+            for line in diff_lines_with(c, detail.context_lines()) {
                 let painted = match line.chars().next() {
                     Some('+') => paint(color, GREEN, &line),
                     Some('-') => paint(color, RED, &line),
@@ -220,10 +260,14 @@ pub fn render(plan: &Plan, color: bool) -> String {
         .filter(|c| c.action == Action::NoOp)
         .map(|c| c.address.as_str())
         .collect();
-    if !unchanged.is_empty() && !changed.is_empty() && plan.kept.is_empty() {
+    if detail < Detail::Essentials
+        && !unchanged.is_empty()
+        && !changed.is_empty()
+        && plan.kept.is_empty()
+    {
         out.push_str(&format!("Unchanged: {}\n\n", unchanged.join(", ")));
     }
-    if !plan.kept.is_empty() {
+    if !plan.kept.is_empty() && detail < Detail::Essentials {
         out.push_str(&paint(color, BOLD, "Kept"));
         out.push('\n');
         for kept in plan

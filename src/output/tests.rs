@@ -35,7 +35,7 @@ fn change(
     }
 }
 
-fn sample() -> Plan {
+pub(super) fn sample() -> Plan {
     let mut pvc = change(
         "PersistentVolumeClaim",
         "demo-redis-data",

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::diff::{immutable_change, loses_data};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
-use super::project::redact;
+use super::project::redact_pair;
 use crate::render::Desired;
 
 /// The plan that takes `base` (the objects of the old revision) to `head` (the new one), in
@@ -66,6 +66,7 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
             }
         }
     };
+    let (before, after) = redact_pair(base, head);
     let mut c = ResourceChange {
         address: addr.to_string(),
         api_version: any["apiVersion"].as_str().unwrap_or_default().into(),
@@ -76,8 +77,8 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         reason,
         data_loss: false,
         drift: None,
-        before: base.map(redact),
-        after: head.map(redact),
+        before,
+        after,
         manifest: None,
     };
     c.data_loss = loses_data(&c);

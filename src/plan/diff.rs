@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::model::{Action, ResourceChange};
 use super::project::{
-    managed_shape, merge_shapes, other_managers, project, redact, strip_server_fields,
+    managed_shape, merge_shapes, other_managers, project, redact_pair, strip_server_fields,
 };
 use crate::stack::Quantity;
 
@@ -72,7 +72,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                     c.reason = Some("no longer in the stack".into());
                     let shape = managed_shape(live, FIELD_MANAGER)
                         .unwrap_or_else(|| strip_server_fields(live));
-                    c.before = Some(redact(&project(&shape, live)));
+                    c.before = Some(project(&shape, live));
                 }
                 None => {
                     c.reason = Some("no longer in the stack and already gone from the cluster; only the state entry is removed".into());
@@ -80,7 +80,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
             }
         }
         (Some(desired), true) => {
-            c.after = Some(redact(desired));
+            c.after = Some(desired.clone());
             if !in_state {
                 c.action = Action::Create;
                 c.reason =
@@ -92,6 +92,9 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
         }
         (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
     }
+    // Secret values never leave the engine; a changed one shows as changed, masked.
+    let (before, after) = redact_pair(c.before.as_ref(), c.after.as_ref());
+    (c.before, c.after) = (before, after);
     c.data_loss = loses_data(&c);
     if c.data_loss && c.action == Action::Delete && c.kind == "Namespace" {
         let r = c.reason.take().unwrap_or_default();
@@ -105,15 +108,11 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
 fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in_state: bool) {
     let Some(live) = &i.live else {
         c.action = Action::Create;
-        c.after = Some(redact(match &i.dry_run {
+        let after = match &i.dry_run {
             DryRun::Ok(r) => r,
             _ => desired,
-        }));
-        c.after = c
-            .after
-            .take()
-            .map(|a| project(desired, &a))
-            .map(|a| redact(&a));
+        };
+        c.after = Some(project(desired, after));
         if in_state {
             c.reason = Some("recorded in state but missing from the cluster".into());
             c.drift = Some("deleted outside raystack".into());
@@ -139,11 +138,11 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         None => desired.clone(),
     };
     let before = project(&shape, live);
-    c.before = Some(redact(&before));
+    c.before = Some(before.clone());
     if let Some(reason) = immutable_change(&i.kind, desired, live) {
         c.action = Action::Replace;
         c.reason = Some(reason);
-        c.after = Some(redact(&project(desired, desired)));
+        c.after = Some(project(desired, desired));
         return;
     }
     let after = match &i.dry_run {
@@ -151,12 +150,12 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         DryRun::Invalid(msg) => {
             c.action = Action::Replace;
             c.reason = Some(format!("the server refuses to update it in place: {msg}"));
-            c.after = Some(redact(desired));
+            c.after = Some(desired.clone());
             return;
         }
         DryRun::NotRun => project(&shape, desired),
     };
-    c.after = Some(redact(&after));
+    c.after = Some(after.clone());
     if before != after {
         c.action = Action::Update;
         let drifted = in_state && i.prior_hash == i.desired_hash;

@@ -224,6 +224,37 @@ pub fn redact(obj: &Value) -> Value {
     out
 }
 
+/// What replaces a secret value that a change modifies: masked, but visible as a change.
+pub const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
+
+/// Redacts both sides of a change like [`redact`], except that a secret value present on both
+/// sides with different values shows as [`SENSITIVE_CHANGED`] after the change, so the diff
+/// says that it changes without saying what it was or becomes.
+pub fn redact_pair(
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> (Option<Value>, Option<Value>) {
+    let mut redacted_after = after.map(redact);
+    if let (Some(b), Some(a), Some(out)) = (before, after, redacted_after.as_mut())
+        && a.get("kind").and_then(Value::as_str) == Some("Secret")
+    {
+        for field in ["data", "stringData"] {
+            let (Some(Value::Object(bm)), Some(Value::Object(am))) = (b.get(field), a.get(field))
+            else {
+                continue;
+            };
+            for (k, v) in am {
+                if bm.get(k).is_some_and(|old| old != v)
+                    && let Some(slot) = out.get_mut(field).and_then(|m| m.get_mut(k))
+                {
+                    *slot = Value::String(SENSITIVE_CHANGED.into());
+                }
+            }
+        }
+    }
+    (before.map(redact), redacted_after)
+}
+
 /// Drops the fields that describe a server's copy rather than the desired object.
 pub fn strip_server_fields(obj: &Value) -> Value {
     let mut out = obj.clone();
@@ -298,6 +329,21 @@ mod tests {
         assert_eq!(
             project(&shape, &live),
             json!({"spec": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}})
+        );
+    }
+
+    #[test]
+    fn a_changed_secret_value_is_masked_but_visible() {
+        let before = json!({"kind": "Secret", "data": {"password": "b2xk", "user": "dQ=="}});
+        let after = json!({"kind": "Secret", "data": {"password": "bmV3", "user": "dQ=="}});
+        let (b, a) = redact_pair(Some(&before), Some(&after));
+        assert_eq!(
+            b.unwrap(),
+            json!({"kind": "Secret", "data": {"password": "(sensitive)", "user": "(sensitive)"}})
+        );
+        assert_eq!(
+            a.unwrap(),
+            json!({"kind": "Secret", "data": {"password": "(sensitive value changed)", "user": "(sensitive)"}})
         );
     }
 

@@ -3,6 +3,7 @@
 
 mod diagnostic;
 mod parse;
+pub mod revision;
 mod schema;
 pub mod units;
 

@@ -34,6 +34,7 @@ mod kill;
 mod plan_apply;
 mod preflight;
 mod resilience;
+mod review;
 mod state_cli;
 mod state_kubernetes;
 mod team;

@@ -1,0 +1,440 @@
+//! The review document: the plans of one or many stacks (and the stacks that failed to plan)
+//! as one text or Markdown document for a terminal or a pull-request comment. It opens with one
+//! summary table (stack, add/change/replace/destroy, DATA LOSS, errors), then each stack's
+//! section, and it fits a size limit by showing less detail, never by cutting text.
+//!
+//! Shrinking is done with whole blocks, so the result always renders: each stack's section is
+//! rendered at a [`Detail`] level, and levels are lowered one stack at a time, last stack first
+//! (diff context first, then object diffs, then everything but the essentials), until the
+//! document fits. The summary table, every DATA LOSS line, every plan and preflight error and
+//! every failed stack's error are never left out; when they alone exceed the limit the document
+//! says so and the caller warns. A closing line names what was left out and how to see it.
+//!
+//! The limit counts UTF-8 bytes. GitHub's comment limit (65,536) counts characters; a character
+//! is at least one byte, so a document within N bytes is within N characters, whatever its
+//! text. Markdown starts with a marker comment (`<!-- raystack: review -->`) that a CI step
+//! searches for to update its previous comment instead of adding another.
+
+use super::plan_markdown::{self as md, escape};
+use super::plan_text::{self, Detail, data_loss_line, summary_line};
+use super::{BOLD, RED, paint};
+use crate::plan::Plan;
+use crate::preflight::Severity;
+
+/// GitHub's pull-request comment limit (characters); the default `--max-bytes` for Markdown.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+/// The default marker id: the first line of every Markdown review is
+/// `<!-- raystack: review -->`.
+pub const DEFAULT_MARKER: &str = "review";
+
+/// The marker comment for `id`.
+pub fn marker(id: &str) -> String {
+    format!("<!-- raystack: {id} -->")
+}
+
+/// One stack's result: its plan, or why it could not be planned.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Planned(Box<Plan>),
+    Failed {
+        /// The stack file as given on the command line.
+        stack_file: String,
+        /// The error and its causes, one per line.
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn plan(&self) -> Option<&Plan> {
+        match self {
+            Outcome::Planned(p) => Some(p),
+            Outcome::Failed { .. } => None,
+        }
+    }
+}
+
+/// What the review is of, and how big it may be.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What was compared, for the heading: `plan`, "diff against `main`".
+    pub title: String,
+    /// The size limit in bytes; `None` for no limit.
+    pub max_bytes: Option<usize>,
+    /// How to see everything when the document was shortened (a sentence).
+    pub full_hint: String,
+    /// The marker id (Markdown only).
+    pub marker: String,
+}
+
+/// A rendered review.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub text: String,
+    /// Some detail was left out to fit `max_bytes`.
+    pub shortened: bool,
+    /// Even the essentials alone exceed `max_bytes` (the text is longer than asked).
+    pub over_limit: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Text { color: bool },
+    Markdown,
+}
+
+/// The Markdown review of `outcomes`.
+pub fn markdown(outcomes: &[Outcome], opts: &Options) -> Review {
+    build(outcomes, opts, Style::Markdown)
+}
+
+/// The text review of `outcomes`.
+pub fn text(outcomes: &[Outcome], color: bool, opts: &Options) -> Review {
+    build(outcomes, opts, Style::Text { color })
+}
+
+const LEVELS: [Detail; 4] = [
+    Detail::Full,
+    Detail::ChangedLines,
+    Detail::NoDiffs,
+    Detail::Essentials,
+];
+
+fn build(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
+    let single = matches!(outcomes, [Outcome::Planned(_)]);
+    let mut head = String::new();
+    if style == Style::Markdown {
+        head.push_str(&marker(&opts.marker));
+        head.push('\n');
+    }
+    if !single {
+        head.push_str(&match style {
+            Style::Markdown => md_table(outcomes, &opts.title),
+            Style::Text { color } => text_table(outcomes, &opts.title, color),
+        });
+    }
+    let mut sections = Sections {
+        outcomes,
+        style,
+        single,
+        cache: vec![Default::default(); outcomes.len()],
+    };
+    let mut levels = vec![Detail::Full; outcomes.len()];
+    let size = |levels: &[Detail], sections: &mut Sections| {
+        let body: usize = levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| sections.get(i, *l).len())
+            .sum();
+        head.len() + body + footer(levels, opts, style).len()
+    };
+    let mut over_limit = false;
+    if let Some(max) = opts.max_bytes {
+        let mut fits = size(&levels, &mut sections) <= max;
+        'shrink: for level in &LEVELS[1..] {
+            for i in (0..outcomes.len()).rev() {
+                if fits {
+                    break 'shrink;
+                }
+                if levels[i] < *level {
+                    levels[i] = *level;
+                    fits = size(&levels, &mut sections) <= max;
+                }
+            }
+        }
+        over_limit = !fits;
+    }
+    let mut text = head.clone();
+    for (i, level) in levels.iter().enumerate() {
+        text.push_str(sections.get(i, *level));
+    }
+    text.push_str(&footer(&levels, opts, style));
+    Review {
+        text,
+        shortened: levels.iter().any(|l| *l != Detail::Full),
+        over_limit,
+    }
+}
+
+/// Each stack's section per level, rendered on first use.
+struct Sections<'a> {
+    outcomes: &'a [Outcome],
+    style: Style,
+    single: bool,
+    cache: Vec<[Option<String>; 4]>,
+}
+
+impl Sections<'_> {
+    fn get(&mut self, i: usize, level: Detail) -> &str {
+        let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
+        self.cache[i][level as usize]
+            .get_or_insert_with(|| render_section(outcome, level, style, single))
+    }
+}
+
+/// The closing line that says what was left out, and how to see it (empty when nothing was).
+fn footer(levels: &[Detail], opts: &Options, style: Style) -> String {
+    let count = |l: Detail| levels.iter().filter(|x| **x == l).count();
+    let (context, diffs, details) = (
+        count(Detail::ChangedLines),
+        count(Detail::NoDiffs),
+        count(Detail::Essentials),
+    );
+    if context + diffs + details == 0 {
+        return String::new();
+    }
+    let stacks = |n: usize| {
+        if n == 1 {
+            "1 stack".to_string()
+        } else {
+            format!("{n} stacks")
+        }
+    };
+    let mut left = Vec::new();
+    if context > 0 {
+        left.push(format!("unchanged diff context ({})", stacks(context)));
+    }
+    if diffs > 0 {
+        left.push(format!("object diffs ({})", stacks(diffs)));
+    }
+    if details > 0 {
+        left.push(format!(
+            "everything but the summary, DATA LOSS and errors ({})",
+            stacks(details)
+        ));
+    }
+    let limit = opts.max_bytes.unwrap_or_default();
+    let sentence = format!(
+        "Shortened to fit {} bytes; left out: {}. {}",
+        group_thousands(limit),
+        left.join("; "),
+        opts.full_hint
+    );
+    match style {
+        Style::Markdown => format!("---\n_{}_\n", escape(&sentence).replace('_', "\\_")),
+        Style::Text { .. } => format!("{sentence}\n"),
+    }
+}
+
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> String {
+    match (o, style) {
+        (Outcome::Planned(plan), Style::Markdown) if single => md::render_with(plan, level),
+        (Outcome::Planned(plan), Style::Markdown) => md_section(plan, level),
+        (Outcome::Planned(plan), Style::Text { color }) => {
+            let mut s = plan_text::render_with(plan, color, level);
+            if !single {
+                s.push('\n');
+            }
+            s
+        }
+        (Outcome::Failed { stack_file, error }, Style::Markdown) => {
+            let mut s = format!("#### `{}`: failed to plan\n\n", escape(stack_file));
+            s.push_str("> [!CAUTION]\n");
+            for line in error.lines() {
+                s.push_str(&format!("> {}<br>\n", escape(line)));
+            }
+            s.push('\n');
+            s
+        }
+        (Outcome::Failed { stack_file, error }, Style::Text { color }) => {
+            let mut s = paint(color, BOLD, &format!("{stack_file}: failed to plan"));
+            s.push('\n');
+            for line in error.lines() {
+                s.push_str(&format!("  {}\n", paint(color, RED, line)));
+            }
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// One stack's Markdown section in a multi-stack review: a heading with the summary line, the
+/// alerts and preflight errors in the open, everything else collapsed.
+fn md_section(plan: &Plan, level: Detail) -> String {
+    let title = if plan.destroy { " (destroy)" } else { "" };
+    let mut s = format!(
+        "#### `{}`{title}: {}\n\n",
+        escape(&plan.stack),
+        summary_line(plan)
+    );
+    s.push_str(&md::alerts(plan));
+    s.push_str(&md::preflight_errors(plan));
+    if level < Detail::Essentials {
+        let changed = plan.summary.total();
+        s.push_str(&format!(
+            "<details><summary>Durability, preflight and {} change(s)</summary>\n\n",
+            changed
+        ));
+        s.push_str(&md::durability(plan));
+        s.push_str(&md::preflight_with(plan, false));
+        s.push_str(&md::changes(plan, level));
+        s.push_str("\n</details>\n\n");
+    } else if plan.data_loss {
+        // The objects that lose data, one line each (the alert above names them too).
+        s.push_str(&md::changes(plan, level));
+    }
+    s
+}
+
+struct Row {
+    stack: String,
+    counts: Option<[usize; 4]>,
+    data_loss: bool,
+    errors: Vec<String>,
+    failed: bool,
+}
+
+fn rows(outcomes: &[Outcome]) -> Vec<Row> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Planned(p) => Row {
+                stack: p.stack.clone(),
+                counts: Some([
+                    p.summary.add,
+                    p.summary.change,
+                    p.summary.replace,
+                    p.summary.destroy,
+                ]),
+                data_loss: p.data_loss,
+                errors: p
+                    .preflight
+                    .iter()
+                    .filter(|f| f.severity == Severity::Error)
+                    .map(|f| format!("{}/{}", f.provider, f.check))
+                    .chain(p.errors.iter().map(|_| "plan".to_string()))
+                    .collect(),
+                failed: false,
+            },
+            Outcome::Failed { stack_file, .. } => Row {
+                stack: stack_file.clone(),
+                counts: None,
+                data_loss: false,
+                errors: Vec::new(),
+                failed: true,
+            },
+        })
+        .collect()
+}
+
+/// `3 stacks: 2 with changes, 1 with DATA LOSS, 1 failed`
+fn overview(outcomes: &[Outcome]) -> String {
+    let planned: Vec<&Plan> = outcomes.iter().filter_map(Outcome::plan).collect();
+    let failed = outcomes.len() - planned.len();
+    let mut parts = vec![format!(
+        "{} with changes",
+        planned.iter().filter(|p| p.has_changes()).count()
+    )];
+    let loss = planned.iter().filter(|p| p.data_loss).count();
+    if loss > 0 {
+        parts.push(format!("{loss} with DATA LOSS"));
+    }
+    let blocked = planned
+        .iter()
+        .filter(|p| !p.blocking_problems().is_empty())
+        .count();
+    if blocked > 0 {
+        parts.push(format!("{blocked} with errors"));
+    }
+    if failed > 0 {
+        parts.push(format!("{failed} failed"));
+    }
+    format!("{} stacks: {}", outcomes.len(), parts.join(", "))
+}
+
+fn md_table(outcomes: &[Outcome], title: &str) -> String {
+    let mut s = format!("### raystack {title}: {}\n\n", overview(outcomes));
+    s.push_str("| Stack | Add | Change | Replace | Destroy | DATA LOSS | Errors |\n");
+    s.push_str("|---|--:|--:|--:|--:|---|---|\n");
+    for r in rows(outcomes) {
+        let counts = match r.counts {
+            Some(c) => c.map(|n| n.to_string()).join(" | "),
+            None => "– | – | – | –".to_string(),
+        };
+        let loss = if r.data_loss { "**DATA LOSS**" } else { "" };
+        let errors = if r.failed {
+            "**failed to plan**".to_string()
+        } else {
+            r.errors
+                .iter()
+                .map(|e| format!("`{}`", escape(e)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s.push_str(&format!(
+            "| `{}` | {counts} | {loss} | {errors} |\n",
+            escape(&r.stack)
+        ));
+    }
+    s.push('\n');
+    s
+}
+
+fn text_table(outcomes: &[Outcome], title: &str, color: bool) -> String {
+    let rows = rows(outcomes);
+    let mut s = paint(
+        color,
+        BOLD,
+        &format!("raystack {title}: {}", overview(outcomes)),
+    );
+    s.push_str("\n\n");
+    let width = rows
+        .iter()
+        .map(|r| r.stack.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("STACK".len());
+    s.push_str(&format!(
+        "  {:<width$}  {:>4}  {:>6}  {:>7}  {:>7}  {:<9}  ERRORS\n",
+        "STACK", "ADD", "CHANGE", "REPLACE", "DESTROY", "DATA LOSS"
+    ));
+    for r in rows {
+        let [a, c, rp, d] = match r.counts {
+            Some(c) => c.map(|n| n.to_string()),
+            None => std::array::from_fn(|_| "-".to_string()),
+        };
+        let loss = if r.data_loss { "yes" } else { "" };
+        let errors = if r.failed {
+            "failed to plan".to_string()
+        } else {
+            r.errors.join(", ")
+        };
+        let line = format!(
+            "  {:<width$}  {a:>4}  {c:>6}  {rp:>7}  {d:>7}  {loss:<9}  {errors}",
+            r.stack
+        );
+        let line = line.trim_end();
+        if r.data_loss || r.failed || !errors.is_empty() {
+            s.push_str(&paint(color, RED, line));
+        } else {
+            s.push_str(line);
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}
+
+/// Every DATA LOSS sentence of `outcomes` (what a shortened review must still contain).
+pub fn data_loss_lines(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(Outcome::plan)
+        .filter_map(data_loss_line)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

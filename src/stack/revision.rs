@@ -1,0 +1,269 @@
+//! A stack file's text at a git revision (`raystack diff --base REF`): which repository encloses
+//! the file, where the file sits in it, and its content at REF, or that it did not exist there.
+//! Reads only; never changes the repository, its index or its work tree.
+//!
+//! This runs the `git` command rather than linking a git library. Every CI runner and developer
+//! machine that has a checkout has `git`, and the CLI is what created that checkout: it
+//! understands every revision syntax users type (`origin/main`, `HEAD~1`, `main...HEAD` merge
+//! bases, tags), shallow and partial clones (it fetches a missing blob from the promisor remote),
+//! worktrees, `safe.directory` and the user's configuration, exactly as the rest of their
+//! workflow does. A library (libgit2 through `git2`, or `gix`) would add a large build, and
+//! repository layouts it reads differently from git are where CI surprises come from.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Reading a revision failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    #[error("failed to run `git` (needed by --base): {0}")]
+    GitMissing(#[source] std::io::Error),
+    #[error("`{path}` is not inside a git repository; --base compares with a git revision")]
+    NotARepository { path: String },
+    #[error(
+        "unknown git revision `{reference}`: {message}\n  help: fetch it first (in CI: `git fetch origin {reference}`, or check out with `fetch-depth: 0`)"
+    )]
+    UnknownRevision { reference: String, message: String },
+    #[error("`git {args}` failed: {message}")]
+    Git { args: String, message: String },
+    #[error("`{path}` at `{reference}` is not UTF-8 text")]
+    NotText { path: String, reference: String },
+}
+
+/// A stack file located in its repository.
+#[derive(Debug, Clone)]
+pub struct RepoFile {
+    /// The repository's top-level directory.
+    pub root: PathBuf,
+    /// The file's path relative to `root`, with `/` separators (as git names it).
+    pub path: String,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, RevisionError> {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        // Never prompt (a partial clone's fetch of a missing blob must fail, not hang CI).
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(RevisionError::GitMissing)
+}
+
+fn stderr_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
+        .to_string()
+}
+
+fn ok_stdout(dir: &Path, args: &[&str]) -> Result<String, RevisionError> {
+    let out = git(dir, args)?;
+    if !out.status.success() {
+        return Err(RevisionError::Git {
+            args: args.join(" "),
+            message: stderr_line(&out),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+/// Finds the repository enclosing `file` and the file's path in it. The file itself need not
+/// exist (a stack removed in the work tree); its nearest existing ancestor directory is used.
+pub fn locate(file: &Path) -> Result<RepoFile, RevisionError> {
+    let display = file.display().to_string();
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let name = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    // Climb to a directory that exists, remembering the missing components.
+    let mut dir = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut missing: Vec<String> = Vec::new();
+    while !dir.is_dir() {
+        match (dir.file_name(), dir.parent()) {
+            (Some(n), Some(parent)) => {
+                missing.push(n.to_string_lossy().to_string());
+                dir = parent.to_path_buf();
+            }
+            _ => return Err(RevisionError::NotARepository { path: display }),
+        }
+    }
+    let out = git(&dir, &["rev-parse", "--show-toplevel", "--show-prefix"])?;
+    if !out.status.success() {
+        return Err(RevisionError::NotARepository { path: display });
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = stdout.lines();
+    let root = PathBuf::from(lines.next().unwrap_or_default());
+    let prefix = lines.next().unwrap_or_default().to_string();
+    let mut path = prefix;
+    for m in missing.iter().rev() {
+        path.push_str(m);
+        path.push('/');
+    }
+    path.push_str(&name);
+    Ok(RepoFile { root, path })
+}
+
+/// The top-level directory of the repository enclosing the directory `dir`.
+pub fn toplevel(dir: &Path) -> Result<PathBuf, RevisionError> {
+    let out = git(dir, &["rev-parse", "--show-toplevel"])?;
+    if !out.status.success() {
+        return Err(RevisionError::NotARepository {
+            path: dir.display().to_string(),
+        });
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+    ))
+}
+
+/// The commit `reference` names in the repository at `root` (full hex id).
+pub fn resolve(root: &Path, reference: &str) -> Result<String, RevisionError> {
+    let spec = format!("{reference}^{{commit}}");
+    let out = git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )?;
+    if !out.status.success() {
+        return Err(RevisionError::UnknownRevision {
+            reference: reference.to_string(),
+            message: "not found in this repository".into(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The text of `file` at `commit`, or `None` when the file did not exist there.
+pub fn read_at(file: &RepoFile, commit: &str) -> Result<Option<String>, RevisionError> {
+    let spec = format!("{commit}:{}", file.path);
+    let out = git(
+        &file.root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let blob = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = git(&file.root, &["cat-file", "blob", &blob])?;
+    if !out.status.success() {
+        return Err(RevisionError::Git {
+            args: format!("cat-file blob {blob}"),
+            message: stderr_line(&out),
+        });
+    }
+    String::from_utf8(out.stdout)
+        .map(Some)
+        .map_err(|_| RevisionError::NotText {
+            path: file.path.clone(),
+            reference: commit.to_string(),
+        })
+}
+
+/// The `*.toml` files of the repository enclosing `dir` that differ between `commit` and the
+/// work tree (added, changed or removed; untracked files that are not ignored count as added),
+/// as absolute paths, sorted.
+pub fn changed_toml_files(dir: &Path, commit: &str) -> Result<Vec<PathBuf>, RevisionError> {
+    let root = toplevel(dir)?;
+    let names = ok_stdout(
+        &root,
+        &[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "--end-of-options",
+            commit,
+            "--",
+            "*.toml",
+        ],
+    )?;
+    // New stack files not yet committed (nor ignored) are added since `commit` too.
+    let untracked = ok_stdout(
+        &root,
+        &["ls-files", "--others", "--exclude-standard", "--", "*.toml"],
+    )?;
+    let mut files: Vec<PathBuf> = names
+        .lines()
+        .chain(untracked.lines())
+        .filter(|l| !l.is_empty())
+        .map(|l| root.join(l))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+
+    #[test]
+    fn reads_a_file_at_a_revision_and_reports_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        sh(root, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir(root.join("stacks")).unwrap();
+        std::fs::write(root.join("stacks/a.toml"), "old\n").unwrap();
+        sh(root, &["add", "."]);
+        sh(root, &["commit", "-q", "-m", "base"]);
+        std::fs::write(root.join("stacks/a.toml"), "new\n").unwrap();
+
+        let file = locate(&root.join("stacks/a.toml")).unwrap();
+        assert_eq!(file.path, "stacks/a.toml");
+        let commit = resolve(&file.root, "main").unwrap();
+        assert_eq!(read_at(&file, &commit).unwrap().as_deref(), Some("old\n"));
+
+        let gone = locate(&root.join("stacks/new/b.toml")).unwrap();
+        assert_eq!(gone.path, "stacks/new/b.toml");
+        assert_eq!(read_at(&gone, &commit).unwrap(), None);
+
+        let err = resolve(&file.root, "no-such-branch").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown git revision `no-such-branch`"),
+            "{err}"
+        );
+        assert_eq!(
+            changed_toml_files(root, &commit).unwrap(),
+            vec![file.root.join("stacks/a.toml")]
+        );
+    }
+}
