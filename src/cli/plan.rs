@@ -1,11 +1,14 @@
 //! `raystack plan` and `raystack show`, and the preparation `apply` and `destroy` share:
 //! load and render the stack, lock and read state, connect, run preflight, build the plan.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::review::{Describe, exit_code, print};
@@ -51,11 +54,62 @@ pub(super) async fn connect(
     Ok((cluster, identity))
 }
 
+type ConnectionCell = Arc<tokio::sync::OnceCell<Result<(Cluster, String), String>>>;
+
+/// What the stacks of one `plan` command share: one client (and connection pool) per cluster
+/// target, so stacks on the same cluster reuse connections and the identity read, and the
+/// preflight calls, made once per cloud target and API server.
+#[derive(Default)]
+pub(super) struct Shared {
+    connections: Mutex<HashMap<(Option<PathBuf>, Option<String>), ConnectionCell>>,
+    preflight: crate::preflight::Memo,
+}
+
+impl Shared {
+    /// [`connect`], once per (kubeconfig, context); later stacks get a clone of the client.
+    async fn connect(
+        &self,
+        args: &ClusterArgs,
+        context: Option<&str>,
+    ) -> anyhow::Result<(Cluster, String)> {
+        let key = (args.kubeconfig.clone(), context.map(str::to_string));
+        let cell = self
+            .connections
+            .lock()
+            .expect("connection cache lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_init(|| async {
+                connect(args, None, context)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await;
+        match result {
+            Ok(found) => Ok(found.clone()),
+            Err(message) => Err(anyhow::anyhow!("{message}")),
+        }
+    }
+}
+
 pub(super) async fn prepare(
     path: &Path,
     args: &ClusterArgs,
     mode: Mode,
     operation: &str,
+) -> anyhow::Result<Prepared> {
+    prepare_with(path, args, mode, operation, None).await
+}
+
+/// [`prepare`], sharing connections and preflight calls with the other stacks of the command.
+async fn prepare_with(
+    path: &Path,
+    args: &ClusterArgs,
+    mode: Mode,
+    operation: &str,
+    shared: Option<&Shared>,
 ) -> anyhow::Result<Prepared> {
     let stack = crate::stack::load(path)?;
     let rendered = crate::render::render(&stack);
@@ -80,17 +134,36 @@ pub(super) async fn prepare(
     let (cluster, identity) = if offline {
         (None, None)
     } else {
-        let (c, id) = connect(args, None, context.as_deref()).await?;
+        let (c, id) = match shared {
+            Some(shared) => shared.connect(args, context.as_deref()).await?,
+            None => connect(args, None, context.as_deref()).await?,
+        };
         (Some(c), Some(id))
     };
     // Preflight runs concurrently with observing the cluster; both only read.
-    let preflight = crate::preflight::run(&stack, cluster.as_ref().map(Cluster::client), offline);
+    let own_memo;
+    let memo = match shared {
+        Some(shared) => &shared.preflight,
+        None => {
+            own_memo = crate::preflight::Memo::new();
+            &own_memo
+        }
+    };
+    let target =
+        cluster
+            .as_ref()
+            .zip(identity.as_deref())
+            .map(|(c, id)| crate::preflight::KubeTarget {
+                client: c.client(),
+                key: id,
+            });
+    let preflight = crate::preflight::run_with(&stack, target, offline, memo);
     let binding = Binding {
         stack_file: absolute(path).display().to_string(),
         state_path: absolute(&stack.state.path).display().to_string(),
         lineage: existing.as_ref().map(|s| s.lineage.clone()),
         serial: existing.as_ref().map(|s| s.serial),
-        cluster_identity: identity,
+        cluster_identity: identity.clone(),
         context,
         kubeconfig: args
             .kubeconfig
@@ -131,22 +204,33 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     if args.out.is_some() && args.stacks.len() > 1 {
         bail!("--out saves one plan; got {} stacks", args.stacks.len());
     }
+    // Stacks are planned concurrently, at most --parallelism at once; `buffered` yields the
+    // results in the order given. A stack's error is its outcome, not the command's, unless it
+    // is the only stack (then it is printed as before).
+    let shared = Shared::default();
+    let mode = Mode::Plan {
+        offline: args.offline,
+    };
+    let single = args.stacks.len() == 1;
+    let cluster_args = &args.cluster;
+    let planned: Vec<anyhow::Result<Plan>> = futures::stream::iter(&args.stacks)
+        .map(|path| {
+            let shared = (!single).then_some(&shared);
+            async move {
+                prepare_with(path, cluster_args, mode, "plan", shared)
+                    .await
+                    .map(|prepared| prepared.plan)
+                    .with_context(|| format!("failed to plan `{}`", path.display()))
+            }
+        })
+        .buffered(usize::from(args.parallelism))
+        .collect()
+        .await;
     let mut outcomes = Vec::new();
-    for path in &args.stacks {
-        let prepared = prepare(
-            path,
-            &args.cluster,
-            Mode::Plan {
-                offline: args.offline,
-            },
-            "plan",
-        )
-        .await
-        .with_context(|| format!("failed to plan `{}`", path.display()));
-        let plan = match prepared {
-            Ok(prepared) => prepared.plan,
-            // One stack: its error is the command's error, printed once as before.
-            Err(err) if args.stacks.len() == 1 => return Err(err),
+    for (path, result) in args.stacks.iter().zip(planned) {
+        let plan = match result {
+            Ok(plan) => plan,
+            Err(err) if single => return Err(err),
             Err(err) => {
                 outcomes.push(Outcome::Failed {
                     stack_file: path.display().to_string(),

@@ -1,0 +1,148 @@
+//! Many stacks in one command, as the real `raystack` binary runs them: `plan` of 1 and of 100
+//! stacks against `fake-apiserver` answering each request after 20 ms (a distant managed
+//! control plane), and `plan --offline` of 1,000 stacks. Wall time, CPU time (user + system)
+//! and peak memory (max RSS) per command, through `/usr/bin/time`.
+//!
+//! Run: `cargo bench --bench many_stacks`. Figures are recorded in BENCHMARKS.md; nothing here
+//! asserts a speed.
+
+#[path = "../tests/e2e/support.rs"]
+mod e2e_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use e2e_support::{Fake, raystack_bin};
+
+const RUNS: usize = 5;
+const LOCAL: &str = include_str!("../stacks/local.toml");
+
+fn write_stacks(dir: &Path, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let name = format!("s{i:04}");
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(&path, LOCAL.replace("ray-local", &name)).unwrap();
+            path.display().to_string()
+        })
+        .collect()
+}
+
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    max_rss_kib: u64,
+}
+
+/// Runs `raystack args` under `/usr/bin/time` and reads its figures.
+fn measure(dir: &Path, args: &[String]) -> Sample {
+    let report = dir.join("time.txt");
+    let status = Command::new("/usr/bin/time")
+        .arg("-o")
+        .arg(&report)
+        .args(["-f", "%e %U %S %M"])
+        .arg(raystack_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run /usr/bin/time raystack");
+    assert!(
+        matches!(status.code(), Some(0) | Some(2)),
+        "raystack {args:?} failed"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let f: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Sample {
+        wall: f[0],
+        cpu: f[1] + f[2],
+        max_rss_kib: f[3] as u64,
+    }
+}
+
+fn report(label: &str, dir: &Path, args: &[String], per: usize) {
+    measure(dir, args); // warm-up
+    let mut samples: Vec<Sample> = (0..RUNS).map(|_| measure(dir, args)).collect();
+    samples.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    let median = &samples[RUNS / 2];
+    println!(
+        "{label:<44} wall median {:>7.0} ms (min {:>6.0}, max {:>6.0})   CPU {:>7.0} ms ({:.3} ms/stack)   max RSS {:>6.1} MiB   ({RUNS} runs)",
+        median.wall * 1000.0,
+        samples[0].wall * 1000.0,
+        samples[RUNS - 1].wall * 1000.0,
+        median.cpu * 1000.0,
+        median.cpu * 1000.0 / per as f64,
+        median.max_rss_kib as f64 / 1024.0,
+    );
+}
+
+/// A release `fake-apiserver`, so the figures measure raystack rather than a debug test server.
+fn release_fake(root: &Path) {
+    if std::env::var_os("RAYSTACK_FAKE_APISERVER").is_some() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "fake-apiserver"])
+        .current_dir(root)
+        .status()
+        .expect("cargo build --release -p fake-apiserver");
+    assert!(status.success());
+    let bin: PathBuf = raystack_bin().with_file_name("fake-apiserver");
+    // SAFETY: set before any thread is started.
+    unsafe { std::env::set_var("RAYSTACK_FAKE_APISERVER", bin) };
+}
+
+fn main() {
+    assert!(
+        Path::new("/usr/bin/time").exists(),
+        "this benchmark reads CPU time and peak memory through /usr/bin/time (Debian: `time`)"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    release_fake(root);
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &["--latency-ms", "20"]);
+    let stacks = write_stacks(dir.path(), 100);
+    let online = |n: usize| -> Vec<String> {
+        let mut a = vec![
+            "plan".to_string(),
+            "--kubeconfig".into(),
+            fake.kubeconfig.display().to_string(),
+        ];
+        a.extend(stacks[..n].iter().cloned());
+        a
+    };
+    report(
+        "plan, 1 stack, 20 ms API latency",
+        dir.path(),
+        &online(1),
+        1,
+    );
+    report(
+        "plan, 100 stacks, 20 ms API latency",
+        dir.path(),
+        &online(100),
+        100,
+    );
+
+    let offline_dir = tempfile::tempdir().unwrap();
+    let many = write_stacks(offline_dir.path(), 1000);
+    let mut args = vec!["plan".to_string(), "--offline".into()];
+    args.extend(many);
+    report(
+        "plan --offline, 1,000 stacks",
+        offline_dir.path(),
+        &args,
+        1000,
+    );
+}
