@@ -3,7 +3,8 @@
 //! (a nearby managed control plane answers in a few milliseconds).
 //!
 //! Run: `cargo bench --bench commands` (prints min / median / max wall time per command).
-//! Figures are recorded in BENCHMARKS.md; nothing here asserts a speed.
+//! Figures are recorded in BENCHMARKS.md; nothing here asserts a speed. The fake runs in this
+//! process (fake-apiserver's test helper), built with the bench profile like the rest of it.
 
 #[path = "../tests/e2e/support.rs"]
 mod e2e_support;
@@ -53,28 +54,8 @@ fn raystack(dir: &Path, args: &[&str], kubeconfig: Option<&Path>) -> i32 {
     c.status().expect("run raystack").code().unwrap_or(-1)
 }
 
-/// Uses a release build of `fake-apiserver`, so the figures measure raystack rather than a
-/// debug-built test server (`$RAYSTACK_FAKE_APISERVER` overrides).
-fn release_fake(root: &Path) {
-    if std::env::var_os("RAYSTACK_FAKE_APISERVER").is_some() {
-        return;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "fake-apiserver"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build --release -p fake-apiserver");
-    assert!(status.success());
-    let bin = raystack_bin().with_file_name("fake-apiserver");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    // SAFETY: set before any thread is started.
-    unsafe { std::env::set_var("RAYSTACK_FAKE_APISERVER", bin) };
-}
-
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    release_fake(root);
     let stacks: Vec<String> = std::fs::read_dir(root.join("stacks"))
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())

@@ -128,6 +128,39 @@ impl FakeApiServer {
         &self.kubeconfig
     }
 
+    /// A client for this server that other threads can own (it must not outlive the server).
+    pub fn client(&self) -> Client {
+        Client {
+            addr: self.addr,
+            runtime: self.runtime.clone(),
+        }
+    }
+
+    /// One request (`path` with its query); `headers` are sent as given, after `Host`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.client().request(method, path, headers, body)
+    }
+
+    /// GET `path`; the body as JSON when the status is 200.
+    pub fn get_json(&self, path: &str) -> Option<Value> {
+        self.client().get_json(path)
+    }
+}
+
+/// Plain HTTP requests to one [`FakeApiServer`], from any thread.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Client {
     /// One request (`path` with its query); `headers` are sent as given, after `Host`.
     pub fn request(
         &self,

@@ -368,13 +368,13 @@ fn destroy_deletes_the_raycluster_before_redis_and_keeps_the_volume() {
     // Watch the fake while destroy runs: Redis must never be gone while the RayCluster exists.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
-        let (url, rc, sts, stop) = (env.fake.url.clone(), rc.clone(), sts.clone(), stop.clone());
+        let (client, rc, sts, stop) = (env.fake.client(), rc.clone(), sts.clone(), stop.clone());
         std::thread::spawn(move || {
-            let probe = ProbeClient(url);
+            let exists = |path: &str| client.request("GET", path, &[], b"").status != 404;
             let mut violations = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let sts_gone = !probe.exists(&sts);
-                let rc_exists = probe.exists(&rc);
+                let sts_gone = !exists(&sts);
+                let rc_exists = exists(&rc);
                 if sts_gone && rc_exists {
                     violations += 1;
                 }
@@ -428,29 +428,6 @@ fn destroy_deletes_the_raycluster_before_redis_and_keeps_the_volume() {
         "--allow-data-loss kept the PVC"
     );
     assert!(env.state()["resources"].as_array().unwrap().is_empty());
-}
-
-/// A second HTTP client for the watcher thread (the Fake itself stays with the test).
-struct ProbeClient(String);
-
-impl ProbeClient {
-    fn exists(&self, path: &str) -> bool {
-        use std::io::{Read, Write};
-        let host = self
-            .0
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let Ok(mut s) = std::net::TcpStream::connect(&host) else {
-            return true;
-        };
-        let _ = s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        );
-        let mut raw = String::new();
-        let _ = s.read_to_string(&mut raw);
-        !raw.starts_with("HTTP/1.1 404")
-    }
 }
 
 /// Runs `raystack ARGS` on a pseudo-terminal (util-linux `script`), typing `answer`.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{Fake, Run, fake_bin, raystack_bin};
+use crate::support::{Fake, Run, raystack_bin};
 use serde_json::{Value, json};
 
 /// A stack for `cluster` (the `[cluster]` table and any provider section) in a temp dir.
@@ -59,24 +59,11 @@ fn raystack(dir: &Path, kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) 
     Run::from(c.output().expect("run raystack"))
 }
 
-/// A fake API server started with exactly these extra arguments (no CRD unless given).
-fn fake_with(dir: &Path, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
-    use std::io::BufRead;
-    let kubeconfig = dir.join("kubeconfig");
-    let mut child = Command::new(fake_bin())
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fake-apiserver");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://"), "{line}");
-    (child, kubeconfig)
+/// A fake API server started with exactly these flags (no CRD unless given).
+fn fake_with(dir: &Path, args: &[&str]) -> (Fake, std::path::PathBuf) {
+    let fake = Fake::start_flags(dir, args);
+    let kubeconfig = fake.kubeconfig.clone();
+    (fake, kubeconfig)
 }
 
 fn crd(version: &str) -> String {
@@ -120,7 +107,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn local_without_a_default_storage_class_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut fake, kubeconfig) = fake_with(
+    let (fake, kubeconfig) = fake_with(
         dir.path(),
         &["--crd", &crd("1.3.0"), "--no-default-storageclass"],
     );
@@ -131,7 +118,7 @@ fn local_without_a_default_storage_class_is_an_error() {
         &["plan", stack.to_str().unwrap(), "--format", "json"],
         &[],
     );
-    fake.kill().ok();
+    drop(fake);
     assert_eq!(run.code, 1, "{run}");
     let plan = json_plan(&run);
     let f = finding(&plan, "storage-class");
@@ -149,7 +136,7 @@ fn local_without_a_default_storage_class_is_an_error() {
 #[test]
 fn missing_raycluster_crd_blocks_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut fake, kubeconfig) = fake_with(dir.path(), &[]);
+    let (fake, kubeconfig) = fake_with(dir.path(), &[]);
     let stack = write_stack(dir.path(), "[cluster]\nprovider = \"local\"\n", "1.3.0");
     let plan = raystack(
         dir.path(),
@@ -182,13 +169,13 @@ fn missing_raycluster_crd_blocks_apply() {
         !recorded.contains("Namespace/pf"),
         "apply created objects despite a preflight error: {recorded}"
     );
-    fake.kill().ok();
+    drop(fake);
 }
 
 #[test]
 fn kuberay_version_must_match_the_installed_crd() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut fake, kubeconfig) = fake_with(dir.path(), &["--crd", &crd("1.2.2")]);
+    let (fake, kubeconfig) = fake_with(dir.path(), &["--crd", &crd("1.2.2")]);
     // The stack claims 1.3.0, but the cluster's CRD predates gcsFaultToleranceOptions.
     let stack = write_stack(dir.path(), "[cluster]\nprovider = \"local\"\n", "1.3.0");
     let run = raystack(
@@ -217,7 +204,7 @@ fn kuberay_version_must_match_the_installed_crd() {
         &["plan", stack.to_str().unwrap(), "--format", "json"],
         &[],
     );
-    fake.kill().ok();
+    drop(fake);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(
         finding(&json_plan(&run), "raycluster-crd")["severity"],

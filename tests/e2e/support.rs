@@ -1,13 +1,14 @@
-//! Shared harness of the binary-level tests: a `fake-apiserver` per test, a stack file in a
-//! temp dir, the real `raystack` binary, and a tiny HTTP client to look at (and tamper with)
-//! the fake's objects behind raystack's back.
+//! Shared harness of the binary-level tests: a `fake-apiserver` per test (in-process, from its
+//! library's test helper), a stack file in a temp dir, the real `raystack` binary, and requests to
+//! look at (and tamper with) the fake's objects behind raystack's back.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use fake_apiserver::Options;
+use fake_apiserver::testing::{Client, FakeApiServer};
 
 use serde_json::Value;
 
@@ -20,42 +21,32 @@ pub fn raystack_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_raystack"))
 }
 
-/// The `fake-apiserver` binary: `$RAYSTACK_FAKE_APISERVER`, else next to `raystack` (built by
-/// `cargo test --workspace` / `cargo build -p fake-apiserver`), else built once into a separate
-/// target dir (its own cargo lock, so this never waits on the cargo running the tests).
-pub fn fake_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("RAYSTACK_FAKE_APISERVER") {
-            return PathBuf::from(p);
-        }
-        let sibling = raystack_bin().with_file_name("fake-apiserver");
-        if sibling.exists() {
-            return sibling;
-        }
-        let target = raystack_bin()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("fake-apiserver-for-tests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "fake-apiserver", "--target-dir"])
-            .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p fake-apiserver");
-        assert!(status.success(), "cargo build -p fake-apiserver failed");
-        target.join("debug").join("fake-apiserver")
-    })
-    .clone()
+/// A `fake-apiserver` running in this test process (the library's test helper), stopped on drop.
+pub struct Fake {
+    server: FakeApiServer,
+    pub url: String,
+    /// A kubeconfig for it, in the test's directory.
+    pub kubeconfig: PathBuf,
 }
 
-pub struct Fake {
-    child: Child,
-    pub url: String,
-    pub kubeconfig: PathBuf,
+/// Server options from the `fake-apiserver` binary's flags (`--latency-ms N`,
+/// `--readiness-delay-ms N`, `--no-default-storageclass`, `--crd FILE`).
+pub fn options(flags: &[&str]) -> Options {
+    let mut o = Options::default();
+    let mut it = flags.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || *it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match *flag {
+            "--latency-ms" => o.latency = Duration::from_millis(value().parse().unwrap()),
+            "--readiness-delay-ms" => {
+                o.readiness_delay = Duration::from_millis(value().parse().unwrap())
+            }
+            "--no-default-storageclass" => o.default_storage_class = false,
+            "--crd" => o.crds.push(PathBuf::from(value())),
+            other => panic!("unknown fake-apiserver flag {other}"),
+        }
+    }
+    o
 }
 
 impl Fake {
@@ -66,37 +57,30 @@ impl Fake {
 
     /// A fake with the RayCluster CRD from the file `crd`.
     pub fn start_with_crd(dir: &Path, crd: &str, extra: &[&str]) -> Fake {
+        let mut flags = vec!["--crd", crd];
+        flags.extend_from_slice(extra);
+        Fake::start_flags(dir, &flags)
+    }
+
+    /// A fake started with exactly these flags (no CRD unless given).
+    pub fn start_flags(dir: &Path, flags: &[&str]) -> Fake {
+        let server = FakeApiServer::start_with(options(flags));
         let kubeconfig = dir.join("kubeconfig");
-        let mut child = Command::new(fake_bin())
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--crd", crd])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fake-apiserver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("fake-apiserver prints its URL");
-        let url = line.trim().to_string();
-        assert!(url.starts_with("http://"), "fake-apiserver printed {url:?}");
+        std::fs::write(&kubeconfig, fake_apiserver::kubeconfig(server.url()))
+            .expect("write the kubeconfig");
         Fake {
-            child,
-            url,
+            url: server.url().to_string(),
             kubeconfig,
+            server,
         }
     }
 
-    fn hostport(&self) -> String {
-        self.url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string()
+    /// A client another thread can own.
+    pub fn client(&self) -> Client {
+        self.server.client()
     }
 
-    /// One HTTP/1.1 request; returns (status, body).
+    /// One HTTP request; returns (status, body).
     pub fn request(
         &self,
         method: &str,
@@ -104,31 +88,16 @@ impl Fake {
         content_type: &str,
         body: &str,
     ) -> (u16, String) {
-        let mut s = TcpStream::connect(self.hostport()).expect("connect to fake-apiserver");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-            self.hostport(),
-            body.len()
+        let r = self.server.request(
+            method,
+            path,
+            &[
+                ("Accept", "application/json"),
+                ("Content-Type", content_type),
+            ],
+            body.as_bytes(),
         );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        (status, body)
+        (r.status, r.text)
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
@@ -159,26 +128,6 @@ impl Fake {
                     .to_string()
             })
             .collect()
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n.min(rest.len())]);
-        s = rest.get(n + 2..).unwrap_or("");
-    }
-    out
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
