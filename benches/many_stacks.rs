@@ -4,12 +4,13 @@
 //! and peak memory (max RSS) per command, through `/usr/bin/time`.
 //!
 //! Run: `cargo bench --bench many_stacks`. Figures are recorded in BENCHMARKS.md; nothing here
-//! asserts a speed.
+//! asserts a speed. The fake runs in this process (fake-apiserver's test helper), built with the
+//! bench profile like the rest of it.
 
 #[path = "../tests/e2e/support.rs"]
 mod e2e_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use e2e_support::{Fake, raystack_bin};
@@ -85,30 +86,11 @@ fn report(label: &str, dir: &Path, args: &[String], per: usize) {
     );
 }
 
-/// A release `fake-apiserver`, so the figures measure raystack rather than a debug test server.
-fn release_fake(root: &Path) {
-    if std::env::var_os("RAYSTACK_FAKE_APISERVER").is_some() {
-        return;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "fake-apiserver"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build --release -p fake-apiserver");
-    assert!(status.success());
-    let bin: PathBuf = raystack_bin().with_file_name("fake-apiserver");
-    // SAFETY: set before any thread is started.
-    unsafe { std::env::set_var("RAYSTACK_FAKE_APISERVER", bin) };
-}
-
 fn main() {
     assert!(
         Path::new("/usr/bin/time").exists(),
         "this benchmark reads CPU time and peak memory through /usr/bin/time (Debian: `time`)"
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    release_fake(root);
 
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::start(dir.path(), &["--latency-ms", "20"]);
