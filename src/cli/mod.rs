@@ -14,6 +14,7 @@ mod render;
 mod review;
 mod state;
 mod validate;
+mod verify;
 
 /// Provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes: plan, review, apply.
 #[derive(Debug, Parser)]
@@ -102,6 +103,49 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Run the GCS fault-tolerance drill on the live cluster: record a finished job and a
+    /// detached actor, delete the Ray head and Redis pods, wait for them to come back, check
+    /// that both survived, report. Exit 0 pass, 1 fail or error.
+    Verify(VerifyArgs),
+}
+
+/// Which pods `verify` deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisruptArg {
+    Head,
+    Redis,
+    Both,
+}
+
+impl From<DisruptArg> for crate::verify::report::Disrupt {
+    fn from(d: DisruptArg) -> Self {
+        match d {
+            DisruptArg::Head => Self::Head,
+            DisruptArg::Redis => Self::Redis,
+            DisruptArg::Both => Self::Both,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub stack: PathBuf,
+    /// Which pods to delete: the Ray head, the Redis pod, or both.
+    #[arg(long, value_enum, default_value_t = DisruptArg::Both)]
+    pub disrupt: DisruptArg,
+    /// Run preflight and print exactly what the drill would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Bound on every wait of the drill (recovery, each probe job), e.g. "10m" or "90s".
+    #[arg(long, default_value = "10m", value_parser = verify::parse_timeout)]
+    pub timeout: std::time::Duration,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -252,5 +296,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             cluster,
         } => backend::force_unlock(&stack, &lock_id, force, &cluster).await,
+        Command::Verify(args) => verify::run(args, color).await,
     }
 }

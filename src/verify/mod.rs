@@ -145,11 +145,10 @@ pub fn dry_run_steps(p: &Preflight, opts: &Options, probe: &Probe) -> Vec<String
             t.redis_selector, t.redis_statefulset
         ));
     }
-    waits.push("the job API answering again".into());
     steps.push(format!(
-        "recover: wait up to {}s for {}",
+        "recover: wait up to {}s for {}; then for the job API to answer again",
         opts.timeout.as_secs(),
-        waits.join(", then ")
+        waits.join(", and for ")
     ));
     steps.push(format!(
         "check: job `{}` is still SUCCEEDED; job `{}` finds actor `{}` by name and gets the same token back",

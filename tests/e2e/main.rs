@@ -10,6 +10,7 @@
 //! The live suite (`live`) is `#[ignore]`d unless run on purpose, see `live.rs`.
 
 // Shared harnesses.
+mod ray_support;
 mod render_support;
 mod support;
 
@@ -38,6 +39,10 @@ mod review;
 mod state_cli;
 mod state_kubernetes;
 mod team;
+mod verify_cli;
+
+// Ray and Redis on real processes behind fake-apiserver: `raystack verify`.
+mod verify_drill;
 
 // The real binary against a real cluster (ignored unless RAYSTACK_LIVE_KUBECONFIG is set).
 mod live;

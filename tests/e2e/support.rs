@@ -215,7 +215,7 @@ impl Env {
             .env("RAYSTACK_WAIT_TIMEOUT", "60");
         if matches!(
             args.first(),
-            Some(&"plan") | Some(&"apply") | Some(&"destroy")
+            Some(&"plan") | Some(&"apply") | Some(&"destroy") | Some(&"verify")
         ) {
             c.arg("--kubeconfig").arg(&self.fake.kubeconfig);
         }

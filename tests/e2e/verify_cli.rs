@@ -1,0 +1,163 @@
+//! `raystack verify` without Ray: `--dry-run` (against fake-apiserver, whose service proxy
+//! reaches a stub dashboard that only reports its version) and the refusals — no terminal
+//! without `--yes`, pending changes, GCS fault tolerance off — each of which must leave every
+//! pod in place.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use crate::support::{self, Env, NAME};
+use serde_json::{Value, json};
+
+/// A stand-in for the dashboard that answers every request with Ray's version: enough for the
+/// preflight, never enough for the drill.
+fn stub_dashboard() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = r#"{"version": "4", "ray_version": "2.60.0"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn env_with_dashboard() -> Env {
+    let proxy = format!(
+        "{NAME}/{NAME}-head-svc:8265=http://127.0.0.1:{}",
+        stub_dashboard()
+    );
+    let env = Env::new(&["--service-proxy", &proxy]);
+    env.apply();
+    env
+}
+
+/// The pods (name, uid) in the stack's namespace: a refusal must not change them.
+fn pods(env: &Env) -> Vec<(String, String)> {
+    let list = env
+        .fake
+        .get(&format!("/api/v1/namespaces/{NAME}/pods"))
+        .expect("pods list");
+    let mut pods: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p["metadata"]["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+/// Output with the head pod's random suffix and UIDs replaced.
+fn normalized(env: &Env, text: &str) -> String {
+    let mut out = text.to_string();
+    for (name, uid) in pods(env) {
+        if let Some(suffix) = name.strip_prefix(&format!("{NAME}-head-")) {
+            out = out.replace(&name, &format!("{NAME}-head-[pod]"));
+            let _ = suffix;
+        }
+        out = out.replace(&uid, "[uid]");
+    }
+    // The probe's random run id.
+    let mut s = String::new();
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("raystack-verify-") {
+        s.push_str(&rest[..i + 16]);
+        let after = &rest[i + 16..];
+        if after.len() >= 8 && after[..8].chars().all(|c| c.is_ascii_hexdigit()) {
+            s.push_str("[run]");
+            rest = &after[8..];
+        } else {
+            rest = after;
+        }
+    }
+    s.push_str(rest);
+    s
+}
+
+#[test]
+fn dry_run_prints_the_drill_and_changes_nothing() {
+    let env = env_with_dashboard();
+    let before = pods(&env);
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(pods(&env), before, "a dry run deletes nothing");
+    insta::assert_snapshot!("verify_dry_run", normalized(&env, &r.stdout));
+
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run", "--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["blocked"], false);
+    let password = env.password();
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains(&password), "the Redis password leaked:\n{r}");
+    }
+}
+
+#[test]
+fn refuses_without_a_terminal_unless_yes() {
+    let env = env_with_dashboard();
+    let before = pods(&env);
+    let r = env.run(&["verify", env.stack_arg()]);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(r.stdout, "");
+    insta::assert_snapshot!("verify_refuses_without_terminal", r.stderr);
+    assert_eq!(pods(&env), before);
+}
+
+#[test]
+fn refuses_when_the_stack_has_pending_changes() {
+    let env = env_with_dashboard();
+    let before = pods(&env);
+    let toml = support::stack_toml(&support::worker("cpu", 2), "", "");
+    env.write_stack(&toml);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["result"], "error");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    let pending: Vec<&Value> = v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["level"] == "error")
+        .collect();
+    insta::assert_json_snapshot!("verify_refuses_pending_changes", pending);
+    assert_eq!(pods(&env), before);
+}
+
+#[test]
+fn refuses_when_gcs_fault_tolerance_is_off() {
+    let env = env_with_dashboard();
+    let before = pods(&env);
+    // Someone turned GCS fault tolerance off behind raystack's back.
+    let code = env.fake.merge_patch(
+        &env.ns_path("rayclusters", NAME),
+        &json!({"spec": {"gcsFaultToleranceOptions": null}}),
+    );
+    assert_eq!(code, 200);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    let ft: Vec<&Value> = v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "GCS fault tolerance")
+        .collect();
+    insta::assert_json_snapshot!("verify_refuses_gcs_ft_off", ft);
+    assert_eq!(pods(&env), before);
+}
