@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ClusterError, ObjectRef};
 use crate::plan::{Action, FIELD_MANAGER, Plan, ResourceChange, execution_order};
-use crate::state::{ResourceState, State, StateError, StateLock, applied_hash};
+use crate::state::{Lock, ResourceState, State, StateError, applied_hash};
 
 /// What apply reports while it works (rendered by `crate::output::progress`).
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ const REMIND: Duration = Duration::from_secs(15);
 pub async fn execute(
     plan: &Plan,
     cluster: &Cluster,
-    lock: &mut StateLock,
+    lock: &mut dyn Lock,
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
@@ -146,7 +146,7 @@ fn record(state: &mut State, c: &ResourceChange, manifest: &Value, live: &Value)
 async fn apply_one(
     c: &ResourceChange,
     cluster: &Cluster,
-    lock: &mut StateLock,
+    lock: &mut dyn Lock,
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
@@ -168,7 +168,7 @@ async fn persist(
     manifest: &Value,
     mut live: Value,
     cluster: &Cluster,
-    lock: &mut StateLock,
+    lock: &mut dyn Lock,
     state: &mut State,
 ) -> Result<(), ApplyError> {
     if c.kind == "Secret" {
@@ -177,7 +177,7 @@ async fn persist(
         state.set_secret_fingerprint(&c.name, &password);
     }
     record(state, c, manifest, &live);
-    lock.write(state)?;
+    lock.write(state).await?;
     Ok(())
 }
 
@@ -187,7 +187,7 @@ async fn persist(
 async fn refresh(
     c: &ResourceChange,
     cluster: &Cluster,
-    lock: &mut StateLock,
+    lock: &mut dyn Lock,
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
@@ -225,7 +225,7 @@ fn object_ref(c: &ResourceChange) -> ObjectRef {
 async fn delete(
     c: &ResourceChange,
     cluster: &Cluster,
-    lock: &mut StateLock,
+    lock: &mut dyn Lock,
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
@@ -257,7 +257,7 @@ async fn delete(
     if c.kind == "Secret" {
         state.remove_secret(&c.name);
     }
-    lock.write(state)?;
+    lock.write(state).await?;
     Ok(())
 }
 

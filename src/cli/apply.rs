@@ -12,7 +12,7 @@ use super::{ApplyArgs, DestroyArgs, Format};
 use crate::apply::execute;
 use crate::output::progress::StderrProgress;
 use crate::plan::{Plan, looks_like_plan_file, read_plan_file};
-use crate::state::LocalBackend;
+use crate::state::{Backend, LocalBackend};
 
 fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
     let problems = plan.blocking_problems();
@@ -56,12 +56,21 @@ fn outcome_line(plan: &Plan, verb: &str) -> String {
 
 async fn run_prepared(mut p: Prepared, color: bool, verb: &str) -> anyhow::Result<ExitCode> {
     let cluster = p.cluster.take().context("applying needs a cluster")?;
+    let mut lock = p.lock.take().context("applying needs the state lock")?;
     let mut progress = StderrProgress { color };
-    execute(&p.plan, &cluster, &mut p.lock, &mut p.state, &mut progress)
-        .await
-        .context(
-            "apply stopped; state records every object applied so far, so rerunning apply resumes",
-        )?;
+    let result = execute(
+        &p.plan,
+        &cluster,
+        lock.as_mut(),
+        &mut p.state,
+        &mut progress,
+    )
+    .await;
+    let released = lock.release().await;
+    result.context(
+        "apply stopped; state records every object applied so far, so rerunning apply resumes",
+    )?;
+    released?;
     if p.plan.has_changes() {
         print_stdout(&outcome_line(&p.plan, verb))?;
     }
@@ -104,9 +113,25 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
         );
     }
     let b = &plan.binding;
-    let backend = LocalBackend::new(&b.state_path);
-    let lock = backend.lock("apply")?;
-    let state = lock.read()?;
+    // The backend the stack names (its file as planned); a plan whose stack file is gone falls
+    // back to the local state file it was bound to.
+    let cluster_args = super::ClusterArgs {
+        context: args.cluster.context.clone().or(b.context.clone()),
+        kubeconfig: args
+            .cluster
+            .kubeconfig
+            .clone()
+            .or(b.kubeconfig.as_ref().map(Into::into)),
+    };
+    let backend: Box<dyn Backend> = match crate::stack::load(Path::new(&b.stack_file)) {
+        Ok(stack) => super::backend::open(&stack, &cluster_args).await?,
+        Err(_) => Box::new(LocalBackend::new(&b.state_path)),
+    };
+    let mut lock = backend.lock("apply").await?;
+    for note in lock.notes() {
+        eprintln!("warning: {note}");
+    }
+    let state = lock.read().await?;
     let now = (
         state.as_ref().map(|s| s.lineage.clone()),
         state.as_ref().map(|s| s.serial),
@@ -141,7 +166,7 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
     let p = Prepared {
         state: state.unwrap_or_else(|| crate::state::State::new(&stack)),
         plan,
-        lock,
+        lock: Some(lock),
         cluster: Some(cluster),
     };
     run_prepared(p, color, "Apply").await

@@ -17,12 +17,13 @@ use crate::apply::observe::{PlanInputs, plan_destroy, plan_offline, plan_online}
 use crate::cluster::{self, Cluster};
 use crate::output::review::Outcome;
 use crate::plan::{Binding, Plan, read_plan_file, write_plan_file};
-use crate::state::{LocalBackend, State, StateLock};
+use crate::state::{BackendKind, Lock, State};
 
 /// What a plan was made with; apply and destroy continue from here under the same lock.
 pub(super) struct Prepared {
     pub plan: Plan,
-    pub lock: StateLock,
+    /// The state lock; `None` when planning on the kubernetes backend, which reads without it.
+    pub lock: Option<Box<dyn Lock>>,
     pub state: State,
     pub cluster: Option<Cluster>,
 }
@@ -117,15 +118,32 @@ async fn prepare_with(
     let durability = serde_json::to_value(crate::render::summarize(&stack))
         .context("failed to summarize durability")?;
 
-    if stack.state.backend != crate::stack::StateBackend::Local {
-        bail!(
-            "`{}`: the kubernetes state backend is not available in this build; set `[state] backend = \"local\"`",
-            path.display()
+    let backend = super::backend::open(&stack, args).await?;
+    let (lock, existing) = if backend.kind() == BackendKind::Kubernetes && operation == "plan" {
+        // A consistent read needs no lock, and a read-only account can plan.
+        eprintln!(
+            "note: reading state from {} without locking it (plan only reads; apply takes the lock)",
+            backend.location()
         );
+        if let Ok(Some(holder)) = backend.holder().await {
+            eprintln!(
+                "warning: stack `{}` is locked by {}; the state may change when that run ends",
+                stack.meta.name,
+                holder.describe()
+            );
+        }
+        (None, backend.read().await?)
+    } else {
+        let mut lock = backend.lock(operation).await?;
+        for note in lock.notes() {
+            eprintln!("warning: {note}");
+        }
+        let existing = lock.read().await?;
+        (Some(lock), existing)
+    };
+    if existing.is_none() {
+        super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
     }
-    let backend = LocalBackend::new(&stack.state.path);
-    let lock = backend.lock(operation)?;
-    let existing = lock.read()?;
     let offline = matches!(mode, Mode::Plan { offline: true });
     let context = args
         .context
@@ -160,7 +178,10 @@ async fn prepare_with(
     let preflight = crate::preflight::run_with(&stack, target, offline, memo);
     let binding = Binding {
         stack_file: absolute(path).display().to_string(),
-        state_path: absolute(&stack.state.path).display().to_string(),
+        state_path: match backend.kind() {
+            BackendKind::Local => absolute(&stack.state.path).display().to_string(),
+            BackendKind::Kubernetes => backend.location(),
+        },
         lineage: existing.as_ref().map(|s| s.lineage.clone()),
         serial: existing.as_ref().map(|s| s.serial),
         cluster_identity: identity.clone(),
@@ -217,9 +238,15 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
         .map(|path| {
             let shared = (!single).then_some(&shared);
             async move {
-                prepare_with(path, cluster_args, mode, "plan", shared)
+                let planned = async {
+                    let prepared = prepare_with(path, cluster_args, mode, "plan", shared).await?;
+                    if let Some(lock) = prepared.lock {
+                        lock.release().await?;
+                    }
+                    Ok::<_, anyhow::Error>(prepared.plan)
+                };
+                planned
                     .await
-                    .map(|prepared| prepared.plan)
                     .with_context(|| format!("failed to plan `{}`", path.display()))
             }
         })

@@ -133,9 +133,13 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         }
         return;
     };
-    let shape = match managed_shape(live, FIELD_MANAGER) {
-        Some(owned) => merge_shapes(desired, &owned),
-        None => desired.clone(),
+    let shape = match (&i.dry_run, managed_shape(live, FIELD_MANAGER)) {
+        // No dry run (the credentials may not patch: a read-only plan): without the server's
+        // version of the object, compare only the fields the stack declares, so values the
+        // server defaulted into raystack's fields do not show as changes.
+        (DryRun::NotRun, _) => desired.clone(),
+        (_, Some(owned)) => merge_shapes(desired, &owned),
+        (_, None) => desired.clone(),
     };
     let before = project(&shape, live);
     c.before = Some(before.clone());
@@ -556,6 +560,30 @@ mod tests {
             mk("Secret", Action::Update),
         ];
         assert_eq!(execution_order(&changes), vec![2, 1, 0, 3]);
+    }
+
+    #[test]
+    fn without_a_dry_run_server_defaults_in_declared_lists_are_no_change() {
+        let desired =
+            json!({"kind": "Service", "spec": {"ports": [{"name": "redis", "port": 6379}]}});
+        let live = json!({"kind": "Service", "metadata": {"managedFields": [{
+                "manager": "raystack", "operation": "Apply",
+                "fieldsV1": {"f:spec": {"f:ports": {"k:{\"port\":6379,\"protocol\":\"TCP\"}": {
+                    ".": {}, "f:name": {}, "f:port": {}, "f:protocol": {}}}}}}]},
+            "spec": {"ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}],
+                     "clusterIP": "10.96.0.1"}});
+        let c = classify(inputs(
+            "Service",
+            Some(desired.clone()),
+            Some(live.clone()),
+            DryRun::NotRun,
+        ));
+        assert_eq!(c.action, Action::NoOp, "{c:?}");
+        let mut changed = desired;
+        changed["spec"]["ports"][0]["port"] = json!(6380);
+        let mut i = inputs("Service", Some(changed), Some(live), DryRun::NotRun);
+        i.desired_hash = Some("h2".into());
+        assert_eq!(classify(i).action, Action::Update);
     }
 
     #[test]

@@ -340,3 +340,280 @@ fn state_pull_needs_only_read_access() {
         "{r}"
     );
 }
+
+/// Polls (bounded) until the fake holds `path`.
+fn wait_for(env: &Env, path: &str, what: &str) {
+    for _ in 0..600 {
+        if env.fake.get(path).is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} never appeared");
+}
+
+/// Converged on the kubernetes backend: no changes, every object once in the cluster and in
+/// the state `state pull` prints, the password's fingerprint recorded, no lock left.
+fn assert_converged_k(env: &Env) {
+    env.assert_no_changes();
+    let pulled = run_k(env, &["state", "pull", env.stack_arg()]);
+    assert_eq!(pulled.code, 0, "{pulled}");
+    let state: Value = serde_json::from_str(&pulled.stdout).unwrap();
+    let addrs: std::collections::BTreeSet<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 8, "state: {addrs:?}");
+    assert_eq!(state["resources"].as_array().unwrap().len(), 8);
+    for (path, name) in all_objects() {
+        let names = env.fake.list_names(&path);
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{path}: {names:?}"
+        );
+    }
+    assert_eq!(state["secrets"].as_array().unwrap().len(), 1, "{state}");
+    assert!(
+        !env.state_path().exists(),
+        "no local state file was written"
+    );
+    assert!(
+        env.fake.get(&lease_path()).is_none(),
+        "the lock was released"
+    );
+}
+
+/// A kubernetes-backend stack on a fake slow enough that an apply runs for seconds.
+fn slow_env() -> Env {
+    let env = Env::new(&["--latency-ms", "20", "--readiness-delay-ms", "1500"]);
+    env.write_stack(&kubernetes_stack());
+    env
+}
+
+#[test]
+fn two_applies_from_two_machines_one_proceeds_the_other_fails_at_once_naming_the_holder() {
+    let env = slow_env();
+    // The second "machine": another checkout of the same stack, with no state of its own.
+    let other = tempfile::tempdir().unwrap();
+    let other_stack = other.path().join("stack.toml");
+    std::fs::write(&other_stack, kubernetes_stack()).unwrap();
+
+    let mut first = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&env, &lease_path(), "the first apply's lease");
+    let second = env
+        .cmd(&["apply", other_stack.to_str().unwrap(), "--auto-approve"])
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    let second = Run::from(second);
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the second apply waited for the first to finish instead of failing at once"
+    );
+    assert_eq!(second.code, 1, "{second}");
+    assert!(
+        second.stdout.is_empty(),
+        "the locked apply planned anyway:\n{second}"
+    );
+    assert!(
+        second.stderr.contains(&format!(
+            "caused by: stack `{NAME}` is locked: lease `{STATE_NS}/raystack-lock-{NAME}` is held by "
+        )),
+        "{second}"
+    );
+    assert!(
+        second
+            .stderr
+            .contains(&format!(" pid {} (apply) since ", first.id())),
+        "{second}"
+    );
+    let status = first.wait().unwrap();
+    assert!(status.success());
+    assert!(!other.path().join(".raystack").exists());
+    assert_converged_k(&env);
+}
+
+fn lock_id_in(stderr: &str) -> String {
+    stderr
+        .split("(lock ID ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no lock ID in {stderr}"))
+        .to_owned()
+}
+
+/// Starts an apply with a `lease`-second lease, SIGKILLs it once it holds the lock and has
+/// recorded something, and returns its pid.
+fn kill_an_apply(env: &Env, lease: &str) -> u32 {
+    let mut child = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .env("RAYSTACK_LEASE_SECONDS", lease)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        env,
+        &format!("/api/v1/namespaces/{STATE_NS}/secrets/raystack-state-{NAME}"),
+        "the first state write",
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    child.id()
+}
+
+#[test]
+fn a_killed_apply_holds_the_stack_until_its_lease_expires_or_force_unlock() {
+    let env = slow_env();
+    let dead = kill_an_apply(&env, "600");
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(&format!(" pid {dead} (apply) since ")),
+        "{r}"
+    );
+    assert!(r.stderr.contains(", and expires at "), "{r}");
+    let id = lock_id_in(&r.stderr);
+    let unlocked = run_k(&env, &["force-unlock", env.stack_arg(), &id, "--force"]);
+    assert_eq!(unlocked.code, 0, "{unlocked}");
+    assert_eq!(
+        env.run(&["apply", env.stack_arg(), "--auto-approve"]).code,
+        0
+    );
+    assert_converged_k(&env);
+}
+
+#[test]
+fn a_killed_apply_is_taken_over_after_its_lease_expires_and_converges() {
+    let env = slow_env();
+    let dead = kill_an_apply(&env, "3");
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "a rerun within the lease must fail:\n{r}");
+    assert!(
+        r.stderr.contains(&format!(" pid {dead} (apply) since ")),
+        "{r}"
+    );
+    // Wait (bounded) until the dead run's lease has expired.
+    let mut r = r;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+        if r.code == 0 {
+            break;
+        }
+        assert!(
+            r.stderr.contains(&format!(" pid {dead} (apply) since ")),
+            "{r}"
+        );
+    }
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: took over the expired lock of stack `{NAME}`: "
+        )),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(&format!(" pid {dead} (apply) since ")),
+        "{r}"
+    );
+    assert_converged_k(&env);
+}
+
+#[test]
+fn a_409_on_the_state_write_stops_apply_keeps_what_it_applied_and_a_rerun_recovers() {
+    let env = slow_env();
+    let child = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let head = format!("/api/v1/namespaces/{STATE_NS}/secrets/raystack-state-{NAME}");
+    wait_for(&env, &head, "the first state write");
+    // Someone writes the state behind the lock's back (an old raystack, kubectl edit, ...).
+    assert_eq!(
+        env.fake.merge_patch(
+            &head,
+            &json!({"metadata": {"labels": {"edited-by": "hand"}}})
+        ),
+        200
+    );
+    let out = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("(409 Conflict)"), "{out}");
+    assert!(out.stderr.contains("nothing was overwritten"), "{out}");
+    assert!(
+        out.stderr
+            .contains("rerun the command, which records them from the cluster"),
+        "{out}"
+    );
+    assert_eq!(
+        env.fake.get(&head).unwrap()["metadata"]["labels"]["edited-by"],
+        "hand",
+        "the other writer's version was not overwritten"
+    );
+    // What apply did before the conflict is in the cluster.
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_some()
+    );
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_converged_k(&env);
+}
+
+#[test]
+fn plan_with_read_only_credentials_reads_state_without_the_lock_and_says_so() {
+    let env = Env::new(&[]);
+    env.write_stack(&kubernetes_stack());
+    env.apply();
+    let r = env.run(&[
+        "plan",
+        env.stack_arg(),
+        "--detailed-exitcode",
+        "--context",
+        "fake-readonly",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("No changes"), "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "reading state from Secret `{STATE_NS}/raystack-state-{NAME}`"
+        )),
+        "{r}"
+    );
+    assert!(r.stderr.contains("without locking it"), "{r}");
+    // A change is planned too, with the same credentials.
+    env.write_stack(&kubernetes_stack().replace("replicas = 1", "replicas = 2"));
+    let r = env.run(&[
+        "plan",
+        env.stack_arg(),
+        "--detailed-exitcode",
+        "--context",
+        "fake-readonly",
+    ]);
+    assert_eq!(r.code, 2, "{r}");
+    // And an apply with them fails on the lock, naming the missing permission.
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--context",
+        "fake-readonly",
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("cannot create resource \"leases\""),
+        "{r}"
+    );
+}
