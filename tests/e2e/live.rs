@@ -349,3 +349,36 @@ fn live_kubernetes_state_backend_loop() {
     let r = live.kubectl(&["delete", "namespace", &state_ns, "--wait=false"]);
     assert_eq!(r.code, 0, "{r}");
 }
+
+#[test]
+#[ignore = "needs RAYSTACK_LIVE_KUBECONFIG"]
+fn live_verify_the_gcs_survives_losing_the_head_and_redis() {
+    let live = Live::new("verify");
+    let stack = live.stack_arg();
+    live.write(1, "1Gi");
+    let r = live.run(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = live.run(&["verify", &stack, "--dry-run"]);
+    assert_eq!(r.code, 0, "preflight passes on a fresh stack:\n{r}");
+    let r = live.run(&[
+        "verify",
+        &stack,
+        "--yes",
+        "--format",
+        "json",
+        "--timeout",
+        "15m",
+    ]);
+    let report: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON report ({e}):\n{r}"));
+    assert_eq!(report["result"], "pass", "{r}");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(report["cleanup"]["ok"], true, "{r}");
+    for key in [
+        "head_ready_seconds",
+        "redis_ready_seconds",
+        "gcs_answering_seconds",
+    ] {
+        assert!(report["timings"][key].is_number(), "{key}: {r}");
+    }
+}
