@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::{Fake, Run, raystack_bin};
-use serde_json::{Value, json};
+use serde_json::Value;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+use serde_json::json;
 
 /// A stack for `cluster` (the `[cluster]` table and any provider section) in a temp dir.
 fn write_stack(dir: &Path, cluster: &str, kuberay: &str) -> std::path::PathBuf {
@@ -24,6 +26,7 @@ fn write_stack(dir: &Path, cluster: &str, kuberay: &str) -> std::path::PathBuf {
 }
 
 /// A temp dir, a `fake-apiserver` with the KubeRay 1.3.0 CRD, and a stack for `cluster` in it.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn cluster_with(cluster: &str) -> (tempfile::TempDir, Fake, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::start(dir.path(), &[]);
@@ -94,6 +97,7 @@ fn preflight_section(text: &str) -> String {
     rest[..end].to_string()
 }
 
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
