@@ -43,7 +43,7 @@ impl Processes {
     fn handle(&self, what: &str) -> Result<(), String> {
         let run = || match what {
             "redis" => {
-                let mut redis = self.redis.lock().unwrap();
+                let mut redis = lock(&self.redis);
                 let r = redis.as_mut().expect("redis started");
                 r.sigkill();
                 if self.wipe_redis.swap(false, Ordering::SeqCst) {
@@ -53,16 +53,17 @@ impl Processes {
                 self.redis_restarts.fetch_add(1, Ordering::SeqCst);
             }
             "head" => {
-                self.head.lock().unwrap().as_mut().expect("head").sigkill();
+                lock(&self.head).as_mut().expect("head").sigkill();
                 // The Redis pod is deleted right after the head's: let its hook take the Redis
                 // lock first, so the new head never starts against the Redis about to be killed.
                 std::thread::sleep(Duration::from_secs(1));
-                let redis = self.redis.lock().unwrap();
-                let mut head = self.head.lock().unwrap();
-                head.as_mut().expect("head").restart(
-                    &self.venv,
-                    redis.as_ref().expect("redis"),
-                    &self.ports,
+                let redis = lock(&self.redis);
+                let mut head = lock(&self.head);
+                let head = head.as_mut().expect("head");
+                retry_start(
+                    head,
+                    |h| h.restart(&self.venv, redis.as_ref().expect("redis"), &self.ports),
+                    |h| h.sigkill(),
                 );
                 self.head_restarts.fetch_add(1, Ordering::SeqCst);
             }
@@ -74,6 +75,31 @@ impl Processes {
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into())
         })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts the head, again after a failed start, at most three times in all — as the kubelet
+/// restarts a container that failed: on a loaded two-core machine `ray start` can give up
+/// waiting for its raylet (it allows 30 s).
+fn retry_start<S, T>(
+    state: &mut S,
+    mut start: impl FnMut(&mut S) -> T,
+    mut reset: impl FnMut(&mut S),
+) -> T {
+    let mut attempt = 1;
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start(state))) {
+            Ok(v) => return v,
+            Err(e) if attempt >= 3 => std::panic::resume_unwind(e),
+            Err(_) => {
+                reset(state);
+                attempt += 1;
+            }
+        }
     }
 }
 
@@ -118,7 +144,7 @@ fn write_hook(dir: &Path, port: u16) -> String {
         &path,
         format!(
             "#!/bin/bash\nexec 3<>/dev/tcp/127.0.0.1/{port} || exit 1\necho \"$1 $POD_NAME\" >&3\n\
-             read -r -t 240 answer <&3\n[ \"$answer\" = ok ]\n"
+             read -r -t 600 answer <&3\n[ \"$answer\" = ok ]\n"
         ),
     )
     .unwrap();
@@ -180,7 +206,11 @@ impl Drill {
         let root = env.dir.path().join("processes");
         std::fs::create_dir_all(&root).unwrap();
         let redis = Redis::start(&conf, &root, &env.password());
-        let head = Head::start(&procs.venv, &redis, &procs.ports, &root, &storage_namespace);
+        let head = retry_start(
+            &mut (),
+            |_| Head::start(&procs.venv, &redis, &procs.ports, &root, &storage_namespace),
+            |_| {},
+        );
         *procs.redis.lock().unwrap() = Some(redis);
         *procs.head.lock().unwrap() = Some(head);
         Drill {
@@ -198,7 +228,7 @@ impl Drill {
             "--format",
             "json",
             "--timeout",
-            "3m",
+            "6m",
         ]);
         let failures = self.procs.failures.lock().unwrap().clone();
         assert!(
