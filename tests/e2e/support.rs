@@ -30,7 +30,8 @@ pub struct Fake {
 }
 
 /// Server options from the `fake-apiserver` binary's flags (`--latency-ms N`,
-/// `--readiness-delay-ms N`, `--no-default-storageclass`, `--crd FILE`).
+/// `--readiness-delay-ms N`, `--no-default-storageclass`, `--crd FILE`, `--service-proxy ROUTE`,
+/// `--on-pod-delete HOOK`).
 pub fn options(flags: &[&str]) -> Options {
     let mut o = Options::default();
     let mut it = flags.iter();
@@ -43,6 +44,8 @@ pub fn options(flags: &[&str]) -> Options {
             }
             "--no-default-storageclass" => o.default_storage_class = false,
             "--crd" => o.crds.push(PathBuf::from(value())),
+            "--service-proxy" => o.service_proxy.push(value().parse().unwrap()),
+            "--on-pod-delete" => o.on_pod_delete.push(value().parse().unwrap()),
             other => panic!("unknown fake-apiserver flag {other}"),
         }
     }
