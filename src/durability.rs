@@ -289,6 +289,8 @@ mod tests {
             snapshot_min_writes: 1000,
             volume,
             protect_volume: true,
+            backend: crate::stack::GcsBackend::Redis,
+            embedded_storage: None,
         }
     }
 

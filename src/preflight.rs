@@ -31,8 +31,26 @@ type Cells<T> = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>;
 #[derive(Default)]
 pub struct Memo {
     cloud: Cells<Vec<Finding>>,
-    crds: Cells<Result<Option<bool>, String>>,
+    crds: Cells<Result<Option<CrdFields>, String>>,
     classes: Cells<Result<ClassLookup, String>>,
+}
+
+/// Which of the fields raystack renders the installed RayCluster CRD declares.
+#[derive(Clone, Copy)]
+struct CrdFields {
+    gcs_ft_options: bool,
+    embedded_backend: bool,
+    upgrade_strategy: bool,
+}
+
+impl CrdFields {
+    fn of(crd: &CustomResourceDefinition) -> Self {
+        CrdFields {
+            gcs_ft_options: crd_supports_gcs_ft_options(crd),
+            embedded_backend: crd_spec_has(crd, &["gcsFaultToleranceOptions", "backend"]),
+            upgrade_strategy: crd_spec_has(crd, &["upgradeStrategy"]),
+        }
+    }
 }
 
 /// What a StorageClass read found.
@@ -84,13 +102,15 @@ pub async fn run_with(
     memo: &Memo,
 ) -> Vec<Finding> {
     let provider = stack.cluster.provider.name();
+    let mut findings = stack_findings(stack);
     if offline {
-        return vec![Finding::warning(
+        findings.push(Finding::warning(
             provider,
             "offline",
             "planned offline: cloud and cluster checks were skipped",
             "run `raystack plan` without --offline before applying",
-        )];
+        ));
+        return findings;
     }
     let mut findings = match cloud_key(stack) {
         Some(key) => once(&memo.cloud, key, cloud(stack)).await,
@@ -109,6 +129,41 @@ fn cloud_key(stack: &Stack) -> Option<String> {
         ProviderConfig::Local => None,
         other => Some(format!("{other:?}")),
     }
+}
+
+/// The name of KubeRay's alpha feature gate for the embedded RocksDB GCS backend.
+pub const EMBEDDED_GCS_FEATURE_GATE: &str = "GCSFaultToleranceEmbeddedStorage";
+
+/// Findings that need no cluster: the stack's own warnings (e.g. `replicas` on an autoscaled
+/// group), and what the embedded backend needs from the operator, which the Kubernetes API
+/// cannot show (feature gates are operator flags).
+pub fn stack_findings(stack: &Stack) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = stack
+        .warnings
+        .iter()
+        .map(|w| {
+            Finding::warning(
+                "stack",
+                &w.key,
+                format!("{}:{}: {}", w.line, w.column, w.message),
+                w.help.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if stack.durability.backend == crate::stack::GcsBackend::Embedded {
+        findings.push(Finding::warning(
+            "kuberay",
+            "embedded-gcs-feature-gate",
+            format!(
+                "backend = \"embedded\" needs the KubeRay operator to run with the alpha feature gate `{EMBEDDED_GCS_FEATURE_GATE}` (off by default); without it KubeRay rejects the RayCluster and starts no head"
+            ),
+            format!(
+                "start the operator with `--feature-gates={EMBEDDED_GCS_FEATURE_GATE}=true`; with the Helm chart, add `{{name: {EMBEDDED_GCS_FEATURE_GATE}, enabled: true}}` to the `featureGates` list in your values and `helm upgrade kuberay-operator kuberay/kuberay-operator --version {} -f values.yaml`",
+                stack.ray.kuberay
+            ),
+        ));
+    }
+    findings
 }
 
 /// True when any finding makes the plan unappliable.
@@ -301,14 +356,14 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     let provider = "kubernetes";
     let check = "raycluster-crd";
     let api: Api<CustomResourceDefinition> = Api::all(target.client.clone());
-    // Only whether the CRD has the options is kept: the CRD itself is about 1 MB.
+    // Only which fields the CRD has is kept: the CRD itself is about 1 MB.
     let read = once(&memo.crds, target.key.to_string(), async {
         with_timeout(api.get_opt(RAYCLUSTER_CRD))
             .await
-            .map(|crd| crd.as_ref().map(crd_supports_gcs_ft_options))
+            .map(|crd| crd.as_ref().map(CrdFields::of))
     });
-    let crd_has_options = match read.await {
-        Ok(Some(has)) => has,
+    let fields = match read.await {
+        Ok(Some(fields)) => fields,
         Ok(None) => {
             return vec![Finding::error(
                 provider,
@@ -325,6 +380,28 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
         Err(err) => return vec![unreachable(check, &err)],
     };
     let wants_options = stack.ray.kuberay.has_gcs_ft_options();
+    let crd_has_options = fields.gcs_ft_options;
+    if stack.durability.backend == crate::stack::GcsBackend::Embedded
+        && !fields.embedded_backend
+    {
+        return vec![Finding::error(
+            provider,
+            check,
+            "backend = \"embedded\" renders `gcsFaultToleranceOptions.backend: rocksdb`, but the installed RayCluster CRD has no such field (KubeRay older than 1.7)",
+            "upgrade KubeRay to 1.7.0 or later (CRDs included), or set backend = \"redis\"",
+        )];
+    }
+    if stack.ray.upgrade_strategy.is_some() && !fields.upgrade_strategy {
+        return vec![Finding::error(
+            provider,
+            check,
+            format!(
+                "the stack says kuberay = \"{}\" and renders `spec.upgradeStrategy`, but the installed RayCluster CRD has no such field (KubeRay older than 1.6)",
+                stack.ray.kuberay
+            ),
+            "set `[ray] kuberay` to the installed operator version, or upgrade KubeRay (CRDs included)",
+        )];
+    }
     match (wants_options, crd_has_options) {
         (true, false) => vec![Finding::error(
             provider,
@@ -353,6 +430,24 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
             ),
         )],
     }
+}
+
+/// Whether any served version of the CRD declares the nested field `spec.<path...>`.
+pub fn crd_spec_has(crd: &CustomResourceDefinition, path: &[&str]) -> bool {
+    crd.spec.versions.iter().filter(|v| v.served).any(|v| {
+        let mut node = v
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| s.properties.as_ref())
+            .and_then(|p| p.get("spec"));
+        for key in path {
+            node = node
+                .and_then(|n| n.properties.as_ref())
+                .and_then(|p| p.get(*key));
+        }
+        node.is_some()
+    })
 }
 
 /// Whether any served version of the CRD declares `spec.gcsFaultToleranceOptions`.
@@ -444,5 +539,14 @@ mod tests {
         assert!(!crd_supports_gcs_ft_options(&crd("1.2.2")));
         assert!(crd_supports_gcs_ft_options(&crd("1.3.0")));
         assert!(crd_supports_gcs_ft_options(&crd("1.7.0")));
+    }
+
+    #[test]
+    fn detects_upgrade_strategy_and_embedded_backend_by_crd_version() {
+        let backend = ["gcsFaultToleranceOptions", "backend"];
+        assert!(!crd_spec_has(&crd("1.3.0"), &backend));
+        assert!(crd_spec_has(&crd("1.7.0"), &backend));
+        assert!(!crd_spec_has(&crd("1.3.0"), &["upgradeStrategy"]));
+        assert!(crd_spec_has(&crd("1.7.0"), &["upgradeStrategy"]));
     }
 }

@@ -44,6 +44,11 @@ pub enum Event {
     Paused {
         at: String,
     },
+    /// Something went wrong that does not stop apply, but that the user must know.
+    Warning {
+        address: String,
+        message: String,
+    },
 }
 
 pub trait Progress {
@@ -251,7 +256,11 @@ async fn delete(
                 cluster.delete(&pod_ref).await?;
             }
         }
-        wait_gone(&r, cluster, progress).await?;
+        if c.kind == "RayCluster" {
+            wait_ray_cluster_gone(&r, cluster, progress).await?;
+        } else {
+            wait_gone(&r, cluster, progress).await?;
+        }
     }
     state.remove_resource(&c.address);
     if c.kind == "Secret" {
@@ -293,6 +302,127 @@ async fn wait_gone(
         tokio::time::sleep(POLL).await;
     }
     Ok(())
+}
+
+/// Waits until a deleted RayCluster is gone. KubeRay's cleanup finalizer keeps it while the
+/// cleanup Job deletes its GCS state from Redis, so nothing of Redis may be touched before
+/// (DESIGN §7). Reports the finalizer and the Job as they progress; a failed Job is a warning
+/// (KubeRay drops its finalizer anyway and the keys stay in Redis).
+async fn wait_ray_cluster_gone(
+    r: &ObjectRef,
+    cluster: &Cluster,
+    progress: &mut dyn Progress,
+) -> Result<(), ApplyError> {
+    use crate::plan::kuberay::{CLEANUP_FINALIZER, cleanup_job_name};
+    let start = Instant::now();
+    let timeout = wait_timeout();
+    let job = ObjectRef {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        namespace: r.namespace.clone(),
+        name: cleanup_job_name(&r.name),
+    };
+    let mut last = String::new();
+    let mut last_report = Instant::now();
+    let mut job_failed_reported = false;
+    while let Some(live) = cluster.get(r).await? {
+        let finalizer = live
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(CLEANUP_FINALIZER)));
+        let message = if finalizer {
+            let job_state = match cluster.get(&job).await {
+                Ok(Some(j)) => cleanup_job_state(&j),
+                _ => JobState::Absent,
+            };
+            if let JobState::Failed(ns) = &job_state
+                && !job_failed_reported
+            {
+                job_failed_reported = true;
+                progress.event(Event::Warning {
+                    address: r.address(),
+                    message: format!(
+                        "KubeRay's cleanup Job `{}` failed; KubeRay removes its finalizer anyway, so this cluster's GCS keys{} stay in Redis: delete them by hand, or delete the Redis volume",
+                        job.name,
+                        ns.as_deref()
+                            .map(|n| format!(" (storage namespace `{n}`)"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            let job_text = match job_state {
+                JobState::Absent => format!("the cleanup Job `{}` has not started", job.name),
+                JobState::Running => format!(
+                    "the cleanup Job `{}` is deleting the GCS state from Redis",
+                    job.name
+                ),
+                JobState::Succeeded => format!("the cleanup Job `{}` finished", job.name),
+                JobState::Failed(_) => format!("the cleanup Job `{}` failed", job.name),
+            };
+            format!(
+                "waiting for KubeRay's finalizer {CLEANUP_FINALIZER}: {job_text}; no Redis object is touched until the RayCluster is gone"
+            )
+        } else {
+            "waiting until it is gone".to_string()
+        };
+        if start.elapsed() > timeout {
+            return Err(ApplyError::Timeout {
+                address: r.address(),
+                waited: timeout,
+                last: format!("{message}; nothing of Redis was deleted"),
+            });
+        }
+        if message != last || last_report.elapsed() >= REMIND {
+            let shown = if message == last {
+                format!(
+                    "{message} (still waiting after {}s)",
+                    start.elapsed().as_secs()
+                )
+            } else {
+                message.clone()
+            };
+            progress.event(Event::Waiting {
+                address: r.address(),
+                message: shown,
+            });
+            last = message;
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+enum JobState {
+    Absent,
+    Running,
+    Succeeded,
+    /// With the storage namespace the Job was cleaning, when it says.
+    Failed(Option<String>),
+}
+
+fn cleanup_job_state(job: &Value) -> JobState {
+    let condition = |t: &str| {
+        job.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(t)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+    };
+    if condition("Failed") {
+        JobState::Failed(
+            job.pointer("/metadata/annotations/ray.io~1external-storage-namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        )
+    } else if condition("Complete") {
+        JobState::Succeeded
+    } else {
+        JobState::Running
+    }
 }
 
 async fn wait_ready(

@@ -195,7 +195,13 @@ pub async fn plan_destroy(
         } else {
             "already gone; only the state entry is removed".into()
         });
-        if c.data_loss && !allow_data_loss {
+        if c.kind == "RayCluster" && c.before.is_some() {
+            c.notes.push(
+                "destroy waits until the RayCluster is gone (KubeRay's finalizer done) before it touches any Redis object: the cleanup Job needs Redis running".into(),
+            );
+        }
+        // Deleting the RayCluster is what destroy means; the flag guards the volumes.
+        if c.data_loss && !allow_data_loss && c.kind != "RayCluster" {
             let why = if c.kind == "Namespace" {
                 "it holds the Redis volume"
             } else {
@@ -203,7 +209,11 @@ pub async fn plan_destroy(
             };
             c.action = Action::NoOp;
             c.data_loss = false;
+            c.data_loss_reason = None;
             c.reason = Some(format!("kept: {why}; pass --allow-data-loss to delete it"));
+            if c.kind == "PersistentVolumeClaim" {
+                c.notes.push("the kept volume will not hold the deleted RayCluster's GCS state: KubeRay's cleanup Job deletes it from Redis first, and a new RayCluster gets a new storage namespace (its UID)".into());
+            }
             plan.kept.push(c.address.clone());
         }
         plan.resource_changes.push(c);

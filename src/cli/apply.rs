@@ -19,12 +19,21 @@ fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
     if !problems.is_empty() {
         bail!("the plan cannot be applied:\n  {}", problems.join("\n  "));
     }
-    if plan.data_loss && !allow_data_loss {
-        let which = plan.data_loss_addresses();
+    let losses = plan.guarded_data_loss();
+    if !losses.is_empty() && !allow_data_loss {
+        let which: Vec<String> = losses
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.address,
+                    c.data_loss_reason.as_deref().unwrap_or("loses data")
+                )
+            })
+            .collect();
         bail!(
-            "refusing to apply: the plan deletes or recreates the Redis volume ({}), losing its data; \
-             rerun with --allow-data-loss if that is intended (protect_volume = false is not enough)",
-            which.join(", ")
+            "refusing to apply: the plan loses GCS state:\n  {}\nrerun with --allow-data-loss if that is intended (protect_volume = false is not enough)",
+            which.join("\n  ")
         );
     }
     Ok(())

@@ -4,23 +4,28 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::output::{BOLD, GREEN, RED, paint};
+use crate::output::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::stack;
 
 pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
     let mut invalid = 0usize;
     for path in stacks {
         match stack::load(path) {
-            Ok(s) => println!(
-                "{} {}: stack `{}` ({} provider, namespace `{}`, {} worker group{})",
-                paint(color, GREEN, "valid"),
-                path.display(),
-                s.meta.name,
-                s.cluster.provider.name(),
-                s.meta.namespace,
-                s.ray.workers.len(),
-                if s.ray.workers.len() == 1 { "" } else { "s" },
-            ),
+            Ok(s) => {
+                for w in &s.warnings {
+                    eprintln!("{} {w}", paint(color, YELLOW, "warning:"));
+                }
+                println!(
+                    "{} {}: stack `{}` ({} provider, namespace `{}`, {} worker group{})",
+                    paint(color, GREEN, "valid"),
+                    path.display(),
+                    s.meta.name,
+                    s.cluster.provider.name(),
+                    s.meta.namespace,
+                    s.ray.workers.len(),
+                    if s.ray.workers.len() == 1 { "" } else { "s" },
+                )
+            }
             Err(diags) => {
                 invalid += 1;
                 for d in &diags.0 {

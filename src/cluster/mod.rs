@@ -105,6 +105,8 @@ pub fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)
         "NetworkPolicy" => ("networkpolicies", true),
         "RayCluster" => ("rayclusters", true),
         "Pod" => ("pods", true),
+        // KubeRay's Redis cleanup Job, watched while a RayCluster is deleted.
+        "Job" => ("jobs", true),
         _ => return None,
     };
     let (group, version) = match api_version.split_once('/') {

@@ -4,7 +4,7 @@
 //! document (`review`) arranges the same blocks under its summary table.
 
 use super::plan_text::{
-    Detail, data_loss_line, diff_lines_with, durability_rows, summary_line, verb,
+    Detail, change_notes, data_loss_line, diff_lines_with, durability_rows, summary_line, verb,
 };
 use crate::plan::{Action, Plan};
 use crate::preflight::Severity;
@@ -176,6 +176,14 @@ pub fn changes(plan: &Plan, detail: Detail) -> String {
         out.push_str(&format!("<details><summary>{head}</summary>\n\n"));
         if let Some(d) = &c.drift {
             out.push_str(&format!("Drift: {}\n\n", escape(d)));
+        }
+        for (label, text) in change_notes(c) {
+            let label = match label {
+                "data loss" => "**DATA LOSS**",
+                "rollout" => "**Rollout**",
+                _ => "Note",
+            };
+            out.push_str(&format!("{label}: {}\n\n", escape(text)));
         }
         let lines = diff_lines_with(c, detail.context_lines());
         if !lines.is_empty() {

@@ -101,10 +101,38 @@ pub fn data_loss_line(plan: &Plan) -> Option<String> {
         return None;
     }
     let which = plan.data_loss_addresses();
-    Some(format!(
-        "DATA LOSS: this plan deletes or recreates the Redis volume ({}); `raystack apply` refuses it without --allow-data-loss.",
-        which.join(", ")
-    ))
+    Some(if plan.destroy && plan.guarded_data_loss().is_empty() {
+        format!(
+            "DATA LOSS: destroying this stack loses GCS state ({}); destroy proceeds without --allow-data-loss, which only the Redis volume needs.",
+            which.join(", ")
+        )
+    } else if plan.destroy {
+        format!(
+            "DATA LOSS: destroying this stack loses GCS state ({}), the Redis volume included (--allow-data-loss).",
+            which.join(", ")
+        )
+    } else {
+        format!(
+            "DATA LOSS: this plan loses GCS state ({}); `raystack apply` refuses it without --allow-data-loss.",
+            which.join(", ")
+        )
+    })
+}
+
+/// The labelled lines a change carries besides its diff: why it loses data, the rollout,
+/// other notes. Shared by the text and Markdown renderings.
+pub fn change_notes(c: &ResourceChange) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    if let Some(why) = &c.data_loss_reason {
+        out.push(("data loss", why.as_str()));
+    }
+    if let Some(r) = &c.rollout {
+        out.push(("rollout", r.as_str()));
+    }
+    for n in &c.notes {
+        out.push(("note", n.as_str()));
+    }
+    out
 }
 
 fn humanize(v: &Value) -> String {
@@ -230,6 +258,15 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
         if let Some(reason) = &c.reason {
             out.push_str(&format!("      reason: {reason}\n"));
         }
+        for (label, text) in change_notes(c) {
+            let line = format!("{label}: {text}");
+            let painted = match label {
+                "data loss" => paint(color, RED, &line),
+                "rollout" => paint(color, YELLOW, &line),
+                _ => line,
+            };
+            out.push_str(&format!("      {painted}\n"));
+        }
         if let Some(drift) = &c.drift {
             out.push_str(&format!(
                 "      {}\n",
@@ -281,6 +318,9 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
                 kept.address,
                 reason.trim_start_matches("kept: ")
             ));
+            for n in &kept.notes {
+                out.push_str(&format!("      note: {n}\n"));
+            }
         }
         out.push('\n');
     }

@@ -59,6 +59,11 @@ impl Progress for StderrProgress {
             ),
             Event::Refreshed { address } => format!("{address}: unchanged; recorded in state"),
             Event::Paused { at } => format!("paused at {at} (RAYSTACK_PAUSE_AT)"),
+            Event::Warning { address, message } => paint(
+                self.color,
+                YELLOW,
+                &format!("{address}: warning: {message}"),
+            ),
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     }

@@ -28,6 +28,9 @@ fn change(
         action,
         reason: reason.map(str::to_string),
         data_loss: false,
+        data_loss_reason: None,
+        rollout: None,
+        notes: Vec::new(),
         drift: None,
         before,
         after,
@@ -49,6 +52,17 @@ pub(super) fn sample() -> Plan {
         ),
     );
     pvc.data_loss = true;
+    pvc.data_loss_reason =
+        Some("recreates the Redis volume empty: the GCS state in it is lost".into());
+    let mut rc = change(
+        "RayCluster",
+        "demo",
+        Action::Update,
+        Some("spec.rayVersion changed"),
+        Some(json!({"spec": {"rayVersion": "2.45.0"}})),
+        Some(json!({"spec": {"rayVersion": "2.46.0"}})),
+    );
+    rc.rollout = Some("rayVersion 2.45.0 → 2.46.0: KubeRay will not restart running pods (upgradeStrategy None): the change reaches only new pods".into());
     let mut cm = change(
         "ConfigMap",
         "demo-redis-config",
@@ -99,6 +113,7 @@ pub(super) fn sample() -> Plan {
                 Some(json!({"spec": {"podSelector": {"matchLabels": {"app": "redis"}}}})),
                 None,
             ),
+            rc,
         ],
         summary: Default::default(),
         data_loss: false,

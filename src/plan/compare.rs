@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::diff::{immutable_change, loses_data};
+use super::diff::{immutable_change, mark_data_loss};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
 use crate::render::Desired;
@@ -57,7 +57,13 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         (_, None) => (Action::Delete, Some("removed in this revision".to_string())),
         (Some(b), Some(h)) if b == h => (Action::NoOp, None),
         (Some(b), Some(h)) => {
-            match immutable_change(any["kind"].as_str().unwrap_or_default(), h, b) {
+            let kind = any["kind"].as_str().unwrap_or_default();
+            let immutable = immutable_change(kind, h, b).or_else(|| {
+                (kind == "RayCluster")
+                    .then(|| super::kuberay::immutable_change(h, b))
+                    .flatten()
+            });
+            match immutable {
                 Some(why) => (Action::Replace, Some(why)),
                 None => (
                     Action::Update,
@@ -76,12 +82,15 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         action,
         reason,
         data_loss: false,
+        data_loss_reason: None,
+        rollout: None,
+        notes: Vec::new(),
         drift: None,
         before,
         after,
         manifest: None,
     };
-    c.data_loss = loses_data(&c);
+    mark_data_loss(&mut c);
     c
 }
 

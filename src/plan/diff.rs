@@ -54,6 +54,9 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
         action: Action::NoOp,
         reason: None,
         data_loss: false,
+        data_loss_reason: None,
+        rollout: None,
+        notes: Vec::new(),
         drift: None,
         before: None,
         after: None,
@@ -95,7 +98,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
     // Secret values never leave the engine; a changed one shows as changed, masked.
     let (before, after) = redact_pair(c.before.as_ref(), c.after.as_ref());
     (c.before, c.after) = (before, after);
-    c.data_loss = loses_data(&c);
+    mark_data_loss(&mut c);
     if c.data_loss && c.action == Action::Delete && c.kind == "Namespace" {
         let r = c.reason.take().unwrap_or_default();
         c.reason = Some(format!(
@@ -103,6 +106,14 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
         ));
     }
     c
+}
+
+/// Sets `data_loss` and its reason: the Redis volume going (PVC, Namespace), or what KubeRay
+/// does to a deleted or replaced RayCluster's GCS state; and the RayCluster's rollout notes.
+pub fn mark_data_loss(c: &mut ResourceChange) {
+    c.data_loss_reason = volume_loss_reason(c);
+    c.data_loss = c.data_loss_reason.is_some();
+    super::kuberay::annotate(c);
 }
 
 fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in_state: bool) {
@@ -143,7 +154,12 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
     };
     let before = project(&shape, live);
     c.before = Some(before.clone());
-    if let Some(reason) = immutable_change(&i.kind, desired, live) {
+    let immutable = immutable_change(&i.kind, desired, live).or_else(|| {
+        (i.kind == "RayCluster")
+            .then(|| super::kuberay::immutable_change(desired, live))
+            .flatten()
+    });
+    if let Some(reason) = immutable {
         c.action = Action::Replace;
         c.reason = Some(reason);
         c.after = Some(project(desired, desired));
@@ -328,10 +344,27 @@ fn compact(v: &Value) -> String {
     }
 }
 
-/// Whether a change recreates or removes the Redis volume.
+/// Why a change recreates or removes the Redis volume, if it does.
+fn volume_loss_reason(c: &ResourceChange) -> Option<String> {
+    match (c.action, c.kind.as_str()) {
+        (Action::Delete, "PersistentVolumeClaim") => {
+            Some("deletes the Redis volume, and the GCS state in it".into())
+        }
+        (Action::Replace, "PersistentVolumeClaim") => {
+            Some("recreates the Redis volume empty: the GCS state in it is lost".into())
+        }
+        (Action::Delete | Action::Replace, "Namespace") => Some(
+            "deletes the namespace and everything in it, including the GCS state (the Redis volume, or KubeRay's GCS volume)".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a change loses GCS state (the Redis volume, or a RayCluster's state in it).
 pub fn loses_data(c: &ResourceChange) -> bool {
-    let destructive = matches!(c.action, Action::Delete | Action::Replace);
-    destructive && matches!(c.kind.as_str(), "PersistentVolumeClaim" | "Namespace")
+    let mut c = c.clone();
+    mark_data_loss(&mut c);
+    c.data_loss
 }
 
 /// docs/design.md §4 apply order of kinds; unknown kinds last.
@@ -351,14 +384,19 @@ pub fn kind_rank(kind: &str) -> usize {
 }
 
 /// Execution order: deletes first in reverse apply order (RayCluster first: KubeRay's Redis
-/// cleanup needs Redis), then creates, updates and replaces in apply order.
+/// cleanup needs Redis), then creates, updates and replaces in apply order. A replaced
+/// RayCluster goes before everything: its old self's cleanup Job needs the Redis that the same
+/// plan may be pruning (a switch to the embedded backend).
 pub fn execution_order(changes: &[ResourceChange]) -> Vec<usize> {
-    let mut deletes: Vec<usize> = (0..changes.len())
+    let first = |i: usize| changes[i].kind == "RayCluster" && changes[i].action == Action::Replace;
+    let mut deletes: Vec<usize> = (0..changes.len()).filter(|&i| first(i)).collect();
+    let mut only_deletes: Vec<usize> = (0..changes.len())
         .filter(|&i| changes[i].action == Action::Delete)
         .collect();
-    deletes.sort_by_key(|&i| std::cmp::Reverse(kind_rank(&changes[i].kind)));
+    only_deletes.sort_by_key(|&i| std::cmp::Reverse(kind_rank(&changes[i].kind)));
+    deletes.extend(only_deletes);
     let mut rest: Vec<usize> = (0..changes.len())
-        .filter(|&i| changes[i].action != Action::Delete)
+        .filter(|&i| changes[i].action != Action::Delete && !first(i))
         .collect();
     rest.sort_by_key(|&i| kind_rank(&changes[i].kind));
     deletes.extend(rest);
@@ -548,6 +586,9 @@ mod tests {
             action,
             reason: None,
             data_loss: false,
+            data_loss_reason: None,
+            rollout: None,
+            notes: Vec::new(),
             drift: None,
             before: None,
             after: None,
@@ -560,6 +601,13 @@ mod tests {
             mk("Secret", Action::Update),
         ];
         assert_eq!(execution_order(&changes), vec![2, 1, 0, 3]);
+        // A switch to the embedded backend: the RayCluster is replaced before Redis is pruned.
+        let changes = vec![
+            mk("StatefulSet", Action::Delete),
+            mk("PersistentVolumeClaim", Action::Delete),
+            mk("RayCluster", Action::Replace),
+        ];
+        assert_eq!(execution_order(&changes), vec![2, 0, 1]);
     }
 
     #[test]

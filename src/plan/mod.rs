@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod diff;
+pub mod kuberay;
 pub mod model;
 pub mod project;
 

@@ -55,6 +55,17 @@ pub struct ResourceChange {
     /// Why this action (absent for no-op).
     pub reason: Option<String>,
     pub data_loss: bool,
+    /// Why this change loses GCS state (set exactly when `data_loss` is): which state, and
+    /// what deletes it (the Redis volume going, or KubeRay's cleanup finalizer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loss_reason: Option<String>,
+    /// A RayCluster update: which changes reach the pods, and whether KubeRay restarts the
+    /// running ones now (it depends on the operator version and `spec.upgradeStrategy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// What else the plan must tell about this change (e.g. a volume KubeRay keeps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Set when the live object changed outside raystack: what was seen.
     pub drift: Option<String>,
     pub before: Option<Value>,
@@ -144,12 +155,22 @@ impl Plan {
         self
     }
 
-    /// Addresses of the changes that delete or recreate the Redis volume.
+    /// Addresses of the changes that lose GCS state (the Redis volume, or a RayCluster).
     pub fn data_loss_addresses(&self) -> Vec<&str> {
         self.resource_changes
             .iter()
             .filter(|c| c.data_loss)
             .map(|c| c.address.as_str())
+            .collect()
+    }
+
+    /// The data-losing changes that need `--allow-data-loss`. All of them in a plan; in a
+    /// destroy plan, deleting the RayCluster is what `destroy` means (the plan says what it
+    /// loses), so only volume deletes need the flag there.
+    pub fn guarded_data_loss(&self) -> Vec<&ResourceChange> {
+        self.resource_changes
+            .iter()
+            .filter(|c| c.data_loss && !(self.destroy && c.kind == "RayCluster"))
             .collect()
     }
 

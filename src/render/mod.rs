@@ -15,18 +15,22 @@ mod yaml;
 
 pub use meta::{Names, STACK_LABEL, common_labels, names};
 pub use object::{Desired, Rendered};
-pub use ray::{autoscaling_enabled, head_num_cpus, redis_address};
+pub use ray::{
+    EMBEDDED_GCS_PVC_SUFFIX, autoscaling_enabled, embedded_deletion_policy, head_num_cpus,
+    redis_address,
+};
 pub use redis::{REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
 pub use storage::{aws_provisioner, storage_class, storage_class_name};
-pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, summarize};
+pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, EmbeddedSummary, Summary, summarize};
 pub use yaml::{document, file_name, to_yaml};
 
 use crate::durability::redis_settings;
-use crate::stack::Stack;
+use crate::stack::{GcsBackend, Stack};
 
 /// Every object raystack wants in the cluster for `stack`, in apply order: Namespace (when
 /// `create_namespace`), StorageClass (when raystack owns one), Secret, ConfigMap, PVC,
-/// StatefulSet, Service, NetworkPolicy, RayCluster.
+/// StatefulSet, Service, NetworkPolicy, RayCluster. With `backend = "embedded"` there is no
+/// Redis object at all: the RayCluster asks KubeRay for its own GCS volume.
 pub fn render(stack: &Stack) -> Rendered {
     let settings = redis_settings(&stack.durability);
     let conf = settings.to_redis_conf();
@@ -36,6 +40,12 @@ pub fn render(stack: &Stack) -> Rendered {
     }
     if let Some(class) = storage::storage_class(stack) {
         objects.push(class);
+    }
+    if stack.durability.backend == GcsBackend::Embedded {
+        objects.push(ray::ray_cluster(stack));
+        return Rendered {
+            objects: objects.into_iter().map(Desired::new).collect(),
+        };
     }
     objects.push(redis::secret(stack));
     objects.push(redis::config_map(stack, &conf));

@@ -1,12 +1,30 @@
 //! The RayCluster (`ray.io/v1`) with GCS fault tolerance pointed at the stack's Redis, in the
-//! shape the installed KubeRay understands (docs/design.md §4).
+//! shape the installed KubeRay understands (docs/design.md §4), or (KubeRay >= 1.7, `backend = "embedded"`) at
+//! the GCS's own RocksDB store on a volume KubeRay creates; and `spec.upgradeStrategy` where
+//! the operator has it (>= 1.6).
 
 use serde_json::{Map, Value, json};
 
 use super::meta::{labels, names, namespaced};
 use super::redis::{REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
+use super::storage::storage_class_name;
 use crate::durability::REDIS_PORT;
-use crate::stack::{Stack, WorkerGroup};
+use crate::stack::{GcsBackend, Stack, WorkerGroup};
+
+/// KubeRay names the embedded backend's volume `<RayCluster>-gcs-pvc` (it creates the PVC
+/// itself, so raystack never renders or tracks it).
+pub const EMBEDDED_GCS_PVC_SUFFIX: &str = "-gcs-pvc";
+
+/// `gcsFaultToleranceOptions.storage.deletionPolicy` for the embedded backend: `Retain` when
+/// the stack protects its volume (the PVC outlives the RayCluster, and a RayCluster of the
+/// same name adopts it), else `DeleteWithCluster` (garbage-collected with the RayCluster).
+pub fn embedded_deletion_policy(stack: &Stack) -> &'static str {
+    if stack.durability.protect_volume {
+        "Retain"
+    } else {
+        "DeleteWithCluster"
+    }
+}
 
 /// The GCS's Redis address: `<stack>-redis.<namespace>.svc:6379`. Namespace-qualified so it
 /// resolves from any pod, and without `cluster.local` so it works on clusters with another
@@ -73,6 +91,7 @@ fn log_mount() -> Value {
 
 pub(crate) fn ray_cluster(stack: &Stack) -> Value {
     let n = names(stack);
+    let embedded = stack.durability.backend == GcsBackend::Embedded;
     let ft_options = stack.ray.kuberay.has_gcs_ft_options();
 
     let mut metadata = namespaced(stack, &n.ray_cluster, labels(stack, "ray", "cluster"));
@@ -94,7 +113,7 @@ pub(crate) fn ray_cluster(stack: &Stack) -> Value {
     let mut head = Map::new();
     head.insert("name".into(), json!("ray-head"));
     head.insert("image".into(), json!(stack.ray.image));
-    if !ft_options {
+    if !ft_options && !embedded {
         head_params.insert(
             "redis-password".into(),
             json!(format!("${REDIS_PASSWORD_ENV}")),
@@ -133,12 +152,39 @@ pub(crate) fn ray_cluster(stack: &Stack) -> Value {
         .collect();
 
     let mut spec = Map::new();
+    if let Some(strategy) = stack.ray.upgrade_strategy {
+        spec.insert(
+            "upgradeStrategy".into(),
+            json!({ "type": strategy.crd_value() }),
+        );
+    }
     spec.insert("rayVersion".into(), json!(stack.ray.version));
     spec.insert(
         "enableInTreeAutoscaling".into(),
         json!(autoscaling_enabled(stack)),
     );
-    if ft_options {
+    if embedded {
+        let mut storage = Map::new();
+        let size = stack
+            .durability
+            .embedded_storage
+            .as_ref()
+            .map_or("1Gi", |q| q.as_str());
+        storage.insert("size".into(), json!(size));
+        if let Some(class) = storage_class_name(stack) {
+            storage.insert("storageClassName".into(), json!(class));
+        }
+        // RocksDB allows one writer: one head attaches the volume at a time.
+        storage.insert("accessModes".into(), json!(["ReadWriteOnce"]));
+        storage.insert(
+            "deletionPolicy".into(),
+            json!(embedded_deletion_policy(stack)),
+        );
+        spec.insert(
+            "gcsFaultToleranceOptions".into(),
+            json!({ "backend": "rocksdb", "storage": Value::Object(storage) }),
+        );
+    } else if ft_options {
         let mut ft = Map::new();
         ft.insert("redisAddress".into(), json!(redis_address(stack)));
         ft.insert(

@@ -28,6 +28,8 @@ pub(crate) fn stack() -> Stack {
             snapshot_min_writes: 1000,
             volume: VolumeKind::Disk,
             protect_volume: true,
+            backend: GcsBackend::Redis,
+            embedded_storage: None,
         },
         redis: Redis {
             image: "redis:7.4.0".into(),
@@ -41,6 +43,7 @@ pub(crate) fn stack() -> Stack {
             image: "rayproject/ray:2.45.0".into(),
             kuberay: KubeRayVersion::new(1, 3, 0),
             external_storage_namespace: None,
+            upgrade_strategy: None,
             head: RayHead {
                 cpu: q("1"),
                 memory: q("4Gi"),
@@ -62,6 +65,7 @@ pub(crate) fn stack() -> Stack {
             context: None,
             kubeconfig: None,
         },
+        warnings: Vec::new(),
     }
 }
 

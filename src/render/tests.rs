@@ -155,10 +155,10 @@ fn storage_class_per_provider() {
             assert_eq!(sc.manifest["volumeBindingMode"], "WaitForFirstConsumer");
             assert_eq!(sc.manifest["allowVolumeExpansion"], true);
         }
-        assert_eq!(
-            summarize(&s).storage_class,
-            class.unwrap_or("(cluster default)")
-        );
+        let Summary::Redis(sum) = summarize(&s) else {
+            panic!("a Redis stack has a Redis summary")
+        };
+        assert_eq!(sum.storage_class, class.unwrap_or("(cluster default)"));
     }
 }
 
@@ -373,7 +373,9 @@ fn object_fuse_on_gke_asks_for_the_fuse_sidecar() {
 fn summary_shape() {
     let mut s = stack();
     s.durability.max_data_loss = std::time::Duration::from_secs(300);
-    let sum = summarize(&s);
+    let Summary::Redis(sum) = summarize(&s) else {
+        panic!("a Redis stack has a Redis summary")
+    };
     assert_eq!(sum.max_data_loss, "5m");
     assert!(!sum.appendonly);
     assert_eq!(sum.appendfsync, None);
@@ -411,5 +413,94 @@ fn yaml_is_deterministic_and_round_trips() {
     assert_eq!(
         file_name(4, &r.objects[4]),
         "05-persistentvolumeclaim-ray-prod-redis-data.yaml"
+    );
+}
+
+fn embedded(protect: bool) -> crate::stack::Stack {
+    let mut s = stack();
+    s.ray.kuberay = crate::stack::KubeRayVersion::new(1, 7, 0);
+    s.ray.upgrade_strategy = Some(crate::stack::UpgradeStrategy::Recreate);
+    s.durability.backend = crate::stack::GcsBackend::Embedded;
+    s.durability.embedded_storage = Some(crate::stack::Quantity::parse("2Gi").unwrap());
+    s.durability.protect_volume = protect;
+    s
+}
+
+#[test]
+fn embedded_backend_renders_no_redis_objects() {
+    let r = render(&embedded(true));
+    let kinds: Vec<&str> = r.objects.iter().map(|o| o.kind()).collect();
+    assert_eq!(kinds, ["Namespace", "RayCluster"]);
+    let rc = &r.objects[1].manifest;
+    assert_eq!(
+        rc["spec"]["gcsFaultToleranceOptions"],
+        json!({"backend": "rocksdb", "storage": {"size": "2Gi", "accessModes": ["ReadWriteOnce"], "deletionPolicy": "Retain"}})
+    );
+    let head = &rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0];
+    assert!(head.get("env").is_none(), "no Redis address or password");
+    assert!(
+        rc["spec"]["headGroupSpec"]["rayStartParams"]
+            .get("redis-password")
+            .is_none()
+    );
+    let unprotected = render(&embedded(false));
+    assert_eq!(
+        unprotected.objects[1].manifest["spec"]["gcsFaultToleranceOptions"]["storage"]["deletionPolicy"],
+        "DeleteWithCluster"
+    );
+}
+
+#[test]
+fn embedded_backend_uses_the_providers_block_storage_class() {
+    let mut s = embedded(true);
+    s.cluster.provider = ProviderConfig::Aws(aws());
+    let r = render(&s);
+    let kinds: Vec<&str> = r.objects.iter().map(|o| o.kind()).collect();
+    assert_eq!(kinds, ["Namespace", "StorageClass", "RayCluster"]);
+    assert_eq!(
+        r.objects[2].manifest["spec"]["gcsFaultToleranceOptions"]["storage"]["storageClassName"],
+        r.objects[1].manifest["metadata"]["name"]
+    );
+}
+
+#[test]
+fn upgrade_strategy_is_rendered_only_when_set() {
+    let mut s = stack();
+    let rc = |s: &crate::stack::Stack| render(s).objects.last().unwrap().manifest.clone();
+    assert!(rc(&s)["spec"].get("upgradeStrategy").is_none());
+    s.ray.kuberay = crate::stack::KubeRayVersion::new(1, 6, 0);
+    s.ray.upgrade_strategy = Some(crate::stack::UpgradeStrategy::Recreate);
+    assert_eq!(
+        rc(&s)["spec"]["upgradeStrategy"],
+        json!({"type": "Recreate"})
+    );
+    s.ray.upgrade_strategy = Some(crate::stack::UpgradeStrategy::None);
+    assert_eq!(rc(&s)["spec"]["upgradeStrategy"], json!({"type": "None"}));
+}
+
+#[test]
+fn embedded_summary_says_what_the_backend_promises() {
+    let Summary::Embedded(sum) = summarize(&embedded(true)) else {
+        panic!("an embedded stack has an embedded summary")
+    };
+    assert_eq!(sum.volume, "ray-prod-gcs-pvc");
+    assert_eq!(sum.deletion_policy, "Retain");
+    assert_eq!(sum.storage, "2Gi");
+    assert!(
+        sum.explanation
+            .iter()
+            .any(|l| l.starts_with("not replicated"))
+    );
+    assert!(
+        sum.explanation
+            .iter()
+            .any(|l| l.starts_with("single writer"))
+    );
+    // Untagged: the JSON round-trips to the same variant.
+    let json = serde_json::to_value(summarize(&embedded(true))).unwrap();
+    assert_eq!(json["backend"], "embedded");
+    assert_eq!(
+        serde_json::from_value::<Summary>(json).unwrap(),
+        Summary::Embedded(sum)
     );
 }

@@ -71,7 +71,10 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
     }
     let stack = build(&mut cx, &root);
     if cx.diags.is_empty() {
-        Ok(stack.expect("a stack is built whenever no diagnostic was reported"))
+        let mut stack = stack.expect("a stack is built whenever no diagnostic was reported");
+        cx.warnings.sort_by_key(|(offset, _)| *offset);
+        stack.warnings = cx.warnings.into_iter().map(|(_, d)| d).collect();
+        Ok(stack)
     } else {
         Err(cx.finish())
     }
@@ -83,6 +86,7 @@ struct Cx<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
     diags: Vec<(usize, Diagnostic)>,
+    warnings: Vec<(usize, Diagnostic)>,
 }
 
 impl<'a> Cx<'a> {
@@ -94,6 +98,7 @@ impl<'a> Cx<'a> {
             text,
             line_starts,
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -126,6 +131,22 @@ impl<'a> Cx<'a> {
                 key: key.into(),
                 message: message.into(),
                 help,
+            },
+        ));
+    }
+
+    /// A located warning: valid, but probably not what the author meant.
+    fn warn(&mut self, span: Range<usize>, key: &str, message: impl Into<String>, help: &str) {
+        let (line, column) = self.position(span.start);
+        self.warnings.push((
+            span.start,
+            Diagnostic {
+                file: self.file.into(),
+                line,
+                column,
+                key: key.into(),
+                message: message.into(),
+                help: Some(help.into()),
             },
         ));
     }
@@ -590,6 +611,8 @@ const DURABILITY_KEYS: &[&str] = &[
     "snapshot_min_writes",
     "volume",
     "protect_volume",
+    "backend",
+    "storage",
 ];
 const REDIS_KEYS: &[&str] = &["image", "storage", "storage_class", "cpu", "memory"];
 const RAY_KEYS: &[&str] = &[
@@ -597,6 +620,7 @@ const RAY_KEYS: &[&str] = &[
     "image",
     "kuberay",
     "external_storage_namespace",
+    "upgrade_strategy",
     "head",
     "workers",
 ];
@@ -641,9 +665,9 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     top.check_keys(cx, ROOT_KEYS);
     let meta = stack_section(cx, &top);
     let cluster = cluster_section(cx, &top);
-    let durability = durability_section(cx, &top);
-    let redis = redis_section(cx, &top);
-    let ray = ray_section(cx, &top);
+    let (durability, backend_span) = durability_section(cx, &top);
+    let redis = redis_section(cx, &top, durability.backend);
+    let ray = ray_section(cx, &top, durability.backend, backend_span);
     let state = state_section(cx, &top, &meta);
     cx.diags.is_empty().then(|| Stack {
         source: PathBuf::from(cx.file),
@@ -653,6 +677,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         redis,
         ray,
         state,
+        warnings: Vec::new(),
     })
 }
 
@@ -880,7 +905,8 @@ fn azure_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> AzureConfig 
 
 /// `[durability]`: the RPO, the snapshot cadence, the volume kind and its protection; an RPO
 /// that needs the append-only file is refused on a volume that cannot append.
-fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Durability {
+/// Returns the section and the span of `backend` (for errors that other sections find).
+fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Range<usize>) {
     let du = top.section(cx, "durability", DURABILITY_KEYS);
     let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "1s");
     let (snapshot_every, snap_span) = du.duration(cx, "snapshot_every", "60s");
@@ -904,7 +930,63 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Durability {
         ],
     );
     let protect_volume = du.boolean(cx, "protect_volume", true);
-    if volume == VolumeKind::ObjectFuse && max_data_loss < Duration::from_secs(60) {
+    let (backend, backend_span) = du.choice(
+        cx,
+        "backend",
+        &[("redis", GcsBackend::Redis), ("embedded", GcsBackend::Embedded)],
+    );
+    let embedded_storage = match backend {
+        GcsBackend::Embedded => {
+            let (q, span) = du.quantity(cx, "storage", "1Gi", "1Gi");
+            if let Some(span) = span
+                && (q.has_fraction() || q.units() < (1 << 20))
+            {
+                cx.error(
+                    span,
+                    "durability.storage",
+                    format!("\"{q}\" is too small for the GCS volume"),
+                    "use a byte size of at least \"1Gi\" (KubeRay's default)",
+                );
+            }
+            Some(q)
+        }
+        GcsBackend::Redis => {
+            if let Some(v) = du.get("storage") {
+                cx.error(
+                    v.span(),
+                    "durability.storage",
+                    "sizes the embedded backend's GCS volume, but backend = \"redis\"",
+                    "size the Redis volume with `[redis] storage`, or set backend = \"embedded\"",
+                );
+            }
+            None
+        }
+    };
+    if backend == GcsBackend::Embedded {
+        // These settings derive redis.conf; the embedded store has none of them.
+        for key in ["max_data_loss", "snapshot_every", "snapshot_min_writes"] {
+            if let Some(v) = du.get(key) {
+                cx.error(
+                    v.span(),
+                    &du.key(key),
+                    "configures Redis persistence, but backend = \"embedded\" runs no Redis",
+                    "remove it (the embedded RocksDB store has no such setting; see the durability summary in `raystack plan` for what it promises), or set backend = \"redis\"",
+                );
+            }
+        }
+        if volume == VolumeKind::ObjectFuse {
+            cx.error(
+                du.get("volume").map_or(backend_span.clone(), |v| v.span()),
+                "durability.volume",
+                "backend = \"embedded\" keeps RocksDB files on a block volume; object storage (FUSE) cannot hold them",
+                "remove `volume`, or set backend = \"redis\"",
+            );
+        }
+    }
+    if volume == VolumeKind::ObjectFuse
+        && backend == GcsBackend::Redis
+        && max_data_loss < Duration::from_secs(60)
+    {
         cx.error(
             rpo_span,
             "durability.max_data_loss",
@@ -915,18 +997,43 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Durability {
             "set max_data_loss to \"1m\" or more (RDB snapshots only), or use volume = \"disk\" for a block-storage volume",
         );
     }
-    Durability {
-        max_data_loss,
-        snapshot_every,
-        snapshot_min_writes,
-        volume,
-        protect_volume,
-    }
+    (
+        Durability {
+            max_data_loss,
+            snapshot_every,
+            snapshot_min_writes,
+            volume,
+            protect_volume,
+            backend,
+            embedded_storage,
+        },
+        backend_span,
+    )
 }
 
 /// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources.
-fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Redis {
+/// With `backend = "embedded"` there is no Redis: every key of the section is an error.
+fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> Redis {
     let re = top.section(cx, "redis", REDIS_KEYS);
+    if backend == GcsBackend::Embedded
+        && let Some(table) = re.table
+    {
+        for (k, _) in table.iter() {
+            let name: &str = k.get_ref();
+            if !REDIS_KEYS.contains(&name) {
+                continue;
+            }
+            cx.error(
+                k.span(),
+                &re.key(name),
+                "configures the Redis that raystack deploys, but backend = \"embedded\" deploys no Redis",
+                match name {
+                    "storage" => "remove it; size the GCS volume with `[durability] storage`, or set backend = \"redis\"",
+                    _ => "remove it (or the whole [redis] section), or set backend = \"redis\"",
+                },
+            );
+        }
+    }
     let image = re
         .string(cx, "image", "redis:7.4.0")
         .map_or_else(|| "redis:7.4.0".to_string(), |(s, _)| s);
@@ -972,7 +1079,12 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Redis {
 
 /// `[ray]`: the Ray version and image, the KubeRay version (1.0 or later), the storage
 /// namespace, `[ray.head]` and the worker groups.
-fn ray_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Ray {
+fn ray_section(
+    cx: &mut Cx<'_>,
+    top: &Table<'_, '_>,
+    backend: GcsBackend,
+    backend_span: Range<usize>,
+) -> Ray {
     let ra = top.section(cx, "ray", RAY_KEYS);
     let version = match ra.string(cx, "version", "2.45.0") {
         Some((v, span)) => {
@@ -1010,7 +1122,51 @@ fn ray_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Ray {
     };
     let external_storage_namespace = ra
         .string(cx, "external_storage_namespace", "ray-prod")
-        .map(|(s, _)| s);
+        .map(|(s, span)| {
+            if backend == GcsBackend::Embedded {
+                cx.error(
+                    span,
+                    "ray.external_storage_namespace",
+                    "names the GCS's namespace in Redis, but backend = \"embedded\" keeps the GCS in its own RocksDB store (KubeRay rejects the field there)",
+                    "remove it, or set backend = \"redis\"",
+                );
+            }
+            s
+        });
+    if backend == GcsBackend::Embedded && !kuberay.has_embedded_gcs() {
+        cx.error(
+            backend_span,
+            "durability.backend",
+            format!(
+                "backend = \"embedded\" needs KubeRay 1.7.0 or later (gcsFaultToleranceOptions.backend: rocksdb), but the stack says kuberay = \"{kuberay}\""
+            ),
+            "upgrade the operator and set `[ray] kuberay = \"1.7.0\"`, or use backend = \"redis\"",
+        );
+    }
+    let upgrade_strategy = if ra.is_present("upgrade_strategy") {
+        let (strategy, span) = ra.choice(
+            cx,
+            "upgrade_strategy",
+            &[
+                ("recreate", UpgradeStrategy::Recreate),
+                ("none", UpgradeStrategy::None),
+            ],
+        );
+        if !kuberay.has_upgrade_strategy() {
+            cx.error(
+                span,
+                "ray.upgrade_strategy",
+                format!("spec.upgradeStrategy needs KubeRay 1.6.0 or later, but the stack says kuberay = \"{kuberay}\"; older operators never restart running pods"),
+                "remove it (and roll changes out by deleting the pods), or upgrade the operator and set `[ray] kuberay`",
+            );
+        }
+        kuberay.has_upgrade_strategy().then_some(strategy)
+    } else {
+        // The default where the operator supports it: the running cluster follows the stack.
+        kuberay
+            .has_upgrade_strategy()
+            .then_some(UpgradeStrategy::Recreate)
+    };
     let hd = ra.section(cx, "head", HEAD_KEYS);
     let head = RayHead {
         cpu: hd.quantity(cx, "cpu", "1", "1").0,
@@ -1022,6 +1178,7 @@ fn ray_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Ray {
         image,
         kuberay,
         external_storage_namespace,
+        upgrade_strategy,
         head,
         workers,
     }
@@ -1156,6 +1313,19 @@ fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
                 &format!("{path}.replicas"),
                 format!("replicas ({r}) is outside min_replicas..max_replicas ({min_n}..{max_n})"),
                 "make min_replicas <= replicas <= max_replicas",
+            );
+        }
+        if let Some((r, span)) = &replicas
+            && min_n != max_n
+            && min_n <= max_n
+        {
+            cx.warn(
+                span.clone(),
+                &format!("{path}.replicas"),
+                format!(
+                    "replicas = {r} has no effect: the group autoscales (min_replicas {min_n} != max_replicas {max_n}), so KubeRay's autoscaler owns its size and raystack does not render `replicas`; editing it changes nothing in the cluster"
+                ),
+                "remove `replicas`; to change the size, change min_replicas (the floor the autoscaler keeps, and the size the group starts at) or max_replicas, or make them equal for a fixed size",
             );
         }
         let cpu = w.quantity(cx, "cpu", "1", "1").0;

@@ -17,6 +17,9 @@ pub struct Stack {
     pub redis: Redis,
     pub ray: Ray,
     pub state: StateConfig,
+    /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
+    /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
+    pub warnings: Vec<super::Diagnostic>,
 }
 
 /// `[stack]`
@@ -172,8 +175,36 @@ pub struct Durability {
     pub snapshot_every: Duration,
     pub snapshot_min_writes: u64,
     pub volume: VolumeKind,
-    /// Plans that delete or replace the Redis volume need `--allow-data-loss`.
+    /// Plans that delete or replace the Redis volume need `--allow-data-loss`. With the
+    /// embedded backend it also keeps KubeRay's GCS volume when the RayCluster is deleted
+    /// (`deletionPolicy: Retain`).
     pub protect_volume: bool,
+    /// Where the GCS keeps its state: a Redis raystack deploys, or KubeRay 1.7's embedded
+    /// RocksDB store on a volume of the head pod.
+    pub backend: GcsBackend,
+    /// Size of the embedded backend's volume (`gcsFaultToleranceOptions.storage.size`);
+    /// `None` with the Redis backend.
+    pub embedded_storage: Option<Quantity>,
+}
+
+/// `[durability] backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcsBackend {
+    /// The GCS persists to a Redis that raystack deploys with durable settings (the default).
+    Redis,
+    /// KubeRay >= 1.7: `gcsFaultToleranceOptions.backend: rocksdb`, the GCS's own RocksDB
+    /// store on a PersistentVolume that KubeRay creates; no Redis objects at all.
+    Embedded,
+}
+
+impl GcsBackend {
+    /// As stack files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GcsBackend::Redis => "redis",
+            GcsBackend::Embedded => "embedded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,8 +246,37 @@ pub struct Ray {
     pub kuberay: KubeRayVersion,
     /// `externalStorageNamespace`; `None` leaves it to KubeRay (the RayCluster UID).
     pub external_storage_namespace: Option<String>,
+    /// `spec.upgradeStrategy.type`; `None` when the stack's KubeRay has no such field (< 1.6).
+    pub upgrade_strategy: Option<UpgradeStrategy>,
     pub head: RayHead,
     pub workers: Vec<WorkerGroup>,
+}
+
+/// `[ray] upgrade_strategy`: what KubeRay (>= 1.6) does with running pods when the
+/// RayCluster's spec changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeStrategy {
+    /// Delete every pod so the new spec runs now (the head restarts; the GCS restores state).
+    Recreate,
+    /// Keep running pods; the new spec reaches only pods created later.
+    None,
+}
+
+impl UpgradeStrategy {
+    /// As stack files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpgradeStrategy::Recreate => "recreate",
+            UpgradeStrategy::None => "none",
+        }
+    }
+    /// As the RayCluster CRD spells it.
+    pub fn crd_value(self) -> &'static str {
+        match self {
+            UpgradeStrategy::Recreate => "Recreate",
+            UpgradeStrategy::None => "None",
+        }
+    }
 }
 
 /// `[ray.head]`

@@ -235,6 +235,18 @@ impl KubeRayVersion {
     pub fn has_gcs_ft_options(self) -> bool {
         self >= KubeRayVersion::new(1, 3, 0)
     }
+
+    /// KubeRay 1.6 introduced `spec.upgradeStrategy` (`Recreate` | `None`): without it the
+    /// operator never restarts running pods when the RayCluster spec changes.
+    pub fn has_upgrade_strategy(self) -> bool {
+        self >= KubeRayVersion::new(1, 6, 0)
+    }
+
+    /// KubeRay 1.7 introduced `gcsFaultToleranceOptions.backend: rocksdb` and its `storage`
+    /// block (behind the alpha feature gate `GCSFaultToleranceEmbeddedStorage`).
+    pub fn has_embedded_gcs(self) -> bool {
+        self >= KubeRayVersion::new(1, 7, 0)
+    }
 }
 
 impl fmt::Display for KubeRayVersion {
@@ -288,5 +300,8 @@ mod tests {
         );
         assert!(KubeRayVersion::parse("1.7.0").unwrap().has_gcs_ft_options());
         assert!(KubeRayVersion::parse("1.3").is_err());
+        let v = |s: &str| KubeRayVersion::parse(s).unwrap();
+        assert!(!v("1.5.2").has_upgrade_strategy() && v("1.6.0").has_upgrade_strategy());
+        assert!(!v("1.6.2").has_embedded_gcs() && v("1.7.0").has_embedded_gcs());
     }
 }

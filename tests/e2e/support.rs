@@ -17,6 +17,12 @@ pub const CRD: &str = concat!(
     "/tests/fixtures/kuberay/ray.io_rayclusters.v1.3.0.yaml"
 );
 
+/// KubeRay 1.7's CRD: `spec.upgradeStrategy` and the embedded GCS backend.
+pub const CRD_1_7: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kuberay/ray.io_rayclusters.v1.7.0.yaml"
+);
+
 pub fn raystack_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_raystack"))
 }
@@ -186,8 +192,13 @@ pub fn worker(group: &str, replicas: u32) -> String {
 
 impl Env {
     pub fn new(fake_args: &[&str]) -> Env {
+        Env::with_crd(CRD, fake_args)
+    }
+
+    /// An environment whose fake serves the RayCluster CRD in file `crd`.
+    pub fn with_crd(crd: &str, fake_args: &[&str]) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let fake = Fake::start(dir.path(), fake_args);
+        let fake = Fake::start_with_crd(dir.path(), crd, fake_args);
         let stack = dir.path().join("stack.toml");
         std::fs::write(&stack, stack_toml(&worker("cpu", 1), "", "")).unwrap();
         Env { dir, fake, stack }

@@ -1,0 +1,397 @@
+//! What KubeRay does after apply, told by the real `raystack` binary against `fake-apiserver`:
+//! deleting or replacing the RayCluster is DATA LOSS (its own reason) in text, JSON and
+//! Markdown and refused without the flag; `diff` flags it too; a Ray version change states the
+//! rollout with and without `spec.upgradeStrategy`; an autoscaled `replicas` edit is reported;
+//! the embedded RocksDB backend validates, plans, applies and destroys.
+
+mod e2e_support;
+
+use e2e_support::{CRD_1_7, Env, NAME, stack_toml, worker};
+use serde_json::Value;
+
+/// The change block of `address` in a text plan: its header line and the indented lines after
+/// it up to the diff (reason, data loss, rollout, notes).
+fn change_lines(plan: &str, address: &str) -> String {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in plan.lines() {
+        if line.starts_with("  ") && !line.starts_with("    ") {
+            inside = line.contains(&format!(" {address} "));
+            if inside {
+                out.push(line.to_string());
+            }
+            continue;
+        }
+        if inside {
+            let t = line.trim_start();
+            if ["reason:", "data loss:", "rollout:", "note:", "drift:"]
+                .iter()
+                .any(|p| t.starts_with(p))
+            {
+                out.push(line.to_string());
+            } else {
+                inside = false;
+            }
+        }
+    }
+    out.join("\n")
+}
+
+fn rc_address() -> String {
+    format!("RayCluster/{NAME}/{NAME}")
+}
+
+/// The default local stack with KubeRay 1.7 (and the Ray version given).
+fn stack_1_7(ray_version: &str, extra_ray: &str) -> String {
+    stack_toml(&worker("cpu", 1), "", "")
+        .replace(
+            "kuberay = \"1.3.0\"",
+            &format!("kuberay = \"1.7.0\"\n{extra_ray}"),
+        )
+        .replace(
+            "version = \"2.45.0\"",
+            &format!("version = \"{ray_version}\""),
+        )
+}
+
+fn embedded_stack(extra_durability: &str) -> String {
+    format!(
+        r#"[stack]
+name = "{NAME}"
+namespace = "{NAME}"
+
+[cluster]
+provider = "local"
+
+[durability]
+backend = "embedded"
+storage = "2Gi"
+{extra_durability}
+
+[ray]
+version = "2.52.0"
+kuberay = "1.7.0"
+
+[ray.head]
+cpu = "1"
+memory = "2Gi"
+
+{}"#,
+        worker("cpu", 1)
+    )
+}
+
+#[test]
+fn deleting_the_raycluster_is_data_loss_in_every_format_and_refused_without_the_flag() {
+    let env = Env::new(&[]);
+    env.apply();
+    // Moving the stack to another namespace deletes every object of the old one, the
+    // RayCluster included.
+    env.write_stack(&stack_toml(&worker("cpu", 1), "", "").replace(
+        &format!("namespace = \"{NAME}\""),
+        "namespace = \"e2e-moved\"",
+    ));
+    let text = env.plan(&[]);
+    assert_eq!(text.code, 2, "{text}");
+    insta::assert_snapshot!(
+        "raycluster_delete_text",
+        change_lines(&text.stdout, &rc_address())
+    );
+    assert!(
+        text.stdout.contains(&format!(
+            "DATA LOSS: this plan loses GCS state ({}",
+            rc_address()
+        )),
+        "{text}"
+    );
+
+    let json = env.plan(&["--format", "json"]);
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["data_loss"], true);
+    let rc = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == rc_address().as_str())
+        .expect("the old RayCluster is in the plan");
+    assert_eq!(rc["action"], "delete");
+    assert_eq!(rc["data_loss"], true);
+    assert!(
+        rc["data_loss_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("KubeRay's cleanup finalizer (ray.io/gcs-ft-redis-cleanup-finalizer)"),
+        "{rc}"
+    );
+
+    let md = env.plan(&["--format", "markdown"]);
+    assert!(
+        md.stdout.contains(&format!(
+            "<code>-</code> <code>{}</code> will be deleted <b>DATA LOSS</b>",
+            rc_address()
+        )),
+        "{md}"
+    );
+    assert!(
+        md.stdout
+            .contains("**DATA LOSS**: KubeRay's cleanup finalizer"),
+        "{md}"
+    );
+
+    let refused = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("refusing to apply: the plan loses GCS state:"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("{}: KubeRay's cleanup finalizer", rc_address())),
+        "{refused}"
+    );
+    assert!(
+        env.fake.get(&env.ns_path("rayclusters", NAME)).is_some(),
+        "a refused apply deleted the RayCluster"
+    );
+}
+
+#[test]
+fn switching_the_backend_replaces_the_raycluster_and_is_data_loss() {
+    let env = Env::with_crd(CRD_1_7, &[]);
+    env.write_stack(&stack_1_7("2.52.0", ""));
+    env.apply();
+    env.write_stack(&embedded_stack(""));
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    insta::assert_snapshot!(
+        "backend_switch_text",
+        change_lines(&plan.stdout, &rc_address())
+    );
+    let refused = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("the GCS moves to another store (redis → rocksdb)"),
+        "{refused}"
+    );
+
+    // Accepted: the RayCluster is replaced before Redis is pruned (its cleanup Job needs Redis).
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let replaced = r
+        .stderr
+        .find(&format!("{}: replaced", rc_address()))
+        .expect("RayCluster replaced");
+    let sts_deleted = r
+        .stderr
+        .find(&format!("StatefulSet/{NAME}/{NAME}-redis: deleted"))
+        .expect("Redis pruned");
+    assert!(replaced < sts_deleted, "{r}");
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(rc["spec"]["gcsFaultToleranceOptions"]["backend"], "rocksdb");
+    env.assert_no_changes();
+}
+
+#[test]
+fn diff_flags_a_backend_switch_as_data_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, head) = (dir.path().join("base.toml"), dir.path().join("head.toml"));
+    std::fs::write(&base, stack_1_7("2.52.0", "")).unwrap();
+    std::fs::write(&head, embedded_stack("")).unwrap();
+    let out = std::process::Command::new(e2e_support::raystack_bin())
+        .args([
+            "diff",
+            base.to_str().unwrap(),
+            head.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["data_loss"], true);
+    let rc = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "RayCluster")
+        .unwrap();
+    assert_eq!(rc["action"], "replace");
+    assert_eq!(
+        rc["reason"],
+        "gcsFaultToleranceOptions.backend is immutable on a RayCluster (redis → rocksdb)"
+    );
+    assert!(
+        rc["data_loss_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("the GCS moves to another store (redis → rocksdb)")
+    );
+}
+
+#[test]
+fn a_ray_version_change_states_the_rollout_without_upgrade_strategy() {
+    // KubeRay 1.3: no spec.upgradeStrategy; running pods keep the old spec.
+    let env = Env::new(&[]);
+    env.apply();
+    env.write_stack(
+        &stack_toml(&worker("cpu", 1), "", "")
+            .replace("version = \"2.45.0\"", "version = \"2.46.0\""),
+    );
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    insta::assert_snapshot!(
+        "rollout_kuberay_1_3",
+        change_lines(&plan.stdout, &rc_address())
+    );
+    let json: Value = serde_json::from_str(&env.plan(&["--format", "json"]).stdout).unwrap();
+    let rc = json["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "RayCluster")
+        .unwrap();
+    assert_eq!(rc["data_loss"], false);
+    assert!(
+        rc["rollout"]
+            .as_str()
+            .unwrap()
+            .contains("KubeRay will not restart running pods"),
+        "{rc}"
+    );
+}
+
+#[test]
+fn a_ray_version_change_states_the_rollout_with_upgrade_strategy() {
+    let env = Env::with_crd(CRD_1_7, &[]);
+    env.write_stack(&stack_1_7("2.52.0", ""));
+    env.apply();
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(
+        rc["spec"]["upgradeStrategy"]["type"], "Recreate",
+        "the default"
+    );
+    env.write_stack(&stack_1_7("2.53.0", ""));
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    insta::assert_snapshot!(
+        "rollout_kuberay_1_7_recreate",
+        change_lines(&plan.stdout, &rc_address())
+    );
+    env.write_stack(&stack_1_7("2.53.0", "upgrade_strategy = \"none\""));
+    let plan = env.plan(&[]);
+    insta::assert_snapshot!(
+        "rollout_kuberay_1_7_none",
+        change_lines(&plan.stdout, &rc_address())
+    );
+}
+
+#[test]
+fn an_autoscaled_replicas_edit_is_reported_not_silent() {
+    let autoscaled = |replicas: u32| {
+        stack_toml(
+            &format!(
+                "[[ray.workers]]\ngroup = \"cpu\"\nreplicas = {replicas}\nmin_replicas = 1\nmax_replicas = 4\ncpu = \"1\"\nmemory = \"1Gi\"\n"
+            ),
+            "",
+            "",
+        )
+    };
+    let env = Env::new(&[]);
+    env.write_stack(&autoscaled(1));
+    env.apply();
+    env.write_stack(&autoscaled(3));
+    let validate = env.run(&["validate", env.stack_arg()]);
+    assert_eq!(validate.code, 0, "{validate}");
+    let warning = validate
+        .stderr
+        .lines()
+        .next()
+        .unwrap()
+        .replace(env.stack_arg(), "stack.toml");
+    insta::assert_snapshot!("autoscaled_replicas_validate", warning);
+    let plan = env.plan(&[]);
+    // Nothing in the cluster changes, and the plan says why the edit does nothing.
+    assert_eq!(plan.code, 0, "{plan}");
+    assert!(
+        plan.stdout.contains(
+            "warning stack/ray.workers[0].replicas: 28:12: replicas = 3 has no effect: the group autoscales"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.stdout
+            .contains("fix: remove `replicas`; to change the size, change min_replicas"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn an_embedded_stack_validates_plans_applies_and_destroys() {
+    let env = Env::with_crd(CRD_1_7, &[]);
+    env.write_stack(&embedded_stack(""));
+    let v = env.run(&["validate", env.stack_arg()]);
+    assert_eq!(v.code, 0, "{v}");
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(
+        plan.stdout
+            .contains("Plan: 2 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{plan}"
+    );
+    assert!(
+        plan.stdout
+            .contains("warning kuberay/embedded-gcs-feature-gate: backend = \"embedded\" needs the KubeRay operator to run with the alpha feature gate `GCSFaultToleranceEmbeddedStorage`"),
+        "{plan}"
+    );
+    assert!(plan.stdout.contains("deletion_policy  Retain"), "{plan}");
+    env.apply();
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(
+        rc["spec"]["gcsFaultToleranceOptions"]["storage"]["size"],
+        "2Gi"
+    );
+    assert!(
+        env.fake
+            .list_names(&format!("/apis/apps/v1/namespaces/{NAME}/statefulsets"))
+            .is_empty(),
+        "no Redis"
+    );
+    env.assert_no_changes();
+    // Retain: the RayCluster's delete keeps the GCS volume, so destroy says so and needs no flag.
+    let d = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(d.code, 0, "{d}");
+    assert!(
+        d.stdout
+            .contains("note: the GCS volume `e2e-gcs-pvc` is kept (deletionPolicy Retain)"),
+        "{d}"
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
+}
+
+#[test]
+fn an_unprotected_embedded_volume_goes_with_the_raycluster_and_destroy_says_so() {
+    let env = Env::with_crd(CRD_1_7, &[]);
+    env.write_stack(&embedded_stack("protect_volume = false"));
+    env.apply();
+    let d = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(d.code, 0, "{d}");
+    assert!(
+        d.stdout.contains("data loss: KubeRay deletes the GCS volume `e2e-gcs-pvc` with the RayCluster (deletionPolicy DeleteWithCluster)"),
+        "{d}"
+    );
+    assert!(
+        d.stdout.contains("DATA LOSS: destroying this stack loses GCS state (RayCluster/e2e/e2e); destroy proceeds without --allow-data-loss, which only the Redis volume needs."),
+        "{d}"
+    );
+}
