@@ -32,6 +32,7 @@ mod redis_durability;
 // The real binary against fake-apiserver.
 mod examples;
 mod kill;
+mod kuberay;
 mod plan_apply;
 mod preflight;
 mod resilience;

@@ -4,9 +4,7 @@
 //! rollout with and without `spec.upgradeStrategy`; an autoscaled `replicas` edit is reported;
 //! the embedded RocksDB backend validates, plans, applies and destroys.
 
-mod e2e_support;
-
-use e2e_support::{CRD_1_7, Env, NAME, stack_toml, worker};
+use crate::support::{CRD_1_7, Env, NAME, stack_toml, worker};
 use serde_json::Value;
 
 /// The change block of `address` in a text plan: its header line and the indented lines after
@@ -99,7 +97,7 @@ fn deleting_the_raycluster_is_data_loss_in_every_format_and_refused_without_the_
     );
     assert!(
         text.stdout.contains(&format!(
-            "DATA LOSS: this plan loses GCS state ({}",
+            "DATA LOSS: this plan loses GCS state (Namespace/{NAME}, PersistentVolumeClaim/{NAME}/{NAME}-redis-data, {}); `raystack apply` refuses it without --allow-data-loss.",
             rc_address()
         )),
         "{text}"
@@ -207,7 +205,7 @@ fn diff_flags_a_backend_switch_as_data_loss() {
     let (base, head) = (dir.path().join("base.toml"), dir.path().join("head.toml"));
     std::fs::write(&base, stack_1_7("2.52.0", "")).unwrap();
     std::fs::write(&head, embedded_stack("")).unwrap();
-    let out = std::process::Command::new(e2e_support::raystack_bin())
+    let out = std::process::Command::new(crate::support::raystack_bin())
         .args([
             "diff",
             base.to_str().unwrap(),
@@ -325,7 +323,7 @@ fn an_autoscaled_replicas_edit_is_reported_not_silent() {
     assert_eq!(plan.code, 0, "{plan}");
     assert!(
         plan.stdout.contains(
-            "warning stack/ray.workers[0].replicas: 28:12: replicas = 3 has no effect: the group autoscales"
+            "warning stack/ray.workers[0].replicas: 29:12: replicas = 3 has no effect: the group autoscales"
         ),
         "{plan}"
     );
