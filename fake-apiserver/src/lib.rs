@@ -20,7 +20,8 @@
 //!   no-op writes that keep the resourceVersion; Status error bodies with the real reasons and messages.
 //! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
 //!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
-//!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status).
+//!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status, and the
+//!   Redis cleanup finalizer with its Job on deletion).
 //! - The services/proxy subresource (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`),
 //!   forwarded to a local URL per Service port ([`Options::service_proxy`], `--service-proxy`), with a
 //!   real API server's 404 (no Service) and 503 (no ready pod behind it).
@@ -37,8 +38,10 @@
 //!   token (any other bearer token is accepted), no TLS, no HTTP/2. Request bodies are JSON (YAML for
 //!   apply), or protobuf for the kinds kubectl's typed `create` subcommands send (Namespace, ConfigMap,
 //!   Secret, Service); no CBOR. Responses are always JSON.
-//! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers
-//!   (deletion is immediate), no garbage collector beyond the cascade at delete time, no scheduler,
+//! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers other
+//!   than KubeRay's Redis cleanup finalizer (an object with finalizers gets a `deletionTimestamp` and
+//!   stays until they are gone; only the simulated KubeRay removes one, see [`kuberay`]), no garbage
+//!   collector beyond the cascade at delete time, no scheduler,
 //!   kubelet or real containers: pods are marked running.
 //! - Only the kinds listed above; other built-in kinds are unknown resources (404).
 //! - OpenAPI documents are JSON only: kubectl's request for `/openapi/v2` in protobuf gets 406 Not
@@ -51,6 +54,7 @@ mod discovery;
 mod error;
 mod http;
 mod lifecycle;
+pub mod kuberay;
 mod limits;
 mod objects;
 mod openapi;

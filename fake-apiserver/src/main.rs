@@ -39,6 +39,13 @@ struct Cli {
     /// label selector is deleted; its controller recreates the pod, ready once COMMAND exits 0.
     #[arg(long = "on-pod-delete", value_name = "LABEL=VALUE[,...]:COMMAND")]
     on_pod_delete: Vec<fake_apiserver::PodHook>,
+    /// How long KubeRay's simulated Redis cleanup Job runs when a RayCluster with a Redis GCS is
+    /// deleted (its finalizer holds the RayCluster until then).
+    #[arg(long, default_value_t = 200)]
+    cleanup_job_delay_ms: u64,
+    /// The simulated cleanup Job fails (KubeRay drops its finalizer anyway).
+    #[arg(long)]
+    cleanup_job_fail: bool,
 }
 
 #[tokio::main]
@@ -52,6 +59,10 @@ async fn main() -> Result<()> {
         readiness_delay: Duration::from_millis(cli.readiness_delay_ms),
         service_proxy: cli.service_proxy,
         on_pod_delete: cli.on_pod_delete,
+        cleanup_job: fake_apiserver::kuberay::CleanupJob {
+            delay: Duration::from_millis(cli.cleanup_job_delay_ms),
+            fail: cli.cleanup_job_fail,
+        },
     };
     let server = Server::bind(&opts).await?;
     server.write_kubeconfig(&cli.kubeconfig)?;

@@ -45,6 +45,7 @@ pub fn tick(st: &mut State) {
     }
     bind_pvcs(st);
     resize_pvcs(st);
+    crate::kuberay::tick(st);
 }
 
 fn hash_hex(v: &Value) -> String {

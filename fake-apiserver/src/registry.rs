@@ -115,6 +115,8 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
         ),
         builtin("", "v1", "Pod", "pods", true, &["po"], &["all"], true),
+        // KubeRay's Redis cleanup Job (created by the simulated operator on RayCluster deletion).
+        builtin("batch", "v1", "Job", "jobs", true, &[], &["all"], true),
         builtin(
             "apps",
             "v1",

@@ -31,6 +31,8 @@ pub struct Options {
     pub service_proxy: Vec<crate::proxy::Route>,
     /// Commands run when a matching pod is deleted through the API.
     pub on_pod_delete: Vec<crate::lifecycle::Hook>,
+    /// How KubeRay's simulated Redis cleanup Job behaves when a RayCluster is deleted.
+    pub cleanup_job: crate::kuberay::CleanupJob,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             readiness_delay: Duration::from_millis(50),
             service_proxy: Vec::new(),
             on_pod_delete: Vec::new(),
+            cleanup_job: crate::kuberay::CleanupJob::default(),
         }
     }
 }
@@ -84,6 +87,7 @@ impl Server {
     pub async fn bind(opts: &Options) -> Result<Server, Error> {
         let mut st = State::new(opts.readiness_delay);
         st.lifecycle.hooks = opts.on_pod_delete.clone();
+        st.cleanup_job = opts.cleanup_job;
         seed(&mut st, opts.default_storage_class)?;
         for crd in &opts.crds {
             load_crd(&mut st, crd)?;

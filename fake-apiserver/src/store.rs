@@ -29,6 +29,9 @@ pub struct State {
     pub readiness_delay: Duration,
     /// Pod delete hooks, configured and running.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// How the simulated KubeRay cleanup Job behaves, and when each running one finishes.
+    pub cleanup_job: crate::kuberay::CleanupJob,
+    pub cleanup_due: BTreeMap<Key, std::time::Instant>,
 }
 
 impl State {
@@ -42,6 +45,8 @@ impl State {
             types: registry::builtins(),
             readiness_delay,
             lifecycle: Default::default(),
+            cleanup_job: crate::kuberay::CleanupJob::default(),
+            cleanup_due: BTreeMap::new(),
         }
     }
 

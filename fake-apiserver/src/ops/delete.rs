@@ -2,7 +2,7 @@
 
 use super::{Outcome, Params, Target, list};
 use crate::error::ApiError;
-use crate::objects::{present, remove_cascading};
+use crate::objects::{present, remove_cascading, update_by};
 use crate::store::{State, key};
 use crate::util::{get_str, now_rfc3339};
 use serde_json::{Value, json};
@@ -52,6 +52,31 @@ pub fn delete(
         body["status"] = json!({"phase": "Terminating"});
     }
     if p.dry_run {
+        return Ok(Outcome {
+            code: 200,
+            body,
+            warnings: Vec::new(),
+        });
+    }
+    // An object with finalizers is only marked: it stays, with a deletionTimestamp, until its
+    // finalizers are removed (by the simulated KubeRay, for its cleanup finalizer).
+    let has_finalizers = live
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if has_finalizers {
+        if live.pointer("/metadata/deletionTimestamp").is_none() {
+            let now = now_rfc3339();
+            update_by(st, &k, "kube-apiserver", false, |o| {
+                o["metadata"]["deletionTimestamp"] = json!(now);
+                o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            });
+        }
+        let body = st
+            .objects
+            .get(&k)
+            .map(|s| present(&t.rt, &t.version, &s.obj))
+            .unwrap_or(body);
         return Ok(Outcome {
             code: 200,
             body,
