@@ -42,10 +42,8 @@ impl Default for CleanupJob {
 pub fn redis_ft(rc: &Value) -> bool {
     match get(rc, &["spec", "gcsFaultToleranceOptions"]) {
         Some(ft) if ft.is_object() => ft.get("backend").and_then(Value::as_str) != Some("rocksdb"),
-        _ => {
-            get_str(rc, &["metadata", "annotations", "ray.io/ft-enabled"])
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        }
+        _ => get_str(rc, &["metadata", "annotations", "ray.io/ft-enabled"])
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
     }
 }
 
@@ -131,9 +129,22 @@ fn cleanup(st: &mut State, k: &Key, rc: &Value) {
     let Some(job) = st.objects.get(&jk).map(|s| s.obj.clone()) else {
         let storage_ns = get_str(
             rc,
-            &["spec", "gcsFaultToleranceOptions", "externalStorageNamespace"],
+            &[
+                "spec",
+                "gcsFaultToleranceOptions",
+                "externalStorageNamespace",
+            ],
         )
-        .or_else(|| get_str(rc, &["metadata", "annotations", "ray.io/external-storage-namespace"]))
+        .or_else(|| {
+            get_str(
+                rc,
+                &[
+                    "metadata",
+                    "annotations",
+                    "ray.io/external-storage-namespace",
+                ],
+            )
+        })
         .or_else(|| get_str(rc, &["metadata", "uid"]))
         .unwrap_or("")
         .to_string();
@@ -161,7 +172,11 @@ fn cleanup(st: &mut State, k: &Key, rc: &Value) {
         return;
     };
     if !job_finished(&job) {
-        let due = st.cleanup_due.get(&jk).copied().unwrap_or_else(Instant::now);
+        let due = st
+            .cleanup_due
+            .get(&jk)
+            .copied()
+            .unwrap_or_else(Instant::now);
         if Instant::now() < due {
             return;
         }

@@ -933,7 +933,10 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Rang
     let (backend, backend_span) = du.choice(
         cx,
         "backend",
-        &[("redis", GcsBackend::Redis), ("embedded", GcsBackend::Embedded)],
+        &[
+            ("redis", GcsBackend::Redis),
+            ("embedded", GcsBackend::Embedded),
+        ],
     );
     let embedded_storage = match backend {
         GcsBackend::Embedded => {

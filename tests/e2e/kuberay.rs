@@ -393,3 +393,159 @@ fn an_unprotected_embedded_volume_goes_with_the_raycluster_and_destroy_says_so()
         "{d}"
     );
 }
+
+/// Whether `path` exists on the fake at `url` (a second client, for a watcher thread).
+fn exists(url: &str, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    if raw.starts_with("HTTP/1.1 404") {
+        return None;
+    }
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // The body may be chunked; find the JSON object in it.
+    let start = body.find('{')?;
+    let end = body.rfind('}')?;
+    serde_json::from_str(&body[start..=end])
+        .ok()
+        .or(Some(Value::Null))
+}
+
+/// Watches the fake while `f` runs: how often Redis's StatefulSet was gone while the RayCluster
+/// still existed, and whether the RayCluster was seen held by KubeRay's finalizer.
+fn watch_destroy<T>(env: &Env, f: impl FnOnce() -> T) -> (T, usize, bool) {
+    let rc = env.ns_path("rayclusters", NAME);
+    let sts = env.ns_path("statefulsets", &format!("{NAME}-redis"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (url, stop) = (env.fake.url.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut violations, mut held) = (0, false);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let rc_now = exists(&url, &rc);
+                let sts_gone = exists(&url, &sts).is_none();
+                if let Some(rc) = &rc_now {
+                    held |= rc["metadata"]["deletionTimestamp"].is_string()
+                        && rc["metadata"]["finalizers"]
+                            .as_array()
+                            .is_some_and(|f| !f.is_empty());
+                    if sts_gone {
+                        violations += 1;
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (violations, held)
+        })
+    };
+    let out = f();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (violations, held) = watcher.join().unwrap();
+    (out, violations, held)
+}
+
+#[test]
+fn destroy_waits_for_the_cleanup_finalizer_before_touching_redis() {
+    let env = Env::new(&["--cleanup-job-delay-ms", "1500", "--latency-ms", "5"]);
+    env.apply();
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(
+        rc["metadata"]["finalizers"],
+        serde_json::json!(["ray.io/gcs-ft-redis-cleanup-finalizer"]),
+        "KubeRay's finalizer is on the RayCluster"
+    );
+    let (r, violations, held) = watch_destroy(&env, || {
+        env.run(&["destroy", env.stack_arg(), "--auto-approve"])
+    });
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        held,
+        "the finalizer never held the RayCluster: the test proves nothing"
+    );
+    assert_eq!(
+        violations, 0,
+        "Redis went away while the RayCluster existed:\n{r}"
+    );
+    insta::assert_snapshot!(
+        "destroy_plan_raycluster",
+        change_lines(&r.stdout, &rc_address())
+    );
+    assert!(
+        r.stdout.contains("DATA LOSS: destroying this stack loses GCS state (RayCluster/e2e/e2e); destroy proceeds without --allow-data-loss, which only the Redis volume needs."),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("RayCluster/e2e/e2e: waiting: waiting for KubeRay's finalizer ray.io/gcs-ft-redis-cleanup-finalizer: the cleanup Job `e2e-redis-cleanup` is deleting the GCS state from Redis; no Redis object is touched until the RayCluster is gone"),
+        "{r}"
+    );
+    let gone = r
+        .stderr
+        .find("RayCluster/e2e/e2e: deleted")
+        .expect("deleted");
+    let sts = r
+        .stderr
+        .find("StatefulSet/e2e/e2e-redis: deleting")
+        .expect("Redis deleted");
+    assert!(gone < sts, "{r}");
+    let job = env
+        .fake
+        .get(&format!(
+            "/apis/batch/v1/namespaces/{NAME}/jobs/{NAME}-redis-cleanup"
+        ))
+        .expect("the cleanup Job ran");
+    assert_eq!(job["status"]["succeeded"], 1);
+}
+
+#[test]
+fn destroy_reports_a_failed_cleanup_job_and_goes_on() {
+    let env = Env::new(&["--cleanup-job-delay-ms", "300", "--cleanup-job-fail"]);
+    env.apply();
+    let uid = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.contains(&format!("RayCluster/e2e/e2e: warning: KubeRay's cleanup Job `e2e-redis-cleanup` failed; KubeRay removes its finalizer anyway, so this cluster's GCS keys (storage namespace `{uid}`) stay in Redis: delete them by hand, or delete the Redis volume")),
+        "{r}"
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
+    assert!(
+        env.fake
+            .get(&env.ns_path("statefulsets", &format!("{NAME}-redis")))
+            .is_none(),
+        "destroy went on once the RayCluster was gone"
+    );
+}
+
+#[test]
+fn destroy_stops_before_redis_when_the_finalizer_outlasts_the_timeout() {
+    let env = Env::new(&["--cleanup-job-delay-ms", "600000"]);
+    env.apply();
+    let out = env
+        .cmd(&["destroy", env.stack_arg(), "--auto-approve"])
+        .env("RAYSTACK_WAIT_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let r = crate::support::Run::from(out);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("timed out after 2s waiting for `RayCluster/e2e/e2e`"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("nothing of Redis was deleted"), "{r}");
+    assert!(
+        env.fake
+            .get(&env.ns_path("statefulsets", &format!("{NAME}-redis")))
+            .is_some(),
+        "Redis was touched"
+    );
+}
