@@ -381,9 +381,7 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     };
     let wants_options = stack.ray.kuberay.has_gcs_ft_options();
     let crd_has_options = fields.gcs_ft_options;
-    if stack.durability.backend == crate::stack::GcsBackend::Embedded
-        && !fields.embedded_backend
-    {
+    if stack.durability.backend == crate::stack::GcsBackend::Embedded && !fields.embedded_backend {
         return vec![Finding::error(
             provider,
             check,

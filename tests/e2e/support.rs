@@ -37,7 +37,7 @@ pub struct Fake {
 
 /// Server options from the `fake-apiserver` binary's flags (`--latency-ms N`,
 /// `--readiness-delay-ms N`, `--no-default-storageclass`, `--crd FILE`, `--service-proxy ROUTE`,
-/// `--on-pod-delete HOOK`).
+/// `--on-pod-delete HOOK`, `--cleanup-job-delay-ms N`, `--cleanup-job-fail`).
 pub fn options(flags: &[&str]) -> Options {
     let mut o = Options::default();
     let mut it = flags.iter();
@@ -52,6 +52,10 @@ pub fn options(flags: &[&str]) -> Options {
             "--crd" => o.crds.push(PathBuf::from(value())),
             "--service-proxy" => o.service_proxy.push(value().parse().unwrap()),
             "--on-pod-delete" => o.on_pod_delete.push(value().parse().unwrap()),
+            "--cleanup-job-delay-ms" => {
+                o.cleanup_job.delay = Duration::from_millis(value().parse().unwrap())
+            }
+            "--cleanup-job-fail" => o.cleanup_job.fail = true,
             other => panic!("unknown fake-apiserver flag {other}"),
         }
     }
