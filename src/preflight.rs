@@ -112,10 +112,10 @@ pub async fn run_with(
         ));
         return findings;
     }
-    let mut findings = match cloud_key(stack) {
+    findings.extend(match cloud_key(stack) {
         Some(key) => once(&memo.cloud, key, cloud(stack)).await,
         None => cloud(stack).await,
-    };
+    });
     if let Some(target) = kube {
         findings.extend(cluster(stack, target, memo).await);
     }

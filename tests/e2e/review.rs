@@ -273,7 +273,7 @@ fn two_hundred_stacks_fit_one_comment_and_keep_every_data_loss_line() {
     assert!(md.starts_with("<!-- raystack: review -->\n"));
     for i in (0..200).step_by(2) {
         let line = format!(
-            "DATA LOSS: this plan deletes or recreates the Redis volume (PersistentVolumeClaim/s{i:03}/s{i:03}-redis-data)"
+            "DATA LOSS: this plan loses GCS state (PersistentVolumeClaim/s{i:03}/s{i:03}-redis-data)"
         );
         assert!(md.contains(&line), "lost the DATA LOSS line of s{i:03}");
     }
