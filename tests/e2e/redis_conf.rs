@@ -24,6 +24,10 @@ fn rendered_conf(stack: &raystack::stack::Stack) -> String {
 #[test]
 fn redis_runs_with_the_derived_settings_for_every_example() {
     for (name, stack) in support::examples() {
+        // The embedded backend deploys no Redis (render tests cover its RayCluster).
+        if stack.durability.backend == raystack::stack::GcsBackend::Embedded {
+            continue;
+        }
         let settings = redis_settings(&stack.durability);
         let conf = rendered_conf(&stack);
         assert_eq!(
