@@ -3,7 +3,8 @@
 //! Kubernetes: the renderer puts the text into a ConfigMap, the tests feed it to a real Redis.
 //!
 //! The password is never part of these settings: Redis receives it from the Secret through an
-//! environment variable (`--requirepass "$REDIS_PASSWORD"`), so no ConfigMap ever holds it.
+//! environment variable, written at start into a config include on a memory-backed volume, so
+//! no ConfigMap and no process argument ever holds it.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -184,7 +185,7 @@ impl RedisSettings {
             "# max_data_loss = \"{rpo}\", volume = \"{}\"",
             self.volume.as_str()
         );
-        c.push_str("# The password is not here: it comes from the Secret via --requirepass \"$REDIS_PASSWORD\".\n");
+        c.push_str("# The password is not here: the container writes it from the Secret into a config\n# include on a memory-backed volume at start (never a process argument).\n");
         let _ = writeln!(c, "port {}", self.port);
         // Default bind (all interfaces); the NetworkPolicy limits who can connect. Protected
         // mode stays on: if the password were ever missing, Redis would refuse remote clients

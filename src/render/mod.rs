@@ -19,7 +19,10 @@ pub use ray::{
     EMBEDDED_GCS_PVC_SUFFIX, autoscaling_enabled, embedded_deletion_policy, head_num_cpus,
     redis_address,
 };
-pub use redis::{REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
+pub use redis::{
+    AUTH_CONF, AUTH_DIR, CONF_DIR, REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY,
+    REDISCLI_AUTH_ENV, redis_start_script,
+};
 pub use storage::{aws_provisioner, storage_class, storage_class_name};
 pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, EmbeddedSummary, Summary, summarize};
 pub use yaml::{document, file_name, to_yaml};

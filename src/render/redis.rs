@@ -20,8 +20,32 @@ pub const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
 /// the template, so the StatefulSet rolls the Redis pod (Redis reads its file only at start).
 pub const REDIS_CONF_HASH_ANNOTATION: &str = "raystack.dev/redis-conf-sha256";
 
+/// The environment variable `redis-cli` reads the password from: the probes authenticate with
+/// it, so the password is never an argument of a probe process.
+pub const REDISCLI_AUTH_ENV: &str = "REDISCLI_AUTH";
+
 /// Where the ConfigMap is mounted in the Redis container.
-const CONF_DIR: &str = "/etc/redis";
+pub const CONF_DIR: &str = "/etc/redis";
+
+/// A memory-backed emptyDir in the Redis container. At start the container writes
+/// `requirepass` from the environment into [`AUTH_CONF`] here (mode 0600, never on disk) and
+/// Redis includes it, so the password is in no process's arguments.
+pub const AUTH_DIR: &str = "/run/redis-auth";
+
+/// The config include holding `requirepass`, inside [`AUTH_DIR`].
+pub const AUTH_CONF: &str = "/run/redis-auth/auth.conf";
+
+/// The Redis container's start script (run by `sh -c`). `printf` is a shell builtin, so the
+/// password is written without appearing in any process's arguments; the variables are unset
+/// before `exec`, so the server's environment does not hold it either. `exec` so Redis itself
+/// receives SIGTERM and shuts down cleanly (final fsync/snapshot).
+pub fn redis_start_script() -> String {
+    format!(
+        "set -e; umask 077; printf 'requirepass %s\\n' \"${REDIS_PASSWORD_ENV}\" > {AUTH_CONF}; \
+         unset {REDIS_PASSWORD_ENV} {REDISCLI_AUTH_ENV}; \
+         exec redis-server {CONF_DIR}/redis.conf --include {AUTH_CONF}"
+    )
+}
 
 /// Seconds Kubernetes waits after SIGTERM before SIGKILL. On SIGTERM Redis fsyncs the AOF and,
 /// with save rules configured, writes a final RDB snapshot; a few GiB at disk speed fits well
@@ -67,12 +91,10 @@ pub(crate) fn pvc(stack: &Stack) -> Value {
     })
 }
 
-/// `redis-cli` against the local Redis with the password from the environment; `--no-auth-warning`
-/// keeps the password warning out of probe output.
+/// `redis-cli` against the local Redis; it reads the password from `REDISCLI_AUTH` in the
+/// container's environment, never from its arguments.
 fn redis_cli_ping() -> String {
-    format!(
-        "redis-cli -h 127.0.0.1 -p {REDIS_PORT} -a \"${REDIS_PASSWORD_ENV}\" --no-auth-warning ping"
-    )
+    format!("redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping")
 }
 
 pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
@@ -127,17 +149,19 @@ pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
                     "containers": [{
                         "name": "redis",
                         "image": stack.redis.image,
-                        // `exec` so Redis itself receives SIGTERM and shuts down cleanly (final
-                        // fsync/snapshot); the password never appears in the pod spec or config.
-                        "command": [
-                            "sh",
-                            "-c",
-                            format!("exec redis-server {CONF_DIR}/redis.conf --requirepass \"${REDIS_PASSWORD_ENV}\""),
+                        // The password never appears in the pod spec, the ConfigMap, or any
+                        // process's arguments (see `redis_start_script`).
+                        "command": ["sh", "-c", redis_start_script()],
+                        "env": [
+                            {
+                                "name": REDIS_PASSWORD_ENV,
+                                "valueFrom": { "secretKeyRef": { "name": n.secret, "key": REDIS_PASSWORD_KEY } },
+                            },
+                            {
+                                "name": REDISCLI_AUTH_ENV,
+                                "valueFrom": { "secretKeyRef": { "name": n.secret, "key": REDIS_PASSWORD_KEY } },
+                            },
                         ],
-                        "env": [{
-                            "name": REDIS_PASSWORD_ENV,
-                            "valueFrom": { "secretKeyRef": { "name": n.secret, "key": REDIS_PASSWORD_KEY } },
-                        }],
                         "ports": [{ "name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP" }],
                         "resources": resources,
                         // Ready only when Redis answers PONG with the password: not while it is
@@ -166,6 +190,7 @@ pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
                         "volumeMounts": [
                             { "name": "data", "mountPath": REDIS_DATA_DIR },
                             { "name": "config", "mountPath": CONF_DIR, "readOnly": true },
+                            { "name": "auth", "mountPath": AUTH_DIR },
                         ],
                     }],
                     // A plain PVC rather than volumeClaimTemplates: the PVC is a first-class
@@ -173,6 +198,8 @@ pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
                     "volumes": [
                         { "name": "data", "persistentVolumeClaim": { "claimName": n.pvc } },
                         { "name": "config", "configMap": { "name": n.config_map } },
+                        // tmpfs: the password file never reaches a node's disk.
+                        { "name": "auth", "emptyDir": { "medium": "Memory", "sizeLimit": "1Mi" } },
                     ],
                 },
             },

@@ -82,8 +82,17 @@ fn the_secret_carries_no_values() {
     let secret = find(&r, "Secret");
     assert_eq!(secret["metadata"]["name"], "ray-prod-redis-auth");
     assert!(secret.get("data").is_none() && secret.get("stringData").is_none());
+    // The password reaches Redis only through the environment and the start script's config
+    // include: no rendered object carries a `requirepass` value or a `-a` argument.
     let yaml = to_yaml(&r.objects);
-    assert!(!yaml.contains("requirepass ") || !yaml.contains("requirepass \"5"));
+    assert!(!yaml.contains("--requirepass"), "{yaml}");
+    assert!(!yaml.contains(" -a "), "{yaml}");
+    for line in yaml.lines().filter(|l| l.contains("requirepass")) {
+        assert!(
+            line.contains("printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > /run/redis-auth/auth.conf"),
+            "{line}"
+        );
+    }
 }
 
 #[test]
@@ -209,17 +218,24 @@ fn redis_pod_mounts_the_pvc_and_takes_the_password_from_the_secret() {
         c["env"][0]["valueFrom"]["secretKeyRef"],
         json!({"name": "ray-prod-redis-auth", "key": "password"})
     );
-    assert!(
-        c["command"][2]
-            .as_str()
-            .unwrap()
-            .contains("--requirepass \"$REDIS_PASSWORD\"")
+    assert_eq!(
+        c["env"][1],
+        json!({"name": "REDISCLI_AUTH", "valueFrom": {"secretKeyRef": {"name": "ray-prod-redis-auth", "key": "password"}}})
     );
-    assert!(
-        c["readinessProbe"]["exec"]["command"][2]
-            .as_str()
-            .unwrap()
-            .contains("-a \"$REDIS_PASSWORD\" --no-auth-warning ping")
+    assert_eq!(
+        c["command"][2],
+        "set -e; umask 077; printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > /run/redis-auth/auth.conf; \
+         unset REDIS_PASSWORD REDISCLI_AUTH; \
+         exec redis-server /etc/redis/redis.conf --include /run/redis-auth/auth.conf"
+    );
+    assert_eq!(
+        c["readinessProbe"]["exec"]["command"][2],
+        "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"
+    );
+    assert_eq!(c["volumeMounts"][2], json!({"name": "auth", "mountPath": "/run/redis-auth"}));
+    assert_eq!(
+        pod["volumes"][2],
+        json!({"name": "auth", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})
     );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));

@@ -3,7 +3,7 @@
 //! `stacks/local.toml`.
 //!
 //! 1. Redis starts from the rendered ConfigMap's `redis.conf` (its `dir` and `port` rewritten,
-//!    `--requirepass <random>` on the command line as the StatefulSet passes it); the head starts
+//!    `--requirepass <random>` on the command line for brevity); the head starts
 //!    with `RAY_REDIS_ADDRESS`, `--redis-password` and a fixed `RAY_external_storage_namespace`.
 //! 2. A probe job runs to SUCCEEDED and a named detached actor (`max_restarts=-1`) is created;
 //!    the GCS tables are then seen in Redis under the namespace.

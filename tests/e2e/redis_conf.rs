@@ -99,3 +99,116 @@ fn redis_requires_the_password() {
     let mut con = redis.connect();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
 }
+
+/// The rendered StatefulSet's container, run for real: its `sh -c` start script (only the mount
+/// paths and the port rewritten) starts redis-server with the password from the environment,
+/// yet neither the server's `/proc/PID/cmdline` nor its environment holds the password, and the
+/// rendered readiness probe authenticates through `REDISCLI_AUTH`, not an argument.
+#[test]
+fn the_statefulset_keeps_the_password_out_of_process_arguments() {
+    let (_, stack) = support::examples()
+        .into_iter()
+        .find(|(n, _)| n == "local")
+        .unwrap();
+    let rendered = render(&stack);
+    let sts = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == "StatefulSet")
+        .unwrap();
+    let container = &sts.manifest["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<&str> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(command[..2], ["sh", "-c"]);
+    let secret_env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["valueFrom"]["secretKeyRef"]["key"] == "password")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(!secret_env.is_empty());
+
+    // The pod's mounts, as directories of this test: /etc/redis (the ConfigMap), /data (the PVC)
+    // and, when the script uses one, the memory-backed auth directory.
+    let root = tempfile::tempdir().unwrap();
+    let conf_dir = root.path().join("etc-redis");
+    let data_dir = root.path().join("data");
+    let auth_dir = root.path().join("run-redis-auth");
+    for d in [&conf_dir, &data_dir, &auth_dir] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let conf = rendered_conf(&stack).replace("\ndir /data\n", &format!("\ndir {}\n", data_dir.display()));
+    std::fs::write(conf_dir.join("redis.conf"), conf).unwrap();
+    let port = support::free_port();
+    let script = command[2]
+        .replace("/etc/redis", conf_dir.to_str().unwrap())
+        .replace("/run/redis-auth", auth_dir.to_str().unwrap())
+        .replace("redis-server ", &format!("{} ", support::redis_server_binary().display()));
+    // The script's last command is the `exec redis-server …`; bind it to loopback on a free port.
+    let script = format!("{script} --port {port} --bind 127.0.0.1");
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for name in &secret_env {
+        sh.env(name, support::PASSWORD);
+    }
+    let child = sh.spawn().unwrap();
+    let mut redis = support::RedisProcess::adopt(child, port, data_dir.clone());
+
+    // `exec`: the shell became redis-server, so the child's pid is the server's.
+    let pid = redis.child.id();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("redis-server"), "{cmdline}");
+    assert!(!cmdline.contains(support::PASSWORD), "password in cmdline: {cmdline}");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(support::PASSWORD),
+        "password in the server's environment"
+    );
+    // No process on this machine carries the password in its arguments.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(args) = std::fs::read(entry.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&args).contains(support::PASSWORD),
+                "password in the arguments of pid {}",
+                entry.file_name().to_string_lossy()
+            );
+        }
+    }
+    // The password still protects the server.
+    let anonymous = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let err = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut anonymous.get_connection().unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("NOAUTH") || err.code() == Some("NOAUTH"), "{err}");
+    let mut con = redis.connect();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+
+    // The readiness probe, as rendered, with the container's environment: PONG, no `-a`.
+    let probe = container["readinessProbe"]["exec"]["command"][2]
+        .as_str()
+        .unwrap()
+        .replace("-p 6379", &format!("-p {port}"));
+    assert!(!probe.contains(" -a "), "{probe}");
+    let mut run = std::process::Command::new("sh");
+    run.args(["-c", &probe])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap());
+    for name in &secret_env {
+        run.env(name, support::PASSWORD);
+    }
+    let status = run.status().unwrap();
+    assert!(status.success(), "the rendered readiness probe failed");
+    redis.sigkill();
+}

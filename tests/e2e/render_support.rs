@@ -59,8 +59,9 @@ pub fn free_port() -> u16 {
 
 pub const PASSWORD: &str = "test-password-0123456789abcdef";
 
-/// A redis-server started the way the StatefulSet starts it (`redis-server redis.conf
-/// --requirepass "$REDIS_PASSWORD"`), in a temp dir (the rendered `dir /data` line rewritten)
+/// A redis-server started from the rendered `redis.conf` with the test password (here on the
+/// command line, for brevity; the StatefulSet passes it through a config include, which
+/// `redis_conf.rs` checks), in a temp dir (the rendered `dir /data` line rewritten)
 /// on a free loopback port (`--port`, `--bind` on the command line).
 pub struct RedisProcess {
     pub child: Child,
@@ -90,6 +91,19 @@ impl RedisProcess {
         let conf = dir.join("redis.conf");
         std::fs::write(&conf, text).unwrap();
         Self::start_with(conf, dir.to_path_buf(), free_port())
+    }
+
+    /// Takes over an already spawned server (e.g. one started by the rendered start script),
+    /// waiting until it answers with [`PASSWORD`]. `restart` is not available for it.
+    pub fn adopt(child: Child, port: u16, dir: PathBuf) -> RedisProcess {
+        let mut p = RedisProcess {
+            child,
+            port,
+            conf: dir.join("(adopted)"),
+            dir,
+        };
+        p.wait_ready();
+        p
     }
 
     fn start_with(conf: PathBuf, dir: PathBuf, port: u16) -> RedisProcess {
@@ -130,7 +144,7 @@ impl RedisProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
                     "redis-server exited early with {status}; conf:\n{}",
-                    std::fs::read_to_string(&self.conf).unwrap()
+                    std::fs::read_to_string(&self.conf).unwrap_or_default()
                 );
             }
             if let Ok(client) = redis::Client::open(self.url())
