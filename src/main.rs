@@ -1,4 +1,5 @@
-//! The `raystack` binary: parse arguments, run, map the result to an exit code, print the
+//! The `raystack` binary: parse arguments, run, map the result to an exit code (0 success or no
+//! changes, 1 any error including usage errors, 2 changes with `--detailed-exitcode`), print the
 //! error chain once.
 
 use std::process::ExitCode;
@@ -8,7 +9,19 @@ use clap::Parser;
 fn main() -> ExitCode {
     // kube and the cloud SDKs may bring different rustls crypto providers; pick one for the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = raystack::cli::Cli::parse();
+    // Usage errors exit 1 like every other error (clap's default is 2, which a CI script reading
+    // `--detailed-exitcode` would take for "changes present"); --help and --version exit 0.
+    let cli = match raystack::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

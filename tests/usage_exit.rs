@@ -1,0 +1,75 @@
+//! Exit codes are a contract (0 success or no changes, 1 error, 2 changes with
+//! `--detailed-exitcode`): a usage error — unknown flag, missing argument, bad value, unknown
+//! command — exits 1 on every command, never clap's default 2 that a CI script would read as
+//! "changes present". `--help` and `--version` exit 0.
+
+use assert_cmd::Command;
+
+fn raystack(args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("raystack")
+        .unwrap()
+        .args(args)
+        .env("NO_COLOR", "1")
+        .assert()
+}
+
+/// Every command, with the arguments it needs to get past parsing.
+const COMMANDS: &[&[&str]] = &[
+    &["validate", "stack.toml"],
+    &["render", "stack.toml"],
+    &["plan", "stack.toml"],
+    &["apply", "stack.toml"],
+    &["destroy", "stack.toml"],
+    &["show", "plan.json"],
+    &["diff", "base.toml", "head.toml"],
+    &["state", "list", "stack.toml"],
+    &["state", "show", "stack.toml"],
+];
+
+#[test]
+fn an_unknown_flag_exits_1_on_every_command() {
+    for cmd in COMMANDS {
+        let mut args = cmd.to_vec();
+        args.push("--no-such-flag");
+        let out = raystack(&args).code(1).get_output().clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unexpected argument '--no-such-flag'"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_argument_exits_1_on_every_command() {
+    for cmd in COMMANDS {
+        // The command words alone: every command needs at least one file.
+        let words: Vec<&str> = cmd
+            .iter()
+            .copied()
+            .take_while(|a| !a.contains('.'))
+            .collect();
+        let out = raystack(&words).code(1).get_output().clone();
+        assert!(!out.stderr.is_empty(), "{words:?} printed no usage error");
+    }
+}
+
+#[test]
+fn bad_values_and_unknown_commands_exit_1() {
+    raystack(&["plan", "stack.toml", "--format", "xml"]).code(1);
+    raystack(&["--color", "sometimes", "validate", "stack.toml"]).code(1);
+    raystack(&["no-such-command"]).code(1);
+    raystack(&[]).code(1);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = raystack(&["--help"]).code(0).get_output().clone();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: raystack"));
+    raystack(&["plan", "--help"]).code(0);
+    let out = raystack(&["--version"]).code(0).get_output().clone();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("raystack {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
