@@ -1,5 +1,6 @@
-//! `raystack validate STACK...`: parse and validate each file, report every problem.
-//! Exit 0 when all files are valid, 1 otherwise.
+//! `raystack validate STACK...`: parse and validate each file, report every problem, and
+//! refuse stacks given together that share a state file (each would plan to delete the
+//! other's objects). Exit 0 when all files are valid, 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +10,15 @@ use crate::stack;
 
 pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
     let mut invalid = 0usize;
+    // (stack file, state file) of every valid stack with a local state file.
+    let mut state_files: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for path in stacks {
         match stack::load(path) {
             Ok(s) => {
+                if s.state.backend == stack::StateBackend::Local {
+                    let state = std::path::absolute(&s.state.path).unwrap_or(s.state.path.clone());
+                    state_files.push((path, state));
+                }
                 for w in &s.warnings {
                     eprintln!("{} {w}", paint(color, YELLOW, "warning:"));
                 }
@@ -40,6 +47,20 @@ pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+    }
+    for (i, (path, state)) in state_files.iter().enumerate() {
+        let Some((first, _)) = state_files[..i].iter().find(|(_, s)| s == state) else {
+            continue;
+        };
+        invalid += 1;
+        eprintln!(
+            "{} {} and {} share the state file `{}`: each would plan to delete the other's objects",
+            paint(color, RED, "error:"),
+            first.display(),
+            path.display(),
+            state.display()
+        );
+        eprintln!("  help: give each stack its own `[state] path`");
     }
     Ok(if invalid == 0 {
         ExitCode::SUCCESS

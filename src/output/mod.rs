@@ -38,20 +38,44 @@ pub fn print_error(err: &anyhow::Error) {
     eprintln!("{}", error_text(err));
 }
 
-/// An error and its causes as [`print_error`] prints them.
+/// The longest line of an error raystack prints; longer lines (a 50 MB value echoed by a
+/// library) are cut, saying how much was left out.
+const MAX_ERROR_LINE: usize = 1000;
+
+/// [`print_error`]'s text: the error, then each cause that adds something. HTTP stacks wrap one
+/// failure in several layers that repeat each other (`client error (SendRequest)` six times);
+/// a cause whose text is already part of what was printed is skipped, so each fact appears once.
 pub fn error_text(err: &anyhow::Error) -> String {
     if let Some(diags) = err.downcast_ref::<crate::stack::Diagnostics>() {
         return diags.to_string();
     }
-    let mut msg = format!("error: {err}");
+    let mut msg = format!("error: {}", clip(&err.to_string()));
+    let mut seen = vec![err.to_string()];
     for cause in err.chain().skip(1) {
         if let Some(diags) = cause.downcast_ref::<crate::stack::Diagnostics>() {
             msg.push_str(&format!("\n{diags}"));
             break;
         }
-        msg.push_str(&format!("\n  caused by: {cause}"));
+        let text = cause.to_string();
+        if text.trim().is_empty() || seen.iter().any(|s| s.contains(text.as_str())) {
+            continue;
+        }
+        msg.push_str(&format!("\n  caused by: {}", clip(&text)));
+        seen.push(text);
     }
     msg
+}
+
+/// `text` cut to [`MAX_ERROR_LINE`] bytes (at a character boundary), saying how much was cut.
+pub fn clip(text: &str) -> String {
+    if text.len() <= MAX_ERROR_LINE {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_LINE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
 }
 
 pub mod plan_json;

@@ -25,13 +25,66 @@ impl fmt::Display for Diagnostic {
         }
         f.write_str(": ")?;
         if !self.key.is_empty() {
-            write!(f, "`{}`: ", self.key)?;
+            write!(f, "`{}`: ", shorten(&self.key))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&shorten(&self.message))?;
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            write!(f, "\n  help: {}", shorten(help))?;
         }
         Ok(())
+    }
+}
+
+/// Longest word (run of non-whitespace) a diagnostic echoes whole, and the longest message.
+const MAX_WORD: usize = 80;
+const MAX_TEXT: usize = 2000;
+
+/// Cuts echoed values down to size: a diagnostic quotes what it found, and what it found may be
+/// a 50 MB `stack.name`. Each word longer than [`MAX_WORD`] characters keeps its start and says
+/// how long it was; the whole text is capped at [`MAX_TEXT`] characters.
+pub fn shorten(text: &str) -> String {
+    let mut out = String::new();
+    let mut out_chars = 0usize;
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let (word, space) = match piece.char_indices().last() {
+            Some((i, c)) if c.is_whitespace() => piece.split_at(i),
+            _ => (piece, ""),
+        };
+        let n = word.chars().count();
+        if n > MAX_WORD {
+            let start: String = word.chars().take(MAX_WORD / 2).collect();
+            out.push_str(&format!("{start}… ({n} characters)"));
+            out_chars += MAX_WORD / 2 + 24;
+        } else {
+            out.push_str(word);
+            out_chars += n;
+        }
+        out.push_str(space);
+        out_chars += 1;
+        if out_chars > MAX_TEXT {
+            let kept: String = out.chars().take(MAX_TEXT).collect();
+            return format!("{kept}… (cut at {MAX_TEXT} characters)");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn long_values_are_cut_and_short_text_is_kept() {
+        assert_eq!(shorten("must be at most 40"), "must be at most 40");
+        let long = format!("\"{}\" is too long", "a".repeat(50_000_000));
+        let short = shorten(&long);
+        assert_eq!(
+            short,
+            format!("\"{}… (50000002 characters) is too long", "a".repeat(39))
+        );
+        let many = "word ".repeat(10_000);
+        assert!(shorten(&many).ends_with("… (cut at 2000 characters)"));
+        assert!(shorten(&many).chars().count() < 2100);
     }
 }
 

@@ -20,18 +20,15 @@ const MAX_STACK_NAME: usize = 40;
 
 /// Reads and validates a stack file. Unreadable and non-UTF-8 files are reported as diagnostics.
 pub fn load(path: &Path) -> Result<Stack, Diagnostics> {
-    let bytes = std::fs::read(path).map_err(|err| {
-        Diagnostics(vec![Diagnostic {
-            file: path.into(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            message: format!("cannot read the stack file: {err}"),
-            help: Some("check the path; stack files are TOML, e.g. `stacks/local.toml`".into()),
-        }])
-    })?;
+    load_with_bytes(path).map(|(stack, _)| stack)
+}
+
+/// [`load`], also returning the exact bytes that were parsed (a saved plan is bound to their
+/// hash).
+pub fn load_with_bytes(path: &Path) -> Result<(Stack, Vec<u8>), Diagnostics> {
+    let bytes = super::source::read_stack_file(path).map_err(|d| Diagnostics(vec![d]))?;
     match std::str::from_utf8(&bytes) {
-        Ok(text) => parse_str(path, text),
+        Ok(text) => parse_str(path, text).map(|s| (s, bytes.clone())),
         Err(err) => {
             let valid = &bytes[..err.valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -59,7 +56,10 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
     if !syntax_errors.is_empty() {
         for err in syntax_errors {
             let span = err.span().unwrap_or(0..0);
-            let message = err.message().trim().to_string();
+            let mut message = err.message().trim().to_string();
+            if message == "duplicate key" {
+                message = duplicate_key_message(text, span.clone());
+            }
             cx.push(
                 span,
                 "",
@@ -77,6 +77,29 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
         Ok(stack)
     } else {
         Err(cx.finish())
+    }
+}
+
+/// "duplicate key `namespace` in `[stack]`": the TOML parser says only "duplicate key" and
+/// where; name the key (the text at that place) and the table whose header precedes it.
+fn duplicate_key_message(text: &str, span: Range<usize>) -> String {
+    let key = text
+        .get(span.clone())
+        .map(|k| k.trim().trim_matches(|c| c == '"' || c == '\''))
+        .filter(|k| !k.is_empty() && !k.contains('\n'));
+    let table = text
+        .get(..span.start)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|h| h.split('#').next().unwrap_or(h).trim().to_string());
+    let key = key.map(|k| format!(" `{}`", super::diagnostic::shorten(k))).unwrap_or_default();
+    match table {
+        Some(t) => format!("duplicate key{key} in `{t}`"),
+        None if key.is_empty() => "duplicate key".into(),
+        None => format!("duplicate key{key} at the top level"),
     }
 }
 

@@ -176,11 +176,12 @@ fn binary_garbage_is_reported_not_panicked() {
 #[test]
 fn a_ten_megabyte_file_is_handled() {
     let dir = tempfile::tempdir().unwrap();
-    // Valid TOML, but every line is an unknown key: the report is capped, not 10 MB long.
+    // Valid TOML just under the size cap, but every line is an unknown key: the report is
+    // capped, not a megabyte long.
     let path = dir.path().join("big.toml");
     let mut text = String::from("[stack]\nname = \"big\"\n[redis]\n");
     let mut i = 0;
-    while text.len() < 10 * 1024 * 1024 {
+    while text.len() < stack::MAX_STACK_FILE_BYTES as usize - 200 {
         text.push_str(&format!("junk_key_{i} = \"{}\"\n", "x".repeat(64)));
         i += 1;
     }
@@ -188,6 +189,15 @@ fn a_ten_megabyte_file_is_handled() {
     let d = stack::load(&path).unwrap_err();
     assert!(d.0.len() <= 51, "report is capped");
     assert!(d.to_string().contains("more problems not shown"));
+
+    // Ten megabytes is refused by its size, unread.
+    let path = dir.path().join("ten.toml");
+    std::fs::write(&path, "#".repeat(10 * 1024 * 1024)).unwrap();
+    let d = stack::load(&path).unwrap_err();
+    assert!(
+        d.to_string().contains("the stack file is 10485760 bytes; raystack reads stack files of at most 1048576 bytes"),
+        "{d}"
+    );
 
     // Ten megabytes of one unterminated string and of deep nesting.
     let path = dir.path().join("string.toml");
