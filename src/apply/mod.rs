@@ -146,6 +146,9 @@ fn record(state: &mut State, c: &ResourceChange, manifest: &Value, live: &Value)
         resource_version: s("/metadata/resourceVersion"),
         applied_hash: applied_hash(manifest),
     });
+    state
+        .manifests
+        .insert(c.address.clone(), crate::plan::project::redact(manifest));
 }
 
 async fn apply_one(
@@ -176,13 +179,29 @@ async fn persist(
     lock: &mut dyn Lock,
     state: &mut State,
 ) -> Result<(), ApplyError> {
+    let mut rotated = false;
     if c.kind == "Secret" {
         let (with_password, password) = secret::ensure_password(cluster, live).await?;
         live = with_password;
+        rotated = state.secret(&c.name).is_some() && !state.secret_matches(&c.name, &password);
         state.set_secret_fingerprint(&c.name, &password);
     }
     record(state, c, manifest, &live);
     lock.write(state).await?;
+    if rotated && let Some(ns) = &c.namespace {
+        // The password changed outside raystack: running pods still hold the one they started
+        // with. Restart every pod that reads the Secret (Redis, the Ray head) so all agree on
+        // the Secret's current password; their controllers recreate them.
+        for pod in cluster.pods_using_secret(ns, &c.name).await {
+            let pod_ref = ObjectRef {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: Some(ns.clone()),
+                name: pod,
+            };
+            cluster.delete(&pod_ref).await?;
+        }
+    }
     Ok(())
 }
 

@@ -56,6 +56,7 @@ fn inputs_for(
             .and_then(|s| s.resource(&address))
             .map(|x| x.applied_hash.clone()),
         desired_hash: desired.map(applied_hash),
+        prior_manifest: state.and_then(|s| s.manifest(&address)).cloned(),
         address,
         api_version: r.api_version.clone(),
         kind: r.kind.clone(),
@@ -156,21 +157,34 @@ async fn observe_desired(
             .live
             .as_ref()
             .is_some_and(|l| l.pointer(&format!("/data/{PASSWORD_KEY}")).is_none());
+    let password_drift = r.kind == "Secret"
+        && inputs.live.as_ref().is_some_and(|live| {
+            super::secret::password_changed(state, &r.name, live)
+        });
     let mut change = classify(inputs);
     if secret_missing && change.action == Action::NoOp {
         change.action = Action::Update;
         change.reason = Some("the password is missing; apply generates it".into());
     }
+    if password_drift {
+        // Neither value is shown: only that the fingerprint no longer matches.
+        change.drift = Some("the password was changed outside raystack".into());
+        if change.action == Action::NoOp {
+            change.action = Action::Update;
+        }
+        change.reason = Some(super::secret::PASSWORD_DRIFT_REASON.into());
+    }
     Ok(change)
 }
 
 /// Plans the deletion of everything tracked (and of desired objects that exist although state
-/// missed them, e.g. after an interrupted apply). Without `allow_data_loss` the Redis volume
-/// and the namespace holding it are kept, and listed in `kept`.
+/// missed them, e.g. after an interrupted apply). Unless `delete_volume` (`--allow-data-loss`,
+/// or `protect_volume = false`) the Redis volume and the namespace holding it are kept, and
+/// listed in `kept`.
 pub async fn plan_destroy(
     i: PlanInputs<'_>,
     cluster: &Cluster,
-    allow_data_loss: bool,
+    delete_volume: bool,
 ) -> Result<Plan, ClusterError> {
     let mut plan = empty_plan(&i, false);
     plan.destroy = true;
@@ -188,24 +202,32 @@ pub async fn plan_destroy(
         if !tracked && inputs.live.is_none() {
             continue;
         }
+        let gone = inputs.live.is_none();
         let mut c: ResourceChange = classify(inputs);
         c.manifest = None;
-        c.reason = Some(if c.before.is_some() {
-            "destroy".into()
+        if gone {
+            // Deleted outside raystack (e.g. with its namespace): nothing is left to delete,
+            // keep or lose; destroy only drops the state entry and says so.
+            c.data_loss = false;
+            c.data_loss_reason = None;
+            c.reason = Some(
+                "already gone from the cluster (deleted outside raystack); only the state entry is removed"
+                    .into(),
+            );
         } else {
-            "already gone; only the state entry is removed".into()
-        });
+            c.reason = Some("destroy".into());
+        }
         if c.kind == "RayCluster" && c.before.is_some() {
             c.notes.push(
                 "destroy waits until the RayCluster is gone (KubeRay's finalizer done) before it touches any Redis object: the cleanup Job needs Redis running".into(),
             );
         }
         // Deleting the RayCluster is what destroy means; the flag guards the volumes.
-        if c.data_loss && !allow_data_loss && c.kind != "RayCluster" {
+        if c.data_loss && !delete_volume && c.kind != "RayCluster" {
             let why = if c.kind == "Namespace" {
                 "it holds the Redis volume"
             } else {
-                "the Redis volume is protected"
+                "the Redis volume is protected (protect_volume = true)"
             };
             c.action = Action::NoOp;
             c.data_loss = false;

@@ -15,6 +15,30 @@ pub use crate::render::REDIS_PASSWORD_KEY as PASSWORD_KEY;
 /// The field manager that owns the Secret's `data`.
 pub const SECRET_MANAGER: &str = "raystack-secret";
 
+/// What a plan says when the Secret's password no longer matches the recorded fingerprint.
+pub const PASSWORD_DRIFT_REASON: &str = "the Secret's password no longer matches the one recorded at the last apply (neither value is shown); \
+     apply keeps the Secret's current password, records its fingerprint, and restarts the pods that read it \
+     (Redis and the Ray head) so both use the same password";
+
+/// The password in a live Secret, if it holds one.
+pub fn live_password(live: &Value) -> Option<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    live.pointer(&format!("/data/{PASSWORD_KEY}"))
+        .and_then(Value::as_str)
+        .and_then(|v| b64.decode(v).ok())
+        .filter(|b| !b.is_empty())
+}
+
+/// Whether the live Secret `name` holds a password other than the one whose fingerprint state
+/// recorded (false when nothing is recorded, or the Secret has no password yet).
+pub fn password_changed(state: Option<&crate::state::State>, name: &str, live: &Value) -> bool {
+    let Some(state) = state else {
+        return false;
+    };
+    state.secret(name).is_some()
+        && live_password(live).is_some_and(|p| !state.secret_matches(name, &p))
+}
+
 /// A fresh password: 32 random bytes from the OS-seeded CSPRNG, hex-encoded (64 characters,
 /// safe in shells and Redis arguments).
 fn generate() -> String {

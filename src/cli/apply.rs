@@ -57,9 +57,23 @@ fn confirm(question: &str, auto_approve: bool) -> anyhow::Result<bool> {
 
 fn outcome_line(plan: &Plan, verb: &str) -> String {
     let s = &plan.summary;
+    // A delete with nothing in the cluster before it only dropped a state entry.
+    let gone = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action == crate::plan::Action::Delete && c.before.is_none())
+        .count();
+    let gone_note = if gone > 0 {
+        format!(" ({gone} already gone from the cluster, dropped from state)")
+    } else {
+        String::new()
+    };
     format!(
-        "{verb} complete! Resources: {} added, {} changed, {} replaced, {} destroyed.\n",
-        s.add, s.change, s.replace, s.destroy
+        "{verb} complete! Resources: {} added, {} changed, {} replaced, {} destroyed{gone_note}.\n",
+        s.add,
+        s.change,
+        s.replace,
+        s.destroy - gone
     )
 }
 
@@ -121,9 +135,19 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
             path.display()
         );
     }
+    // The stack the plan was made from, as it is now: the plan must still be what it renders,
+    // and state goes where the stack says, never where the file says (see `plan::binding`).
+    let stack_file = Path::new(&plan.binding.stack_file);
+    let (stack, stack_bytes) = crate::stack::load_with_bytes(stack_file)
+        .with_context(|| format!("failed to load the stack of plan file `{}`", path.display()))?;
+    let desired: Vec<serde_json::Value> = crate::render::render(&stack)
+        .objects
+        .into_iter()
+        .map(|d| d.manifest)
+        .collect();
+    let configured_state =
+        std::path::absolute(&stack.state.path).unwrap_or_else(|_| stack.state.path.clone());
     let b = &plan.binding;
-    // The backend the stack names (its file as planned); a plan whose stack file is gone falls
-    // back to the local state file it was bound to.
     let cluster_args = super::ClusterArgs {
         context: args.cluster.context.clone().or(b.context.clone()),
         kubeconfig: args
@@ -131,16 +155,27 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
             .kubeconfig
             .clone()
             .or(b.kubeconfig.as_ref().map(Into::into)),
+        request_timeout: args.cluster.request_timeout,
     };
-    let backend: Box<dyn Backend> = match crate::stack::load(Path::new(&b.stack_file)) {
-        Ok(stack) => super::backend::open(&stack, &cluster_args).await?,
-        Err(_) => Box::new(LocalBackend::new(&b.state_path)),
-    };
+    let backend: Box<dyn Backend> = super::backend::open(&stack, &cluster_args).await?;
     let mut lock = backend.lock("apply").await?;
     for note in lock.notes() {
         eprintln!("warning: {note}");
     }
     let state = lock.read().await?;
+    if let Some(s) = &state {
+        s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
+    }
+    let plan = crate::plan::binding::verify(
+        plan,
+        &path.display().to_string(),
+        &stack,
+        &stack_bytes,
+        &desired,
+        &configured_state.display().to_string(),
+        state.as_ref(),
+    )?;
+    let b = &plan.binding;
     let now = (
         state.as_ref().map(|s| s.lineage.clone()),
         state.as_ref().map(|s| s.serial),
@@ -171,12 +206,14 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
         );
     }
     guard(&plan, args.allow_data_loss)?;
-    let stack = plan.stack.clone();
+    let mut state = state.unwrap_or_else(|| crate::state::State::new(&stack.meta.name));
+    state.namespace = Some(stack.meta.namespace.clone());
     let p = Prepared {
-        state: state.unwrap_or_else(|| crate::state::State::new(&stack)),
+        state,
         plan,
         lock: Some(lock),
         cluster: Some(cluster),
+        protect_volume: stack.durability.protect_volume,
     };
     run_prepared(p, color, "Apply").await
 }
@@ -198,7 +235,10 @@ pub async fn run_destroy(args: DestroyArgs, color: bool) -> anyhow::Result<ExitC
         )
     })?;
     print_stdout(&crate::output::render_plan(&p.plan, Format::Text, color))?;
-    guard(&p.plan, args.allow_data_loss)?;
+    // `protect_volume = false` lets destroy delete the Redis volume with everything else (the
+    // plan still says DATA LOSS, and confirmation is still asked); true keeps it unless
+    // --allow-data-loss. Apply's replacements need --allow-data-loss either way.
+    guard(&p.plan, args.allow_data_loss || !p.protect_volume)?;
     if !p.plan.has_changes() {
         return Ok(ExitCode::SUCCESS);
     }

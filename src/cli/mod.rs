@@ -43,7 +43,7 @@ pub enum Format {
 }
 
 /// Where the Kubernetes cluster is.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// kubeconfig context to use (default: the stack's `cluster.context`, else the current context).
     #[arg(long)]
@@ -51,6 +51,37 @@ pub struct ClusterArgs {
     /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Deadline of each Kubernetes API call, retries of 429/503/504 answers included
+    /// ("30s", "2m"; a bare number is seconds).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "RAYSTACK_REQUEST_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_request_timeout
+    )]
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for ClusterArgs {
+    fn default() -> Self {
+        ClusterArgs {
+            context: None,
+            kubeconfig: None,
+            request_timeout: crate::cluster::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+fn parse_request_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => crate::stack::units::parse_duration(s)?,
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,9 @@ pub(super) struct Prepared {
     pub lock: Option<Box<dyn Lock>>,
     pub state: State,
     pub cluster: Option<Cluster>,
+    /// The stack's `protect_volume`: destroy keeps the Redis volume unless it is false or
+    /// `--allow-data-loss` is given.
+    pub protect_volume: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -46,12 +49,28 @@ pub(super) async fn connect(
 ) -> anyhow::Result<(Cluster, String)> {
     let kubeconfig = args.kubeconfig.as_deref().or(kubeconfig);
     let context = args.context.as_deref().or(context);
-    let cluster = cluster::connect(kubeconfig, context)
+    let mut cluster = cluster::connect_with_deadline(kubeconfig, context, args.request_timeout)
         .await
         .context("failed to connect to the cluster")?;
-    let identity = cluster.identity().await.with_context(|| {
-        format!("cannot reach the cluster at {}; use `raystack plan --offline` to plan against state alone", cluster.server)
-    })?;
+    cluster.on_retry = Some(std::sync::Arc::new(|note: &cluster::RetryNote| {
+        eprintln!("{note}");
+    }));
+    let identity = match cluster.identity().await {
+        Ok(identity) => identity,
+        // It answered: say what, not that it cannot be reached.
+        Err(err) if err.server_answered() => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "the cluster at {} refused the first request",
+                cluster.server
+            )));
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "cannot reach the cluster at {}; use `raystack plan --offline` to plan against state alone",
+                cluster.server
+            )));
+        }
+    };
     Ok((cluster, identity))
 }
 
@@ -112,7 +131,7 @@ async fn prepare_with(
     operation: &str,
     shared: Option<&Shared>,
 ) -> anyhow::Result<Prepared> {
-    let stack = crate::stack::load(path)?;
+    let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
     let rendered = crate::render::render(&stack);
     let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
     let durability = serde_json::to_value(crate::render::summarize(&stack))
@@ -143,6 +162,9 @@ async fn prepare_with(
     };
     if existing.is_none() {
         super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
+    }
+    if let Some(s) = &existing {
+        s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
     }
     let offline = matches!(mode, Mode::Plan { offline: true });
     let context = args
@@ -190,6 +212,8 @@ async fn prepare_with(
             .kubeconfig
             .as_deref()
             .map(|p| absolute(p).display().to_string()),
+        stack_sha256: Some(crate::plan::binding::stack_sha256(&stack_bytes)),
+        manifests_sha256: Some(crate::plan::binding::manifests_sha256(&desired)),
     };
     let inputs = PlanInputs {
         stack: &stack.meta.name,
@@ -203,7 +227,8 @@ async fn prepare_with(
     let observe = async {
         match (mode, &cluster) {
             (Mode::Destroy { allow_data_loss }, Some(c)) => {
-                plan_destroy(inputs, c, allow_data_loss).await
+                let delete_volume = allow_data_loss || !stack.durability.protect_volume;
+                plan_destroy(inputs, c, delete_volume).await
             }
             (_, Some(c)) => plan_online(inputs, c).await,
             (_, None) => Ok(plan_offline(inputs)),
@@ -212,12 +237,14 @@ async fn prepare_with(
     let (preflight, plan) = tokio::join!(preflight, observe);
     let mut plan = plan?;
     plan.preflight = preflight;
-    let state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
+    let mut state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
+    state.namespace = Some(stack.meta.namespace.clone());
     Ok(Prepared {
         plan,
         lock,
         state,
         cluster,
+        protect_volume: stack.durability.protect_volume,
     })
 }
 

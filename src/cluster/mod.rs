@@ -2,11 +2,21 @@
 //! supports them), the API resource of every kind raystack renders (no discovery needed),
 //! server-side apply (and its dry-run), get, delete, and the cluster's identity.
 //! Readiness rules are pure and live in `readiness`. Nothing here decides what to change.
+//!
+//! Every API call has a deadline ([`Cluster::deadline`], `--request-timeout`,
+//! `RAYSTACK_REQUEST_TIMEOUT`, default [`DEFAULT_REQUEST_TIMEOUT`]) that covers the call and its
+//! retries: a server that does not answer fails the call when it passes, never hangs it. The API
+//! server's "try again" answers (429 Too Many Requests, 503, 504) are retried here, honouring
+//! the server's `retryAfterSeconds` (else backing off 1 s, 2 s, 4 s … 10 s), each retry reported
+//! through [`Cluster::on_retry`], until the deadline would pass. kube's own silent retry layer
+//! is turned off.
 
 pub mod live;
 pub mod readiness;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -30,12 +40,40 @@ pub enum ClusterError {
     Client(#[source] kube::Error),
     #[error("raystack does not know the API of kind `{0}`")]
     UnknownKind(String),
-    #[error("failed to {verb} `{address}`: {message}")]
+    /// The API server answered with an error status.
+    #[error("failed to {verb} `{address}`: the API server answered {} {}{}", .code, status_text(*.code), if .message.is_empty() { String::new() } else { format!(": {}", crate::output::clip(.message)) })]
     Api {
         verb: &'static str,
         address: String,
         code: u16,
         message: String,
+    },
+    /// The API server kept answering "try again" until the deadline.
+    #[error(
+        "failed to {verb} `{address}`: the API server answered {code} {} {attempts} times over {}s{}; gave up at the {}s request deadline (--request-timeout, RAYSTACK_REQUEST_TIMEOUT)",
+        status_text(*.code),
+        .elapsed.as_secs(),
+        if .message.is_empty() { String::new() } else { format!(" (last: {})", crate::output::clip(.message)) },
+        .deadline.as_secs()
+    )]
+    GaveUp {
+        verb: &'static str,
+        address: String,
+        code: u16,
+        message: String,
+        attempts: u32,
+        elapsed: Duration,
+        deadline: Duration,
+    },
+    /// No answer within the deadline.
+    #[error(
+        "failed to {verb} `{address}`: no answer from the API server within {}s (the request deadline; raise it with --request-timeout or RAYSTACK_REQUEST_TIMEOUT)",
+        .deadline.as_secs_f64()
+    )]
+    Timeout {
+        verb: &'static str,
+        address: String,
+        deadline: Duration,
     },
     #[error("failed to {verb} `{address}`")]
     Transport {
@@ -46,13 +84,80 @@ pub enum ClusterError {
     },
 }
 
+/// The reason phrase of an HTTP status, for messages.
+fn status_text(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        410 => "Gone",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// The deadline of one API call (with its retries) when none is configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest wait between two retries, whatever the server asks.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// One retry of an API call, for progress output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryNote {
+    pub verb: &'static str,
+    pub address: String,
+    /// What the server answered to the failed attempt.
+    pub code: u16,
+    /// The attempt that failed (1 = the first).
+    pub attempt: u32,
+    /// How long until the next attempt.
+    pub wait: Duration,
+    /// Time spent on this call so far.
+    pub elapsed: Duration,
+    pub deadline: Duration,
+}
+
+impl std::fmt::Display for RetryNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the API server answered {} {} to {} `{}` (attempt {}); retrying in {}s ({}s spent, giving up at {}s)",
+            self.code,
+            status_text(self.code),
+            self.verb,
+            self.address,
+            self.attempt,
+            self.wait.as_secs_f64().ceil(),
+            self.elapsed.as_secs(),
+            self.deadline.as_secs()
+        )
+    }
+}
+
+/// Reports retries (e.g. a line on stderr).
+pub type RetryObserver = Arc<dyn Fn(&RetryNote) + Send + Sync>;
+
 impl ClusterError {
     /// The HTTP status the API server answered with, if it answered.
     pub fn code(&self) -> Option<u16> {
         match self {
-            ClusterError::Api { code, .. } => Some(*code),
+            ClusterError::Api { code, .. } | ClusterError::GaveUp { code, .. } => Some(*code),
             _ => None,
         }
+    }
+
+    /// Whether the API server answered at all (an error status), as opposed to no connection,
+    /// a dropped one, or no answer before the deadline.
+    pub fn server_answered(&self) -> bool {
+        self.code().is_some()
     }
     /// The server's own message (for 422 Invalid and friends).
     pub fn server_message(&self) -> Option<&str> {
@@ -137,6 +242,10 @@ pub struct Cluster {
     client: kube::Client,
     /// The API server URL (for messages).
     pub server: String,
+    /// The deadline of each API call, retries included.
+    pub deadline: Duration,
+    /// Told about each retry.
+    pub on_retry: Option<RetryObserver>,
 }
 
 /// Connects using `kubeconfig` (else `$KUBECONFIG`, else `~/.kube/config`) and `context` (else
@@ -167,9 +276,45 @@ pub async fn connect(
                 detail: first_line(&source),
             })?,
     };
+    connect_with(config, DEFAULT_REQUEST_TIMEOUT)
+}
+
+/// Like [`connect`], with each API call bounded by `deadline` (retries included).
+pub async fn connect_with_deadline(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    deadline: Duration,
+) -> Result<Cluster, ClusterError> {
+    let mut cluster = connect(kubeconfig, context).await?;
+    cluster.deadline = deadline;
+    Ok(cluster)
+}
+
+fn connect_with(mut config: kube::Config, deadline: Duration) -> Result<Cluster, ClusterError> {
+    // Retries are ours (bounded by the deadline, reported); kube's are silent and unbounded
+    // in time (15 attempts honouring Retry-After).
+    config.default_retry = false;
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
-    Ok(Cluster { client, server })
+    Ok(Cluster {
+        client,
+        server,
+        deadline,
+        on_retry: None,
+    })
+}
+
+/// How long the server asked to wait (`details.retryAfterSeconds`), else an exponential backoff.
+fn retry_wait(status: &kube::core::Status, attempt: u32) -> Duration {
+    let asked = status
+        .details
+        .as_ref()
+        .map(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(u64::from(s)));
+    asked
+        .unwrap_or_else(|| Duration::from_secs(1u64 << attempt.saturating_sub(1).min(4)))
+        .min(MAX_RETRY_WAIT)
 }
 
 fn map_err(verb: &'static str, address: String, err: kube::Error) -> ClusterError {
@@ -191,6 +336,70 @@ fn map_err(verb: &'static str, address: String, err: kube::Error) -> ClusterErro
 impl Cluster {
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// Runs one API call (`attempt` makes one request) under the deadline, retrying the
+    /// server's "try again" answers while the deadline allows.
+    async fn call<T, F, Fut>(
+        &self,
+        verb: &'static str,
+        address: &str,
+        mut attempt: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        let start = Instant::now();
+        let deadline = start + self.deadline;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = match tokio::time::timeout(remaining, attempt()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(ClusterError::Timeout {
+                        verb,
+                        address: address.to_string(),
+                        deadline: self.deadline,
+                    });
+                }
+            };
+            let status = match result {
+                Err(kube::Error::Api(status)) if matches!(status.code, 429 | 503 | 504) => status,
+                other => return other.map_err(|e| map_err(verb, address.to_string(), e)),
+            };
+            let wait = retry_wait(&status, attempts);
+            let elapsed = start.elapsed();
+            if Instant::now() + wait >= deadline {
+                return Err(if attempts == 1 {
+                    map_err(verb, address.to_string(), kube::Error::Api(status))
+                } else {
+                    ClusterError::GaveUp {
+                        verb,
+                        address: address.to_string(),
+                        code: status.code,
+                        message: status.message.clone(),
+                        attempts,
+                        elapsed,
+                        deadline: self.deadline,
+                    }
+                });
+            }
+            if let Some(observer) = &self.on_retry {
+                observer(&RetryNote {
+                    verb,
+                    address: address.to_string(),
+                    code: status.code,
+                    attempt: attempts,
+                    wait,
+                    elapsed,
+                    deadline: self.deadline,
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
@@ -225,10 +434,10 @@ impl Cluster {
     /// The live object, or `None` when it does not exist.
     pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let api = self.api(r)?;
-        match api.get_opt(&r.name).await {
+        match self.call("read", &r.address(), || api.get_opt(&r.name)).await {
             Ok(obj) => Ok(obj.map(|o| serde_json::to_value(o).expect("objects serialize"))),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-            Err(e) => Err(map_err("read", r.address(), e)),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -247,10 +456,10 @@ impl Cluster {
             params = params.dry_run();
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
-        api.patch(&r.name, &params, &Patch::Apply(manifest))
+        let patch = Patch::Apply(manifest);
+        self.call(verb, &r.address(), || api.patch(&r.name, &params, &patch))
             .await
             .map(|o| serde_json::to_value(o).expect("objects serialize"))
-            .map_err(|e| map_err(verb, r.address(), e))
     }
 
     /// Names of the pods in `namespace` that mount PVC `claim` (best effort: empty when pods
@@ -265,7 +474,11 @@ impl Cluster {
         let Ok(api) = self.api(&r) else {
             return Vec::new();
         };
-        let Ok(list) = api.list(&Default::default()).await else {
+        let params = Default::default();
+        let Ok(list) = self
+            .call("list", &format!("Pod/{namespace}"), || api.list(&params))
+            .await
+        else {
             return Vec::new();
         };
         list.items
@@ -286,13 +499,57 @@ impl Cluster {
             .collect()
     }
 
+    /// Names of the pods in `namespace` whose containers read Secret `secret` through an
+    /// environment variable (best effort: empty when pods cannot be listed).
+    pub async fn pods_using_secret(&self, namespace: &str, secret: &str) -> Vec<String> {
+        let r = ObjectRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: Some(namespace.into()),
+            name: String::new(),
+        };
+        let Ok(api) = self.api(&r) else {
+            return Vec::new();
+        };
+        let params = Default::default();
+        let Ok(list) = self
+            .call("list", &format!("Pod/{namespace}"), || api.list(&params))
+            .await
+        else {
+            return Vec::new();
+        };
+        let reads = |c: &Value| {
+            c.get("env").and_then(Value::as_array).is_some_and(|env| {
+                env.iter().any(|e| {
+                    e.pointer("/valueFrom/secretKeyRef/name").and_then(Value::as_str) == Some(secret)
+                })
+            })
+        };
+        list.items
+            .into_iter()
+            .filter(|p| {
+                ["/spec/containers", "/spec/initContainers"].iter().any(|ptr| {
+                    p.data
+                        .pointer(ptr)
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| cs.iter().any(reads))
+                })
+            })
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    }
+
     /// Deletes an object (background propagation). `false` when it was already gone.
     pub async fn delete(&self, r: &ObjectRef) -> Result<bool, ClusterError> {
         let api = self.api(r)?;
-        match api.delete(&r.name, &DeleteParams::background()).await {
+        let params = DeleteParams::background();
+        match self
+            .call("delete", &r.address(), || api.delete(&r.name, &params))
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(map_err("delete", r.address(), e)),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }

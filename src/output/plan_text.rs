@@ -275,7 +275,7 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
         }
         if detail >= Detail::NoDiffs {
             // The review document says what was left out, once, at its end.
-        } else if plan.offline && c.action == Action::Update {
+        } else if plan.offline && c.action == Action::Update && c.before.is_none() {
             out.push_str(
                 "      (offline: the previous manifest is not recorded, so no diff is shown)\n",
             );

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::diff::{immutable_change, mark_data_loss};
+use super::diff::{mark_data_loss, owned_immutable_change};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
 use crate::render::Desired;
@@ -58,7 +58,7 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         (Some(b), Some(h)) if b == h => (Action::NoOp, None),
         (Some(b), Some(h)) => {
             let kind = any["kind"].as_str().unwrap_or_default();
-            let immutable = immutable_change(kind, h, b).or_else(|| {
+            let immutable = owned_immutable_change(kind, h, b).or_else(|| {
                 (kind == "RayCluster")
                     .then(|| super::kuberay::immutable_change(h, b))
                     .flatten()
@@ -95,7 +95,7 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
 }
 
 /// The top-level paths (`spec.workerGroupSpecs`, `data`) whose values differ, for the reason.
-fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
+pub(crate) fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for top in [
         "metadata",
@@ -167,6 +167,20 @@ mod tests {
             c.reason.as_deref().unwrap().contains("storageClassName"),
             "{:?}",
             c.reason
+        );
+    }
+
+    #[test]
+    fn dropping_a_named_storage_class_is_a_data_losing_replace() {
+        let mut head = pvc("gp3", "8Gi");
+        head["spec"].as_object_mut().unwrap().remove("storageClassName");
+        let plan = compare("s", "s", json!({}), &[pvc("fast", "8Gi")], &[head]);
+        let c = &plan.resource_changes[0];
+        assert_eq!(c.action, Action::Replace);
+        assert!(c.data_loss && plan.data_loss);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("storageClassName is immutable on a PVC (fast → (unset))")
         );
     }
 

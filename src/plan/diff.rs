@@ -40,6 +40,9 @@ pub struct ObjectInputs {
     pub prior_hash: Option<String>,
     /// The hash of `desired` (same function as state's `applied_hash`).
     pub desired_hash: Option<String>,
+    /// The manifest state recorded as last applied (states written before manifests were
+    /// recorded have none). Offline plans compare `desired` with it.
+    pub prior_manifest: Option<Value>,
     pub offline: bool,
 }
 
@@ -89,8 +92,32 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                 c.reason =
                     Some("not in state (offline plan: the cluster was not consulted)".into());
             } else if i.prior_hash != i.desired_hash {
-                c.action = Action::Update;
-                c.reason = Some("the stack changed since the last apply (offline plan: compared with state only)".into());
+                match &i.prior_manifest {
+                    // The same classification `raystack diff` makes of two revisions: raystack
+                    // owns every field of its last applied manifest, so a field it drops is a
+                    // change the server sees too (a named storage class back to the default
+                    // is a replacement, exactly as the online plan finds).
+                    Some(prior) => {
+                        c.before = Some(redact(prior));
+                        match owned_immutable_change(&i.kind, desired, prior) {
+                            Some(why) => {
+                                c.action = Action::Replace;
+                                c.reason = Some(why);
+                            }
+                            None => {
+                                c.action = Action::Update;
+                                c.reason = Some(format!(
+                                    "{} changed since the last apply (offline plan: compared with state only)",
+                                    super::compare::changed_fields(prior, desired).join(", ")
+                                ));
+                            }
+                        }
+                    }
+                    None => {
+                        c.action = Action::Update;
+                        c.reason = Some("the stack changed since the last apply (offline plan: compared with state only)".into());
+                    }
+                }
             }
         }
         (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
@@ -337,6 +364,25 @@ pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<Str
     None
 }
 
+/// Like [`immutable_change`], for a `prior` manifest that raystack wholly owns (the previous
+/// revision of a stack, or the manifest state recorded as applied): an immutable field set in
+/// `prior` and absent from `desired` is a change too, because server-side apply removes a field
+/// its manager stops sending — and the server refuses that as it refuses any other value.
+pub fn owned_immutable_change(kind: &str, desired: &Value, prior: &Value) -> Option<String> {
+    if let Some(why) = immutable_change(kind, desired, prior) {
+        return Some(why);
+    }
+    for (k, pointer, reason) in IMMUTABLE {
+        if *k != kind || at(desired, pointer).is_some() {
+            continue;
+        }
+        if let Some(had) = at(prior, pointer) {
+            return Some(format!("{reason} ({} → (unset))", compact(had)));
+        }
+    }
+    None
+}
+
 fn compact(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -425,6 +471,7 @@ mod tests {
             dry_run: dry,
             prior_hash: Some("h1".into()),
             desired_hash: Some("h1".into()),
+            prior_manifest: None,
             offline: false,
         }
     }

@@ -104,6 +104,13 @@ pub struct Binding {
     /// The kubeconfig context and file used (`None`: defaults).
     pub context: Option<String>,
     pub kubeconfig: Option<String>,
+    /// SHA-256 of the stack file's bytes when planned: apply refuses the plan once the file
+    /// says something else (see `binding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_sha256: Option<String>,
+    /// [`crate::state::applied_hash`] of the rendered manifests (a JSON array, apply order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests_sha256: Option<String>,
 }
 
 /// The whole plan (docs/design.md §6), which is also the plan file.
@@ -244,23 +251,28 @@ pub fn read_plan_file(path: &std::path::Path) -> Result<Plan, PlanFileError> {
     })
 }
 
-/// Writes a plan file (mode 0600: it describes the cluster even though it holds no secret).
+/// Writes a plan file, mode 0600 whatever was at `path` before (it describes the cluster even
+/// though it holds no secret): the plan goes to a new temporary file created 0600 in the same
+/// directory, is synced, and is renamed over `path`, so an existing file's mode, owner or hard
+/// links are never reused and a reader never sees half a plan.
 pub fn write_plan_file(path: &std::path::Path, plan: &Plan) -> Result<(), PlanFileError> {
     let p = path.display().to_string();
     let mut text = serde_json::to_string_pretty(plan).expect("plans serialize");
     text.push('\n');
     let write = || -> std::io::Result<()> {
         use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        // tempfile creates the file with O_EXCL and mode 0600.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".raystack-plan-")
+            .tempfile_in(dir)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     };
     write().map_err(|source| PlanFileError::Write { path: p, source })
 }

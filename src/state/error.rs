@@ -68,6 +68,52 @@ pub enum StateError {
         on_disk: u64,
     },
 
+    /// The state read is not the one this machine last saw at that path (see `seen`).
+    #[error(
+        "state `{}` is not the state last seen here: its lineage is `{found}`, not `{seen}` \
+         (another state was copied over it, or it was recreated). If this state is the right one, \
+         delete `{}` and run the command again",
+        path.display(),
+        marker.display()
+    )]
+    LineageChanged {
+        path: PathBuf,
+        seen: String,
+        found: String,
+        marker: PathBuf,
+    },
+
+    /// The state read is older than one this machine already saw at that path.
+    #[error(
+        "state `{}` went backwards: its serial is {found}, but serial {seen} was already seen here \
+         (an old copy or backup was restored?); objects applied since would be forgotten. \
+         If restoring it was intended, delete `{}` and run the command again",
+        path.display(),
+        marker.display()
+    )]
+    SerialWentBack {
+        path: PathBuf,
+        seen: u64,
+        found: u64,
+        marker: PathBuf,
+    },
+
+    /// The state records another stack (or namespace) than the one being run.
+    #[error(
+        "state `{}` belongs to stack `{found_stack}`{}, not to stack `{stack}` (namespace \
+         `{namespace}`): running with it would change or delete the other stack's objects. Give \
+         each stack its own `[state] path`; if the file was copied here by mistake, move it back",
+        path.display(),
+        found_namespace.as_deref().map(|n| format!(" (namespace `{n}`)")).unwrap_or_default()
+    )]
+    WrongStack {
+        path: PathBuf,
+        found_stack: String,
+        found_namespace: Option<String>,
+        stack: String,
+        namespace: String,
+    },
+
     #[error("failed to lock state `{}` (lock file `{}`)", path.display(), lock_path.display())]
     Lock {
         path: PathBuf,

@@ -121,8 +121,16 @@ impl StateLock {
         &self.held.info
     }
 
+    /// Reads the state, refusing one that is not the state last seen at this path (another
+    /// lineage, or an older serial; see `seen`), and remembers it.
     pub fn read(&self) -> Result<Option<State>, StateError> {
-        read_state(&self.path)
+        let state = read_state(&self.path)?;
+        if let Some(s) = &state {
+            super::seen::check(&self.path, s)?;
+            // Only memory: failing to write it must not fail the command.
+            let _ = super::seen::record(&self.path, s);
+        }
+        Ok(state)
     }
 
     /// Increments `state.serial` and replaces the state file atomically, keeping the previous
@@ -164,6 +172,8 @@ impl StateLock {
         let result = replace_file(&self.path, state, previous.is_some());
         if result.is_err() {
             state.serial -= 1;
+        } else {
+            let _ = super::seen::record(&self.path, state);
         }
         result.map_err(|source| StateError::Write {
             path: self.path.clone(),
@@ -341,7 +351,11 @@ fn create_parent_dirs(path: &Path) -> io::Result<()> {
 /// Best effort: a leftover only wastes space.
 fn remove_stale_temps(path: &Path) {
     let name = file_name(path);
-    let prefixes = [format!(".{name}.tmp-"), format!(".{name}.backup.tmp-")];
+    let prefixes = [
+        format!(".{name}.tmp-"),
+        format!(".{name}.backup.tmp-"),
+        format!("{name}.seen.tmp-"),
+    ];
     let Ok(entries) = fs::read_dir(parent_dir(path)) else {
         return;
     };
@@ -494,7 +508,8 @@ mod tests {
                 ".other.state.json.tmp-1",
                 "prod.state.json",
                 "prod.state.json.backup",
-                "prod.state.json.lock"
+                "prod.state.json.lock",
+                "prod.state.json.seen"
             ]
         );
         drop(lock);

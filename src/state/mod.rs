@@ -9,9 +9,13 @@ mod error;
 mod kubernetes;
 mod local;
 mod lock;
+mod seen;
 
 #[cfg(test)]
 mod process_tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,6 +25,7 @@ pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
 pub use local::{LocalBackend, StateLock};
 pub use lock::{LockInfo, lock_path};
+pub use seen::seen_path;
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: &str = "1";
@@ -35,9 +40,17 @@ pub struct State {
     /// Incremented by every write.
     pub serial: u64,
     pub stack: String,
+    /// The stack's namespace, recorded by every write (absent in states written before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// In apply order of first appearance.
     pub resources: Vec<ResourceState>,
     pub secrets: Vec<SecretState>,
+    /// The manifest raystack last applied, by address: rendered objects, which never carry a
+    /// secret value (the Secret is rendered without data). An offline plan compares the stack
+    /// with these, so it can tell an in-place update from a replacement as an online plan does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub manifests: BTreeMap<String, serde_json::Value>,
 }
 
 /// One Kubernetes object raystack applied.
@@ -71,9 +84,33 @@ impl State {
             lineage: uuid::Uuid::new_v4().to_string(),
             serial: 0,
             stack: stack.to_owned(),
+            namespace: None,
             resources: Vec::new(),
             secrets: Vec::new(),
+            manifests: BTreeMap::new(),
         }
+    }
+
+    /// Refuses a state (read from `path`) that records another stack, or another namespace,
+    /// than `stack` in `namespace`: another stack's state copied into place, or two stacks
+    /// sharing one `[state] path`, would otherwise plan to change or delete its objects.
+    pub fn check_belongs(&self, path: &Path, stack: &str, namespace: &str) -> Result<(), StateError> {
+        let ns_differs = self.namespace.as_deref().is_some_and(|n| n != namespace);
+        if self.stack != stack || ns_differs {
+            return Err(StateError::WrongStack {
+                path: path.to_owned(),
+                found_stack: self.stack.clone(),
+                found_namespace: self.namespace.clone(),
+                stack: stack.to_owned(),
+                namespace: namespace.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The manifest last applied at `address`, if recorded.
+    pub fn manifest(&self, address: &str) -> Option<&serde_json::Value> {
+        self.manifests.get(address)
     }
 
     pub fn resource(&self, address: &str) -> Option<&ResourceState> {
@@ -90,6 +127,7 @@ impl State {
     }
 
     pub fn remove_resource(&mut self, address: &str) -> Option<ResourceState> {
+        self.manifests.remove(address);
         let index = self.resources.iter().position(|r| r.address == address)?;
         Some(self.resources.remove(index))
     }
