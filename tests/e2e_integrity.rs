@@ -50,7 +50,10 @@ fn another_stacks_state_is_refused_and_its_objects_are_untouched() {
         );
     }
     for (path, name) in all_objects() {
-        assert!(env.fake.get(&format!("{path}/{name}")).is_some(), "{path}/{name} was deleted");
+        assert!(
+            env.fake.get(&format!("{path}/{name}")).is_some(),
+            "{path}/{name} was deleted"
+        );
     }
     assert_converged(&env);
 }
@@ -86,7 +89,9 @@ fn a_state_from_another_lineage_or_an_older_serial_is_refused() {
     let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(
-        r.stderr.contains("is not the state last seen here: its lineage is `00000000-0000-4000-8000-000000000000`"),
+        r.stderr.contains(
+            "is not the state last seen here: its lineage is `00000000-0000-4000-8000-000000000000`"
+        ),
         "{r}"
     );
     // Accepting it on purpose: delete the marker.
@@ -102,7 +107,12 @@ fn destroy_reports_objects_deleted_out_of_band_and_drops_them() {
     let env = Env::new(&[]);
     env.apply();
     // The whole namespace deleted behind raystack's back (its contents go with it).
-    let (code, body) = env.fake.request("DELETE", &format!("/api/v1/namespaces/{NAME}"), "application/json", "");
+    let (code, body) = env.fake.request(
+        "DELETE",
+        &format!("/api/v1/namespaces/{NAME}"),
+        "application/json",
+        "",
+    );
     assert!(code == 200 || code == 202, "{code} {body}");
     let r = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 0, "{r}");
@@ -139,7 +149,10 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
             .map(|x| x["kind"].as_str().unwrap().to_string())
             .collect();
         if protect {
-            assert!(env.fake.get(&pvc).is_some(), "the protected PVC was deleted");
+            assert!(
+                env.fake.get(&pvc).is_some(),
+                "the protected PVC was deleted"
+            );
             assert_eq!(left, ["Namespace", "PersistentVolumeClaim"]);
             assert!(
                 r.stdout.contains(&format!(
@@ -148,16 +161,25 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
                 "{r}"
             );
         } else {
-            assert!(env.fake.get(&pvc).is_none(), "protect_volume = false kept the PVC");
+            assert!(
+                env.fake.get(&pvc).is_none(),
+                "protect_volume = false kept the PVC"
+            );
             assert!(left.is_empty(), "{left:?}");
-            assert!(r.stdout.contains("DATA LOSS"), "the plan must still say DATA LOSS: {r}");
+            assert!(
+                r.stdout.contains("DATA LOSS"),
+                "the plan must still say DATA LOSS: {r}"
+            );
         }
     }
     // Apply's replacements need --allow-data-loss whatever protect_volume says.
     let env = Env::new(&[]);
     let unprotected = |storage: &str| {
         stack_toml(&worker("cpu", 1), "", "")
-            .replace("max_data_loss = \"1s\"", "max_data_loss = \"1s\"\nprotect_volume = false")
+            .replace(
+                "max_data_loss = \"1s\"",
+                "max_data_loss = \"1s\"\nprotect_volume = false",
+            )
             .replace("storage = \"1Gi\"", &format!("storage = \"{storage}\""))
     };
     env.write_stack(&unprotected("1Gi"));
@@ -215,7 +237,9 @@ fn a_plan_file_cannot_switch_off_the_data_loss_guard() {
     env.apply();
     let pvc = env.ns_path("persistentvolumeclaims", &format!("{NAME}-redis-data"));
     let uid = env.fake.get(&pvc).unwrap()["metadata"]["uid"].clone();
-    env.write_stack(&stack_toml(&worker("cpu", 1), "", "").replace("storage = \"1Gi\"", "storage = \"512Mi\""));
+    env.write_stack(
+        &stack_toml(&worker("cpu", 1), "", "").replace("storage = \"1Gi\"", "storage = \"512Mi\""),
+    );
     let planfile = env.dir.path().join("p.plan");
     let r = env.run(&["plan", env.stack_arg(), "--out", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r}");
@@ -228,8 +252,16 @@ fn a_plan_file_cannot_switch_off_the_data_loss_guard() {
     write_json(&planfile, &plan);
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
-    assert!(r.stderr.contains("refusing to apply: the plan deletes or recreates the Redis volume"), "{r}");
-    assert_eq!(env.fake.get(&pvc).unwrap()["metadata"]["uid"], uid, "the PVC was replaced");
+    assert!(
+        r.stderr
+            .contains("refusing to apply: the plan deletes or recreates the Redis volume"),
+        "{r}"
+    );
+    assert_eq!(
+        env.fake.get(&pvc).unwrap()["metadata"]["uid"],
+        uid,
+        "the PVC was replaced"
+    );
 }
 
 #[test]
@@ -306,21 +338,36 @@ fn a_password_changed_out_of_band_is_drift_and_apply_makes_redis_and_ray_agree()
     let new = "changed-by-hand-0123456789abcdef";
     let secret = env.ns_path("secrets", &format!("{NAME}-redis-auth"));
     let b64 = base64::engine::general_purpose::STANDARD.encode(new);
-    assert_eq!(env.fake.merge_patch(&secret, &json!({"data": {"password": b64}})), 200);
+    assert_eq!(
+        env.fake
+            .merge_patch(&secret, &json!({"data": {"password": b64}})),
+        200
+    );
 
     let r = env.plan(&[]);
     assert_eq!(r.code, 2, "{r}");
     assert!(
-        r.stdout.contains(&format!("~ Secret/{NAME}/{NAME}-redis-auth will be updated in place")),
+        r.stdout.contains(&format!(
+            "~ Secret/{NAME}/{NAME}-redis-auth will be updated in place"
+        )),
         "{r}"
     );
-    assert!(r.stdout.contains("drift: the password was changed outside raystack"), "{r}");
     assert!(
-        r.stdout.contains("restarts the pods that read it (Redis and the Ray head) so both use the same password"),
+        r.stdout
+            .contains("drift: the password was changed outside raystack"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains(
+            "restarts the pods that read it (Redis and the Ray head) so both use the same password"
+        ),
         "{r}"
     );
     for text in [&r.stdout, &r.stderr] {
-        assert!(!text.contains(new) && !text.contains(&old) && !text.contains(&b64), "{r}");
+        assert!(
+            !text.contains(new) && !text.contains(&old) && !text.contains(&b64),
+            "{r}"
+        );
     }
     let json: Value = serde_json::from_str(&env.plan(&["--format", "json"]).stdout).unwrap();
     assert_eq!(json["drift"], true);
@@ -329,7 +376,11 @@ fn a_password_changed_out_of_band_is_drift_and_apply_makes_redis_and_ray_agree()
     for text in [&r.stdout, &r.stderr] {
         assert!(!text.contains(new) && !text.contains(&old), "{r}");
     }
-    assert_eq!(env.password(), new, "apply keeps the Secret's current password");
+    assert_eq!(
+        env.password(),
+        new,
+        "apply keeps the Secret's current password"
+    );
     assert_ne!(env.state()["secrets"][0]["fingerprint"], fingerprint);
     env.assert_no_changes();
 }

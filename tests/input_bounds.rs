@@ -77,7 +77,10 @@ fn a_device_as_the_stack_path_is_refused_without_reading_it() {
     );
     let (code, _, stderr) = raystack(dir.path(), &["validate", "."]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("the stack file is a directory, not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("the stack file is a directory, not a regular file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -108,7 +108,11 @@ fn diff_offline_and_online_plans_agree_on_action_and_data_loss() {
         let diff = env.run(&["diff", "base.toml", "head.toml", "--format", "json"]);
         let offline = env.run(&["plan", env.stack_arg(), "--offline", "--format", "json"]);
         let online = env.run(&["plan", env.stack_arg(), "--format", "json"]);
-        for (how, run) in [("diff", &diff), ("plan --offline", &offline), ("plan", &online)] {
+        for (how, run) in [
+            ("diff", &diff),
+            ("plan --offline", &offline),
+            ("plan", &online),
+        ] {
             assert_eq!(run.code, 0, "{name}: {how}:\n{run}");
             let got = changes(&run.stdout);
             if got != want {

@@ -158,9 +158,10 @@ async fn observe_desired(
             .as_ref()
             .is_some_and(|l| l.pointer(&format!("/data/{PASSWORD_KEY}")).is_none());
     let password_drift = r.kind == "Secret"
-        && inputs.live.as_ref().is_some_and(|live| {
-            super::secret::password_changed(state, &r.name, live)
-        });
+        && inputs
+            .live
+            .as_ref()
+            .is_some_and(|live| super::secret::password_changed(state, &r.name, live));
     let mut change = classify(inputs);
     if secret_missing && change.action == Action::NoOp {
         change.action = Action::Update;

@@ -434,7 +434,10 @@ impl Cluster {
     /// The live object, or `None` when it does not exist.
     pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let api = self.api(r)?;
-        match self.call("read", &r.address(), || api.get_opt(&r.name)).await {
+        match self
+            .call("read", &r.address(), || api.get_opt(&r.name))
+            .await
+        {
             Ok(obj) => Ok(obj.map(|o| serde_json::to_value(o).expect("objects serialize"))),
             Err(ClusterError::Api { code: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -521,19 +524,23 @@ impl Cluster {
         let reads = |c: &Value| {
             c.get("env").and_then(Value::as_array).is_some_and(|env| {
                 env.iter().any(|e| {
-                    e.pointer("/valueFrom/secretKeyRef/name").and_then(Value::as_str) == Some(secret)
+                    e.pointer("/valueFrom/secretKeyRef/name")
+                        .and_then(Value::as_str)
+                        == Some(secret)
                 })
             })
         };
         list.items
             .into_iter()
             .filter(|p| {
-                ["/spec/containers", "/spec/initContainers"].iter().any(|ptr| {
-                    p.data
-                        .pointer(ptr)
-                        .and_then(Value::as_array)
-                        .is_some_and(|cs| cs.iter().any(reads))
-                })
+                ["/spec/containers", "/spec/initContainers"]
+                    .iter()
+                    .any(|ptr| {
+                        p.data
+                            .pointer(ptr)
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| cs.iter().any(reads))
+                    })
             })
             .filter_map(|p| p.metadata.name)
             .collect()

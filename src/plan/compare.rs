@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn dropping_a_named_storage_class_is_a_data_losing_replace() {
         let mut head = pvc("gp3", "8Gi");
-        head["spec"].as_object_mut().unwrap().remove("storageClassName");
+        head["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("storageClassName");
         let plan = compare("s", "s", json!({}), &[pvc("fast", "8Gi")], &[head]);
         let c = &plan.resource_changes[0];
         assert_eq!(c.action, Action::Replace);

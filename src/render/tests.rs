@@ -89,7 +89,9 @@ fn the_secret_carries_no_values() {
     assert!(!yaml.contains(" -a "), "{yaml}");
     for line in yaml.lines().filter(|l| l.contains("requirepass")) {
         assert!(
-            line.contains("printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > /run/redis-auth/auth.conf"),
+            line.contains(
+                "printf 'requirepass %s\\n' \"$REDIS_PASSWORD\" > /run/redis-auth/auth.conf"
+            ),
             "{line}"
         );
     }
@@ -232,7 +234,10 @@ fn redis_pod_mounts_the_pvc_and_takes_the_password_from_the_secret() {
         c["readinessProbe"]["exec"]["command"][2],
         "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"
     );
-    assert_eq!(c["volumeMounts"][2], json!({"name": "auth", "mountPath": "/run/redis-auth"}));
+    assert_eq!(
+        c["volumeMounts"][2],
+        json!({"name": "auth", "mountPath": "/run/redis-auth"})
+    );
     assert_eq!(
         pod["volumes"][2],
         json!({"name": "auth", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})

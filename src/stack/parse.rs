@@ -95,7 +95,9 @@ fn duplicate_key_message(text: &str, span: Range<usize>) -> String {
         .map(str::trim)
         .find(|l| l.starts_with('['))
         .map(|h| h.split('#').next().unwrap_or(h).trim().to_string());
-    let key = key.map(|k| format!(" `{}`", super::diagnostic::shorten(k))).unwrap_or_default();
+    let key = key
+        .map(|k| format!(" `{}`", super::diagnostic::shorten(k)))
+        .unwrap_or_default();
     match table {
         Some(t) => format!("duplicate key{key} in `{t}`"),
         None if key.is_empty() => "duplicate key".into(),

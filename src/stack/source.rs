@@ -49,9 +49,8 @@ fn describe(meta: &std::fs::Metadata) -> &'static str {
 /// The bytes of the stack file at `path` (symlinks followed), or why it cannot be read.
 pub fn read_stack_file(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     let help = "check the path; stack files are TOML, e.g. `stacks/local.toml`";
-    let unreadable = |err: std::io::Error| {
-        problem(path, format!("cannot read the stack file: {err}"), help)
-    };
+    let unreadable =
+        |err: std::io::Error| problem(path, format!("cannot read the stack file: {err}"), help);
     // Look before opening: opening a FIFO for reading blocks until a writer appears.
     let meta = std::fs::metadata(path).map_err(unreadable)?;
     let not_regular = |meta: &std::fs::Metadata| {

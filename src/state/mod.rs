@@ -94,7 +94,12 @@ impl State {
     /// Refuses a state (read from `path`) that records another stack, or another namespace,
     /// than `stack` in `namespace`: another stack's state copied into place, or two stacks
     /// sharing one `[state] path`, would otherwise plan to change or delete its objects.
-    pub fn check_belongs(&self, path: &Path, stack: &str, namespace: &str) -> Result<(), StateError> {
+    pub fn check_belongs(
+        &self,
+        path: &Path,
+        stack: &str,
+        namespace: &str,
+    ) -> Result<(), StateError> {
         let ns_differs = self.namespace.as_deref().is_some_and(|n| n != namespace);
         if self.stack != stack || ns_differs {
             return Err(StateError::WrongStack {

@@ -142,13 +142,17 @@ fn the_statefulset_keeps_the_password_out_of_process_arguments() {
     for d in [&conf_dir, &data_dir, &auth_dir] {
         std::fs::create_dir(d).unwrap();
     }
-    let conf = rendered_conf(&stack).replace("\ndir /data\n", &format!("\ndir {}\n", data_dir.display()));
+    let conf =
+        rendered_conf(&stack).replace("\ndir /data\n", &format!("\ndir {}\n", data_dir.display()));
     std::fs::write(conf_dir.join("redis.conf"), conf).unwrap();
     let port = support::free_port();
     let script = command[2]
         .replace("/etc/redis", conf_dir.to_str().unwrap())
         .replace("/run/redis-auth", auth_dir.to_str().unwrap())
-        .replace("redis-server ", &format!("{} ", support::redis_server_binary().display()));
+        .replace(
+            "redis-server ",
+            &format!("{} ", support::redis_server_binary().display()),
+        );
     // The script's last command is the `exec redis-server …`; bind it to loopback on a free port.
     let script = format!("{script} --port {port} --bind 127.0.0.1");
     let mut sh = std::process::Command::new("sh");
@@ -168,7 +172,10 @@ fn the_statefulset_keeps_the_password_out_of_process_arguments() {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(cmdline.contains("redis-server"), "{cmdline}");
-    assert!(!cmdline.contains(support::PASSWORD), "password in cmdline: {cmdline}");
+    assert!(
+        !cmdline.contains(support::PASSWORD),
+        "password in cmdline: {cmdline}"
+    );
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(
         !String::from_utf8_lossy(&environ).contains(support::PASSWORD),
@@ -191,7 +198,10 @@ fn the_statefulset_keeps_the_password_out_of_process_arguments() {
         .arg("v")
         .query::<()>(&mut anonymous.get_connection().unwrap())
         .unwrap_err();
-    assert!(err.to_string().contains("NOAUTH") || err.code() == Some("NOAUTH"), "{err}");
+    assert!(
+        err.to_string().contains("NOAUTH") || err.code() == Some("NOAUTH"),
+        "{err}"
+    );
     let mut con = redis.connect();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
 

@@ -195,7 +195,9 @@ fn a_ten_megabyte_file_is_handled() {
     std::fs::write(&path, "#".repeat(10 * 1024 * 1024)).unwrap();
     let d = stack::load(&path).unwrap_err();
     assert!(
-        d.to_string().contains("the stack file is 10485760 bytes; raystack reads stack files of at most 1048576 bytes"),
+        d.to_string().contains(
+            "the stack file is 10485760 bytes; raystack reads stack files of at most 1048576 bytes"
+        ),
         "{d}"
     );
 
