@@ -166,21 +166,16 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
     if let Some(s) = &state {
         s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
     }
-    let plan = crate::plan::binding::verify(
-        plan,
-        &path.display().to_string(),
-        &stack,
-        &stack_bytes,
-        &desired,
-        &configured_state.display().to_string(),
-        state.as_ref(),
-    )?;
+    // A state that moved on is the likeliest reason a saved plan no longer fits: say so first
+    // (when the plan names the stack's state file at all; `verify` refuses it otherwise).
     let b = &plan.binding;
     let now = (
         state.as_ref().map(|s| s.lineage.clone()),
         state.as_ref().map(|s| s.serial),
     );
-    if now != (b.lineage.clone(), b.serial) {
+    if b.state_path == configured_state.display().to_string()
+        && now != (b.lineage.clone(), b.serial)
+    {
         let show = |l: &Option<String>, s: &Option<u64>| match (l, s) {
             (Some(l), Some(s)) => format!("lineage {l}, serial {s}"),
             _ => "no state".to_string(),
@@ -192,6 +187,16 @@ async fn apply_plan_file(args: &ApplyArgs, color: bool) -> anyhow::Result<ExitCo
             show(&now.0, &now.1)
         );
     }
+    let plan = crate::plan::binding::verify(
+        plan,
+        &path.display().to_string(),
+        &stack,
+        &stack_bytes,
+        &desired,
+        &configured_state.display().to_string(),
+        state.as_ref(),
+    )?;
+    let b = &plan.binding;
     let (cluster, identity) = connect(
         &args.cluster,
         b.kubeconfig.as_deref().map(Path::new),
