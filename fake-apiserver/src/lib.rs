@@ -1,5 +1,8 @@
 //! An in-memory Kubernetes API server over loopback HTTP, for raystack's tests and benchmarks.
 //!
+//! [`faults::FaultProxy`] is a small proxy to put between a client and this server that delays,
+//! drops, blackholes or answers errors for chosen requests.
+//!
 //! Start one with [`Server::bind`] and [`Server::serve`] (the `fake-apiserver` binary is a thin wrapper
 //! around them), or, in a test, with [`testing::FakeApiServer`].
 //!
@@ -52,6 +55,7 @@ mod authz;
 mod defaults;
 mod discovery;
 mod error;
+pub mod faults;
 mod http;
 pub mod kuberay;
 mod lifecycle;

@@ -148,7 +148,7 @@ impl Cluster {
         let req = req.body(bytes).map_err(|e| ClusterError::Transport {
             verb: "proxy",
             address: uri.clone(),
-            source: kube::Error::HttpError(e),
+            cause: kube::Error::HttpError(e),
         })?;
         match self.client.request_text(req).await {
             Ok(body) => Ok(ProxyResponse { status: 200, body }),
@@ -159,7 +159,7 @@ impl Cluster {
             Err(e) => Err(ClusterError::Transport {
                 verb: "proxy",
                 address: uri,
-                source: e,
+                cause: e,
             }),
         }
     }

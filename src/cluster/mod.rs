@@ -75,13 +75,30 @@ pub enum ClusterError {
         address: String,
         deadline: Duration,
     },
-    #[error("failed to {verb} `{address}`")]
+    /// No answer: the connection failed or was dropped. The message names only the innermost
+    /// cause (`connection closed before message completed`): the layers above it repeat each
+    /// other (`client error (SendRequest)`) and would be printed as a chain otherwise.
+    #[error("failed to {verb} `{address}`: {}", root_cause(.cause))]
     Transport {
         verb: &'static str,
         address: String,
-        #[source]
-        source: kube::Error,
+        cause: kube::Error,
     },
+}
+
+/// The innermost error of `err`'s source chain, first line only.
+fn root_cause(err: &kube::Error) -> String {
+    let mut current: &(dyn std::error::Error + 'static) = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// The reason phrase of an HTTP status, for messages.
@@ -254,11 +271,21 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<Cluster, ClusterError> {
+    connect_with_deadline(kubeconfig, context, DEFAULT_REQUEST_TIMEOUT).await
+}
+
+/// Like [`connect`], with each API call bounded by `deadline` (retries included). Requests
+/// made with [`Cluster::client`] directly get it as their read timeout.
+pub async fn connect_with_deadline(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    deadline: Duration,
+) -> Result<Cluster, ClusterError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let err = |source: kube::config::KubeconfigError| ClusterError::Kubeconfig {
                 path: Some(path.display().to_string()),
@@ -276,24 +303,13 @@ pub async fn connect(
                 detail: first_line(&source),
             })?,
     };
-    connect_with(config, DEFAULT_REQUEST_TIMEOUT)
-}
-
-/// Like [`connect`], with each API call bounded by `deadline` (retries included).
-pub async fn connect_with_deadline(
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-    deadline: Duration,
-) -> Result<Cluster, ClusterError> {
-    let mut cluster = connect(kubeconfig, context).await?;
-    cluster.deadline = deadline;
-    Ok(cluster)
-}
-
-fn connect_with(mut config: kube::Config, deadline: Duration) -> Result<Cluster, ClusterError> {
     // Retries are ours (bounded by the deadline, reported); kube's are silent and unbounded
     // in time (15 attempts honouring Retry-After).
     config.default_retry = false;
+    // A backstop for requests made with the client directly; `call` enforces the deadline
+    // itself (and says so) a little earlier.
+    config.read_timeout = Some(deadline + Duration::from_secs(5));
+    config.connect_timeout = Some(deadline.min(Duration::from_secs(30)));
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(ClusterError::Client)?;
     Ok(Cluster {
@@ -328,7 +344,7 @@ fn map_err(verb: &'static str, address: String, err: kube::Error) -> ClusterErro
         other => ClusterError::Transport {
             verb,
             address,
-            source: other,
+            cause: other,
         },
     }
 }

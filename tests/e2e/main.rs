@@ -14,9 +14,11 @@ mod ray_support;
 mod render_support;
 mod support;
 
-// Stack files: validation, the diff command.
+// Stack files: validation, input bounds, the diff command; usage errors.
 mod diff_cli;
+mod input_bounds;
 mod stack_validation;
+mod usage_exit;
 
 // Rendering: golden YAML, schema and type validity, storage classes.
 mod provider_storage;
@@ -31,12 +33,15 @@ mod redis_durability;
 
 // The real binary against fake-apiserver.
 mod examples;
+mod faults;
+mod integrity;
 mod kill;
 mod kuberay;
 mod plan_apply;
 mod preflight;
 mod resilience;
 mod review;
+mod review_parity;
 mod state_cli;
 mod state_kubernetes;
 mod team;

@@ -3,11 +3,9 @@
 //! apply recorded) and the online plan against fake-apiserver, and every object gets the same
 //! action and DATA LOSS flag from all three.
 
-mod e2e_support;
-
 use std::collections::BTreeMap;
 
-use e2e_support::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 /// address → (action, data_loss) of every change that is not a no-op.

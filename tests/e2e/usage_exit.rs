@@ -24,6 +24,8 @@ const COMMANDS: &[&[&str]] = &[
     &["diff", "base.toml", "head.toml"],
     &["state", "list", "stack.toml"],
     &["state", "show", "stack.toml"],
+    &["state", "pull", "stack.toml"],
+    &["state", "migrate", "stack.toml", "--to", "local"],
 ];
 
 #[test]

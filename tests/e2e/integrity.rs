@@ -1,9 +1,7 @@
 //! Binary-level tests that state belongs to its stack, saved plans are the plans reviewed, and
 //! flags mean what they say — against fake-apiserver with the real `raystack` binary.
 
-mod e2e_support;
-
-use e2e_support::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 fn read_json(path: &std::path::Path) -> Value {

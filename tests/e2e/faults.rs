@@ -1,0 +1,281 @@
+//! Deadlines, retries and error messages through a fault-injecting proxy
+//! (`fake_apiserver::faults`) between the real `raystack` binary and fake-apiserver: a server
+//! that never answers fails at the deadline instead of hanging; an apply whose PATCH is never
+//! answered stops, releases the lock, and a rerun converges; a persistent 429 shows progress
+//! and gives up at the deadline; an error status on the first request says what the cluster
+//! answered; a dropped connection prints its cause once.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_apiserver::faults::{Fault, FaultProxy, Rule};
+
+use crate::support::*;
+
+/// The env's fake-apiserver behind a proxy, and a kubeconfig that points at the proxy.
+fn proxied(env: &Env) -> (FaultProxy, std::path::PathBuf) {
+    let proxy = FaultProxy::start(&env.fake.url).expect("start the fault proxy");
+    let kubeconfig = env.dir.path().join("kubeconfig-proxy");
+    proxy.write_kubeconfig(&kubeconfig).unwrap();
+    (proxy, kubeconfig)
+}
+
+/// `raystack ARGS --kubeconfig KUBECONFIG`, bounded: a command still running after 90 s fails
+/// the test (the point of these tests is that nothing waits forever).
+fn run_via(env: &Env, kubeconfig: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(raystack_bin());
+    cmd.current_dir(env.dir.path())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("NO_COLOR", "1")
+        .env("RAYSTACK_WAIT_TIMEOUT", "60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let out = Run::from(child.wait_with_output().unwrap());
+            panic!("raystack {args:?} was still running after 90 s:\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_server_that_never_answers_fails_at_the_deadline_flag_or_env() {
+    let env = Env::new(&[]);
+    let (proxy, kc) = proxied(&env);
+    proxy.push(Rule::new(None, "/", Fault::Blackhole));
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg(), "--request-timeout", "2s"],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(
+            "no answer from the API server within 2s (the request deadline; raise it with --request-timeout or RAYSTACK_REQUEST_TIMEOUT)"
+        ),
+        "{r}"
+    );
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg()],
+        &[("RAYSTACK_REQUEST_TIMEOUT", "1")],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("no answer from the API server within 1s"),
+        "{r}"
+    );
+}
+
+#[test]
+fn an_apply_whose_patch_is_never_answered_stops_and_a_rerun_converges() {
+    let env = Env::new(&[]);
+    let (proxy, kc) = proxied(&env);
+    // The real apply of the StatefulSet is never answered; the plan's dry-runs are.
+    proxy.push(Rule::new(Some("PATCH"), "/statefulsets/", Fault::Blackhole).unless("dryRun"));
+    let r = run_via(
+        &env,
+        &kc,
+        &[
+            "apply",
+            env.stack_arg(),
+            "--auto-approve",
+            "--request-timeout",
+            "3s",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "failed to apply `StatefulSet/{NAME}/{NAME}-redis`: no answer from the API server within 3s"
+        )) && r.stderr.contains("rerunning apply resumes"),
+        "{r}"
+    );
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.fault == Some(Fault::Blackhole)),
+        "the PATCH reached the proxy"
+    );
+    let lock = env.state_path().with_extension("json.lock");
+    assert!(!lock.exists(), "the state lock outlived the apply");
+    // What was applied before the timeout is in state; a rerun converges from it.
+    let kinds: Vec<String> = env.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.contains(&"PersistentVolumeClaim".to_string()),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"StatefulSet".to_string()), "{kinds:?}");
+    proxy.clear();
+    let r = run_via(
+        &env,
+        &kc,
+        &["apply", env.stack_arg(), "--auto-approve"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert_converged(&env);
+}
+
+#[test]
+fn a_persistent_429_shows_progress_and_gives_up_at_the_deadline() {
+    let env = Env::new(&[]);
+    env.apply();
+    let (proxy, kc) = proxied(&env);
+    let cm = format!("/configmaps/{NAME}-redis-config");
+    proxy.push(Rule::new(
+        Some("GET"),
+        &cm,
+        Fault::Status {
+            code: 429,
+            retry_after: Some(1),
+        },
+    ));
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg(), "--request-timeout", "4s"],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    let address = format!("ConfigMap/{NAME}/{NAME}-redis-config");
+    let progress: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!(
+                "the API server answered 429 Too Many Requests to read `{address}` (attempt "
+            ))
+        })
+        .collect();
+    assert!(progress.len() >= 2, "no retry progress:\n{r}");
+    assert!(
+        progress[0].ends_with("(attempt 1); retrying in 1s (0s spent, giving up at 4s)"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "failed to read `{address}`: the API server answered 429 Too Many Requests "
+        )) && r.stderr.contains(
+            "gave up at the 4s request deadline (--request-timeout, RAYSTACK_REQUEST_TIMEOUT)"
+        ),
+        "{r}"
+    );
+    // A 429 that clears is retried through, with the same progress, and the plan succeeds.
+    proxy.clear();
+    proxy.push(
+        Rule::new(
+            Some("GET"),
+            &cm,
+            Fault::Status {
+                code: 429,
+                retry_after: Some(1),
+            },
+        )
+        .times(2),
+    );
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg(), "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("No changes"), "{r}");
+    assert_eq!(
+        r.stderr
+            .matches("the API server answered 429 Too Many Requests to read")
+            .count(),
+        2,
+        "{r}"
+    );
+}
+
+#[test]
+fn an_error_status_on_the_first_request_says_what_the_cluster_answered() {
+    let env = Env::new(&[]);
+    let (proxy, kc) = proxied(&env);
+    for (code, text) in [
+        (500, "500 Internal Server Error"),
+        (409, "409 Conflict"),
+        (429, "429 Too Many Requests"),
+    ] {
+        proxy.clear();
+        proxy.push(Rule::new(
+            None,
+            "/namespaces/kube-system",
+            Fault::status(code),
+        ));
+        let r = run_via(
+            &env,
+            &kc,
+            &["plan", env.stack_arg(), "--request-timeout", "3s"],
+            &[],
+        );
+        assert_eq!(r.code, 1, "{code}: {r}");
+        assert!(!r.stderr.contains("cannot reach"), "{code}: {r}");
+        assert!(
+            r.stderr.contains(&format!(
+                "the cluster at {}/ refused the first request",
+                proxy.url()
+            )) && r.stderr.contains(&format!(
+                "failed to read `Namespace/kube-system`: the API server answered {text}"
+            )),
+            "{code}: {r}"
+        );
+    }
+}
+
+#[test]
+fn a_dropped_connection_prints_its_cause_once() {
+    let env = Env::new(&[]);
+    let (proxy, kc) = proxied(&env);
+    proxy.push(Rule::new(None, "/", Fault::Drop));
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg(), "--request-timeout", "5s"],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("cannot reach the cluster at {}/", proxy.url())),
+        "{r}"
+    );
+    let causes: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("caused by:"))
+        .collect();
+    let mut unique = causes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), causes.len(), "a cause repeats:\n{r}");
+    assert!(causes.len() <= 3, "too long a chain:\n{r}");
+    assert_eq!(
+        r.stderr.matches("SendRequest").count().min(1),
+        r.stderr.matches("SendRequest").count(),
+        "{r}"
+    );
+}
