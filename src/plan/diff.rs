@@ -98,7 +98,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                     // change the server sees too (a named storage class back to the default
                     // is a replacement, exactly as the online plan finds).
                     Some(prior) => {
-                        c.before = Some(redact(prior));
+                        c.before = Some(prior.clone());
                         match owned_immutable_change(&i.kind, desired, prior) {
                             Some(why) => {
                                 c.action = Action::Replace;
