@@ -252,7 +252,7 @@ fn a_plan_file_cannot_switch_off_the_data_loss_guard() {
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.stderr
-            .contains("refusing to apply: the plan deletes or recreates the Redis volume"),
+            .contains("refusing to apply: the plan loses GCS state:\n  PersistentVolumeClaim/e2e/e2e-redis-data: recreates the Redis volume empty"),
         "{r}"
     );
     assert_eq!(
