@@ -114,8 +114,15 @@ impl Jobs<'_> {
             "metadata": {"raystack.dev/verify": run},
         });
         loop {
-            let r = self.call("POST", "/api/jobs/", Some(&body)).await?;
-            if r.ok() {
+            let r = match self.call("POST", "/api/jobs/", Some(&body)).await {
+                Ok(r) => r,
+                // A head still starting can hold the request while its job agent registers;
+                // ask again (a retry that finds the job says so below).
+                Err(VerifyError::Deadline { .. }) if Instant::now() < deadline => continue,
+                Err(e) => return Err(e),
+            };
+            // The run id is random: an existing job of this id is an earlier attempt's.
+            if r.ok() || (r.status == 400 && r.body.contains("already exists")) {
                 return Ok(());
             }
             let retry = matches!(r.status, 502 | 503 | 504)
