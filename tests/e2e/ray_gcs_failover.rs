@@ -15,6 +15,11 @@
 //!    nor the actor, so step 4 depends on what Redis persisted, not on anything the head kept on
 //!    its own disk.
 //!
+//! The same drill runs for `[durability] backend = "embedded"` (KubeRay 1.7's RocksDB GCS store):
+//! a head with `RAY_gcs_storage=rocksdb` and a storage path (the PVC's mount in the cluster) is
+//! SIGKILLed and started again on the same path, and the job record and actor are back; with the
+//! path wiped, both are gone.
+//!
 //! Needs Ray in a virtualenv: `$RAYSTACK_RAY_VENV`, default `<repo>/.venv`, which `scripts/test`
 //! creates (`pip install "ray[default]==2.60.0"`); and redis-server (see render_support).
 //! Missing is a failure, not a skip. Everything listens on 127.0.0.1 only and lives in a temp dir.
@@ -26,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::ray_support::{Head, Ports, Redis, Venv, is_alive, repo, tail};
+use crate::ray_support::{Head, Ports, Redis, Store, Venv, is_alive, repo, tail};
 
 /// `RAY_external_storage_namespace` of the drill's head.
 const STORAGE_NAMESPACE: &str = "raystack-drill";
@@ -206,4 +211,116 @@ fn ray_gcs_state_survives_sigkill_of_head_and_redis() {
     head.sigkill();
     redis.sigkill();
     eprintln!("drill done in {:.1}s", drill.elapsed().as_secs_f64());
+}
+
+/// The RayCluster raystack renders for `stacks/embedded-rocksdb.toml` asks for the RocksDB GCS
+/// store; the drill below runs a head the way that setting runs it.
+fn embedded_backend_is_rendered() {
+    let path = repo().join("stacks/embedded-rocksdb.toml");
+    let stack = raystack::stack::load(&path)
+        .unwrap_or_else(|d| panic!("{} is invalid:\n{d}", path.display()));
+    let rendered = raystack::render::render(&stack);
+    assert!(
+        rendered.objects.iter().all(|o| o.kind() != "StatefulSet"),
+        "an embedded stack renders no Redis"
+    );
+    let rc = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == "RayCluster")
+        .expect("a RayCluster");
+    assert_eq!(
+        rc.manifest["spec"]["gcsFaultToleranceOptions"]["backend"], "rocksdb",
+        "{}",
+        rc.manifest
+    );
+}
+
+#[test]
+fn embedded_gcs_state_survives_sigkill_of_the_head() {
+    embedded_backend_is_rendered();
+    let drill = Instant::now();
+    let venv = Venv::find();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    // The storage path: in the cluster, the PVC KubeRay mounts on the head.
+    let storage = root.join("gcs-storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let ports = Ports::free();
+    let mut head = Head::start_with(
+        &venv,
+        Store::Embedded(&storage),
+        &ports,
+        root,
+        STORAGE_NAMESPACE,
+    );
+    let gcs_log = head.gcs_log();
+    assert!(
+        gcs_log.contains("ROCKSDB"),
+        "the GCS runs on its embedded RocksDB store{}",
+        head.logs()
+    );
+
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let recorded = probe(&venv, &head, root, &["record", "--token", &token]);
+    assert_eq!(recorded["job_status"], "SUCCEEDED", "{recorded}");
+    assert_eq!(recorded["actor"]["token"], token.as_str(), "{recorded}");
+    let first_actor_pid = recorded["actor"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("actor pid in {recorded}")) as u32;
+    assert!(
+        std::fs::read_dir(&storage).unwrap().next().is_some(),
+        "the GCS wrote its store under {}",
+        storage.display()
+    );
+    eprintln!("recorded after {:.1}s", drill.elapsed().as_secs_f64());
+
+    // SIGKILL the whole head, start it again on the same storage path and ports.
+    head.sigkill();
+    assert!(
+        !is_alive(first_actor_pid),
+        "the actor's worker {first_actor_pid} outlived the head"
+    );
+    head.restart_with(&venv, Store::Embedded(&storage), &ports);
+    let after = probe(&venv, &head, root, &["check", "--wait", ACTOR_WAIT_SECS]);
+    assert_eq!(
+        after["job_status"],
+        "SUCCEEDED",
+        "the job record did not survive the head restart: {after}{}",
+        head.logs()
+    );
+    assert_eq!(
+        after["actor"]["token"],
+        token.as_str(),
+        "the detached actor did not come back: {after}{}",
+        head.logs()
+    );
+    assert_ne!(
+        after["actor"]["pid"].as_u64(),
+        Some(first_actor_pid as u64),
+        "the actor answering is a new process restarted by the new head: {after}"
+    );
+
+    // Control: the same restart with the storage path wiped loses both.
+    head.sigkill();
+    std::fs::remove_dir_all(&storage).unwrap();
+    std::fs::create_dir_all(&storage).unwrap();
+    head.restart_with(&venv, Store::Embedded(&storage), &ports);
+    let wiped = probe(&venv, &head, root, &["check", "--wait", "5"]);
+    assert_eq!(
+        wiped["job_status"],
+        Value::Null,
+        "with the storage path wiped the job record must be gone: {wiped}"
+    );
+    assert!(
+        wiped["actor_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("not found")),
+        "with the storage path wiped the actor must be unknown: {wiped}"
+    );
+    head.sigkill();
+    eprintln!(
+        "embedded drill done in {:.1}s",
+        drill.elapsed().as_secs_f64()
+    );
 }

@@ -245,6 +245,15 @@ impl Ports {
     }
 }
 
+/// Where a head keeps its GCS.
+#[derive(Clone, Copy)]
+pub enum Store<'a> {
+    /// An external Redis (`RAY_REDIS_ADDRESS`, `--redis-password`).
+    Redis(&'a Redis),
+    /// Ray's embedded RocksDB store in this directory (`RAY_gcs_storage=rocksdb`).
+    Embedded(&'a Path),
+}
+
 /// A `ray start --head --block` in its own process group, and every process it starts.
 pub struct Head {
     child: Option<Child>,
@@ -267,6 +276,17 @@ impl Head {
         root: &Path,
         storage_namespace: &str,
     ) -> Head {
+        Head::start_with(venv, Store::Redis(redis), ports, root, storage_namespace)
+    }
+
+    /// A head keeping its GCS in `store`.
+    pub fn start_with(
+        venv: &Venv,
+        store: Store,
+        ports: &Ports,
+        root: &Path,
+        storage_namespace: &str,
+    ) -> Head {
         let temp = root.join("ray");
         std::fs::create_dir_all(&temp).unwrap();
         let mut head = Head {
@@ -279,11 +299,28 @@ impl Head {
             storage_namespace: storage_namespace.to_string(),
             starts: 0,
         };
-        head.spawn(venv, redis, ports);
+        head.spawn(venv, store, ports);
         head
     }
 
-    fn spawn(&mut self, venv: &Venv, redis: &Redis, ports: &Ports) {
+    /// Starts the head and waits until it serves; a start that dies on the way is started again,
+    /// three starts at most, as a kubelet restarts a container: on a loaded two-core machine
+    /// `ray start` gives up when its raylet has not registered within 30 s (fixed in Ray 2.60).
+    fn spawn(&mut self, venv: &Venv, store: Store, ports: &Ports) {
+        for attempt in 1..=3 {
+            self.spawn_once(venv, store, ports);
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(why) if attempt < 3 => {
+                    eprintln!("{why}; starting the head again");
+                    self.sigkill();
+                }
+                Err(why) => panic!("{why}{}", self.logs()),
+            }
+        }
+    }
+
+    fn spawn_once(&mut self, venv: &Venv, store: Store, ports: &Ports) {
         self.starts += 1;
         let mut log = append(&self.log);
         writeln!(log, "==== raystack drill: head start #{}", self.starts).unwrap();
@@ -295,13 +332,22 @@ impl Head {
             .args(["--dashboard-port", &ports.dashboard.to_string()])
             .args(["--num-cpus", "1"])
             .arg("--temp-dir")
-            .arg(&self.temp)
-            .args(["--redis-password", &redis.password]);
+            .arg(&self.temp);
         for (flag, port) in &ports.others {
             cmd.args([*flag, &port.to_string()]);
         }
+        match store {
+            Store::Redis(redis) => {
+                cmd.args(["--redis-password", &redis.password])
+                    .env("RAY_REDIS_ADDRESS", format!("127.0.0.1:{}", redis.port));
+            }
+            // Ray's embedded GCS store (what KubeRay 1.7's `backend: rocksdb` sets on the head).
+            Store::Embedded(path) => {
+                cmd.env("RAY_gcs_storage", "rocksdb")
+                    .env("RAY_gcs_storage_path", path);
+            }
+        }
         cmd.envs(venv.env())
-            .env("RAY_REDIS_ADDRESS", format!("127.0.0.1:{}", redis.port))
             .env("RAY_external_storage_namespace", &self.storage_namespace)
             .env_remove("RAY_ADDRESS")
             .stdin(Stdio::null())
@@ -310,27 +356,30 @@ impl Head {
             // Its own process group: the drill kills the whole head with one signal.
             .process_group(0);
         self.child = Some(cmd.spawn().expect("failed to run ray start"));
-        self.wait_ready();
     }
 
-    /// Until the dashboard's job API answers, which needs the GCS up and the job module loaded.
-    fn wait_ready(&mut self) {
+    /// Until `ray start` has finished starting the node (it says it will now block) and the
+    /// dashboard's job API answers, which needs the GCS up and the job module loaded. Err when
+    /// `ray start` exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
+        let marker = format!("==== raystack drill: head start #{}\n", self.starts);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "ray start --head exited with {status} (start #{}){}",
-                    self.starts,
-                    self.logs()
-                );
+                return Err(format!(
+                    "ray start --head exited with {status} (start #{})",
+                    self.starts
+                ));
             }
-            if http_ok(self.dashboard_port, "/api/jobs/") {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let this_start = log.rsplit_once(&marker).map_or("", |(_, rest)| rest);
+            if this_start.contains("will now block") && http_ok(self.dashboard_port, "/api/jobs/") {
                 eprintln!(
                     "head start #{} ready in {:.1}s",
                     self.starts,
                     started.elapsed().as_secs_f64()
                 );
-                return;
+                return Ok(());
             }
             if started.elapsed() > HEAD_START_TIMEOUT {
                 panic!(
@@ -383,8 +432,18 @@ impl Head {
     }
 
     pub fn restart(&mut self, venv: &Venv, redis: &Redis, ports: &Ports) {
+        self.restart_with(venv, Store::Redis(redis), ports);
+    }
+
+    pub fn restart_with(&mut self, venv: &Venv, store: Store, ports: &Ports) {
         assert!(self.child.is_none(), "restart after sigkill");
-        self.spawn(venv, redis, ports);
+        self.spawn(venv, store, ports);
+    }
+
+    /// The GCS server's log of the current session (empty when there is none yet).
+    pub fn gcs_log(&self) -> String {
+        std::fs::read_to_string(self.temp.join("session_latest/logs/gcs_server.out"))
+            .unwrap_or_default()
     }
 
     /// The tail of `ray start`'s output and of the GCS, raylet and job-API logs, for failure
