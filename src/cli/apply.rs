@@ -12,7 +12,7 @@ use super::{ApplyArgs, DestroyArgs, Format};
 use crate::apply::execute;
 use crate::output::progress::StderrProgress;
 use crate::plan::{Plan, looks_like_plan_file, read_plan_file};
-use crate::state::{Backend, LocalBackend};
+use crate::state::Backend;
 
 fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
     let problems = plan.blocking_problems();
