@@ -120,6 +120,44 @@ fn probe(venv: &Venv, head: &Head, root: &Path, args: &[&str]) -> Value {
     })
 }
 
+/// After the failover: the job record is SUCCEEDED and the actor answers with its token from a
+/// new process (the old one died with the head), restarted by the new head.
+fn assert_state_back(after: &Value, token: &str, first_actor_pid: u32, head: &Head) {
+    assert_eq!(
+        after["job_status"],
+        "SUCCEEDED",
+        "the job record did not survive the failover: {after}{}",
+        head.logs()
+    );
+    assert_eq!(
+        after["actor"]["token"],
+        token,
+        "the detached actor did not come back: {after}{}",
+        head.logs()
+    );
+    assert_ne!(
+        after["actor"]["pid"].as_u64(),
+        Some(first_actor_pid as u64),
+        "the actor answering is a new process restarted by the new head: {after}"
+    );
+}
+
+/// The control run: with `wiped` gone, neither the job record nor the actor may be found, or the
+/// survival check proves nothing.
+fn assert_state_lost(check: &Value, wiped: &str) {
+    assert_eq!(
+        check["job_status"],
+        Value::Null,
+        "with {wiped} wiped the job record must be gone, or the check above proves nothing: {check}"
+    );
+    assert!(
+        check["actor_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("not found")),
+        "with {wiped} wiped the actor must be unknown: {check}"
+    );
+}
+
 #[test]
 fn ray_gcs_state_survives_sigkill_of_head_and_redis() {
     let drill = Instant::now();
@@ -168,23 +206,7 @@ fn ray_gcs_state_survives_sigkill_of_head_and_redis() {
 
     // 4. The job record and the actor are back.
     let after = probe(&venv, &head, root, &["check", "--wait", ACTOR_WAIT_SECS]);
-    assert_eq!(
-        after["job_status"],
-        "SUCCEEDED",
-        "the job record did not survive the failover: {after}{}",
-        head.logs()
-    );
-    assert_eq!(
-        after["actor"]["token"],
-        token.as_str(),
-        "the detached actor did not come back: {after}{}",
-        head.logs()
-    );
-    assert_ne!(
-        after["actor"]["pid"].as_u64(),
-        Some(first_actor_pid as u64),
-        "the actor answering is a new process restarted by the new head: {after}"
-    );
+    assert_state_back(&after, &token, first_actor_pid, &head);
     eprintln!(
         "failover checked after {:.1}s",
         drill.elapsed().as_secs_f64()
@@ -197,17 +219,7 @@ fn ray_gcs_state_survives_sigkill_of_head_and_redis() {
     redis.restart();
     head.restart(&venv, &redis, &ports);
     let wiped = probe(&venv, &head, root, &["check", "--wait", "5"]);
-    assert_eq!(
-        wiped["job_status"],
-        Value::Null,
-        "with Redis wiped the job record must be gone, or the check above proves nothing: {wiped}"
-    );
-    assert!(
-        wiped["actor_error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("not found")),
-        "with Redis wiped the actor must be unknown: {wiped}"
-    );
+    assert_state_lost(&wiped, "Redis's data");
     head.sigkill();
     redis.sigkill();
     eprintln!("drill done in {:.1}s", drill.elapsed().as_secs_f64());
@@ -283,23 +295,7 @@ fn embedded_gcs_state_survives_sigkill_of_the_head() {
     );
     head.restart_with(&venv, Store::Embedded(&storage), &ports);
     let after = probe(&venv, &head, root, &["check", "--wait", ACTOR_WAIT_SECS]);
-    assert_eq!(
-        after["job_status"],
-        "SUCCEEDED",
-        "the job record did not survive the head restart: {after}{}",
-        head.logs()
-    );
-    assert_eq!(
-        after["actor"]["token"],
-        token.as_str(),
-        "the detached actor did not come back: {after}{}",
-        head.logs()
-    );
-    assert_ne!(
-        after["actor"]["pid"].as_u64(),
-        Some(first_actor_pid as u64),
-        "the actor answering is a new process restarted by the new head: {after}"
-    );
+    assert_state_back(&after, &token, first_actor_pid, &head);
 
     // Control: the same restart with the storage path wiped loses both.
     head.sigkill();
@@ -307,17 +303,7 @@ fn embedded_gcs_state_survives_sigkill_of_the_head() {
     std::fs::create_dir_all(&storage).unwrap();
     head.restart_with(&venv, Store::Embedded(&storage), &ports);
     let wiped = probe(&venv, &head, root, &["check", "--wait", "5"]);
-    assert_eq!(
-        wiped["job_status"],
-        Value::Null,
-        "with the storage path wiped the job record must be gone: {wiped}"
-    );
-    assert!(
-        wiped["actor_error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("not found")),
-        "with the storage path wiped the actor must be unknown: {wiped}"
-    );
+    assert_state_lost(&wiped, "the storage path");
     head.sigkill();
     eprintln!(
         "embedded drill done in {:.1}s",
