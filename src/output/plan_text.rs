@@ -108,7 +108,7 @@ pub fn data_loss_line(plan: &Plan) -> Option<String> {
         )
     } else if plan.destroy {
         format!(
-            "DATA LOSS: destroying this stack loses GCS state ({}), the Redis volume included (--allow-data-loss).",
+            "DATA LOSS: destroying this stack loses GCS state and the volumes that hold it ({}).",
             which.join(", ")
         )
     } else {

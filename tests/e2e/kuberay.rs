@@ -79,77 +79,33 @@ memory = "2Gi"
     )
 }
 
+/// Moving a stack to another namespace would delete the old RayCluster (and with it its GCS
+/// state, through KubeRay's cleanup finalizer); the state is bound to its stack and namespace, so
+/// plan and apply refuse before anything is deleted. A RayCluster is deleted only by `destroy`
+/// (its plan says what is lost: the `destroy_plan_raycluster` snapshot) and replaced only by an
+/// immutable change (`switching_the_backend_…`), both DATA LOSS.
 #[test]
-fn deleting_the_raycluster_is_data_loss_in_every_format_and_refused_without_the_flag() {
+fn moving_the_raycluster_to_another_namespace_is_refused_before_anything_is_deleted() {
     let env = Env::new(&[]);
     env.apply();
-    // Moving the stack to another namespace deletes every object of the old one, the
-    // RayCluster included.
     env.write_stack(&stack_toml(&worker("cpu", 1), "", "").replace(
         &format!("namespace = \"{NAME}\""),
         "namespace = \"e2e-moved\"",
     ));
-    let text = env.plan(&[]);
-    assert_eq!(text.code, 2, "{text}");
-    insta::assert_snapshot!(
-        "raycluster_delete_text",
-        change_lines(&text.stdout, &rc_address())
+    let expected = format!(
+        "belongs to stack `{NAME}` (namespace `{NAME}`), not to stack `{NAME}` (namespace `e2e-moved`)"
     );
-    assert!(
-        text.stdout.contains(&format!(
-            "DATA LOSS: this plan loses GCS state (Namespace/{NAME}, PersistentVolumeClaim/{NAME}/{NAME}-redis-data, {}); `raystack apply` refuses it without --allow-data-loss.",
-            rc_address()
-        )),
-        "{text}"
-    );
-
-    let json = env.plan(&["--format", "json"]);
-    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(plan["data_loss"], true);
-    let rc = plan["resource_changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["address"] == rc_address().as_str())
-        .expect("the old RayCluster is in the plan");
-    assert_eq!(rc["action"], "delete");
-    assert_eq!(rc["data_loss"], true);
-    assert!(
-        rc["data_loss_reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("KubeRay's cleanup finalizer (ray.io/gcs-ft-redis-cleanup-finalizer)"),
-        "{rc}"
-    );
-
-    let md = env.plan(&["--format", "markdown"]);
-    assert!(
-        md.stdout.contains(&format!(
-            "<code>-</code> <code>{}</code> will be deleted <b>DATA LOSS</b>",
-            rc_address()
-        )),
-        "{md}"
-    );
-    assert!(
-        md.stdout
-            .contains("**DATA LOSS**: KubeRay's cleanup finalizer"),
-        "{md}"
-    );
-
-    let refused = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 1, "{plan}");
+    assert!(plan.stderr.contains(&expected), "{plan}");
+    let refused = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
     assert_eq!(refused.code, 1, "{refused}");
-    assert!(
-        refused
-            .stderr
-            .contains("refusing to apply: the plan loses GCS state:"),
-        "{refused}"
-    );
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("{}: KubeRay's cleanup finalizer", rc_address())),
-        "{refused}"
-    );
+    assert!(refused.stderr.contains(&expected), "{refused}");
     assert!(
         env.fake.get(&env.ns_path("rayclusters", NAME)).is_some(),
         "a refused apply deleted the RayCluster"
@@ -389,7 +345,7 @@ fn an_unprotected_embedded_volume_goes_with_the_raycluster_and_destroy_says_so()
         "{d}"
     );
     assert!(
-        d.stdout.contains("DATA LOSS: destroying this stack loses GCS state (RayCluster/e2e/e2e); destroy proceeds without --allow-data-loss, which only the Redis volume needs."),
+        d.stdout.contains("DATA LOSS: destroying this stack loses GCS state and the volumes that hold it (RayCluster/e2e/e2e, Namespace/e2e)."),
         "{d}"
     );
 }
