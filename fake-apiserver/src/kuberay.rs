@@ -10,33 +10,16 @@
 //!
 //! It runs with the other simulated controllers, before and after each request.
 
+pub use crate::controllers::CleanupJob;
 use crate::objects::{create_by, remove_cascading, update_by};
 use crate::store::{Key, State, key};
 use crate::util::{get, get_str, now_rfc3339};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// KubeRay's finalizer for RayClusters with a Redis-backed GCS.
 pub const CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
 const MANAGER: &str = "kuberay-operator";
-
-/// How the simulated cleanup Job behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CleanupJob {
-    /// How long the Job runs before it completes (or fails).
-    pub delay: Duration,
-    /// The Job fails instead of completing (Redis unreachable, wrong password, ...).
-    pub fail: bool,
-}
-
-impl Default for CleanupJob {
-    fn default() -> CleanupJob {
-        CleanupJob {
-            delay: Duration::from_millis(200),
-            fail: false,
-        }
-    }
-}
 
 /// Whether a RayCluster's GCS persists in Redis (so KubeRay puts the cleanup finalizer on it).
 pub fn redis_ft(rc: &Value) -> bool {

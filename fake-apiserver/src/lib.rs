@@ -52,11 +52,13 @@
 
 mod admission;
 mod authz;
+mod controllers;
 mod defaults;
 mod discovery;
 mod error;
 pub mod faults;
 mod http;
+mod key;
 pub mod kuberay;
 mod lifecycle;
 mod limits;
@@ -76,6 +78,6 @@ mod util;
 mod validate;
 
 pub use authz::{READ_ONLY_TOKEN, READ_ONLY_USER};
-pub use lifecycle::Hook as PodHook;
+pub use controllers::Hook as PodHook;
 pub use proxy::Route as ProxyRoute;
 pub use server::{Error, Options, Server, kubeconfig};

@@ -30,9 +30,9 @@ pub struct Options {
     /// Where the services/proxy subresource forwards, per Service port.
     pub service_proxy: Vec<crate::proxy::Route>,
     /// Commands run when a matching pod is deleted through the API.
-    pub on_pod_delete: Vec<crate::lifecycle::Hook>,
+    pub on_pod_delete: Vec<crate::controllers::Hook>,
     /// How KubeRay's simulated Redis cleanup Job behaves when a RayCluster is deleted.
-    pub cleanup_job: crate::kuberay::CleanupJob,
+    pub cleanup_job: crate::controllers::CleanupJob,
 }
 
 impl Default for Options {
@@ -45,7 +45,7 @@ impl Default for Options {
             readiness_delay: Duration::from_millis(50),
             service_proxy: Vec::new(),
             on_pod_delete: Vec::new(),
-            cleanup_job: crate::kuberay::CleanupJob::default(),
+            cleanup_job: crate::controllers::CleanupJob::default(),
         }
     }
 }

@@ -1,14 +1,14 @@
 //! The in-memory store: objects keyed by group/resource/namespace/name, the global resourceVersion counter,
 //! IP allocators, and the registry of served kinds (built-ins plus stored CRDs).
 
+use crate::controllers::{CleanupJob, Lifecycle};
 use crate::registry::{self, ResourceType};
 use crate::util::get_str;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// (group, plural, namespace or "", name)
-pub type Key = (String, String, String, String);
+pub use crate::key::{Key, key};
 
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -28,9 +28,9 @@ pub struct State {
     pub types: Vec<ResourceType>,
     pub readiness_delay: Duration,
     /// Pod delete hooks, configured and running.
-    pub lifecycle: crate::lifecycle::Lifecycle,
+    pub lifecycle: Lifecycle,
     /// How the simulated KubeRay cleanup Job behaves, and when each running one finishes.
-    pub cleanup_job: crate::kuberay::CleanupJob,
+    pub cleanup_job: CleanupJob,
     pub cleanup_due: BTreeMap<Key, std::time::Instant>,
 }
 
@@ -45,7 +45,7 @@ impl State {
             types: registry::builtins(),
             readiness_delay,
             lifecycle: Default::default(),
-            cleanup_job: crate::kuberay::CleanupJob::default(),
+            cleanup_job: CleanupJob::default(),
             cleanup_due: BTreeMap::new(),
         }
     }
@@ -143,8 +143,4 @@ impl State {
 /// The n-th address of the Service range 10.96.0.0/12.
 pub fn service_ip(n: u32) -> String {
     format!("10.96.{}.{}", n / 250, n % 250 + 1)
-}
-
-pub fn key(group: &str, plural: &str, ns: &str, name: &str) -> Key {
-    (group.into(), plural.into(), ns.into(), name.into())
 }

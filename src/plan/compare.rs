@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::diff::{mark_data_loss, owned_immutable_change};
+use super::diff::{changed_fields, mark_data_loss, owned_immutable_change};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
 use crate::render::Desired;
@@ -92,38 +92,6 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
     };
     mark_data_loss(&mut c);
     c
-}
-
-/// The top-level paths (`spec.workerGroupSpecs`, `data`) whose values differ, for the reason.
-pub(crate) fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for top in [
-        "metadata",
-        "spec",
-        "data",
-        "parameters",
-        "provisioner",
-        "type",
-    ] {
-        match (base.get(top), head.get(top)) {
-            (Some(Value::Object(b)), Some(Value::Object(h)))
-                if top == "spec" || top == "metadata" =>
-            {
-                // Keys of either side; a key in both is reported once (the `contains` below).
-                for k in b.keys().chain(h.keys()) {
-                    if b.get(k) != h.get(k) && !out.contains(&format!("{top}.{k}")) {
-                        out.push(format!("{top}.{k}"));
-                    }
-                }
-            }
-            (b, h) if b != h => out.push(top.to_string()),
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        out.push("the manifest".into());
-    }
-    out
 }
 
 #[cfg(test)]

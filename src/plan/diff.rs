@@ -108,7 +108,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                                 c.action = Action::Update;
                                 c.reason = Some(format!(
                                     "{} changed since the last apply (offline plan: compared with state only)",
-                                    super::compare::changed_fields(prior, desired).join(", ")
+                                    changed_fields(prior, desired).join(", ")
                                 ));
                             }
                         }
@@ -233,6 +233,38 @@ fn update_reason(before: &Value, after: &Value) -> String {
     } else {
         format!("{} changed", paths.join(", "))
     }
+}
+
+/// The top-level paths (`spec.workerGroupSpecs`, `data`) whose values differ, for the reason.
+pub(crate) fn changed_fields(base: &Value, head: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for top in [
+        "metadata",
+        "spec",
+        "data",
+        "parameters",
+        "provisioner",
+        "type",
+    ] {
+        match (base.get(top), head.get(top)) {
+            (Some(Value::Object(b)), Some(Value::Object(h)))
+                if top == "spec" || top == "metadata" =>
+            {
+                // Keys of either side; a key in both is reported once (the `contains` below).
+                for k in b.keys().chain(h.keys()) {
+                    if b.get(k) != h.get(k) && !out.contains(&format!("{top}.{k}")) {
+                        out.push(format!("{top}.{k}"));
+                    }
+                }
+            }
+            (b, h) if b != h => out.push(top.to_string()),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out.push("the manifest".into());
+    }
+    out
 }
 
 fn diff_paths(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>, depth: usize) {

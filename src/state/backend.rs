@@ -4,7 +4,6 @@
 //! commands can hold a `dyn Backend` whichever the stack chose.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 
 use super::local::{LocalBackend, StateLock};
@@ -179,11 +178,4 @@ impl Lock for LocalLock {
         drop(self);
         Box::pin(async { Ok(()) })
     }
-}
-
-/// `<state path>.migrated`: where `state migrate` leaves the local file it moved away.
-pub fn migrated_path(path: &std::path::Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".migrated");
-    PathBuf::from(name)
 }

@@ -186,7 +186,7 @@ impl StateLock {
     /// Moves the state file aside as `<path>.migrated` (after `state migrate` copied it to
     /// another backend) and returns that path. The `.backup` stays where it is.
     pub fn retire(&mut self) -> Result<PathBuf, StateError> {
-        let to = super::backend::migrated_path(&self.path);
+        let to = migrated_path(&self.path);
         fs::rename(&self.path, &to)
             .and_then(|()| sync_dir(parent_dir(&self.path)))
             .map_err(|source| StateError::Write {
@@ -195,6 +195,13 @@ impl StateLock {
             })?;
         Ok(to)
     }
+}
+
+/// `<state path>.migrated`: where `state migrate` leaves the local file it moved away.
+pub fn migrated_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".migrated");
+    PathBuf::from(name)
 }
 
 /// Parses a state document (the JSON the local backend stores, which the kubernetes backend

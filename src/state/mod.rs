@@ -20,10 +20,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture, migrated_path};
+pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
 pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
-pub use local::{LocalBackend, StateLock};
+pub use local::{LocalBackend, StateLock, migrated_path};
 pub use lock::{LockInfo, lock_path};
 pub use seen::seen_path;
 
