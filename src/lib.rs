@@ -3,14 +3,16 @@
 //! The pipeline, one module per stage, dependencies pointing forward only:
 //! `stack` (parse, validate; no I/O) → `durability` (goals → Redis settings) → `render`
 //! (stack → desired objects) → `plan` (pure diff, actions, ordering, plan files) → `apply`
-//! (execute a plan, persist state after every step). `cluster` holds all Kubernetes I/O,
-//! `state` the state format, backends and locks, `output` every byte a user sees, `cli` the
-//! command line, `preflight` the provider checks.
+//! (execute a plan, persist state after every step). `kind` is the vocabulary of object kinds
+//! (API names, scope, apply order, immutable fields) that every stage shares; `cluster` holds
+//! all Kubernetes I/O, `state` the state format, backends and locks, `output` every byte a user
+//! sees, `cli` the command line, `preflight` the provider checks.
 
 pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod durability;
+pub mod kind;
 pub mod output;
 pub mod plan;
 pub mod preflight;

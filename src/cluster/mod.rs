@@ -23,6 +23,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
+use crate::kind::Kind;
+
 /// Something went wrong talking to the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -195,6 +197,16 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
+    /// A reference to an object of `kind` at the API version raystack uses.
+    pub fn new(kind: Kind, namespace: Option<&str>, name: &str) -> Self {
+        ObjectRef {
+            api_version: kind.api_version(),
+            kind: kind.as_str().to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
     pub fn of(manifest: &Value) -> Self {
         let s = |p: &str| {
             manifest
@@ -214,29 +226,19 @@ impl ObjectRef {
     }
 }
 
-/// The API resource (and whether it is namespaced) of each kind raystack renders.
+/// The API resource (and whether it is namespaced) of each kind raystack knows
+/// ([`Kind`]), at `api_version`.
 pub fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
-    let (plural, namespaced) = match kind {
-        "Namespace" => ("namespaces", false),
-        "StorageClass" => ("storageclasses", false),
-        "Secret" => ("secrets", true),
-        "ConfigMap" => ("configmaps", true),
-        "PersistentVolumeClaim" => ("persistentvolumeclaims", true),
-        "StatefulSet" => ("statefulsets", true),
-        "Service" => ("services", true),
-        "NetworkPolicy" => ("networkpolicies", true),
-        "RayCluster" => ("rayclusters", true),
-        "Pod" => ("pods", true),
-        // KubeRay's Redis cleanup Job, watched while a RayCluster is deleted.
-        "Job" => ("jobs", true),
-        _ => return None,
-    };
+    let kind = Kind::parse(kind)?;
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    Some((ApiResource::from_gvk_with_plural(&gvk, plural), namespaced))
+    let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
+    Some((
+        ApiResource::from_gvk_with_plural(&gvk, kind.plural()),
+        kind.namespaced(),
+    ))
 }
 
 /// The error and its causes on one line, cut at the first newline (no quoted file content).
@@ -430,12 +432,7 @@ impl Cluster {
     /// The cluster's identity: the UID of the `kube-system` namespace, which lives as long as
     /// the cluster. Plan files bind to it so a plan is never applied to another cluster.
     pub async fn identity(&self) -> Result<String, ClusterError> {
-        let r = ObjectRef {
-            api_version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: "kube-system".into(),
-        };
+        let r = ObjectRef::new(Kind::Namespace, None, "kube-system");
         match self.get(&r).await? {
             Some(ns) => Ok(ns
                 .pointer("/metadata/uid")
@@ -484,18 +481,15 @@ impl Cluster {
     /// Names of the pods in `namespace` that mount PVC `claim` (best effort: empty when pods
     /// cannot be listed).
     pub async fn pods_using_claim(&self, namespace: &str, claim: &str) -> Vec<String> {
-        let r = ObjectRef {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            namespace: Some(namespace.into()),
-            name: String::new(),
-        };
+        let r = ObjectRef::new(Kind::Pod, Some(namespace), "");
         let Ok(api) = self.api(&r) else {
             return Vec::new();
         };
         let params = Default::default();
         let Ok(list) = self
-            .call("list", &format!("Pod/{namespace}"), || api.list(&params))
+            .call("list", &format!("{}/{namespace}", Kind::Pod), || {
+                api.list(&params)
+            })
             .await
         else {
             return Vec::new();
@@ -521,18 +515,15 @@ impl Cluster {
     /// Names of the pods in `namespace` whose containers read Secret `secret` through an
     /// environment variable (best effort: empty when pods cannot be listed).
     pub async fn pods_using_secret(&self, namespace: &str, secret: &str) -> Vec<String> {
-        let r = ObjectRef {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            namespace: Some(namespace.into()),
-            name: String::new(),
-        };
+        let r = ObjectRef::new(Kind::Pod, Some(namespace), "");
         let Ok(api) = self.api(&r) else {
             return Vec::new();
         };
         let params = Default::default();
         let Ok(list) = self
-            .call("list", &format!("Pod/{namespace}"), || api.list(&params))
+            .call("list", &format!("{}/{namespace}", Kind::Pod), || {
+                api.list(&params)
+            })
             .await
         else {
             return Vec::new();

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::kind::Kind;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     Ready(Option<String>),
@@ -12,11 +14,14 @@ pub enum Readiness {
 
 /// Whether `obj` is ready. `binding_mode` is the `volumeBindingMode` of a PVC's StorageClass.
 pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(Kind::parse);
     let s = |p: &str| obj.pointer(p).and_then(Value::as_str);
     let n = |p: &str| obj.pointer(p).and_then(Value::as_i64);
     match kind {
-        "PersistentVolumeClaim" => match s("/status/phase") {
+        Some(Kind::PersistentVolumeClaim) => match s("/status/phase") {
             Some("Bound") => Readiness::Ready(None),
             Some("Lost") => Readiness::Failed("its volume is lost".into()),
             phase if binding_mode == Some("WaitForFirstConsumer") => {
@@ -27,7 +32,7 @@ pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
             }
             phase => Readiness::Waiting(format!("phase {}", phase.unwrap_or("unknown"))),
         },
-        "StatefulSet" => {
+        Some(Kind::StatefulSet) => {
             let want = n("/spec/replicas").unwrap_or(1);
             let generation = n("/metadata/generation").unwrap_or(0);
             let observed = n("/status/observedGeneration").unwrap_or(0);
@@ -41,7 +46,7 @@ pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
                 Readiness::Waiting(format!("{ready}/{want} replicas ready"))
             }
         }
-        "RayCluster" => {
+        Some(Kind::RayCluster) => {
             let head_ready = obj
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)

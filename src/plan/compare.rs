@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::diff::{changed_fields, mark_data_loss, owned_immutable_change};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
+use crate::kind::Kind;
 use crate::render::Desired;
 
 /// The plan that takes `base` (the objects of the old revision) to `head` (the new one), in
@@ -59,7 +60,7 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         (Some(b), Some(h)) => {
             let kind = any["kind"].as_str().unwrap_or_default();
             let immutable = owned_immutable_change(kind, h, b).or_else(|| {
-                (kind == "RayCluster")
+                (kind == Kind::RayCluster)
                     .then(|| super::kuberay::immutable_change(h, b))
                     .flatten()
             });

@@ -8,6 +8,7 @@ use super::model::{Action, ResourceChange};
 use super::project::{
     managed_shape, merge_shapes, other_managers, project, redact_pair, strip_server_fields,
 };
+use crate::kind::{Holds, ImmutableField, Kind};
 use crate::stack::Quantity;
 
 /// raystack's server-side-apply field manager.
@@ -126,7 +127,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
     let (before, after) = redact_pair(c.before.as_ref(), c.after.as_ref());
     (c.before, c.after) = (before, after);
     mark_data_loss(&mut c);
-    if c.data_loss && c.action == Action::Delete && c.kind == "Namespace" {
+    if c.data_loss && c.action == Action::Delete && c.kind == Kind::Namespace {
         let r = c.reason.take().unwrap_or_default();
         c.reason = Some(format!(
             "{r}; deleting the namespace deletes everything in it, including the Redis volume"
@@ -157,7 +158,7 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         } else {
             c.reason = Some("does not exist yet".into());
         }
-        if c.kind == "Secret" {
+        if c.kind == Kind::Secret {
             c.reason = Some(format!(
                 "{}; the password is generated at apply time",
                 c.reason.as_deref().unwrap_or("")
@@ -182,7 +183,7 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
     let before = project(&shape, live);
     c.before = Some(before.clone());
     let immutable = immutable_change(&i.kind, desired, live).or_else(|| {
-        (i.kind == "RayCluster")
+        (i.kind == Kind::RayCluster)
             .then(|| super::kuberay::immutable_change(desired, live))
             .flatten()
     });
@@ -304,72 +305,10 @@ fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
     v.pointer(pointer)
 }
 
-/// Fields the API server refuses to change in place, per kind: a change means delete and recreate.
-const IMMUTABLE: &[(&str, &str, &str)] = &[
-    (
-        "PersistentVolumeClaim",
-        "/spec/storageClassName",
-        "storageClassName is immutable on a PVC",
-    ),
-    (
-        "PersistentVolumeClaim",
-        "/spec/accessModes",
-        "accessModes are immutable on a PVC",
-    ),
-    (
-        "PersistentVolumeClaim",
-        "/spec/volumeMode",
-        "volumeMode is immutable on a PVC",
-    ),
-    (
-        "StorageClass",
-        "/provisioner",
-        "provisioner is immutable on a StorageClass",
-    ),
-    (
-        "StorageClass",
-        "/parameters",
-        "parameters are immutable on a StorageClass",
-    ),
-    (
-        "StorageClass",
-        "/reclaimPolicy",
-        "reclaimPolicy is immutable on a StorageClass",
-    ),
-    (
-        "StorageClass",
-        "/volumeBindingMode",
-        "volumeBindingMode is immutable on a StorageClass",
-    ),
-    (
-        "StatefulSet",
-        "/spec/selector",
-        "selector is immutable on a StatefulSet",
-    ),
-    (
-        "StatefulSet",
-        "/spec/serviceName",
-        "serviceName is immutable on a StatefulSet",
-    ),
-    (
-        "StatefulSet",
-        "/spec/volumeClaimTemplates",
-        "volumeClaimTemplates are immutable on a StatefulSet",
-    ),
-    (
-        "Service",
-        "/spec/clusterIP",
-        "clusterIP is immutable on a Service",
-    ),
-    ("Secret", "/type", "type is immutable on a Secret"),
-];
-
 /// The reason `desired` cannot be applied over `live` in place, if any.
 pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<String> {
-    for (k, pointer, reason) in IMMUTABLE {
-        if *k != kind {
-            continue;
-        }
+    let kind = Kind::parse(kind)?;
+    for ImmutableField { pointer, reason } in kind.immutable_fields() {
         let Some(want) = at(desired, pointer) else {
             continue;
         };
@@ -383,7 +322,7 @@ pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<Str
             ));
         }
     }
-    if kind == "PersistentVolumeClaim" {
+    if kind == Kind::PersistentVolumeClaim {
         let want = at(desired, "/spec/resources/requests/storage").and_then(Value::as_str);
         let have = at(live, "/spec/resources/requests/storage").and_then(Value::as_str);
         if let (Some(w), Some(h)) = (want, have)
@@ -404,8 +343,9 @@ pub fn owned_immutable_change(kind: &str, desired: &Value, prior: &Value) -> Opt
     if let Some(why) = immutable_change(kind, desired, prior) {
         return Some(why);
     }
-    for (k, pointer, reason) in IMMUTABLE {
-        if *k != kind || at(desired, pointer).is_some() {
+    let fields = Kind::parse(kind).map_or(&[][..], Kind::immutable_fields);
+    for ImmutableField { pointer, reason } in fields {
+        if at(desired, pointer).is_some() {
             continue;
         }
         if let Some(had) = at(prior, pointer) {
@@ -424,16 +364,19 @@ fn compact(v: &Value) -> String {
 
 /// Why a change recreates or removes the Redis volume, if it does.
 fn volume_loss_reason(c: &ResourceChange) -> Option<String> {
-    match (c.action, c.kind.as_str()) {
-        (Action::Delete, "PersistentVolumeClaim") => {
+    let holds = Kind::parse(&c.kind).and_then(Kind::holds);
+    match (c.action, holds) {
+        (Action::Delete, Some(Holds::Volume)) => {
             Some("deletes the Redis volume, and the GCS state in it".into())
         }
-        (Action::Replace, "PersistentVolumeClaim") => {
+        (Action::Replace, Some(Holds::Volume)) => {
             Some("recreates the Redis volume empty: the GCS state in it is lost".into())
         }
-        (Action::Delete | Action::Replace, "Namespace") => Some(
+        (Action::Delete | Action::Replace, Some(Holds::Contents)) => Some(
             "deletes the namespace and everything in it, including the GCS state (the Redis volume, or KubeRay's GCS volume)".into(),
         ),
+        // A RayCluster's GCS state goes with KubeRay's cleanup, not with the object: see
+        // `kuberay::annotate`.
         _ => None,
     }
 }
@@ -445,20 +388,9 @@ pub fn loses_data(c: &ResourceChange) -> bool {
     c.data_loss
 }
 
-/// docs/design.md §4 apply order of kinds; unknown kinds last.
+/// docs/design.md §4 apply order of kinds ([`Kind::apply_rank`]); unknown kinds last.
 pub fn kind_rank(kind: &str) -> usize {
-    const ORDER: &[&str] = &[
-        "Namespace",
-        "StorageClass",
-        "Secret",
-        "ConfigMap",
-        "PersistentVolumeClaim",
-        "StatefulSet",
-        "Service",
-        "NetworkPolicy",
-        "RayCluster",
-    ];
-    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+    Kind::parse(kind).map_or(usize::MAX, Kind::apply_rank)
 }
 
 /// Execution order: deletes first in reverse apply order (RayCluster first: KubeRay's Redis
@@ -466,7 +398,8 @@ pub fn kind_rank(kind: &str) -> usize {
 /// RayCluster goes before everything: its old self's cleanup Job needs the Redis that the same
 /// plan may be pruning (a switch to the embedded backend).
 pub fn execution_order(changes: &[ResourceChange]) -> Vec<usize> {
-    let first = |i: usize| changes[i].kind == "RayCluster" && changes[i].action == Action::Replace;
+    let first =
+        |i: usize| changes[i].kind == Kind::RayCluster && changes[i].action == Action::Replace;
     let mut deletes: Vec<usize> = (0..changes.len()).filter(|&i| first(i)).collect();
     let mut only_deletes: Vec<usize> = (0..changes.len())
         .filter(|&i| changes[i].action == Action::Delete)

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::model::{Action, ResourceChange};
+use crate::kind::Kind;
 
 /// The finalizer KubeRay puts on a RayCluster whose GCS persists in Redis. On deletion it
 /// removes the head, runs the cleanup Job, then drops the finalizer (also when the Job fails).
@@ -90,7 +91,7 @@ pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
 /// (not a RayCluster, not destructive, an embedded store whose volume is retained and reused,
 /// or no GCS fault tolerance at all).
 pub fn data_loss_reason(c: &ResourceChange) -> Option<String> {
-    if c.kind != "RayCluster" || !matches!(c.action, Action::Delete | Action::Replace) {
+    if c.kind != Kind::RayCluster || !matches!(c.action, Action::Delete | Action::Replace) {
         return None;
     }
     let old = c.before.as_ref().or(c.manifest.as_ref());
@@ -133,7 +134,7 @@ fn redis_reason(name: &str, namespace: Option<&str>) -> String {
 
 /// Notes that are true of this change but are not data loss: a retained embedded volume.
 pub fn delete_notes(c: &ResourceChange) -> Vec<String> {
-    if c.kind != "RayCluster" || !matches!(c.action, Action::Delete | Action::Replace) {
+    if c.kind != Kind::RayCluster || !matches!(c.action, Action::Delete | Action::Replace) {
         return Vec::new();
     }
     match c.before.as_ref().map(gcs_store) {
@@ -268,7 +269,7 @@ fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
 /// The rollout note of a RayCluster update: which changes reach the pods and whether KubeRay
 /// restarts the running ones now. `None` when the update touches no pod (e.g. replica counts).
 pub fn rollout_note(c: &ResourceChange) -> Option<String> {
-    if c.kind != "RayCluster" || c.action != Action::Update {
+    if c.kind != Kind::RayCluster || c.action != Action::Update {
         return None;
     }
     let (before, after) = (c.before.as_ref()?, c.after.as_ref()?);
@@ -298,7 +299,7 @@ pub fn rollout_note(c: &ResourceChange) -> Option<String> {
 
 /// Fills `data_loss_reason` and `notes` of a RayCluster change from what KubeRay will do.
 pub fn annotate(c: &mut ResourceChange) {
-    if c.kind != "RayCluster" {
+    if c.kind != Kind::RayCluster {
         return;
     }
     if let Some(why) = data_loss_reason(c) {

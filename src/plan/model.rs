@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::kind::Kind;
 use crate::preflight::{Finding, Severity};
 
 /// The plan format version; bump when a key changes meaning.
@@ -177,7 +178,7 @@ impl Plan {
     pub fn guarded_data_loss(&self) -> Vec<&ResourceChange> {
         self.resource_changes
             .iter()
-            .filter(|c| c.data_loss && !(self.destroy && c.kind == "RayCluster"))
+            .filter(|c| c.data_loss && !(self.destroy && c.kind == Kind::RayCluster))
             .collect()
     }
 

@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::kind::Kind;
+
 /// Field names that identify an element of a Kubernetes associative list, in preference order.
 const MERGE_KEYS: &[&str] = &[
     "name",
@@ -212,7 +214,11 @@ pub fn other_managers(obj: &Value, before: &Value, after: &Value) -> Vec<String>
 /// Replaces every value under a Secret's `data` and `stringData` with [`SENSITIVE`].
 pub fn redact(obj: &Value) -> Value {
     let mut out = obj.clone();
-    if out.get("kind").and_then(Value::as_str) == Some("Secret") {
+    if out
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == Kind::Secret)
+    {
         for field in ["data", "stringData"] {
             if let Some(Value::Object(m)) = out.get_mut(field) {
                 for v in m.values_mut() {
@@ -236,7 +242,9 @@ pub fn redact_pair(
 ) -> (Option<Value>, Option<Value>) {
     let mut redacted_after = after.map(redact);
     if let (Some(b), Some(a), Some(out)) = (before, after, redacted_after.as_mut())
-        && a.get("kind").and_then(Value::as_str) == Some("Secret")
+        && a.get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == Kind::Secret)
     {
         for field in ["data", "stringData"] {
             let (Some(Value::Object(bm)), Some(Value::Object(am))) = (b.get(field), a.get(field))

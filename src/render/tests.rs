@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::testing::{aws, azure, gcp, stack};
 use super::*;
+use crate::kind::Kind;
 use crate::stack::{
     AwsVolumeType, AzureDiskSku, GcpDisk, KubeRayVersion, ProviderConfig, Stack, VolumeKind,
 };
@@ -70,9 +71,51 @@ fn every_object_is_labelled_and_namespaced_objects_have_the_namespace() {
             o.address()
         );
         assert_eq!(labels["raystack.dev/stack"], "ray-prod", "{}", o.address());
-        let cluster_scoped = matches!(o.kind(), "Namespace" | "StorageClass");
-        assert_eq!(o.namespace().is_none(), cluster_scoped, "{}", o.address());
+        let kind = Kind::parse(o.kind()).unwrap();
+        assert_eq!(
+            o.namespace().is_some(),
+            kind.namespaced(),
+            "{}",
+            o.address()
+        );
         assert!(o.name().starts_with("ray-prod"), "{}", o.address());
+    }
+}
+
+/// Every object raystack renders (Redis and embedded backends, every provider) is of a kind
+/// the vocabulary knows, at the API version it names, scoped as it says, in its apply order.
+#[test]
+fn every_rendered_kind_is_in_the_vocabulary() {
+    let mut stacks = Vec::new();
+    for provider in [
+        None,
+        Some(ProviderConfig::Aws(aws())),
+        Some(ProviderConfig::Gcp(gcp(GcpDisk::PremiumRwo))),
+        Some(ProviderConfig::Azure(azure(AzureDiskSku::PremiumLrs))),
+    ] {
+        for mut s in [stack(), embedded(true)] {
+            if let Some(p) = &provider {
+                s.cluster.provider = p.clone();
+            }
+            stacks.push(s);
+        }
+    }
+    for s in &stacks {
+        let r = render(s);
+        let mut last = 0;
+        for o in &r.objects {
+            let kind = Kind::parse(o.kind())
+                .unwrap_or_else(|| panic!("{} is not in the vocabulary", o.address()));
+            assert_eq!(o.api_version(), kind.api_version(), "{}", o.address());
+            assert_eq!(
+                o.namespace().is_some(),
+                kind.namespaced(),
+                "{}",
+                o.address()
+            );
+            assert!(kind.apply_rank() >= last, "{} out of order", o.address());
+            last = kind.apply_rank();
+        }
     }
 }
 

@@ -409,6 +409,40 @@ mod tests {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
+    /// A state file as this format has always been written (kinds as their Kubernetes names,
+    /// cluster-scoped objects with a null namespace) loads, and writes back byte for byte.
+    #[test]
+    fn an_existing_state_file_loads_and_writes_back_unchanged() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/state/prod.state.json"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        fs::create_dir_all(backend.path().parent().unwrap()).unwrap();
+        fs::write(backend.path(), text).unwrap();
+        let state = backend.read().unwrap().unwrap();
+        assert_eq!((state.stack.as_str(), state.serial), ("prod", 7));
+        let kinds: Vec<String> = state.resources.iter().map(|r| r.kind.to_string()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "StorageClass",
+                "Secret",
+                "ConfigMap",
+                "PersistentVolumeClaim",
+                "StatefulSet",
+                "Service",
+                "NetworkPolicy",
+                "RayCluster"
+            ]
+        );
+        let mut written = serde_json::to_string_pretty(&state).unwrap();
+        written.push('\n');
+        assert_eq!(written, text);
+    }
+
     #[test]
     fn missing_file_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();

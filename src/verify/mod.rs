@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::cluster::live::{PodRef, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ClusterError, ObjectRef};
+use crate::kind::Kind;
 use jobs::Jobs;
 use preflight::{Preflight, Targets};
 use probe::{JobKind, Probe, parse_result};
@@ -434,18 +435,12 @@ impl Drill<'_> {
         let started = Instant::now();
         let deadline = self.deadline();
         let ns = self.targets.namespace.clone();
-        let rc = ObjectRef {
-            api_version: "ray.io/v1".into(),
-            kind: "RayCluster".into(),
-            namespace: Some(ns.clone()),
-            name: self.targets.ray_cluster.clone(),
-        };
-        let sts = ObjectRef {
-            api_version: "apps/v1".into(),
-            kind: "StatefulSet".into(),
-            namespace: Some(ns),
-            name: self.targets.redis_statefulset.clone(),
-        };
+        let rc = ObjectRef::new(Kind::RayCluster, Some(&ns), &self.targets.ray_cluster);
+        let sts = ObjectRef::new(
+            Kind::StatefulSet,
+            Some(&ns),
+            &self.targets.redis_statefulset,
+        );
         let mut head_at = (!self.opts.disrupt.head()).then_some(Duration::ZERO);
         let mut redis_at = (!self.opts.disrupt.redis()).then_some(Duration::ZERO);
         let gcs_at: Option<Duration>;
@@ -662,23 +657,21 @@ impl Drill<'_> {
         let ns = &self.targets.namespace;
         let rc = self
             .cluster
-            .get(&ObjectRef {
-                api_version: "ray.io/v1".into(),
-                kind: "RayCluster".into(),
-                namespace: Some(ns.clone()),
-                name: self.targets.ray_cluster.clone(),
-            })
+            .get(&ObjectRef::new(
+                Kind::RayCluster,
+                Some(ns),
+                &self.targets.ray_cluster,
+            ))
             .await
             .ok()
             .flatten();
         let pvc = self
             .cluster
-            .get(&ObjectRef {
-                api_version: "v1".into(),
-                kind: "PersistentVolumeClaim".into(),
-                namespace: Some(ns.clone()),
-                name: self.targets.pvc.clone(),
-            })
+            .get(&ObjectRef::new(
+                Kind::PersistentVolumeClaim,
+                Some(ns),
+                &self.targets.pvc,
+            ))
             .await
             .ok()
             .flatten();

@@ -11,6 +11,7 @@ use super::report::{Disrupt, Finding, Level};
 use crate::cluster::live::{PodRef, ServicePort, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ObjectRef};
+use crate::kind::Kind;
 use crate::stack::Stack;
 
 /// The dashboard's port in the head container when the template names none.
@@ -56,13 +57,8 @@ impl Preflight {
     }
 }
 
-fn obj(api_version: &str, kind: &str, ns: &str, name: &str) -> ObjectRef {
-    ObjectRef {
-        api_version: api_version.into(),
-        kind: kind.into(),
-        namespace: Some(ns.into()),
-        name: name.into(),
-    }
+fn obj(kind: Kind, ns: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(kind, Some(ns), name)
 }
 
 /// The names and selectors of a stack's objects (no cluster needed).
@@ -197,7 +193,7 @@ pub async fn run(
         ));
     }
 
-    let rc_ref = obj("ray.io/v1", "RayCluster", &t.namespace, &t.ray_cluster);
+    let rc_ref = obj(Kind::RayCluster, &t.namespace, &t.ray_cluster);
     let rc = match cluster.get(&rc_ref).await {
         Ok(Some(rc)) => Some(rc),
         Ok(None) => {
@@ -251,7 +247,7 @@ pub async fn run(
     }
 
     if disrupt.redis() {
-        let sts_ref = obj("apps/v1", "StatefulSet", &t.namespace, &t.redis_statefulset);
+        let sts_ref = obj(Kind::StatefulSet, &t.namespace, &t.redis_statefulset);
         match cluster.get(&sts_ref).await {
             Ok(Some(sts)) => {
                 match readiness::check(&sts, None) {
@@ -296,7 +292,7 @@ pub async fn run(
     }
 
     // Durability: what the running Redis was told, not what the stack says.
-    let cm_ref = obj("v1", "ConfigMap", &t.namespace, &t.config_map);
+    let cm_ref = obj(Kind::ConfigMap, &t.namespace, &t.config_map);
     if let Ok(Some(cm)) = cluster.get(&cm_ref).await
         && let Some(conf) = cm.pointer("/data/redis.conf").and_then(Value::as_str)
     {
@@ -304,7 +300,7 @@ pub async fn run(
         t.appendonly = aof;
         t.snapshot_every_secs = every;
     }
-    let pvc_ref = obj("v1", "PersistentVolumeClaim", &t.namespace, &t.pvc);
+    let pvc_ref = obj(Kind::PersistentVolumeClaim, &t.namespace, &t.pvc);
     if let Ok(Some(pvc)) = cluster.get(&pvc_ref).await {
         t.pvc_uid = pvc
             .pointer("/metadata/uid")
