@@ -65,8 +65,8 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
              running cluster, and stdin is not a terminal; pass --yes, or see what it would do with --dry-run"
         );
     }
-    let disrupt: Disrupt = args.disrupt.into();
     let stack = crate::stack::load(&args.stack)?;
+    let disrupt = crate::verify::disrupt_for(&stack, args.disrupt.into())?;
     let prepared = prepare(
         &args.stack,
         &args.cluster,

@@ -72,6 +72,16 @@ fn verdict(r: &Report) -> String {
     }
 }
 
+/// The report's notes, one `Note:` line each, before the preflight.
+fn notes_text(s: &mut String, r: &Report) {
+    for n in &r.notes {
+        let _ = writeln!(s, "Note: {n}");
+    }
+    if !r.notes.is_empty() {
+        s.push('\n');
+    }
+}
+
 /// The report for a terminal.
 pub fn render_text(r: &Report, color: bool) -> String {
     let mut s = String::new();
@@ -83,6 +93,7 @@ pub fn render_text(r: &Report, color: bool) -> String {
         r.ray_cluster,
         disrupted(r.disrupt)
     );
+    notes_text(&mut s, r);
     s.push_str("Preflight:\n");
     let w = r.preflight.iter().map(|f| f.check.len()).max().unwrap_or(0);
     for f in &r.preflight {
@@ -182,6 +193,9 @@ pub fn render_markdown(r: &Report) -> String {
         r.stack, r.namespace, r.ray_cluster
     );
     let _ = writeln!(s, "{}\n", md_cell(&verdict(r)));
+    for n in &r.notes {
+        let _ = writeln!(s, "> **Note:** {}\n", md_cell(n));
+    }
     if !r.checks.is_empty() {
         s.push_str("| check | result | expected | observed |\n|---|---|---|---|\n");
         for c in &r.checks {
@@ -260,6 +274,7 @@ pub fn render_dry_run(r: &Report, steps: &[String], color: bool) -> String {
         "raystack verify --dry-run: stack `{}` (RayCluster `{}/{}`); nothing will be changed\n",
         r.stack, r.namespace, r.ray_cluster
     );
+    notes_text(&mut s, r);
     s.push_str("Preflight:\n");
     let w = r.preflight.iter().map(|f| f.check.len()).max().unwrap_or(0);
     for f in &r.preflight {

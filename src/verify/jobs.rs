@@ -168,6 +168,25 @@ impl Jobs<'_> {
         }))
     }
 
+    /// The job's record, asking again until `deadline` while the proxy has no head to reach
+    /// (502–504: a head container restarting after its GCS lost Redis, say).
+    pub async fn status_until(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<JobInfo>, VerifyError> {
+        loop {
+            match self.status(id).await {
+                Err(VerifyError::Ray { status, .. })
+                    if matches!(status, 502..=504) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(POLL).await
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Waits until the job has finished, or `deadline`.
     pub async fn wait_finished(&self, id: &str, deadline: Instant) -> Result<JobInfo, VerifyError> {
         let started = Instant::now();

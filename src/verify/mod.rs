@@ -11,6 +11,9 @@
 //! 5. **cleanup**, always: kill the actor, delete the probe job records; a failed cleanup is
 //!    reported, never hidden.
 //!
+//! With `backend = "embedded"` there is no Redis: the GCS is a RocksDB store on a volume
+//! mounted on the head, so the drill disrupts the head only ([`disrupt_for`]).
+//!
 //! Preflight (`preflight`) runs first and any error stops the drill before it disrupts
 //! anything. The result is a [`report::Report`]; progress leaves through [`Progress`]. Nothing
 //! here prints or asks for consent: that is the command line's job.
@@ -28,11 +31,13 @@ use crate::cluster::live::{PodRef, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ClusterError, ObjectRef};
 use crate::kind::Kind;
+use crate::stack::{GcsBackend, Stack};
 use jobs::Jobs;
 use preflight::{Preflight, Targets};
 use probe::{JobKind, Probe, parse_result};
 use report::{
-    Check, Cleanup, Disrupt, Evidence, Outcome, Report, Step, StepStatus, Timings, likely_causes,
+    Check, Cleanup, DeletedPod, Disrupt, Evidence, Outcome, Report, Step, StepStatus, Timings,
+    likely_causes,
 };
 
 pub use report::FORMAT_VERSION;
@@ -62,7 +67,31 @@ pub enum VerifyError {
     },
     #[error("{0}")]
     Probe(String),
+    /// What was asked cannot be done on this stack (a usage error, before anything is touched).
+    #[error("{0}")]
+    Usage(String),
 }
+
+/// Which pods the drill disrupts on `stack`, from what was asked: an embedded stack has no
+/// Redis, so `both` means the head only and `redis` is refused.
+pub fn disrupt_for(stack: &Stack, asked: Disrupt) -> Result<Disrupt, VerifyError> {
+    if stack.durability.backend != GcsBackend::Embedded {
+        return Ok(asked);
+    }
+    match asked {
+        Disrupt::Redis => Err(VerifyError::Usage(format!(
+            "--disrupt redis: stack `{}` has backend = \"embedded\": its GCS is a RocksDB store on the \
+             head's volume and there is no Redis pod to delete; use --disrupt head (what the default, \
+             both, means on this stack)",
+            stack.meta.name
+        ))),
+        Disrupt::Head | Disrupt::Both => Ok(Disrupt::Head),
+    }
+}
+
+/// The note an embedded stack's report and dry run carry.
+pub const EMBEDDED_NOTE: &str = "backend = \"embedded\": the GCS is a RocksDB store on the head's volume and there is no \
+     Redis, so the drill disrupts the head pod only (--disrupt both, the default, means the head here)";
 
 /// What the drill reports while it works (rendered by `crate::output::verify`).
 #[derive(Debug, Clone)]
@@ -99,6 +128,8 @@ pub struct Options {
 /// How often waits poll the cluster, and how often a wait repeats its progress line.
 const POLL: Duration = Duration::from_secs(1);
 const REMIND: Duration = Duration::from_secs(10);
+/// How many polls in a row the job API must answer before the cluster counts as recovered.
+const STEADY: u32 = 3;
 /// How long cleanup waits for its job.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -183,6 +214,7 @@ struct Drill<'a> {
     checks: Vec<Check>,
     timings: Timings,
     lost: Vec<String>,
+    pods_deleted: Vec<DeletedPod>,
     /// Jobs submitted so far (their records are deleted at cleanup).
     submitted: Vec<String>,
 }
@@ -195,10 +227,17 @@ pub fn drill_report_shell(preflight: &Preflight, opts: &Options) -> Report {
         stack: t.stack.clone(),
         namespace: t.namespace.clone(),
         ray_cluster: t.ray_cluster.clone(),
+        backend: if t.embedded { "embedded" } else { "redis" }.into(),
         disrupt: opts.disrupt,
         result: Outcome::Error,
+        notes: if t.embedded {
+            vec![EMBEDDED_NOTE.to_string()]
+        } else {
+            Vec::new()
+        },
         preflight: preflight.findings.clone(),
         steps: Vec::new(),
+        pods_deleted: Vec::new(),
         checks: Vec::new(),
         timings: Timings::default(),
         lost: Vec::new(),
@@ -242,6 +281,7 @@ pub async fn drill(
         checks: Vec::new(),
         timings: Timings::default(),
         lost: Vec::new(),
+        pods_deleted: Vec::new(),
         submitted: Vec::new(),
     };
     let result = d.run().await;
@@ -252,6 +292,7 @@ pub async fn drill(
     report.timings = std::mem::take(&mut d.timings);
     report.timings.total_seconds = secs(started.elapsed());
     report.lost = std::mem::take(&mut d.lost);
+    report.pods_deleted = std::mem::take(&mut d.pods_deleted);
     report.cleanup = cleanup;
     match result {
         Ok(()) if report.checks.iter().all(|c| c.passed) => report.result = Outcome::Pass,
@@ -379,12 +420,12 @@ impl Drill<'_> {
         let mut deleted = Vec::new();
         let mut pods = Vec::new();
         if self.opts.disrupt.head() {
-            pods.extend(self.targets.head_pod.clone());
+            pods.extend(self.targets.head_pod.clone().map(|p| ("head", p)));
         }
         if self.opts.disrupt.redis() {
-            pods.extend(self.targets.redis_pod.clone());
+            pods.extend(self.targets.redis_pod.clone().map(|p| ("redis", p)));
         }
-        for pod in pods {
+        for (role, pod) in pods {
             self.say("disrupt", format!("deleting pod `{ns}/{}`", pod.name));
             if !self.cluster.delete_pod(&ns, &pod).await? {
                 return Err(VerifyError::Probe(format!(
@@ -393,6 +434,11 @@ impl Drill<'_> {
                 )));
             }
             deleted.push(format!("`{}`", pod.name));
+            self.pods_deleted.push(DeletedPod {
+                role: role.into(),
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+            });
         }
         Ok(format!("deleted {}", deleted.join(" and ")))
     }
@@ -444,6 +490,8 @@ impl Drill<'_> {
         let mut head_at = (!self.opts.disrupt.head()).then_some(Duration::ZERO);
         let mut redis_at = (!self.opts.disrupt.redis()).then_some(Duration::ZERO);
         let gcs_at: Option<Duration>;
+        let mut answering_since: Option<Duration> = None;
+        let mut streak = 0;
         let mut last_said = Instant::now();
         let mut head_state = String::from("deleted");
         let mut redis_state = String::from("deleted");
@@ -483,20 +531,29 @@ impl Drill<'_> {
                 }
             }
             // The job API needs the GCS; before the new head is ready the old one may still
-            // answer (a deleted pod has a grace period), so only ask after.
+            // answer (a deleted pod has a grace period), so only ask after. And it must answer
+            // several times in a row: with Redis gone the head's GCS server exits and its
+            // container restarts, and the dying head may answer once more before it does.
             if head_at.is_some() && redis_at.is_some() {
                 if self.jobs.answering().await.unwrap_or(false) {
-                    gcs_at = Some(started.elapsed());
-                    self.say(
-                        "recover",
-                        format!(
-                            "the job API answers again after {:.1}s",
-                            started.elapsed().as_secs_f64()
-                        ),
-                    );
-                    break;
+                    let first = *answering_since.get_or_insert(started.elapsed());
+                    streak += 1;
+                    if streak >= STEADY {
+                        gcs_at = Some(first);
+                        self.say(
+                            "recover",
+                            format!(
+                                "the job API answers again after {:.1}s",
+                                first.as_secs_f64()
+                            ),
+                        );
+                        break;
+                    }
+                } else {
+                    streak = 0;
+                    answering_since = None;
+                    gcs_state = "not answering yet".into();
                 }
-                gcs_state = "not answering yet".into();
             }
             if Instant::now() >= deadline {
                 let mut missing = Vec::new();
@@ -556,7 +613,7 @@ impl Drill<'_> {
     async fn check(&mut self) -> Result<String, VerifyError> {
         let record = self.probe.job_id(JobKind::Record);
         self.say("check", format!("reading the record of job `{record}`"));
-        let observed = match self.jobs.status(&record).await? {
+        let observed = match self.jobs.status_until(&record, self.deadline()).await? {
             Some(info) => info.status,
             None => "missing".to_string(),
         };
@@ -677,6 +734,8 @@ impl Drill<'_> {
             .flatten();
         Evidence {
             disrupt: Some(self.opts.disrupt),
+            embedded: self.targets.embedded,
+            pvc: self.targets.pvc.clone(),
             job_lost: self.lost.iter().any(|l| l.starts_with("job record")),
             actor_lost: self.lost.iter().any(|l| l.starts_with("detached actor")),
             appendonly: self.targets.appendonly,

@@ -3,6 +3,10 @@
 //! stack has no pending changes, the RayCluster is ready, GCS fault tolerance is configured, the
 //! dashboard answers through the API server's proxy — and warn when the durability settings
 //! would lose data on a pod kill. Reads only.
+//!
+//! A `backend = "embedded"` stack has no Redis: its GCS is a RocksDB store on a volume KubeRay
+//! mounts on the head. Preflight then checks that the live RayCluster's embedded storage
+//! settings are the ones the stack renders, and looks for the store's claim instead of Redis.
 
 use serde_json::Value;
 
@@ -12,7 +16,7 @@ use crate::cluster::live::{PodRef, ServicePort, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ObjectRef};
 use crate::kind::Kind;
-use crate::stack::Stack;
+use crate::stack::{GcsBackend, Stack};
 
 /// The dashboard's port in the head container when the template names none.
 pub const DEFAULT_DASHBOARD_PORT: &str = "8265";
@@ -25,7 +29,12 @@ pub struct Targets {
     pub ray_cluster: String,
     pub redis_statefulset: String,
     pub config_map: String,
+    /// The claim that holds the GCS data: Redis's, or (embedded) the store's `<cluster>-gcs-pvc`.
     pub pvc: String,
+    /// `backend = "embedded"`: no Redis; the GCS is a RocksDB store on the head's volume.
+    pub embedded: bool,
+    /// Embedded: the `gcsFaultToleranceOptions` the stack renders, to compare with the live ones.
+    pub rendered_ft: Option<Value>,
     /// `ray.io/cluster=<name>,ray.io/node-type=head`
     pub head_selector: String,
     /// The StatefulSet's pod labels.
@@ -64,13 +73,37 @@ fn obj(kind: Kind, ns: &str, name: &str) -> ObjectRef {
 /// The names and selectors of a stack's objects (no cluster needed).
 pub fn targets_of(stack: &Stack) -> Targets {
     let names = crate::render::names(stack);
+    let embedded = stack.durability.backend == GcsBackend::Embedded;
+    let rendered_ft = embedded
+        .then(|| {
+            crate::render::render(stack)
+                .objects
+                .iter()
+                .find(|o| o.kind() == "RayCluster")
+                .and_then(|o| {
+                    o.manifest
+                        .pointer("/spec/gcsFaultToleranceOptions")
+                        .cloned()
+                })
+        })
+        .flatten();
     Targets {
         stack: stack.meta.name.clone(),
         namespace: names.namespace.clone(),
         ray_cluster: names.ray_cluster.clone(),
         redis_statefulset: names.redis.clone(),
         config_map: names.config_map.clone(),
-        pvc: names.pvc.clone(),
+        pvc: if embedded {
+            format!(
+                "{}{}",
+                names.ray_cluster,
+                crate::render::EMBEDDED_GCS_PVC_SUFFIX
+            )
+        } else {
+            names.pvc.clone()
+        },
+        embedded,
+        rendered_ft,
         head_selector: format!("ray.io/cluster={},ray.io/node-type=head", names.ray_cluster),
         redis_selector: format!(
             "{}={},app.kubernetes.io/name=redis",
@@ -223,6 +256,7 @@ pub async fn run(
             )),
         }
         match gcs_ft(rc) {
+            _ if t.embedded => f.push(embedded_ft(rc, t.rendered_ft.as_ref(), &t.pvc)),
             Some(how) => f.push(Finding::ok("GCS fault tolerance", how)),
             None => f.push(Finding::error(
                 "GCS fault tolerance",
@@ -293,7 +327,8 @@ pub async fn run(
 
     // Durability: what the running Redis was told, not what the stack says.
     let cm_ref = obj(Kind::ConfigMap, &t.namespace, &t.config_map);
-    if let Ok(Some(cm)) = cluster.get(&cm_ref).await
+    if !t.embedded
+        && let Ok(Some(cm)) = cluster.get(&cm_ref).await
         && let Some(conf) = cm.pointer("/data/redis.conf").and_then(Value::as_str)
     {
         let (aof, every) = persistence_of(conf);
@@ -346,10 +381,106 @@ pub async fn run(
     }
 }
 
+/// The `GCS fault tolerance` finding of an embedded stack: the live RayCluster keeps its GCS in
+/// the RocksDB store (`backend: rocksdb`) with the storage settings the stack renders (size,
+/// access modes, class, deletion policy); anything else is an error, since the drill would not
+/// test what the stack declares.
+pub fn embedded_ft(rc: &Value, rendered: Option<&Value>, pvc: &str) -> Finding {
+    const CHECK: &str = "GCS fault tolerance";
+    let Some(live) = rc.pointer("/spec/gcsFaultToleranceOptions") else {
+        return Finding::error(
+            CHECK,
+            "GCS fault tolerance is off on the live RayCluster (no gcsFaultToleranceOptions): the stack \
+             declares backend = \"embedded\", and a head restart without the store loses every job and actor",
+        );
+    };
+    let backend = live.get("backend").and_then(Value::as_str);
+    if backend != Some("rocksdb") {
+        let now = match (backend, live.get("redisAddress").and_then(Value::as_str)) {
+            (_, Some(addr)) => format!("Redis at {addr}"),
+            (Some(b), None) => format!("backend {b}"),
+            (None, None) => "no backend".to_string(),
+        };
+        return Finding::error(
+            CHECK,
+            format!(
+                "the stack declares backend = \"embedded\" (gcsFaultToleranceOptions.backend rocksdb) but the \
+                 live RayCluster has {now}"
+            ),
+        );
+    }
+    let want = rendered
+        .and_then(|r| r.get("storage"))
+        .and_then(Value::as_object);
+    let live_storage = live.get("storage");
+    let mut differ = Vec::new();
+    for (key, value) in want.into_iter().flatten() {
+        let got = live_storage.and_then(|s| s.get(key));
+        if got != Some(value) {
+            differ.push(format!(
+                "storage.{key} is {} (the stack renders {value})",
+                got.map_or_else(|| "unset".to_string(), Value::to_string)
+            ));
+        }
+    }
+    if !differ.is_empty() {
+        return Finding::error(
+            CHECK,
+            format!(
+                "the live RayCluster's embedded storage settings are not the stack's: {}",
+                differ.join("; ")
+            ),
+        );
+    }
+    let s = |k: &str| {
+        live_storage
+            .and_then(|v| v.get(k))
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    };
+    let mut how = vec![format!(
+        "a {} volume `{pvc}`",
+        s("size").unwrap_or_else(|| "default-size".into())
+    )];
+    if let Some(class) = s("storageClassName") {
+        how.push(format!("class {class}"));
+    }
+    if let Some(policy) = s("deletionPolicy") {
+        how.push(format!("deletionPolicy {policy}"));
+    }
+    Finding::ok(
+        CHECK,
+        format!(
+            "gcsFaultToleranceOptions, backend rocksdb (embedded) on {}, as the stack renders",
+            how.join(", ")
+        ),
+    )
+}
+
 /// Warnings about settings that would lose data on a pod kill (the drill still runs: it is the
 /// way to see what they lose).
 pub fn durability_findings(t: &Targets, disrupt: Disrupt) -> Vec<Finding> {
     let mut f = Vec::new();
+    if t.embedded {
+        f.push(match &t.pvc_uid {
+            Some(_) => Finding::ok(
+                "durability",
+                format!(
+                    "the embedded GCS store's claim `{}` exists (KubeRay mounts it on the head at the storage path)",
+                    t.pvc
+                ),
+            ),
+            None => Finding::warning(
+                "durability",
+                format!(
+                    "the claim `{}` that KubeRay creates for the embedded GCS store was not found: the drill \
+                     cannot tell whether the head's storage path is on a persistent volume (if it is not, the \
+                     store dies with the head pod and the drill fails)",
+                    t.pvc
+                ),
+            ),
+        });
+        return f;
+    }
     if !disrupt.redis() {
         return f;
     }
@@ -404,6 +535,36 @@ mod tests {
         let old = json!({"metadata": {"annotations": {"ray.io/ft-enabled": "true"}}});
         assert!(gcs_ft(&old).is_some());
         assert_eq!(gcs_ft(&json!({"spec": {}})), None);
+    }
+
+    #[test]
+    fn embedded_ft_compares_the_live_storage_with_the_rendered() {
+        let rendered = json!({"backend": "rocksdb", "storage": {"size": "2Gi", "accessModes": ["ReadWriteOnce"], "deletionPolicy": "Retain"}});
+        let rc = json!({"spec": {"gcsFaultToleranceOptions": rendered.clone()}});
+        let f = embedded_ft(&rc, Some(&rendered), "c-gcs-pvc");
+        assert_eq!(f.level, Level::Ok, "{f:?}");
+        assert_eq!(
+            f.detail,
+            "gcsFaultToleranceOptions, backend rocksdb (embedded) on a 2Gi volume `c-gcs-pvc`, deletionPolicy Retain, as the stack renders"
+        );
+        let smaller = json!({"spec": {"gcsFaultToleranceOptions": {"backend": "rocksdb", "storage": {"size": "1Gi", "accessModes": ["ReadWriteOnce"], "deletionPolicy": "Retain"}}}});
+        let f = embedded_ft(&smaller, Some(&rendered), "c-gcs-pvc");
+        assert_eq!(f.level, Level::Error);
+        assert!(
+            f.detail
+                .ends_with("storage.size is \"1Gi\" (the stack renders \"2Gi\")"),
+            "{f:?}"
+        );
+        let redis = json!({"spec": {"gcsFaultToleranceOptions": {"redisAddress": "r:6379"}}});
+        let f = embedded_ft(&redis, Some(&rendered), "c-gcs-pvc");
+        assert_eq!(f.level, Level::Error);
+        assert!(
+            f.detail
+                .ends_with("the live RayCluster has Redis at r:6379"),
+            "{f:?}"
+        );
+        let off = embedded_ft(&json!({"spec": {}}), Some(&rendered), "c-gcs-pvc");
+        assert_eq!(off.level, Level::Error);
     }
 
     #[test]

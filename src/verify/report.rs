@@ -108,6 +108,15 @@ pub struct Timings {
     pub total_seconds: f64,
 }
 
+/// One pod the drill deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedPod {
+    /// `head` or `redis`.
+    pub role: String,
+    pub name: String,
+    pub uid: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Cleanup {
     pub ok: bool,
@@ -132,10 +141,17 @@ pub struct Report {
     pub stack: String,
     pub namespace: String,
     pub ray_cluster: String,
+    /// Where the GCS persists: `redis` or `embedded` (the head's RocksDB store; no Redis).
+    pub backend: String,
+    /// What the drill disrupts (an embedded stack: the head only, whatever was asked).
     pub disrupt: Disrupt,
     pub result: Outcome,
+    /// What the reader should know about this run's shape (e.g. why only the head was disrupted).
+    pub notes: Vec<String>,
     pub preflight: Vec<Finding>,
     pub steps: Vec<Step>,
+    /// The pods the drill deleted, in order (empty when it did not get that far).
+    pub pods_deleted: Vec<DeletedPod>,
     pub checks: Vec<Check>,
     pub timings: Timings,
     /// What the GCS lost, one phrase each (e.g. "job record `raystack-verify-…-record`").
@@ -162,6 +178,10 @@ impl Report {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
     pub disrupt: Option<Disrupt>,
+    /// `backend = "embedded"`: the GCS store is RocksDB on the head's volume, not Redis.
+    pub embedded: bool,
+    /// The claim that holds the GCS data (Redis's, or the embedded store's `<cluster>-gcs-pvc`).
+    pub pvc: String,
     pub job_lost: bool,
     pub actor_lost: bool,
     /// `appendonly` of the live `redis.conf` (None: not known).
@@ -185,49 +205,24 @@ pub fn likely_causes(e: &Evidence) -> Vec<String> {
     if let (Some(a), Some(b)) = (&e.storage_namespace_before, &e.storage_namespace_after)
         && a != b
     {
-        causes.push(format!(
-            "the storage namespace changed (`{a}` before, `{b}` after): the new head reads another part of Redis; \
-             it defaults to the RayCluster's UID, so a recreated RayCluster starts empty unless \
-             `[ray] external_storage_namespace` is set"
-        ));
+        causes.push(if e.embedded {
+            format!(
+                "the storage namespace changed (`{a}` before, `{b}` after): the new head looks for its GCS \
+                 under another namespace in its RocksDB store; it defaults to the RayCluster's UID, so a \
+                 recreated RayCluster starts empty"
+            )
+        } else {
+            format!(
+                "the storage namespace changed (`{a}` before, `{b}` after): the new head reads another part of Redis; \
+                 it defaults to the RayCluster's UID, so a recreated RayCluster starts empty unless \
+                 `[ray] external_storage_namespace` is set"
+            )
+        });
     }
-    let redis_disrupted = e.disrupt.is_none_or(Disrupt::redis);
-    if redis_disrupted {
-        if let (Some(a), Some(b)) = (&e.pvc_uid_before, &e.pvc_uid_after)
-            && a != b
-        {
-            causes.push(
-                "the Redis volume was not retained: its PersistentVolumeClaim was recreated during the drill, \
-                 so Redis started on an empty disk"
-                    .to_string(),
-            );
-        }
-        if e.redis_volume_is_claim == Some(false) {
-            causes.push(
-                "the Redis volume was not retained: the data directory is not on a PersistentVolumeClaim \
-                 (e.g. an emptyDir), so it died with the pod"
-                    .to_string(),
-            );
-        }
-        if e.appendonly == Some(false) {
-            let every = e
-                .snapshot_every_secs
-                .map(|s| format!(" (a snapshot at most every {s}s)"))
-                .unwrap_or_default();
-            causes.push(format!(
-                "RDB-only persistence (appendonly no): everything written since the last snapshot{every} \
-                 was lost when the Redis pod was killed; set `[durability] max_data_loss` below \"1m\" \
-                 for an append-only file"
-            ));
-        }
-        if causes.is_empty() && e.job_lost && e.actor_lost {
-            causes.push(
-                "Redis came back without the GCS data although its claim was kept and its append-only file \
-                 is on: the data on the volume did not survive (a volume that was not retained, re-provisioned \
-                 or wiped), or the head is not writing its GCS to this Redis"
-                    .to_string(),
-            );
-        }
+    if e.embedded {
+        embedded_causes(e, &mut causes);
+    } else {
+        redis_causes(e, &mut causes);
     }
     if causes.is_empty() && e.job_lost && e.actor_lost {
         causes.push(
@@ -245,13 +240,88 @@ pub fn likely_causes(e: &Evidence) -> Vec<String> {
         );
     }
     if causes.is_empty() && e.job_lost {
-        causes.push(
+        causes.push(if e.embedded {
+            "the actor survived but the job record did not: the last writes before the head went away did not \
+             reach the embedded store on its volume"
+                .to_string()
+        } else {
             "the actor survived but the job record did not: writes from just before the disruption were lost \
              (appendfsync everysec loses up to ~1 s; `max_data_loss = \"0s\"` fsyncs every write)"
+                .to_string()
+        });
+    }
+    causes
+}
+
+/// Causes of a loss with the GCS in Redis.
+fn redis_causes(e: &Evidence, causes: &mut Vec<String>) {
+    if !e.disrupt.is_none_or(Disrupt::redis) {
+        return;
+    }
+    if let (Some(a), Some(b)) = (&e.pvc_uid_before, &e.pvc_uid_after)
+        && a != b
+    {
+        causes.push(
+            "the Redis volume was not retained: its PersistentVolumeClaim was recreated during the drill, \
+             so Redis started on an empty disk"
                 .to_string(),
         );
     }
-    causes
+    if e.redis_volume_is_claim == Some(false) {
+        causes.push(
+            "the Redis volume was not retained: the data directory is not on a PersistentVolumeClaim \
+             (e.g. an emptyDir), so it died with the pod"
+                .to_string(),
+        );
+    }
+    if e.appendonly == Some(false) {
+        let every = e
+            .snapshot_every_secs
+            .map(|s| format!(" (a snapshot at most every {s}s)"))
+            .unwrap_or_default();
+        causes.push(format!(
+            "RDB-only persistence (appendonly no): everything written since the last snapshot{every} \
+             was lost when the Redis pod was killed; set `[durability] max_data_loss` below \"1m\" \
+             for an append-only file"
+        ));
+    }
+    if causes.is_empty() && e.job_lost && e.actor_lost {
+        causes.push(
+            "Redis came back without the GCS data although its claim was kept and its append-only file \
+             is on: the data on the volume did not survive (a volume that was not retained, re-provisioned \
+             or wiped), or the head is not writing its GCS to this Redis"
+                .to_string(),
+        );
+    }
+}
+
+/// Causes of a loss with the GCS in the head's embedded RocksDB store (no Redis): the store
+/// lives on the storage path, which must be on the claim KubeRay mounts on the head.
+fn embedded_causes(e: &Evidence, causes: &mut Vec<String>) {
+    let pvc = &e.pvc;
+    match (&e.pvc_uid_before, &e.pvc_uid_after) {
+        (Some(a), Some(b)) if a != b => causes.push(format!(
+            "the GCS volume was not retained: its claim `{pvc}` was recreated during the drill, so the \
+             new head's storage path started empty"
+        )),
+        (Some(_), None) => causes.push(format!(
+            "the GCS volume was not retained: its claim `{pvc}` is gone, so the new head's storage path \
+             started empty"
+        )),
+        (None, _) if e.job_lost && e.actor_lost => causes.push(format!(
+            "the storage path is not on a persistent volume, or it was wiped: the claim `{pvc}` that \
+             KubeRay creates for the embedded store was not found, so the RocksDB files may have died \
+             with the head pod"
+        )),
+        _ => {}
+    }
+    if causes.is_empty() && e.job_lost && e.actor_lost {
+        causes.push(format!(
+            "the head came back without its GCS store although its claim `{pvc}` was kept: the storage \
+             path was wiped or re-provisioned, or the store is not written to that volume (check that the \
+             head pod mounts `{pvc}` at the GCS storage path)"
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +381,76 @@ mod tests {
         let c = likely_causes(&lost_all());
         assert_eq!(c.len(), 1);
         assert!(c[0].contains("did not survive"), "{c:?}");
+    }
+
+    fn embedded_lost_all() -> Evidence {
+        Evidence {
+            disrupt: Some(Disrupt::Head),
+            embedded: true,
+            pvc: "c-gcs-pvc".into(),
+            appendonly: None,
+            redis_volume_is_claim: None,
+            ..lost_all()
+        }
+    }
+
+    #[test]
+    fn an_embedded_store_that_came_back_empty_points_at_the_storage_path() {
+        let c = likely_causes(&embedded_lost_all());
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].starts_with(
+                "the head came back without its GCS store although its claim `c-gcs-pvc` was kept"
+            ) && c[0].contains("wiped"),
+            "{c:?}"
+        );
+        let no_claim = Evidence {
+            pvc_uid_before: None,
+            pvc_uid_after: None,
+            ..embedded_lost_all()
+        };
+        let c = likely_causes(&no_claim);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].starts_with("the storage path is not on a persistent volume"),
+            "{c:?}"
+        );
+        let recreated = Evidence {
+            pvc_uid_after: Some("b".into()),
+            storage_namespace_after: Some("other".into()),
+            ..embedded_lost_all()
+        };
+        let c = likely_causes(&recreated);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(
+            c[0].starts_with("the storage namespace changed") && c[0].contains("RocksDB"),
+            "{c:?}"
+        );
+        assert!(
+            c[1].starts_with(
+                "the GCS volume was not retained: its claim `c-gcs-pvc` was recreated"
+            ),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn an_embedded_loss_never_blames_redis() {
+        for e in [
+            embedded_lost_all(),
+            Evidence {
+                job_lost: false,
+                ..embedded_lost_all()
+            },
+            Evidence {
+                actor_lost: false,
+                ..embedded_lost_all()
+            },
+        ] {
+            for c in likely_causes(&e) {
+                assert!(!c.contains("Redis") && !c.contains("appendfsync"), "{c}");
+            }
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn stack_1_7(ray_version: &str, extra_ray: &str) -> String {
         )
 }
 
-fn embedded_stack(extra_durability: &str) -> String {
+pub(crate) fn embedded_stack(extra_durability: &str) -> String {
     format!(
         r#"[stack]
 name = "{NAME}"

@@ -431,6 +431,14 @@ impl Head {
         let _ = child.wait();
     }
 
+    /// Whether `ray start` exited on its own (it does when a critical process such as the GCS
+    /// server dies); false after `sigkill`, which reaps it.
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     pub fn restart(&mut self, venv: &Venv, redis: &Redis, ports: &Ports) {
         self.restart_with(venv, Store::Redis(redis), ports);
     }

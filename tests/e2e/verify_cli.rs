@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use crate::support::{self, Env, NAME};
+use crate::support::{self, CRD_1_7, Env, NAME};
 use serde_json::{Value, json};
 
 /// A stand-in for the dashboard that answers every request with Ray's version: enough for the
@@ -160,4 +160,74 @@ fn refuses_when_gcs_fault_tolerance_is_off() {
         .collect();
     insta::assert_json_snapshot!("verify_refuses_gcs_ft_off", ft);
     assert_eq!(pods(&env), before);
+}
+
+/// The claim KubeRay creates for an embedded stack's GCS store (`<cluster>-gcs-pvc`), which
+/// the fake's operator does not: created here as KubeRay would.
+pub(crate) fn create_gcs_claim(env: &Env) {
+    let claim = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": format!("{NAME}-gcs-pvc"), "namespace": NAME,
+                     "labels": {"ray.io/cluster": NAME}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}
+    });
+    let (status, body) = env.fake.request(
+        "POST",
+        &format!("/api/v1/namespaces/{NAME}/persistentvolumeclaims"),
+        "application/json",
+        &claim.to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn embedded_env_with_dashboard() -> Env {
+    let proxy = format!(
+        "{NAME}/{NAME}-head-svc:8265=http://127.0.0.1:{}",
+        stub_dashboard()
+    );
+    let env = Env::with_crd(CRD_1_7, &["--service-proxy", &proxy]);
+    env.write_stack(&crate::kuberay::embedded_stack(""));
+    env.apply();
+    env
+}
+
+/// An embedded stack has no Redis: the dry run disrupts the head only and says why; preflight
+/// checks the embedded storage settings and the store's claim (a warning while KubeRay has not
+/// created it); `--disrupt redis` is a usage error before anything is read or touched.
+#[test]
+fn embedded_dry_run_disrupts_the_head_only_and_disrupt_redis_is_refused() {
+    let env = embedded_env_with_dashboard();
+    let before = pods(&env);
+
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run", "--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(
+        (&v["disrupt"], &v["blocked"]),
+        (&json!("head"), &json!(false))
+    );
+    let durability: Vec<&Value> = v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "durability")
+        .collect();
+    insta::assert_json_snapshot!("verify_embedded_no_claim", durability);
+
+    create_gcs_claim(&env);
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{r}");
+    insta::assert_snapshot!("verify_dry_run_embedded", normalized(&env, &r.stdout));
+
+    for mode in ["--yes", "--dry-run"] {
+        let r = env.run(&["verify", env.stack_arg(), mode, "--disrupt", "redis"]);
+        assert_eq!(r.code, 1, "{r}");
+        assert_eq!(r.stdout, "", "{r}");
+        insta::assert_snapshot!("verify_embedded_refuses_disrupt_redis", r.stderr);
+    }
+    // `--disrupt head` is what the default means here.
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run", "--disrupt", "head"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(pods(&env), before, "nothing was deleted");
 }
