@@ -6,6 +6,12 @@
 //! Figures are recorded in BENCHMARKS.md; nothing here asserts a speed. The fake runs in this
 //! process (fake-apiserver's test helper), built with the bench profile like the rest of it.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a bench prints its figures"
+)]
+
 #[path = "../tests/e2e/support.rs"]
 mod e2e_support;
 

@@ -7,6 +7,12 @@
 //! asserts a speed. The fake runs in this process (fake-apiserver's test helper), built with the
 //! bench profile like the rest of it.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a bench prints its figures"
+)]
+
 #[path = "../tests/e2e/support.rs"]
 mod e2e_support;
 

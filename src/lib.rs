@@ -9,10 +9,20 @@
 //! sees, `cli` the command line, `preflight` the provider checks.
 
 pub mod apply;
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line writes what its views made"
+)]
 pub mod cli;
 pub mod cluster;
 pub mod durability;
 pub mod kind;
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "every byte a user sees is written here"
+)]
 pub mod output;
 pub mod plan;
 pub mod preflight;

@@ -2,6 +2,12 @@
 //! changes, 1 any error including usage errors, 2 changes with `--detailed-exitcode`), print the
 //! error chain once.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary's edge: it prints the error chain"
+)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -5,7 +5,7 @@
 //! [`crate::kuberay`] and [`crate::lifecycle`], which sit above the store.
 
 use crate::key::Key;
-use crate::util::{get, get_str};
+use crate::util::{get, get_str, warn};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -98,10 +98,10 @@ impl Lifecycle {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 if !status.success() {
-                    eprintln!(
-                        "fake-apiserver: the delete hook of pod {} exited with {status}; its replacement stays not ready",
+                    warn(format_args!(
+                        "the delete hook of pod {} exited with {status}; its replacement stays not ready",
                         r.pod
-                    );
+                    ));
                 }
                 r.done = Some(status.success());
             }
@@ -136,7 +136,9 @@ impl Lifecycle {
             let (child, done) = match child {
                 Ok(c) => (Some(c), None),
                 Err(e) => {
-                    eprintln!("fake-apiserver: cannot run the delete hook of pod {name}: {e}");
+                    warn(format_args!(
+                        "cannot run the delete hook of pod {name}: {e}"
+                    ));
                     (None, Some(false))
                 }
             };

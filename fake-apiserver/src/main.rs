@@ -1,6 +1,12 @@
 //! The `fake-apiserver` binary: parses the command line, starts the library's server, writes a kubeconfig,
 //! prints the URL on the first line of stdout and serves until killed.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary prints its URL and its errors"
+)]
+
 use anyhow::Result;
 use clap::Parser;
 use fake_apiserver::{Options, Server};

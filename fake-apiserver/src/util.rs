@@ -1,7 +1,17 @@
-//! Small shared helpers: timestamps, random names, JSON path access and storage quantities.
+//! Small shared helpers: timestamps, random names, JSON path access and storage quantities, and
+//! the server's one diagnostic line on stderr ([`warn`]).
 
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The library's one way to say something outside an HTTP answer: a line on stderr, for what
+/// a test author must see that no client is told (a pod delete hook that failed). The print
+/// macros stay in the binary (the workspace lints deny them in the library).
+pub fn warn(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    // Nothing to do if stderr is gone.
+    let _ = writeln!(std::io::stderr().lock(), "fake-apiserver: {line}");
+}
 
 /// The current time as a Kubernetes RFC 3339 timestamp with second precision (`2025-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {

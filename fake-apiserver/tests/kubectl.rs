@@ -7,6 +7,12 @@
 //! this 1.33 server); `scripts/test` installs kubectl 1.33 when there is none. The test fails, never
 //! skips, when kubectl is absent.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests report what they saw"
+)]
+
 use fake_apiserver::testing::FakeApiServer;
 use std::path::Path;
 use std::process::{Command, Output};

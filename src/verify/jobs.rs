@@ -125,7 +125,7 @@ impl Jobs<'_> {
             if r.ok() || (r.status == 400 && r.body.contains("already exists")) {
                 return Ok(());
             }
-            let retry = matches!(r.status, 502 | 503 | 504)
+            let retry = matches!(r.status, 502..=504)
                 || (r.status == 500 && r.body.contains("No available agent"));
             if !retry {
                 return Err(self.unexpected(&format!("submitting job `{id}`"), &r));

@@ -9,6 +9,12 @@
 //! Insta snapshots live in `tests/e2e/snapshots/`, named `e2e__<module>__<name>.snap`.
 //! The live suite (`live`) is `#[ignore]`d unless run on purpose, see `live.rs`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests report what they skip and what they saw"
+)]
+
 // Shared harnesses.
 mod ray_support;
 mod render_support;

@@ -35,10 +35,14 @@ fn with_redis(extra: &str) -> String {
 
 const PVC: &str = "PersistentVolumeClaim/e2e/e2e-redis-data";
 
+/// A case: what changes, the base and head stack files, and each expected (address, action,
+/// data loss).
+type Case<'a> = (&'a str, String, String, Vec<(&'a str, &'a str, bool)>);
+
 #[test]
 fn diff_offline_and_online_plans_agree_on_action_and_data_loss() {
     let fast = "storage_class = \"fast\"";
-    let cases: Vec<(&str, String, String, Vec<(&str, &str, bool)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "a named class back to the cluster default",
             with_redis(fast),

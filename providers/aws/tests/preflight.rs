@@ -2,6 +2,13 @@
 //! The AWS SDK reads endpoint and credentials from process environment variables, so every test
 //! holds one lock while it sets them and runs.
 
+#![allow(
+    unsafe_code,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the SDK reads its endpoint and credentials from the environment, and setting a variable is unsafe since edition 2024; every test holds one lock while it does; tests report what they saw"
+)]
+
 use raystack_aws::{EksTarget, Severity, checks, inspect, preflight, provisioner};
 use serde_json::json;
 use tokio::sync::{Mutex, MutexGuard};

@@ -3,6 +3,11 @@
 //! location eq 'L'` returning `{"value": [...], "nextLink": ...}`. Tests that touch the
 //! environment hold one lock.
 
+#![allow(
+    unsafe_code,
+    reason = "the SDK reads its endpoint and credentials from the environment, and setting a variable is unsafe since edition 2024; every test holds one lock while it does"
+)]
+
 use raystack_azure::{AksTarget, AzureConnection, Severity, checks, preflight, preflight_with};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};

@@ -2,6 +2,11 @@
 //! (`GET /v1/projects/P/locations/L/clusters/N`, camelCase JSON, integer enums as requested by
 //! the client's `$alt=json;enum-encoding=int`). Tests that touch the environment hold one lock.
 
+#![allow(
+    unsafe_code,
+    reason = "the SDK reads its endpoint and credentials from the environment, and setting a variable is unsafe since edition 2024; every test holds one lock while it does"
+)]
+
 use raystack_gcp::{GkeConnection, GkeTarget, Severity, checks, inspect, preflight};
 use serde_json::json;
 use tokio::sync::{Mutex, MutexGuard};
