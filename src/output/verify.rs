@@ -328,3 +328,105 @@ impl Progress for StderrVerifyProgress {
         let _ = writeln!(std::io::stderr(), "{line}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::report::{
+        Check, Cleanup, DeletedPod, Evidence, Finding, Step, Timings, likely_causes,
+    };
+
+    /// An embedded stack's failed drill: the head only was disrupted and the store came back
+    /// empty.
+    fn embedded_failure() -> Report {
+        let step = |step: &str, seconds: f64, detail: &str| Step {
+            step: step.into(),
+            status: StepStatus::Ok,
+            seconds,
+            detail: detail.into(),
+        };
+        Report {
+            format_version: "1".into(),
+            stack: "ray-embedded".into(),
+            namespace: "ray-embedded".into(),
+            ray_cluster: "ray-embedded".into(),
+            backend: "embedded".into(),
+            disrupt: Disrupt::Head,
+            result: Outcome::Fail,
+            notes: vec![crate::verify::EMBEDDED_NOTE.into()],
+            preflight: vec![Finding::ok(
+                "head pod",
+                "`ray-embedded-head-x1y2z` is ready",
+            )],
+            steps: vec![
+                step(
+                    "record",
+                    9.5,
+                    "job `raystack-verify-0a1b2c3d-record` SUCCEEDED",
+                ),
+                step("disrupt", 0.1, "deleted `ray-embedded-head-x1y2z`"),
+                step("recover", 31.0, "back after 31.0s"),
+                step("check", 12.2, "0 of 2 checks passed"),
+                step(
+                    "cleanup",
+                    6.0,
+                    "actor `raystack-verify-0a1b2c3d` was already gone",
+                ),
+            ],
+            pods_deleted: vec![DeletedPod {
+                role: "head".into(),
+                name: "ray-embedded-head-x1y2z".into(),
+                uid: "0b0e1d2c-0000-4000-8000-000000000001".into(),
+            }],
+            checks: vec![
+                Check {
+                    check: "probe job record survived".into(),
+                    passed: false,
+                    expected: "SUCCEEDED".into(),
+                    observed: "missing".into(),
+                },
+                Check {
+                    check: "detached actor survived with its token".into(),
+                    passed: false,
+                    expected: "alive, same token".into(),
+                    observed: "missing".into(),
+                },
+            ],
+            timings: Timings {
+                head_ready_seconds: Some(29.0),
+                redis_ready_seconds: None,
+                gcs_answering_seconds: Some(29.0),
+                total_seconds: 58.8,
+            },
+            lost: vec![
+                "job record `raystack-verify-0a1b2c3d-record`".into(),
+                "detached actor `raystack-verify-0a1b2c3d` (Ray namespace `raystack-verify`)"
+                    .into(),
+            ],
+            likely_causes: likely_causes(&Evidence {
+                disrupt: Some(Disrupt::Head),
+                embedded: true,
+                pvc: "ray-embedded-gcs-pvc".into(),
+                job_lost: true,
+                actor_lost: true,
+                pvc_uid_before: Some("u".into()),
+                pvc_uid_after: Some("u".into()),
+                ..Evidence::default()
+            }),
+            cleanup: Cleanup {
+                ok: true,
+                detail: vec!["actor `raystack-verify-0a1b2c3d` was already gone".into()],
+            },
+            error: None,
+        }
+    }
+
+    /// The note comes first, the timings have no Redis line, and the causes are the embedded
+    /// store's, in both views.
+    #[test]
+    fn an_embedded_report_notes_the_head_only_drill_and_has_no_redis_timing() {
+        let r = embedded_failure();
+        insta::assert_snapshot!("verify_embedded_failure_text", render_text(&r, false));
+        insta::assert_snapshot!("verify_embedded_failure_markdown", render_markdown(&r));
+    }
+}
