@@ -1,12 +1,14 @@
 //! raystack: provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes.
 //!
-//! The pipeline, one module per stage, dependencies pointing forward only:
-//! `stack` (parse, validate; no I/O) → `durability` (goals → Redis settings) → `render`
-//! (stack → desired objects) → `plan` (pure diff, actions, ordering, plan files) → `apply`
-//! (execute a plan, persist state after every step). `kind` is the vocabulary of object kinds
-//! (API names, scope, apply order, immutable fields) that every stage shares; `cluster` holds
-//! all Kubernetes I/O, `state` the state format, backends and locks, `output` every byte a user
-//! sees, `cli` the command line, `preflight` the provider checks.
+//! The pipeline, one module per stage, dependencies pointing down only (the floors are in
+//! `docs/design.md` §12): `stack` (parse, validate; no I/O) → `durability` (goals → Redis
+//! settings) → `render` (stack → desired objects) → `plan` (pure diff, actions, ordering, plan
+//! files) → `apply` (execute a plan, persist state after every step) and `verify` (the
+//! fault-tolerance drill). `kind` is the vocabulary of object kinds (API names, scope, apply
+//! order, immutable fields) that every stage shares; `cluster` holds all Kubernetes I/O,
+//! `state` the state format, backends and locks, `preflight` the provider checks. `engine` runs
+//! each command from start to end without printing; `output` is every byte a user sees; `cli`
+//! parses arguments and picks a view.
 
 pub mod apply;
 #[allow(
@@ -17,6 +19,7 @@ pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod durability;
+pub mod engine;
 pub mod kind;
 #[allow(
     clippy::print_stdout,
@@ -29,4 +32,5 @@ pub mod preflight;
 pub mod render;
 pub mod stack;
 pub mod state;
+pub mod text;
 pub mod verify;

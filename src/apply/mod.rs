@@ -3,7 +3,6 @@
 //! after each object and writing state after each object under the lock, so an interrupted apply is
 //! resumed by the next. Never prints: progress leaves through [`Progress`].
 
-pub mod observe;
 pub mod pause;
 pub mod secret;
 

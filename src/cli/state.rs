@@ -1,232 +1,109 @@
-//! `raystack state list|show STACK`: read a stack's recorded state (without the lock: every
-//! backend's writes are atomic) and print it. Secret values are never printed; state holds only
-//! fingerprints.
+//! `raystack state list|show|pull|migrate`: read a stack's recorded state (without the lock:
+//! every backend's writes are atomic) and print it, or move it to the other backend. Secret
+//! values are never printed; state holds only fingerprints.
 
-use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::StateCommand;
-use crate::stack;
-use crate::state::{BackendKind, State};
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+
+use super::args::ClusterArgs;
+use crate::output::print_stdout;
+use crate::output::state::{list_text, show_text};
+use crate::state::BackendKind;
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the objects recorded in a stack's state.
+    List {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Show a stack's state (no secret values: only fingerprints are ever stored).
+    Show {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Print the state document (the JSON the local backend stores) on stdout.
+    Pull {
+        stack: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Move the state to the other backend: same lineage, serial + 1, read back before the
+    /// source is removed (a local file is kept as `<path>.migrated`).
+    Migrate {
+        stack: PathBuf,
+        /// The backend to move the state to; it comes from the other one.
+        #[arg(long, value_enum)]
+        to: MigrateTo,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateTo {
+    Local,
+    Kubernetes,
+}
 
 pub async fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
-    let (stack_path, cluster, show) = match cmd {
-        StateCommand::List { stack, cluster } => (stack, cluster, false),
-        StateCommand::Show { stack, cluster } => (stack, cluster, true),
-        other => unreachable!("dispatched elsewhere: {other:?}"),
-    };
-    let stack = match stack::load(&stack_path) {
-        Ok(stack) => stack,
-        Err(diags) => {
-            if diags.0.is_empty() {
-                eprintln!("error: failed to load stack `{}`", stack_path.display());
-            } else {
-                eprintln!("{diags}");
-            }
-            return Ok(ExitCode::from(1));
+    let (stack, cluster, view) = match cmd {
+        StateCommand::List { stack, cluster } => (stack, cluster, View::List),
+        StateCommand::Show { stack, cluster } => (stack, cluster, View::Show),
+        StateCommand::Pull { stack, cluster } => (stack, cluster, View::Pull),
+        StateCommand::Migrate { stack, to, cluster } => {
+            let to = match to {
+                MigrateTo::Local => BackendKind::Local,
+                MigrateTo::Kubernetes => BackendKind::Kubernetes,
+            };
+            return super::unlock::migrate(&stack, to, &cluster).await;
         }
     };
-    let backend = super::backend::open(&stack, &cluster).await?;
-    let Some(state) = backend.read().await? else {
-        super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
-        let location = match backend.kind() {
-            BackendKind::Local => format!("`{}`", stack.state.path.display()),
-            BackendKind::Kubernetes => backend.location(),
+    let read = cluster.engine().read_state(&stack).await?;
+    let local = read.kind == BackendKind::Local;
+    let Some(state) = read.state else {
+        let location = match (view, local) {
+            (View::Pull, _) | (_, false) => read.location,
+            _ => format!("`{}`", read.stack.state.path.display()),
         };
         eprintln!(
             "No state recorded for stack `{}` ({location}).",
-            stack.meta.name,
+            read.stack.meta.name
         );
         return Ok(ExitCode::SUCCESS);
     };
-    if state.stack != stack.meta.name {
+    if view != View::Pull && state.stack != read.stack.meta.name {
         eprintln!(
             "warning: state {} was recorded for stack `{}`, not `{}`",
-            backend.location(),
-            state.stack,
-            stack.meta.name
+            read.location, state.stack, read.stack.meta.name
         );
     }
-    let text = if show {
-        let place = match backend.kind() {
-            BackendKind::Local => ("File:   ", stack.state.path.display().to_string()),
-            BackendKind::Kubernetes => ("Stored: ", backend.location()),
-        };
-        show_text(&state, place)
-    } else {
-        list_text(&state)
+    let text = match view {
+        View::List => list_text(&state),
+        View::Show if local => show_text(
+            &state,
+            ("File:   ", read.stack.state.path.display().to_string()),
+        ),
+        View::Show => show_text(&state, ("Stored: ", read.location)),
+        View::Pull => {
+            let mut text =
+                serde_json::to_string_pretty(&state).context("failed to encode state")?;
+            text.push('\n');
+            text
+        }
     };
-    print_stdout(&text)
+    print_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// One address per line, in apply order.
-fn list_text(state: &State) -> String {
-    state
-        .resources
-        .iter()
-        .map(|r| format!("{}\n", r.address))
-        .collect()
-}
-
-/// A readable summary: header, a resource table, secret fingerprints.
-/// `place` is the label and value of the line saying where the state is stored.
-fn show_text(state: &State, place: (&str, String)) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Stack:   {}", state.stack);
-    let _ = writeln!(out, "{} {}", place.0, place.1);
-    let _ = writeln!(out, "Format:  {}", state.format_version);
-    let _ = writeln!(out, "Lineage: {}", state.lineage);
-    let _ = writeln!(out, "Serial:  {}", state.serial);
-    out.push('\n');
-    if state.resources.is_empty() {
-        out.push_str("Resources: none\n");
-    } else {
-        let _ = writeln!(out, "Resources ({}):", state.resources.len());
-        let mut rows = vec![[
-            "KIND".to_owned(),
-            "NAMESPACE".to_owned(),
-            "NAME".to_owned(),
-            "UID".to_owned(),
-            "RESOURCE VERSION".to_owned(),
-        ]];
-        rows.extend(state.resources.iter().map(|r| {
-            [
-                r.kind.clone(),
-                r.namespace.clone().unwrap_or_else(|| "-".to_owned()),
-                r.name.clone(),
-                r.uid.clone(),
-                r.resource_version.clone(),
-            ]
-        }));
-        push_table(&mut out, &rows);
-    }
-    out.push('\n');
-    if state.secrets.is_empty() {
-        out.push_str("Secrets: none\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "Secrets ({}; fingerprints only, values are never stored):",
-            state.secrets.len()
-        );
-        let rows: Vec<[String; 2]> = state
-            .secrets
-            .iter()
-            .map(|s| [s.name.clone(), s.fingerprint.clone()])
-            .collect();
-        push_table(&mut out, &rows);
-    }
-    out
-}
-
-/// Left-aligned columns, two spaces apart, indented by two; no trailing spaces.
-fn push_table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in rows {
-        let mut line = String::from("  ");
-        for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < N {
-                let pad = widths[i] - cell.chars().count() + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
-/// Writes to stdout; a closed pipe (`| head`) ends quietly.
-fn print_stdout(text: &str) -> anyhow::Result<ExitCode> {
-    let mut stdout = io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(err) => Err(anyhow::Error::new(err).context("failed to write to stdout")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{ResourceState, address};
-
-    fn sample() -> State {
-        let mut state = State::new("prod");
-        state.lineage = "6f1c2a7e-0c1b-4e8f-9a55-3f7d2b1c9e40".into();
-        state.serial = 7;
-        for (kind, ns, name, uid, rv) in [
-            ("Namespace", None, "ray-prod", "a1", "101"),
-            ("Secret", Some("ray-prod"), "prod-redis-auth", "b22", "2040"),
-            ("RayCluster", Some("ray-prod"), "prod", "c333", "99"),
-        ] {
-            state.upsert_resource(ResourceState {
-                address: address(kind, ns, name),
-                api_version: "v1".into(),
-                kind: kind.into(),
-                namespace: ns.map(Into::into),
-                name: name.into(),
-                uid: uid.into(),
-                resource_version: rv.into(),
-                applied_hash: "00".repeat(32),
-            });
-        }
-        state.set_secret_fingerprint("redis-password", b"do-not-print-me");
-        state
-    }
-
-    #[test]
-    fn list_prints_addresses_in_apply_order() {
-        assert_eq!(
-            list_text(&sample()),
-            "Namespace/ray-prod\nSecret/ray-prod/prod-redis-auth\nRayCluster/ray-prod/prod\n"
-        );
-        assert_eq!(list_text(&State::new("empty")), "");
-    }
-
-    #[test]
-    fn show_summarizes_without_secret_values() {
-        let state = sample();
-        let fingerprint = state.secret("redis-password").unwrap().fingerprint.clone();
-        let text = show_text(&state, ("File:   ", ".raystack/prod.state.json".into()));
-        let expected = format!(
-            "\
-Stack:   prod
-File:    .raystack/prod.state.json
-Format:  1
-Lineage: 6f1c2a7e-0c1b-4e8f-9a55-3f7d2b1c9e40
-Serial:  7
-
-Resources (3):
-  KIND        NAMESPACE  NAME             UID   RESOURCE VERSION
-  Namespace   -          ray-prod         a1    101
-  Secret      ray-prod   prod-redis-auth  b22   2040
-  RayCluster  ray-prod   prod             c333  99
-
-Secrets (1; fingerprints only, values are never stored):
-  redis-password  {fingerprint}
-"
-        );
-        assert_eq!(text, expected);
-        assert!(!text.contains("do-not-print-me"));
-    }
-
-    #[test]
-    fn show_of_an_empty_state() {
-        let mut state = State::new("dev");
-        state.lineage = "l".into();
-        assert_eq!(
-            show_text(&state, ("File:   ", "s.json".into())),
-            "Stack:   dev\nFile:    s.json\nFormat:  1\nLineage: l\nSerial:  0\n\nResources: none\n\nSecrets: none\n"
-        );
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    List,
+    Show,
+    Pull,
 }

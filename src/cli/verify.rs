@@ -1,61 +1,57 @@
-//! `raystack verify STACK`: arguments, consent and the view. The drill itself is
-//! `crate::verify`; this file refuses early (no terminal without `--yes`), plans the stack to
-//! find pending changes, runs preflight, asks for `yes`, runs the drill and prints its report.
+//! `raystack verify STACK`: arguments, consent and the view. The engine plans the stack and runs
+//! the drill's preflight (`Engine::prepare_verify`), the drill is `crate::verify`; this file
+//! refuses early (no terminal without `--yes`), asks for `yes` and prints the report.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde::Serialize;
+use anyhow::bail;
+use clap::{Args, ValueEnum};
 
-use super::plan::{Mode, prepare, print_stdout};
-use super::{Format, VerifyArgs};
-use crate::output::verify::{StderrVerifyProgress, render_dry_run, render_markdown, render_text};
-use crate::plan::Action;
-use crate::verify::preflight::{self, Preflight};
-use crate::verify::probe::Probe;
-use crate::verify::report::{Disrupt, Finding, Outcome, Report};
-use crate::verify::{Options, dry_run_steps};
+use super::args::ClusterArgs;
+use super::confirm::confirm;
+use crate::output::verify::{StderrVerifyProgress, dry_run, report};
+use crate::output::{Format, print_stdout};
+use crate::verify::report::{Disrupt, Outcome};
+
+/// Which pods `verify` deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisruptArg {
+    Head,
+    Redis,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub stack: PathBuf,
+    /// Which pods to delete: the Ray head, the Redis pod, or both.
+    #[arg(long, value_enum, default_value_t = DisruptArg::Both)]
+    pub disrupt: DisruptArg,
+    /// Run preflight and print exactly what the drill would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Bound on every wait of the drill (recovery, each probe job), e.g. "10m" or "90s".
+    #[arg(long, default_value = "10m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 /// Parses `--timeout` ("10m", "90s").
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = crate::stack::units::parse_duration(s)?;
     if d.is_zero() {
         return Err("the timeout must be more than 0s".into());
     }
     Ok(d)
-}
-
-/// `--dry-run --format json`: the preflight and the steps the drill would take.
-#[derive(Serialize)]
-struct DryRun<'a> {
-    format_version: &'a str,
-    dry_run: bool,
-    stack: &'a str,
-    namespace: &'a str,
-    ray_cluster: &'a str,
-    disrupt: Disrupt,
-    preflight: &'a [Finding],
-    blocked: bool,
-    steps: &'a [String],
-}
-
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    eprint!("{question}\n  Only 'yes' will be accepted: ");
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
-}
-
-fn print_report(report: &Report, format: Format, color: bool) -> anyhow::Result<()> {
-    let text = match format {
-        Format::Text => render_text(report, color),
-        Format::Json => report.to_json(),
-        Format::Markdown => render_markdown(report),
-    };
-    print_stdout(&text)
 }
 
 pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
@@ -65,66 +61,22 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
              running cluster, and stdin is not a terminal; pass --yes, or see what it would do with --dry-run"
         );
     }
-    let stack = crate::stack::load(&args.stack)?;
-    let disrupt = crate::verify::disrupt_for(&stack, args.disrupt.into())?;
-    let prepared = prepare(
-        &args.stack,
-        &args.cluster,
-        Mode::Plan { offline: false },
-        "verify",
-    )
-    .await
-    .with_context(|| format!("failed to plan `{}`", args.stack.display()))?;
-    let plan = prepared.plan;
-    // Held until the drill ends: no apply may change the stack while its pods are disrupted.
-    let _lock = prepared.lock;
-    let cluster = prepared.cluster.context("verify needs a cluster")?;
-    let mut pending: Vec<String> = plan
-        .resource_changes
-        .iter()
-        .filter(|c| c.action != Action::NoOp)
-        .map(|c| c.address.clone())
-        .collect();
-    pending.extend(plan.blocking_problems());
-
-    let pre: Preflight = preflight::run(&cluster, &stack, disrupt, &pending).await;
-    let opts = Options {
-        disrupt,
-        timeout: args.timeout,
+    let disrupt = match args.disrupt {
+        DisruptArg::Head => Disrupt::Head,
+        DisruptArg::Redis => Disrupt::Redis,
+        DisruptArg::Both => Disrupt::Both,
     };
-    let probe = Probe::new();
-    let blocked = !pre.blocking().is_empty();
-
+    let engine = args.cluster.engine();
+    let v = engine
+        .prepare_verify(&args.stack, disrupt, args.timeout)
+        .await?;
     if args.dry_run {
-        let steps = dry_run_steps(&pre, &opts, &probe);
-        let t = &pre.targets;
-        let text = match args.format {
-            Format::Json => {
-                let mut s = serde_json::to_string_pretty(&DryRun {
-                    format_version: crate::verify::FORMAT_VERSION,
-                    dry_run: true,
-                    stack: &t.stack,
-                    namespace: &t.namespace,
-                    ray_cluster: &t.ray_cluster,
-                    disrupt,
-                    preflight: &pre.findings,
-                    blocked,
-                    steps: &steps,
-                })?;
-                s.push('\n');
-                s
-            }
-            _ => {
-                let shell = crate::verify::drill_report_shell(&pre, &opts);
-                render_dry_run(&shell, &steps, color && args.format == Format::Text)
-            }
-        };
-        print_stdout(&text)?;
-        return Ok(ExitCode::from(u8::from(blocked)));
+        print_stdout(&dry_run(&v, args.format, color))?;
+        return Ok(ExitCode::from(u8::from(v.blocked())));
     }
-
-    if !blocked && !args.yes {
-        let t = &pre.targets;
+    if !v.blocked() && !args.yes {
+        let t = &v.preflight.targets;
+        let disrupt = v.options.disrupt;
         let mut pods = Vec::new();
         if disrupt.head() {
             pods.extend(t.head_pod.as_ref().map(|p| format!("`{}`", p.name)));
@@ -139,17 +91,17 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
             t.namespace,
             t.stack
         );
-        if !confirm(&question)? {
+        if !confirm(&question, false, "pass --yes")? {
             eprintln!("Verify cancelled; nothing was changed.");
             return Ok(ExitCode::from(1));
         }
     }
     let mut progress = StderrVerifyProgress { color };
-    let report = crate::verify::drill(&cluster, pre, opts, probe, &mut progress).await;
-    print_report(&report, args.format, color && args.format == Format::Text)?;
-    Ok(if report.result == Outcome::Pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let r = v.drill(&mut progress).await;
+    print_stdout(&report(
+        &r,
+        args.format,
+        color && args.format == Format::Text,
+    ))?;
+    Ok(ExitCode::from(u8::from(r.result != Outcome::Pass)))
 }

@@ -43,7 +43,7 @@ pub enum ClusterError {
     #[error("raystack does not know the API of kind `{0}`")]
     UnknownKind(String),
     /// The API server answered with an error status.
-    #[error("failed to {verb} `{address}`: the API server answered {} {}{}", .code, status_text(*.code), if .message.is_empty() { String::new() } else { format!(": {}", crate::output::clip(.message)) })]
+    #[error("failed to {verb} `{address}`: the API server answered {} {}{}", .code, status_text(*.code), if .message.is_empty() { String::new() } else { format!(": {}", crate::text::clip(.message)) })]
     Api {
         verb: &'static str,
         address: String,
@@ -55,7 +55,7 @@ pub enum ClusterError {
         "failed to {verb} `{address}`: the API server answered {code} {} {attempts} times over {}s{}; gave up at the {}s request deadline (--request-timeout, RAYSTACK_REQUEST_TIMEOUT)",
         status_text(*.code),
         .elapsed.as_secs(),
-        if .message.is_empty() { String::new() } else { format!(" (last: {})", crate::output::clip(.message)) },
+        if .message.is_empty() { String::new() } else { format!(" (last: {})", crate::text::clip(.message)) },
         .deadline.as_secs()
     )]
     GaveUp {

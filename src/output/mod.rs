@@ -1,9 +1,24 @@
 //! Every byte a user sees: colors, error chains, diagnostics, and (in submodules) the text,
 //! JSON and Markdown renderings of plans. Nothing here decides anything.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
-use crate::cli::ColorChoice;
+/// `--color`: when to color output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `--format`: the three renderings of every result, all made from the same model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
 
 /// Whether to color output written to stderr/stdout, honouring `--color` and `NO_COLOR`.
 pub fn color_enabled(choice: ColorChoice) -> bool {
@@ -38,10 +53,6 @@ pub fn print_error(err: &anyhow::Error) {
     eprintln!("{}", error_text(err));
 }
 
-/// The longest line of an error raystack prints; longer lines (a 50 MB value echoed by a
-/// library) are cut, saying how much was left out.
-const MAX_ERROR_LINE: usize = 1000;
-
 /// [`print_error`]'s text: the error, then each cause that adds something. HTTP stacks wrap one
 /// failure in several layers that repeat each other (`client error (SendRequest)` six times);
 /// a cause whose text is already part of what was printed is skipped, so each fact appears once.
@@ -66,33 +77,48 @@ pub fn error_text(err: &anyhow::Error) -> String {
     msg
 }
 
-/// `text` cut to [`MAX_ERROR_LINE`] bytes (at a character boundary), saying how much was cut.
-pub fn clip(text: &str) -> String {
-    if text.len() <= MAX_ERROR_LINE {
-        return text.to_string();
-    }
-    let mut end = MAX_ERROR_LINE;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
-}
+pub use crate::text::clip;
 
 pub mod plan_json;
 pub mod plan_markdown;
 pub mod plan_text;
 pub mod progress;
 pub mod review;
+pub mod state;
 pub mod verify;
 pub mod yaml;
 
 /// Renders a plan in the requested format (text, JSON or Markdown), all from the same model.
-pub fn render_plan(plan: &crate::plan::Plan, format: crate::cli::Format, color: bool) -> String {
+pub fn render_plan(plan: &crate::plan::Plan, format: Format, color: bool) -> String {
     match format {
-        crate::cli::Format::Text => plan_text::render(plan, color),
-        crate::cli::Format::Json => plan_json::render(plan),
-        crate::cli::Format::Markdown => plan_markdown::render(plan),
+        Format::Text => plan_text::render(plan, color),
+        Format::Json => plan_json::render(plan),
+        Format::Markdown => plan_markdown::render(plan),
     }
+}
+
+/// Writes a result to stdout. A closed pipe (`raystack plan | head`) is not an error: the
+/// reader has what it wanted, and the command's exit code still says what happened.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("failed to write to stdout")),
+    }
+}
+
+/// The engine's notices on stderr: `note: …`, `warning: …`, and retry lines as they are.
+pub fn stderr_notices() -> crate::engine::Notify {
+    std::sync::Arc::new(|notice: crate::engine::Notice| {
+        use crate::engine::Notice;
+        let line = match notice {
+            Notice::Note(text) => format!("note: {text}"),
+            Notice::Warning(text) => format!("warning: {text}"),
+            Notice::Progress(text) => text,
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    })
 }
 
 #[cfg(test)]

@@ -343,3 +343,26 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
     out.push('\n');
     out
 }
+
+/// The line `apply` and `destroy` end with: what was done, and how many deletes only dropped a
+/// state entry because the object was already gone.
+pub fn outcome_line(plan: &Plan, verb: &str) -> String {
+    let s = &plan.summary;
+    let gone = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action == crate::plan::Action::Delete && c.before.is_none())
+        .count();
+    let gone_note = if gone > 0 {
+        format!(" ({gone} already gone from the cluster, dropped from state)")
+    } else {
+        String::new()
+    };
+    format!(
+        "{verb} complete! Resources: {} added, {} changed, {} replaced, {} destroyed{gone_note}.\n",
+        s.add,
+        s.change,
+        s.replace,
+        s.destroy - gone
+    )
+}

@@ -436,5 +436,79 @@ pub fn data_loss_lines(outcomes: &[Outcome]) -> Vec<String> {
         .collect()
 }
 
+/// What the results of several stacks are of: the heading, and the sentence saying how to see
+/// everything when the document was shrunk.
+pub struct Describe {
+    pub title: String,
+    pub full_hint: String,
+}
+
+/// The size limit asked for: `max_bytes` (0: none), else GitHub's comment limit for Markdown.
+pub fn limit(max_bytes: Option<usize>, format: super::Format) -> Option<usize> {
+    match (max_bytes, format) {
+        (Some(0), _) => None,
+        (Some(n), _) => Some(n),
+        (None, super::Format::Markdown) => Some(GITHUB_COMMENT_LIMIT),
+        (None, _) => None,
+    }
+}
+
+/// Prints the review of `outcomes` on stdout; warnings (a review over its limit, and each
+/// failed stack's error) go to stderr.
+pub fn print(
+    outcomes: &[Outcome],
+    format: super::Format,
+    color: bool,
+    max_bytes: Option<usize>,
+    marker: &str,
+    describe: Describe,
+) -> anyhow::Result<()> {
+    let opts = Options {
+        title: describe.title,
+        max_bytes: limit(max_bytes, format),
+        full_hint: describe.full_hint,
+        marker: marker.to_string(),
+    };
+    let text = match format {
+        super::Format::Json => match outcomes {
+            [Outcome::Planned(plan)] => super::plan_json::render(plan),
+            _ => {
+                let items: Vec<serde_json::Value> = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        Outcome::Planned(plan) => super::plan_json::value(plan),
+                        Outcome::Failed { stack_file, error } => {
+                            serde_json::json!({"stack_file": stack_file, "error": error})
+                        }
+                    })
+                    .collect();
+                format!("{}\n", serde_json::to_string_pretty(&items)?)
+            }
+        },
+        super::Format::Markdown | super::Format::Text => {
+            let r = if format == super::Format::Markdown {
+                markdown(outcomes, &opts)
+            } else {
+                text(outcomes, color, &opts)
+            };
+            if r.over_limit {
+                eprintln!(
+                    "warning: the review is {} bytes, over --max-bytes {}, even with only the summary table, DATA LOSS lines and errors",
+                    r.text.len(),
+                    opts.max_bytes.unwrap_or_default()
+                );
+            }
+            r.text
+        }
+    };
+    super::print_stdout(&text)?;
+    for o in outcomes {
+        if let Outcome::Failed { stack_file, error } = o {
+            eprintln!("error: `{stack_file}` failed:\n{error}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

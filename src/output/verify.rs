@@ -303,6 +303,58 @@ pub fn render_dry_run(r: &Report, steps: &[String], color: bool) -> String {
     s
 }
 
+/// `verify --dry-run` in the chosen format: the preflight and the steps the drill would take.
+pub fn dry_run(v: &crate::engine::VerifyPrepared, format: super::Format, color: bool) -> String {
+    let pre = &v.preflight;
+    let steps = v.steps();
+    match format {
+        super::Format::Json => {
+            let t = &pre.targets;
+            let mut s = serde_json::to_string_pretty(&DryRun {
+                format_version: crate::verify::FORMAT_VERSION,
+                dry_run: true,
+                stack: &t.stack,
+                namespace: &t.namespace,
+                ray_cluster: &t.ray_cluster,
+                disrupt: v.options.disrupt,
+                preflight: &pre.findings,
+                blocked: v.blocked(),
+                steps: &steps,
+            })
+            .expect("a dry run serializes");
+            s.push('\n');
+            s
+        }
+        _ => {
+            let shell = crate::verify::drill_report_shell(pre, &v.options);
+            render_dry_run(&shell, &steps, color && format == super::Format::Text)
+        }
+    }
+}
+
+/// `--dry-run --format json`.
+#[derive(serde::Serialize)]
+struct DryRun<'a> {
+    format_version: &'a str,
+    dry_run: bool,
+    stack: &'a str,
+    namespace: &'a str,
+    ray_cluster: &'a str,
+    disrupt: Disrupt,
+    preflight: &'a [crate::verify::report::Finding],
+    blocked: bool,
+    steps: &'a [String],
+}
+
+/// A drill's report in the chosen format.
+pub fn report(r: &Report, format: super::Format, color: bool) -> String {
+    match format {
+        super::Format::Text => render_text(r, color),
+        super::Format::Json => r.to_json(),
+        super::Format::Markdown => render_markdown(r),
+    }
+}
+
 /// The drill's progress on stderr, one line per event.
 pub struct StderrVerifyProgress {
     pub color: bool,

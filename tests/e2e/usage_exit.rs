@@ -75,3 +75,36 @@ fn help_and_version_exit_0() {
         format!("raystack {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `raystack plan … | head` closes stdout early: that is not an error, and the exit code still
+/// says what the plan found (2: changes, under `--detailed-exitcode`). Stdout here is a pipe
+/// whose reader is closed before raystack starts, so every write fails with EPIPE.
+#[test]
+fn a_closed_stdout_is_not_an_error_and_keeps_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("local.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/local.toml"),
+        &stack,
+    )
+    .unwrap();
+    for args in [
+        &["plan", "--offline", "--detailed-exitcode"][..],
+        &["render"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("raystack"))
+            .args(args)
+            .arg(&stack)
+            .env("NO_COLOR", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+        let want = if args[0] == "plan" { 2 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+    }
+}

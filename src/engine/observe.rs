@@ -11,7 +11,7 @@ use crate::plan::{
 use crate::preflight::Finding;
 use crate::state::{State, applied_hash};
 
-use super::secret::PASSWORD_KEY;
+use crate::apply::secret::{self, PASSWORD_KEY};
 
 /// What a plan is made from, besides the cluster.
 pub struct PlanInputs<'a> {
@@ -161,7 +161,7 @@ async fn observe_desired(
         && inputs
             .live
             .as_ref()
-            .is_some_and(|live| super::secret::password_changed(state, &r.name, live));
+            .is_some_and(|live| secret::password_changed(state, &r.name, live));
     let mut change = classify(inputs);
     if secret_missing && change.action == Action::NoOp {
         change.action = Action::Update;
@@ -173,7 +173,7 @@ async fn observe_desired(
         if change.action == Action::NoOp {
             change.action = Action::Update;
         }
-        change.reason = Some(super::secret::PASSWORD_DRIFT_REASON.into());
+        change.reason = Some(secret::PASSWORD_DRIFT_REASON.into());
     }
     Ok(change)
 }

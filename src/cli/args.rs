@@ -1,0 +1,68 @@
+//! Arguments several commands share: where the cluster is (`--context`, `--kubeconfig`,
+//! `--request-timeout`, turned into the engine's `Target`) and how a review document is sized
+//! and marked (`--max-bytes`, `--marker`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::engine::{Engine, Target};
+
+/// Where the Kubernetes cluster is.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// kubeconfig context to use (default: the stack's `cluster.context`, else the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Deadline of each Kubernetes API call, retries of 429/503/504 answers included
+    /// ("30s", "2m"; a bare number is seconds).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "RAYSTACK_REQUEST_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_request_timeout
+    )]
+    pub request_timeout: Duration,
+}
+
+impl ClusterArgs {
+    /// The engine for one command on this cluster, its notices on stderr.
+    pub fn engine(&self) -> Engine {
+        let target = Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            request_timeout: self.request_timeout,
+        };
+        Engine::new(target, crate::output::stderr_notices())
+    }
+}
+
+fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => crate::stack::units::parse_duration(s)?,
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// How a review document (several stacks, or a pull-request comment) is sized and marked.
+#[derive(Debug, Clone, Args)]
+pub struct ReviewArgs {
+    /// Keep the output within N bytes by showing less detail (unchanged diff context first,
+    /// then object diffs), never the summary table, DATA LOSS lines or errors. Default for
+    /// markdown: 65536 (GitHub's comment limit in characters; bytes are never fewer). 0: no limit.
+    #[arg(long, value_name = "N")]
+    pub max_bytes: Option<usize>,
+    /// The id in the Markdown marker comment `<!-- raystack: ID -->` that a CI step looks for
+    /// to update its previous comment.
+    #[arg(long, value_name = "ID", default_value = crate::output::review::DEFAULT_MARKER)]
+    pub marker: String,
+}

@@ -1,0 +1,141 @@
+//! `diff`: what changing stack files from one revision to another would do, with no cluster and
+//! no state, for pull-request review in CI. Two files (`diff BASE HEAD`), or each stack file
+//! against its version at a git revision (`diff --base REF [STACK...]`), planned with the same
+//! pure engine as `plan --offline` (`crate::plan::compare`), so the DATA LOSS flag agrees.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::plan::Plan;
+use crate::stack::Stack;
+use crate::stack::revision::{self, RepoFile};
+
+/// The stacks compared with a git revision, in order: each stack file and its plan, or why it
+/// could not be compared.
+pub struct Diffed {
+    pub stacks: Vec<(PathBuf, anyhow::Result<Plan>)>,
+}
+
+fn objects(s: &Stack) -> Vec<Value> {
+    crate::render::render(s)
+        .objects
+        .into_iter()
+        .map(|d| d.manifest)
+        .collect()
+}
+
+/// The plan taking `base` to `head` (either may be absent: an added or a removed stack).
+fn compare(base: Option<&Stack>, head: Option<&Stack>) -> anyhow::Result<Plan> {
+    let Some(named) = head.or(base) else {
+        bail!("the stack exists in neither revision");
+    };
+    let durability = serde_json::to_value(crate::render::summarize(named))
+        .context("failed to summarize durability")?;
+    Ok(crate::plan::compare(
+        &named.meta.name,
+        &named.meta.namespace,
+        durability,
+        &base.map(objects).unwrap_or_default(),
+        &head.map(objects).unwrap_or_default(),
+    ))
+}
+
+/// `diff BASE_STACK HEAD_STACK`: the plan taking one stack file to the other.
+pub fn diff_files(base: &Path, head: &Path) -> anyhow::Result<Plan> {
+    let base_stack = crate::stack::load(base)?;
+    let head_stack = crate::stack::load(head)?;
+    compare(Some(&base_stack), Some(&head_stack))
+}
+
+/// `diff --base REF [STACK...]`: each stack file against its version at `reference` (with no
+/// stack given, every stack file changed since `reference`, found from the current directory).
+pub fn diff_at_revision(reference: &str, stacks: &[PathBuf]) -> anyhow::Result<Diffed> {
+    let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    let stacks: Vec<PathBuf> = if stacks.is_empty() {
+        changed_stacks(&cwd, reference)?
+    } else {
+        stacks.to_vec()
+    };
+    // One commit per repository (stacks may live in different repositories).
+    let mut commits: Vec<(PathBuf, String)> = Vec::new();
+    let stacks = stacks
+        .into_iter()
+        .map(|path| {
+            let plan = diff_at(&path, reference, &mut commits);
+            (path, plan)
+        })
+        .collect();
+    Ok(Diffed { stacks })
+}
+
+/// One stack file in the work tree against its version at `reference`.
+fn diff_at(
+    path: &Path,
+    reference: &str,
+    commits: &mut Vec<(PathBuf, String)>,
+) -> anyhow::Result<Plan> {
+    let file = revision::locate(path)?;
+    let commit = match commits.iter().find(|(root, _)| *root == file.root) {
+        Some((_, c)) => c.clone(),
+        None => {
+            let c = revision::resolve(&file.root, reference)?;
+            commits.push((file.root.clone(), c.clone()));
+            c
+        }
+    };
+    let base = match revision::read_at(&file, &commit)? {
+        // Diagnostics name the revision, e.g. `main:stacks/prod.toml:12:3`.
+        Some(text) => Some(crate::stack::parse_str(
+            &base_name(&file, reference),
+            &text,
+        )?),
+        None => None,
+    };
+    let head = if path.exists() {
+        Some(crate::stack::load(path)?)
+    } else {
+        None
+    };
+    if base.is_none() && head.is_none() {
+        bail!(
+            "`{}` exists neither in the work tree nor at `{reference}`",
+            path.display()
+        );
+    }
+    compare(base.as_ref(), head.as_ref())
+}
+
+fn base_name(file: &RepoFile, reference: &str) -> PathBuf {
+    PathBuf::from(format!("{reference}:{}", file.path))
+}
+
+/// Every stack file (a `*.toml` with a `[stack]` table in either revision) that differs between
+/// `reference` and the work tree, relative to `cwd` when under it.
+fn changed_stacks(cwd: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let root = revision::toplevel(cwd)?;
+    let commit = revision::resolve(&root, reference)?;
+    let here = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let mut out = Vec::new();
+    for path in revision::changed_toml_files(cwd, &commit)? {
+        let file = revision::locate(&path)?;
+        let is_stack =
+            |text: &str| toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("stack"));
+        let head_is = std::fs::read_to_string(&path).is_ok_and(|t| is_stack(&t));
+        let base_is = || {
+            revision::read_at(&file, &commit)
+                .ok()
+                .flatten()
+                .is_some_and(|t| is_stack(&t))
+        };
+        if head_is || base_is() {
+            let shown = path
+                .strip_prefix(&here)
+                .map(Path::to_path_buf)
+                .unwrap_or(path);
+            out.push(shown);
+        }
+    }
+    Ok(out)
+}

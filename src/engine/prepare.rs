@@ -1,0 +1,188 @@
+//! Making a plan: load and render the stack, open its state backend, lock and read the state (a
+//! plan on the kubernetes backend reads without the lock), connect, then run preflight and
+//! observe the cluster concurrently. `plan` stops here; `apply`, `destroy` and `verify` go on
+//! from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
+//! once, in the order given.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::Engine;
+use super::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
+use crate::cluster::Cluster;
+use crate::plan::{Binding, Plan};
+use crate::state::{BackendKind, Lock, State};
+
+/// What a plan was made with; apply and destroy continue from here under the same lock.
+pub struct Prepared {
+    pub plan: Plan,
+    /// The state lock; `None` when planning on the kubernetes backend, which reads without it.
+    pub lock: Option<Box<dyn Lock>>,
+    pub state: State,
+    pub cluster: Option<Cluster>,
+    /// The stack's `protect_volume`: destroy keeps the Redis volume unless it is false or
+    /// `--allow-data-loss` is given.
+    pub protect_volume: bool,
+}
+
+/// What the plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Converge on the stack; `offline` plans against state alone.
+    Plan { offline: bool },
+    /// Delete everything the stack created; the Redis volume too when `allow_data_loss`.
+    Destroy { allow_data_loss: bool },
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl Engine {
+    /// Plans the stack at `path` for `operation` ("plan", "apply", "destroy", "verify": the name
+    /// the lock records). Only "plan" on the kubernetes backend reads without the lock.
+    pub async fn prepare(
+        &self,
+        path: &Path,
+        mode: Mode,
+        operation: &str,
+    ) -> anyhow::Result<Prepared> {
+        let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
+        let rendered = crate::render::render(&stack);
+        let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
+        let durability = serde_json::to_value(crate::render::summarize(&stack))
+            .context("failed to summarize durability")?;
+
+        let backend = super::backend::open(&stack, &self.target).await?;
+        let (lock, existing) = if backend.kind() == BackendKind::Kubernetes && operation == "plan" {
+            // A consistent read needs no lock, and a read-only account can plan.
+            self.note(format!(
+                "reading state from {} without locking it (plan only reads; apply takes the lock)",
+                backend.location()
+            ));
+            if let Ok(Some(holder)) = backend.holder().await {
+                self.warn(format!(
+                    "stack `{}` is locked by {}; the state may change when that run ends",
+                    stack.meta.name,
+                    holder.describe()
+                ));
+            }
+            (None, backend.read().await?)
+        } else {
+            let mut lock = backend.lock(operation).await?;
+            for note in lock.notes() {
+                self.warn(note);
+            }
+            let existing = lock.read().await?;
+            (Some(lock), existing)
+        };
+        if existing.is_none() {
+            super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
+        }
+        if let Some(s) = &existing {
+            s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
+        }
+        let offline = matches!(mode, Mode::Plan { offline: true });
+        let context = self
+            .target
+            .context
+            .clone()
+            .or_else(|| stack.cluster.context.clone());
+        let (cluster, identity) = if offline {
+            (None, None)
+        } else {
+            let (c, id) = self.cluster(context.as_deref()).await?;
+            (Some(c), Some(id))
+        };
+        // Preflight runs concurrently with observing the cluster; both only read.
+        let target =
+            cluster
+                .as_ref()
+                .zip(identity.as_deref())
+                .map(|(c, id)| crate::preflight::KubeTarget {
+                    client: c.client(),
+                    key: id,
+                });
+        let preflight = crate::preflight::run_with(&stack, target, offline, &self.preflight);
+        let binding = Binding {
+            stack_file: absolute(path).display().to_string(),
+            state_path: match backend.kind() {
+                BackendKind::Local => absolute(&stack.state.path).display().to_string(),
+                BackendKind::Kubernetes => backend.location(),
+            },
+            lineage: existing.as_ref().map(|s| s.lineage.clone()),
+            serial: existing.as_ref().map(|s| s.serial),
+            cluster_identity: identity.clone(),
+            context,
+            kubeconfig: self
+                .target
+                .kubeconfig
+                .as_deref()
+                .map(|p| absolute(p).display().to_string()),
+            stack_sha256: Some(crate::plan::binding::stack_sha256(&stack_bytes)),
+            manifests_sha256: Some(crate::plan::binding::manifests_sha256(&desired)),
+        };
+        let inputs = PlanInputs {
+            stack: &stack.meta.name,
+            namespace: &stack.meta.namespace,
+            desired: &desired,
+            durability,
+            preflight: Vec::new(),
+            state: existing.as_ref(),
+            binding,
+        };
+        let observe = async {
+            match (mode, &cluster) {
+                (Mode::Destroy { allow_data_loss }, Some(c)) => {
+                    let delete_volume = allow_data_loss || !stack.durability.protect_volume;
+                    plan_destroy(inputs, c, delete_volume).await
+                }
+                (_, Some(c)) => plan_online(inputs, c).await,
+                (_, None) => Ok(plan_offline(inputs)),
+            }
+        };
+        let (preflight, plan) = tokio::join!(preflight, observe);
+        let mut plan = plan?;
+        plan.preflight = preflight;
+        let mut state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
+        state.namespace = Some(stack.meta.namespace.clone());
+        Ok(Prepared {
+            plan,
+            lock,
+            state,
+            cluster,
+            protect_volume: stack.durability.protect_volume,
+        })
+    }
+
+    /// Plans every stack (`plan STACK...`), at most `parallelism` at once, and returns the
+    /// results in the order given: a stack's error is its own result and does not hide the
+    /// others'. Each plan's lock, if it took one, is released before it is returned.
+    pub async fn plan_many(
+        &self,
+        stacks: &[PathBuf],
+        offline: bool,
+        parallelism: usize,
+    ) -> Vec<anyhow::Result<Plan>> {
+        futures::stream::iter(stacks)
+            .map(|path| async move {
+                let planned = async {
+                    let prepared = self.prepare(path, Mode::Plan { offline }, "plan").await?;
+                    if let Some(lock) = prepared.lock {
+                        lock.release().await?;
+                    }
+                    Ok::<_, anyhow::Error>(prepared.plan)
+                };
+                planned
+                    .await
+                    .with_context(|| format!("failed to plan `{}`", path.display()))
+            })
+            // `buffered` yields the results in the order given.
+            .buffered(parallelism.max(1))
+            .collect()
+            .await
+    }
+}
