@@ -48,13 +48,15 @@ pub(super) async fn connect(
 }
 
 type Cell = Arc<tokio::sync::Mutex<Option<(Cluster, String)>>>;
+/// A cluster as a command names it: (kubeconfig, context).
+type Key = (Option<PathBuf>, Option<String>);
 
 /// One client per (kubeconfig, context) for the whole command; later stacks get a clone. Only a
 /// client that connected is kept: a stack that fails to connect reports the whole error, and
 /// the next stack tries again.
 #[derive(Default)]
 pub(super) struct Connections {
-    cells: Mutex<HashMap<(Option<PathBuf>, Option<String>), Cell>>,
+    cells: Mutex<HashMap<Key, Cell>>,
 }
 
 impl Connections {
