@@ -305,19 +305,21 @@ pub fn render_dry_run(r: &Report, steps: &[String], color: bool) -> String {
 
 /// `verify --dry-run` in the chosen format: the preflight and the steps the drill would take.
 pub fn dry_run(v: &crate::engine::VerifyPrepared, format: super::Format, color: bool) -> String {
-    let pre = &v.preflight;
     let steps = v.steps();
+    // The report as it would open: the stack, the backend, the notes and the preflight.
+    let shell = crate::verify::drill_report_shell(&v.preflight, &v.options);
     match format {
         super::Format::Json => {
-            let t = &pre.targets;
             let mut s = serde_json::to_string_pretty(&DryRun {
                 format_version: crate::verify::FORMAT_VERSION,
                 dry_run: true,
-                stack: &t.stack,
-                namespace: &t.namespace,
-                ray_cluster: &t.ray_cluster,
-                disrupt: v.options.disrupt,
-                preflight: &pre.findings,
+                stack: &shell.stack,
+                namespace: &shell.namespace,
+                ray_cluster: &shell.ray_cluster,
+                backend: &shell.backend,
+                disrupt: shell.disrupt,
+                notes: &shell.notes,
+                preflight: &shell.preflight,
                 blocked: v.blocked(),
                 steps: &steps,
             })
@@ -325,10 +327,7 @@ pub fn dry_run(v: &crate::engine::VerifyPrepared, format: super::Format, color: 
             s.push('\n');
             s
         }
-        _ => {
-            let shell = crate::verify::drill_report_shell(pre, &v.options);
-            render_dry_run(&shell, &steps, color && format == super::Format::Text)
-        }
+        _ => render_dry_run(&shell, &steps, color && format == super::Format::Text),
     }
 }
 
@@ -340,7 +339,9 @@ struct DryRun<'a> {
     stack: &'a str,
     namespace: &'a str,
     ray_cluster: &'a str,
+    backend: &'a str,
     disrupt: Disrupt,
+    notes: &'a [String],
     preflight: &'a [crate::verify::report::Finding],
     blocked: bool,
     steps: &'a [String],

@@ -101,6 +101,7 @@ fn dry_run_prints_the_drill_and_changes_nothing() {
     let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["blocked"], false);
+    assert_eq!((&v["backend"], &v["notes"]), (&json!("redis"), &json!([])));
     let password = env.password();
     for out in [&r.stdout, &r.stderr] {
         assert!(!out.contains(&password), "the Redis password leaked:\n{r}");
@@ -206,6 +207,17 @@ fn embedded_dry_run_disrupts_the_head_only_and_disrupt_redis_is_refused() {
     assert_eq!(
         (&v["disrupt"], &v["blocked"]),
         (&json!("head"), &json!(false))
+    );
+    // The JSON says what the text says: the backend, and why only the head is disrupted.
+    assert_eq!(v["backend"], "embedded");
+    let notes = v["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .starts_with("backend = \"embedded\""),
+        "{notes:?}"
     );
     let durability: Vec<&Value> = v["preflight"]
         .as_array()
