@@ -478,9 +478,9 @@ impl Cluster {
             .map(|o| serde_json::to_value(o).expect("objects serialize"))
     }
 
-    /// Names of the pods in `namespace` that mount PVC `claim` (best effort: empty when pods
-    /// cannot be listed).
-    pub async fn pods_using_claim(&self, namespace: &str, claim: &str) -> Vec<String> {
+    /// Names of the pods in `namespace` whose spec (the pod object's `data`) satisfies
+    /// `keep` (best effort: empty when pods cannot be listed).
+    async fn pods_where(&self, namespace: &str, keep: impl Fn(&Value) -> bool) -> Vec<String> {
         let r = ObjectRef::new(Kind::Pod, Some(namespace), "");
         let Ok(api) = self.api(&r) else {
             return Vec::new();
@@ -496,38 +496,31 @@ impl Cluster {
         };
         list.items
             .into_iter()
-            .filter(|p| {
-                p.data
-                    .pointer("/spec/volumes")
-                    .and_then(Value::as_array)
-                    .is_some_and(|vs| {
-                        vs.iter().any(|v| {
-                            v.pointer("/persistentVolumeClaim/claimName")
-                                .and_then(Value::as_str)
-                                == Some(claim)
-                        })
-                    })
-            })
+            .filter(|p| keep(&p.data))
             .filter_map(|p| p.metadata.name)
             .collect()
+    }
+
+    /// Names of the pods in `namespace` that mount PVC `claim` (best effort: empty when pods
+    /// cannot be listed).
+    pub async fn pods_using_claim(&self, namespace: &str, claim: &str) -> Vec<String> {
+        self.pods_where(namespace, |pod| {
+            pod.pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .is_some_and(|vs| {
+                    vs.iter().any(|v| {
+                        v.pointer("/persistentVolumeClaim/claimName")
+                            .and_then(Value::as_str)
+                            == Some(claim)
+                    })
+                })
+        })
+        .await
     }
 
     /// Names of the pods in `namespace` whose containers read Secret `secret` through an
     /// environment variable (best effort: empty when pods cannot be listed).
     pub async fn pods_using_secret(&self, namespace: &str, secret: &str) -> Vec<String> {
-        let r = ObjectRef::new(Kind::Pod, Some(namespace), "");
-        let Ok(api) = self.api(&r) else {
-            return Vec::new();
-        };
-        let params = Default::default();
-        let Ok(list) = self
-            .call("list", &format!("{}/{namespace}", Kind::Pod), || {
-                api.list(&params)
-            })
-            .await
-        else {
-            return Vec::new();
-        };
         let reads = |c: &Value| {
             c.get("env").and_then(Value::as_array).is_some_and(|env| {
                 env.iter().any(|e| {
@@ -537,20 +530,16 @@ impl Cluster {
                 })
             })
         };
-        list.items
-            .into_iter()
-            .filter(|p| {
-                ["/spec/containers", "/spec/initContainers"]
-                    .iter()
-                    .any(|ptr| {
-                        p.data
-                            .pointer(ptr)
-                            .and_then(Value::as_array)
-                            .is_some_and(|cs| cs.iter().any(reads))
-                    })
-            })
-            .filter_map(|p| p.metadata.name)
-            .collect()
+        self.pods_where(namespace, |pod| {
+            ["/spec/containers", "/spec/initContainers"]
+                .iter()
+                .any(|ptr| {
+                    pod.pointer(ptr)
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| cs.iter().any(reads))
+                })
+        })
+        .await
     }
 
     /// Deletes an object (background propagation). `false` when it was already gone.
