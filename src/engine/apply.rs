@@ -81,7 +81,7 @@ impl Engine {
         }
         let state = lock.read().await?;
         if let Some(s) = &state {
-            s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
+            s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
         }
         // A state that moved on is the likeliest reason a saved plan no longer fits: say so
         // first (when the plan names the stack's state file at all; `verify` refuses it

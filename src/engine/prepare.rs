@@ -83,7 +83,7 @@ impl Engine {
             super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
         }
         if let Some(s) = &existing {
-            s.check_belongs(&stack.state.path, &stack.meta.name, &stack.meta.namespace)?;
+            s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
         }
         let offline = matches!(mode, Mode::Plan { offline: true });
         let context = self

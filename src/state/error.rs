@@ -100,18 +100,28 @@ pub enum StateError {
 
     /// The state records another stack (or namespace) than the one being run.
     #[error(
-        "state `{}` belongs to stack `{found_stack}`{}, not to stack `{stack}` (namespace \
-         `{namespace}`): running with it would change or delete the other stack's objects. Give \
-         each stack its own `[state] path`; if the file was copied here by mistake, move it back",
-        path.display(),
-        found_namespace.as_deref().map(|n| format!(" (namespace `{n}`)")).unwrap_or_default()
+        "state {location} belongs to stack `{found_stack}`{}, not to stack `{stack}` (namespace \
+         `{namespace}`): running with it would change or delete the other stack's objects. {}",
+        found_namespace.as_deref().map(|n| format!(" (namespace `{n}`)")).unwrap_or_default(),
+        if *shared_by_name {
+            "Stacks sharing a state namespace need distinct `[stack] name`s (or their own \
+             `[state] namespace`)"
+        } else {
+            "Give each stack its own `[state] path`; if the file was copied here by mistake, \
+             move it back"
+        }
     )]
     WrongStack {
-        path: PathBuf,
+        /// Where the state was read, as the backend names it ("`path`", "Secret `ns/name` (on
+        /// server)").
+        location: String,
         found_stack: String,
         found_namespace: Option<String>,
         stack: String,
         namespace: String,
+        /// The backend keys state by stack name (kubernetes), so the clash is two stacks with
+        /// one name rather than one file in two places.
+        shared_by_name: bool,
     },
 
     #[error("failed to lock state `{}` (lock file `{}`)", path.display(), lock_path.display())]

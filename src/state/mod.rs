@@ -15,7 +15,6 @@ mod seen;
 mod process_tests;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -91,23 +90,25 @@ impl State {
         }
     }
 
-    /// Refuses a state (read from `path`) that records another stack, or another namespace,
-    /// than `stack` in `namespace`: another stack's state copied into place, or two stacks
-    /// sharing one `[state] path`, would otherwise plan to change or delete its objects.
+    /// Refuses a state (read from `backend`) that records another stack, or another namespace,
+    /// than `stack` in `namespace`: another stack's state copied into place, two stacks sharing
+    /// one `[state] path`, or two stacks of one name sharing a kubernetes state namespace,
+    /// would otherwise plan to change or delete its objects.
     pub fn check_belongs(
         &self,
-        path: &Path,
+        backend: &dyn Backend,
         stack: &str,
         namespace: &str,
     ) -> Result<(), StateError> {
         let ns_differs = self.namespace.as_deref().is_some_and(|n| n != namespace);
         if self.stack != stack || ns_differs {
             return Err(StateError::WrongStack {
-                path: path.to_owned(),
+                location: backend.location(),
                 found_stack: self.stack.clone(),
                 found_namespace: self.namespace.clone(),
                 stack: stack.to_owned(),
                 namespace: namespace.to_owned(),
+                shared_by_name: backend.kind() == BackendKind::Kubernetes,
             });
         }
         Ok(())

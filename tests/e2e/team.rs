@@ -352,6 +352,39 @@ fn wait_for(env: &Env, path: &str, what: &str) {
     panic!("{what} never appeared");
 }
 
+/// Two stacks of one name in different namespaces share the head Secret: the second is refused,
+/// and the refusal names that Secret (where the state is), not a local path.
+#[test]
+fn another_stack_of_the_same_name_is_refused_naming_the_state_secret() {
+    let env = Env::new(&[]);
+    env.write_stack(&kubernetes_stack());
+    env.apply();
+    let other = env.dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        kubernetes_stack().replace(&format!("namespace = \"{NAME}\""), "namespace = \"other\""),
+    )
+    .unwrap();
+    let o = other.to_str().unwrap();
+    for args in [
+        vec!["plan", o],
+        vec!["apply", o, "--auto-approve"],
+        vec!["destroy", o, "--auto-approve", "--allow-data-loss"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {r}");
+        assert!(r.stdout.is_empty(), "{args:?} planned anyway: {r}");
+        let refusal = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("belongs to stack"))
+            .unwrap_or_else(|| panic!("{args:?}: no refusal: {r}"))
+            .replace(&env.fake.url, "<fake>");
+        insta::assert_snapshot!("kubernetes_state_of_another_stack", refusal);
+    }
+    assert_converged_k(&env);
+}
+
 /// Converged on the kubernetes backend: no changes, every object once in the cluster and in
 /// the state `state pull` prints, the password's fingerprint recorded, no lock left.
 fn assert_converged_k(env: &Env) {
