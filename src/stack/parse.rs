@@ -520,13 +520,26 @@ impl<'t, 'i> Table<'t, 'i> {
         key: &str,
         choices: &[(&str, T)],
     ) -> (T, Range<usize>) {
+        let (value, span) = self.checked_choice(cx, key, choices);
+        (value.unwrap_or(choices[0].1), span)
+    }
+
+    /// Like [`Table::choice`], but `None` when the value was given and is not one of
+    /// `choices` (already reported), so checks that depend on it can be skipped.
+    fn checked_choice<T: Copy>(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        choices: &[(&str, T)],
+    ) -> (Option<T>, Range<usize>) {
         let (default_name, default) = choices[0];
         let span_or_table = self.span_of(key);
+        let given = self.is_present(key);
         let Some((s, span)) = self.string(cx, key, default_name) else {
-            return (default, span_or_table);
+            return ((!given).then_some(default), span_or_table);
         };
         if let Some((_, value)) = choices.iter().find(|(name, _)| *name == s) {
-            return (*value, span);
+            return (Some(*value), span);
         }
         let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
         let help = match did_you_mean(&s, &names) {
@@ -539,7 +552,7 @@ impl<'t, 'i> Table<'t, 'i> {
             format!("\"{s}\" is not a valid value"),
             help,
         );
-        (default, span)
+        (None, span)
     }
 }
 
@@ -740,7 +753,15 @@ fn cluster_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Cluster {
     let cl = top.section(cx, "cluster", CLUSTER_KEYS);
     let context = cl.string(cx, "context", "prod-eks").map(|(s, _)| s);
     let provider_choices: Vec<(&str, &str)> = PROVIDERS.iter().map(|p| (*p, *p)).collect();
-    let (provider, _) = cl.choice(cx, "provider", &provider_choices);
+    let (provider, _) = cl.checked_choice(cx, "provider", &provider_choices);
+    // An invalid provider is already reported: judging the identity keys and the
+    // `[cluster.<provider>]` options against a guessed one would only add misleading errors.
+    let Some(provider) = provider else {
+        return Cluster {
+            context,
+            provider: ProviderConfig::Local,
+        };
+    };
     for key in [
         "name",
         "region",
