@@ -10,11 +10,11 @@ use clap::Args;
 
 use super::args::ClusterArgs;
 use super::confirm::confirm;
-use crate::engine::{Mode, guard};
+use crate::engine::{Engine, Mode, Prepared, guard};
 use crate::output::plan_text::outcome_line;
 use crate::output::progress::StderrProgress;
 use crate::output::{Format, print_stdout, render_plan};
-use crate::plan::looks_like_plan_file;
+use crate::plan::{Plan, looks_like_plan_file};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -45,22 +45,39 @@ pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
         print_stdout(&render_plan(&p.plan, Format::Text, color))?;
         guard(&p.plan, args.allow_data_loss)?;
         let question = format!("Apply these changes to stack `{}`?", p.plan.stack);
-        if p.plan.has_changes()
-            && !confirm(
-                &question,
-                args.auto_approve,
-                "review the plan and pass --auto-approve",
-            )?
-        {
-            eprintln!("Apply cancelled; nothing was changed.");
+        if p.plan.has_changes() && !approved(&question, args.auto_approve, "Apply")? {
             return Ok(ExitCode::from(1));
         }
         p
     };
+    execute(&engine, prepared, color, "Apply").await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks for `yes` to `question` unless `--auto-approve`; says "`verb` cancelled" on a no.
+pub(super) fn approved(question: &str, auto_approve: bool, verb: &str) -> anyhow::Result<bool> {
+    let yes = confirm(
+        question,
+        auto_approve,
+        "review the plan and pass --auto-approve",
+    )?;
+    if !yes {
+        eprintln!("{verb} cancelled; nothing was changed.");
+    }
+    Ok(yes)
+}
+
+/// Executes an approved plan with progress on stderr and prints the closing line.
+pub(super) async fn execute(
+    engine: &Engine,
+    prepared: Prepared,
+    color: bool,
+    verb: &str,
+) -> anyhow::Result<Plan> {
     let mut progress = StderrProgress { color };
     let plan = engine.execute(prepared, &mut progress).await?;
     if plan.has_changes() {
-        print_stdout(&outcome_line(&plan, "Apply"))?;
+        print_stdout(&outcome_line(&plan, verb))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(plan)
 }

@@ -8,10 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::args::ClusterArgs;
-use super::confirm::confirm;
 use crate::engine::{Mode, guard};
-use crate::output::plan_text::outcome_line;
-use crate::output::progress::StderrProgress;
 use crate::output::{Format, print_stdout, render_plan};
 
 #[derive(Debug, Args)]
@@ -49,19 +46,10 @@ pub async fn run(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let question = format!("Destroy stack `{}`?", p.plan.stack);
-    if !confirm(
-        &question,
-        args.auto_approve,
-        "review the plan and pass --auto-approve",
-    )? {
-        eprintln!("Destroy cancelled; nothing was changed.");
+    if !super::apply::approved(&question, args.auto_approve, "Destroy")? {
         return Ok(ExitCode::from(1));
     }
-    let mut progress = StderrProgress { color };
-    let plan = engine.execute(p, &mut progress).await?;
-    if plan.has_changes() {
-        print_stdout(&outcome_line(&plan, "Destroy"))?;
-    }
+    let plan = super::apply::execute(&engine, p, color, "Destroy").await?;
     for k in &plan.kept {
         eprintln!(
             "kept `{k}` (protected Redis volume); `raystack destroy --allow-data-loss` deletes it"
