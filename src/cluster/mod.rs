@@ -208,17 +208,14 @@ impl ObjectRef {
     }
 
     pub fn of(manifest: &Value) -> Self {
-        let s = |p: &str| {
-            manifest
-                .pointer(p)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        // Plain lookups: `Value::pointer` allocates for every path segment it reads.
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let metadata = manifest.get("metadata");
         ObjectRef {
-            api_version: s("/apiVersion").unwrap_or_default(),
-            kind: s("/kind").unwrap_or_default(),
-            namespace: s("/metadata/namespace"),
-            name: s("/metadata/name").unwrap_or_default(),
+            api_version: s(manifest.get("apiVersion")).unwrap_or_default(),
+            kind: s(manifest.get("kind")).unwrap_or_default(),
+            namespace: s(metadata.and_then(|m| m.get("namespace"))),
+            name: s(metadata.and_then(|m| m.get("name"))).unwrap_or_default(),
         }
     }
     pub fn address(&self) -> String {

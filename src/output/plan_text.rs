@@ -4,7 +4,7 @@
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::yaml::to_yaml;
+use super::yaml::{to_yaml, with_yaml};
 use super::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::preflight::Severity;
@@ -39,18 +39,25 @@ pub fn diff_lines(c: &ResourceChange) -> Vec<String> {
 
 /// [`diff_lines`] with `context` unchanged lines around each change.
 pub fn diff_lines_with(c: &ResourceChange, context: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    visit_diff(c, context, |sign, text| out.push(format!("{sign} {text}")));
+    out
+}
+
+/// Calls `line(sign, text)` for each line of a change's diff, in order: `sign` is `+`, `-`,
+/// ` `, or `@` for a hunk separator (its text is `...`); `text` has no line ending.
+fn visit_diff(c: &ResourceChange, context: usize, mut line: impl FnMut(char, &str)) {
     let yaml = |v: &Option<Value>| v.as_ref().map(to_yaml).unwrap_or_default();
-    let (before, after) = (yaml(&c.before), yaml(&c.after));
-    match (c.before.is_some(), c.after.is_some()) {
-        (false, false) => Vec::new(),
-        (false, true) => after.lines().map(|l| format!("+ {l}")).collect(),
-        (true, false) => before.lines().map(|l| format!("- {l}")).collect(),
-        (true, true) => {
+    match (&c.before, &c.after) {
+        (None, None) => {}
+        (None, Some(after)) => with_yaml(after, |y| y.lines().for_each(|l| line('+', l))),
+        (Some(before), None) => with_yaml(before, |y| y.lines().for_each(|l| line('-', l))),
+        (Some(_), Some(_)) => {
+            let (before, after) = (yaml(&c.before), yaml(&c.after));
             let diff = TextDiff::from_lines(&before, &after);
-            let mut out = Vec::new();
             for (i, group) in diff.grouped_ops(context).iter().enumerate() {
                 if i > 0 {
-                    out.push("@ ...".to_string());
+                    line('@', "...");
                 }
                 for op in group {
                     for change in diff.iter_changes(op) {
@@ -59,11 +66,10 @@ pub fn diff_lines_with(c: &ResourceChange, context: usize) -> Vec<String> {
                             ChangeTag::Insert => '+',
                             ChangeTag::Equal => ' ',
                         };
-                        out.push(format!("{sign} {}", change.value().trim_end_matches('\n')));
+                        line(sign, change.value().trim_end_matches('\n'));
                     }
                 }
             }
-            out
         }
     }
 }
@@ -280,14 +286,26 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
                 "      (offline: the previous manifest is not recorded, so no diff is shown)\n",
             );
         } else {
-            for line in diff_lines_with(c, detail.context_lines()) {
-                let painted = match line.chars().next() {
-                    Some('+') => paint(color, GREEN, &line),
-                    Some('-') => paint(color, RED, &line),
-                    _ => line,
+            // Written straight into `out`: a plan has hundreds of diff lines.
+            visit_diff(c, detail.context_lines(), |sign, text| {
+                let code = match sign {
+                    '+' => Some(GREEN),
+                    '-' => Some(RED),
+                    _ => None,
                 };
-                out.push_str(&format!("      {painted}\n"));
-            }
+                out.push_str("      ");
+                match code {
+                    Some(code) if color => {
+                        out.push_str(&paint(color, code, &format!("{sign} {text}")));
+                    }
+                    _ => {
+                        out.push(sign);
+                        out.push(' ');
+                        out.push_str(text);
+                    }
+                }
+                out.push('\n');
+            });
         }
         out.push('\n');
     }

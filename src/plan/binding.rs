@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use super::diff::mark_data_loss;
 use super::model::{Action, Plan};
 use crate::render::Desired;
-use crate::state::{State, applied_hash};
+use crate::state::{State, applied_hash_of_all};
 
 /// Why a saved plan is refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -75,7 +75,7 @@ pub fn stack_sha256(bytes: &[u8]) -> String {
 
 /// The hash of the rendered manifests, in apply order.
 pub fn manifests_sha256(desired: &[Value]) -> String {
-    applied_hash(&Value::Array(desired.to_vec()))
+    applied_hash_of_all(desired)
 }
 
 /// Checks `plan` (read from `plan_path`) against its stack — `stack_bytes` as read now from the

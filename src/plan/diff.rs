@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::model::{Action, ResourceChange};
 use super::project::{
-    managed_shape, merge_shapes, other_managers, project, redact_pair, strip_server_fields,
+    managed_shape, merge_shapes, other_managers, project, redact_pair_owned, strip_server_fields,
 };
 use crate::kind::{Holds, ImmutableField, Kind};
 use crate::stack::Quantity;
@@ -64,7 +64,8 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
         drift: None,
         before: None,
         after: None,
-        manifest: i.desired.clone(),
+        // Moved in at the end: `i` is read until then.
+        manifest: None,
     };
     let in_state = i.prior_hash.is_some();
     match (&i.desired, i.offline) {
@@ -124,8 +125,8 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
         (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
     }
     // Secret values never leave the engine; a changed one shows as changed, masked.
-    let (before, after) = redact_pair(c.before.as_ref(), c.after.as_ref());
-    (c.before, c.after) = (before, after);
+    (c.before, c.after) = redact_pair_owned(c.before.take(), c.after.take());
+    c.manifest = i.desired;
     mark_data_loss(&mut c);
     if c.data_loss && c.action == Action::Delete && c.kind == Kind::Namespace {
         let r = c.reason.take().unwrap_or_default();

@@ -214,20 +214,25 @@ pub fn other_managers(obj: &Value, before: &Value, after: &Value) -> Vec<String>
 /// Replaces every value under a Secret's `data` and `stringData` with [`SENSITIVE`].
 pub fn redact(obj: &Value) -> Value {
     let mut out = obj.clone();
-    if out
+    redact_in_place(&mut out);
+    out
+}
+
+/// [`redact`] on a value the caller owns: objects other than Secrets are not copied.
+fn redact_in_place(obj: &mut Value) {
+    if obj
         .get("kind")
         .and_then(Value::as_str)
         .is_some_and(|k| k == Kind::Secret)
     {
         for field in ["data", "stringData"] {
-            if let Some(Value::Object(m)) = out.get_mut(field) {
+            if let Some(Value::Object(m)) = obj.get_mut(field) {
                 for v in m.values_mut() {
                     *v = Value::String(SENSITIVE.into());
                 }
             }
         }
     }
-    out
 }
 
 /// What replaces a secret value that a change modifies: masked, but visible as a change.
@@ -240,8 +245,16 @@ pub fn redact_pair(
     before: Option<&Value>,
     after: Option<&Value>,
 ) -> (Option<Value>, Option<Value>) {
-    let mut redacted_after = after.map(redact);
-    if let (Some(b), Some(a), Some(out)) = (before, after, redacted_after.as_mut())
+    redact_pair_owned(before.cloned(), after.cloned())
+}
+
+/// [`redact_pair`] on values the caller owns (redacted where they are, not copied).
+pub fn redact_pair_owned(
+    mut before: Option<Value>,
+    mut after: Option<Value>,
+) -> (Option<Value>, Option<Value>) {
+    let mut changed: Vec<(&'static str, String)> = Vec::new();
+    if let (Some(b), Some(a)) = (&before, &after)
         && a.get("kind")
             .and_then(Value::as_str)
             .is_some_and(|k| k == Kind::Secret)
@@ -252,15 +265,24 @@ pub fn redact_pair(
                 continue;
             };
             for (k, v) in am {
-                if bm.get(k).is_some_and(|old| old != v)
-                    && let Some(slot) = out.get_mut(field).and_then(|m| m.get_mut(k))
-                {
-                    *slot = Value::String(SENSITIVE_CHANGED.into());
+                if bm.get(k).is_some_and(|old| old != v) {
+                    changed.push((field, k.clone()));
                 }
             }
         }
     }
-    (before.map(redact), redacted_after)
+    if let Some(a) = after.as_mut() {
+        redact_in_place(a);
+        for (field, k) in &changed {
+            if let Some(slot) = a.get_mut(*field).and_then(|m| m.get_mut(k)) {
+                *slot = Value::String(SENSITIVE_CHANGED.into());
+            }
+        }
+    }
+    if let Some(b) = before.as_mut() {
+        redact_in_place(b);
+    }
+    (before, after)
 }
 
 /// Drops the fields that describe a server's copy rather than the desired object.

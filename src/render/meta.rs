@@ -59,11 +59,21 @@ pub(crate) fn redis_selector(stack: &Stack) -> Value {
 
 /// `metadata` of a namespaced object.
 pub(crate) fn namespaced(stack: &Stack, name: &str, labels: Value) -> Value {
-    json!({
-        "name": name,
-        "namespace": stack.meta.namespace,
-        "labels": labels,
-    })
+    object([
+        ("name", json!(name)),
+        ("namespace", json!(stack.meta.namespace)),
+        ("labels", labels),
+    ])
+}
+
+/// A JSON object of `entries`, in this order. Unlike `json!`, which copies every value it is
+/// given through serde (a deep copy of a nested object), this moves the values in.
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(N);
+    for (k, v) in entries {
+        m.insert(k.to_string(), v);
+    }
+    Value::Object(m)
 }
 
 pub(crate) fn namespace(stack: &Stack) -> Value {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::meta::{labels, names, namespaced};
+use super::meta::{labels, names, namespaced, object};
 use super::redis::{REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
 use super::storage::storage_class_name;
 use crate::durability::REDIS_PORT;
@@ -69,10 +69,10 @@ fn resources(cpu: &str, memory: &str, gpu: Option<u32>) -> Value {
     if let Some(gpu) = gpu {
         limits.insert("nvidia.com/gpu".into(), json!(gpu.to_string()));
     }
-    json!({
-        "requests": { "cpu": cpu, "memory": memory },
-        "limits": Value::Object(limits),
-    })
+    object([
+        ("requests", json!({ "cpu": cpu, "memory": memory })),
+        ("limits", Value::Object(limits)),
+    ])
 }
 
 fn password_from_secret(stack: &Stack) -> Value {
@@ -198,25 +198,34 @@ pub(crate) fn ray_cluster(stack: &Stack) -> Value {
     }
     spec.insert(
         "headGroupSpec".into(),
-        json!({
-            "rayStartParams": Value::Object(head_params),
-            "template": {
-                "metadata": { "labels": labels(stack, "ray", "head") },
-                "spec": {
-                    "containers": [Value::Object(head)],
-                    "volumes": log_volume(),
-                },
-            },
-        }),
+        object([
+            ("rayStartParams", Value::Object(head_params)),
+            (
+                "template",
+                object([
+                    (
+                        "metadata",
+                        object([("labels", labels(stack, "ray", "head"))]),
+                    ),
+                    (
+                        "spec",
+                        object([
+                            ("containers", Value::Array(vec![Value::Object(head)])),
+                            ("volumes", log_volume()),
+                        ]),
+                    ),
+                ]),
+            ),
+        ]),
     );
     spec.insert("workerGroupSpecs".into(), Value::Array(workers));
 
-    json!({
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        "metadata": metadata,
-        "spec": Value::Object(spec),
-    })
+    object([
+        ("apiVersion", json!("ray.io/v1")),
+        ("kind", json!("RayCluster")),
+        ("metadata", metadata),
+        ("spec", Value::Object(spec)),
+    ])
 }
 
 fn worker_group(stack: &Stack, g: &WorkerGroup) -> Value {
@@ -228,20 +237,30 @@ fn worker_group(stack: &Stack, g: &WorkerGroup) -> Value {
     group.insert("minReplicas".into(), json!(g.min_replicas));
     group.insert("maxReplicas".into(), json!(g.max_replicas));
     group.insert("rayStartParams".into(), json!({}));
+    let container = object([
+        ("name", json!("ray-worker")),
+        ("image", json!(stack.ray.image)),
+        (
+            "resources",
+            resources(g.cpu.as_str(), g.memory.as_str(), g.gpu),
+        ),
+        ("volumeMounts", log_mount()),
+    ]);
     group.insert(
         "template".into(),
-        json!({
-            "metadata": { "labels": labels(stack, "ray", "worker") },
-            "spec": {
-                "containers": [{
-                    "name": "ray-worker",
-                    "image": stack.ray.image,
-                    "resources": resources(g.cpu.as_str(), g.memory.as_str(), g.gpu),
-                    "volumeMounts": log_mount(),
-                }],
-                "volumes": log_volume(),
-            },
-        }),
+        object([
+            (
+                "metadata",
+                object([("labels", labels(stack, "ray", "worker"))]),
+            ),
+            (
+                "spec",
+                object([
+                    ("containers", Value::Array(vec![container])),
+                    ("volumes", log_volume()),
+                ]),
+            ),
+        ]),
     );
     Value::Object(group)
 }

@@ -55,11 +55,10 @@ impl LocalBackend {
         };
         create_parent_dirs(&self.path).map_err(lock_err)?;
         let held = lock::try_acquire(&self.path, operation)?;
-        // Holding the lock, no other raystack is writing: temp files are leftovers of a crash.
-        remove_stale_temps(&self.path);
         Ok(StateLock {
             path: self.path.clone(),
             held,
+            temps_removed: false,
         })
     }
 
@@ -109,6 +108,8 @@ impl LocalBackend {
 pub struct StateLock {
     path: PathBuf,
     held: HeldLock,
+    /// Whether this lock's first write already removed a crashed writer's temp files.
+    temps_removed: bool,
 }
 
 impl StateLock {
@@ -167,6 +168,14 @@ impl StateLock {
                     on_disk: on_disk.serial,
                 });
             }
+        }
+        // Holding the lock, no other raystack is writing: temp files are leftovers of a crash.
+        // Done before the first write rather than when locking: listing the directory costs
+        // time in proportion to the stacks that keep state there, and a plan (of each of many
+        // stacks) only reads.
+        if !self.temps_removed {
+            remove_stale_temps(&self.path);
+            self.temps_removed = true;
         }
         state.serial += 1;
         let result = replace_file(&self.path, state, previous.is_some());
@@ -273,6 +282,10 @@ fn replace_file(path: &Path, state: &State, has_previous: bool) -> io::Result<()
         if has_previous {
             stage_backup(path, &backup_temp)?;
             fs::rename(&backup_temp, suffixed(path, ".backup"))?;
+            // When `.backup` already is a link to the state file (a writer killed between its
+            // two renames), both names are links to one file and the rename does nothing
+            // (POSIX): the temp name is still there.
+            remove_if_exists(&backup_temp)?;
         }
         fs::rename(&temp, path)?;
         sync_dir(dir)
@@ -535,6 +548,8 @@ mod tests {
         fs::write(state_dir.join(".other.state.json.tmp-1"), "{").unwrap();
 
         let mut lock = backend.lock("apply").unwrap();
+        // Locking alone (a plan) leaves the directory as it is: only a write cleans up.
+        assert!(state_dir.join(".prod.state.json.tmp-999999").exists());
         let mut state = State::new("prod");
         lock.write(&mut state).unwrap();
         lock.write(&mut state).unwrap();

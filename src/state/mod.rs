@@ -200,42 +200,82 @@ pub fn address(kind: &str, namespace: Option<&str>, name: &str) -> String {
 /// Lowercase hex SHA-256 of `manifest` as canonical JSON (object keys sorted, no whitespace),
 /// so the same manifest hashes the same whatever order its keys were built in.
 pub fn applied_hash(manifest: &serde_json::Value) -> String {
-    let mut canonical = String::new();
-    write_canonical(manifest, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    hash_canonical(|out| write_canonical(manifest, out))
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+/// [`applied_hash`] of `Value::Array(items.to_vec())`, without copying the items.
+pub fn applied_hash_of_all(items: &[serde_json::Value]) -> String {
+    hash_canonical(|out| write_canonical_array(items, out))
+}
+
+/// Hashes what `write` writes. The canonical text goes into one buffer per thread, reused:
+/// a plan hashes every object twice, and growing a fresh buffer to each object's size each
+/// time cost more than the hashing.
+fn hash_canonical(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut guard = buffer.try_borrow_mut();
+        let mut own = Vec::new();
+        // Not reentrant; a nested call (none today) would use a buffer of its own.
+        let out = match guard.as_mut() {
+            Ok(b) => &mut **b,
+            Err(_) => &mut own,
+        };
+        out.clear();
+        write(out);
+        hex::encode(Sha256::digest(&*out))
+    })
+}
+
+fn write_canonical_array(items: &[serde_json::Value], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_canonical(item, out);
+    }
+    out.push(b']');
+}
+
+/// Writes `value` as canonical JSON. Scalars (and keys) are written by serde_json exactly as
+/// `Value::to_string` writes them, straight into `out`.
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
-            // Scalars serialize deterministically; this cannot fail for a `Value`.
-            out.push_str(&value.to_string());
+            // Writing a scalar `Value` into a Vec cannot fail.
+            serde_json::to_writer(&mut *out, value).expect("a JSON scalar serializes");
         }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => write_canonical_array(items, out),
         Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
+            out.push(b'{');
+            // Keys are unique, so sorted they have one order; many maps are built sorted.
+            if map.keys().is_sorted() {
+                write_entries(map.iter(), out);
+            } else {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                write_entries(entries.into_iter(), out);
             }
-            out.push('}');
+            out.push(b'}');
         }
+    }
+}
+
+fn write_entries<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a serde_json::Value)>,
+    out: &mut Vec<u8>,
+) {
+    for (i, (key, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, key).expect("a string serializes");
+        out.push(b':');
+        write_canonical(item, out);
     }
 }
 
@@ -299,6 +339,19 @@ mod tests {
         assert!(s.resource("Secret/ray/redis").is_none());
         assert!(s.remove_resource("Secret/ray/redis").is_none());
         assert_eq!(s.resources.len(), 2);
+    }
+
+    #[test]
+    fn applied_hash_of_all_is_the_hash_of_the_array() {
+        let items = vec![
+            json!({"kind": "Secret", "data": {}, "metadata": {"name": "s\"q\u{e9}"}}),
+            json!({"b": [1.5, -2, null, true], "a": "x\ny"}),
+        ];
+        assert_eq!(
+            applied_hash_of_all(&items),
+            applied_hash(&serde_json::Value::Array(items.clone()))
+        );
+        assert_eq!(applied_hash_of_all(&[]), hex::encode(Sha256::digest(b"[]")));
     }
 
     #[test]

@@ -204,8 +204,10 @@ fn writer_killed_at_random_moments_leaves_valid_state() {
     }
     assert!(reads_during_writes > 0);
 
-    // The next locker cleans up whatever temp files the kills left behind.
-    let _lock = backend.lock("apply").unwrap();
+    // The next writer cleans up whatever temp files the kills left behind.
+    let mut lock = backend.lock("apply").unwrap();
+    let mut state = lock.read().unwrap().expect("state exists");
+    lock.write(&mut state).unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(backend.path().parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
