@@ -32,6 +32,12 @@ fn state_secrets(env: &Env) -> Vec<String> {
     names
 }
 
+/// A whole output for a snapshot: the temporary directory and the fake's address replaced.
+fn scrub(env: &Env, text: &str) -> String {
+    text.replace(&env.dir.path().display().to_string(), "[DIR]")
+        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]")
+}
+
 /// `raystack ARGS --kubeconfig <fake>` for commands whose kubeconfig flag `Env::cmd` omits.
 fn run_k(env: &Env, args: &[&str]) -> Run {
     let mut full: Vec<&str> = args.to_vec();
@@ -148,20 +154,13 @@ fn a_stack_switched_to_kubernetes_without_migrating_is_refused() {
     env.write_stack(&kubernetes_stack());
     let r = run_k(&env, &["state", "list", env.stack_arg()]);
     assert_eq!(r.code, 1, "{r}");
-    assert!(
-        r.stderr.contains(&format!(
-            "a local state file `{}` exists; move it with `raystack state migrate {} --to kubernetes`",
-            env.state_path().display(),
-            env.stack_arg()
-        )),
-        "{r}"
-    );
+    insta::assert_snapshot!("unmigrated_local_state_stderr", scrub(&env, &r.stderr));
 }
 
 #[test]
 fn migrating_onto_an_existing_state_changes_nothing() {
     let env = Env::new(&[]);
-    write_local_state(&env.state_path(), 2);
+    let first = write_local_state(&env.state_path(), 2);
     assert_eq!(
         run_k(
             &env,
@@ -176,8 +175,12 @@ fn migrating_onto_an_existing_state_changes_nothing() {
         &["state", "migrate", env.stack_arg(), "--to", "kubernetes"],
     );
     assert_eq!(r.code, 1, "{r}");
-    assert!(r.stderr.contains("already holds a state (lineage "), "{r}");
-    assert!(r.stderr.contains("nothing was changed"), "{r}");
+    insta::assert_snapshot!(
+        "migrate_onto_existing_state_stderr",
+        scrub(&env, &r.stderr)
+            .replace(&first.lineage, "[LINEAGE-1]")
+            .replace(&second.lineage, "[LINEAGE-2]")
+    );
     assert_eq!(
         LocalBackend::new(env.state_path()).read().unwrap(),
         Some(second)
@@ -263,11 +266,7 @@ fn force_unlock_on_kubernetes_needs_the_right_id_and_a_confirmation() {
         &["force-unlock", env.stack_arg(), "0f0e0d0c", "--force"],
     );
     assert_eq!(r.code, 1, "{r}");
-    assert!(
-        r.stderr
-            .contains("is not locked; there is nothing to unlock"),
-        "{r}"
-    );
+    insta::assert_snapshot!("force_unlock_not_locked_stderr", scrub(&env, &r.stderr));
 }
 
 #[test]
@@ -278,12 +277,17 @@ fn force_unlock_on_the_local_backend_releases_a_hung_holder() {
     let id = held.info().id.clone();
     let r = env.run(&["force-unlock", env.stack_arg(), "nope", "--force"]);
     assert_eq!(r.code, 1, "{r}");
-    assert!(
-        r.stderr.contains("refusing to unlock: lock ID `nope`"),
-        "{r}"
+    // The holder (pid, host, start time) varies from run to run.
+    let text = scrub(&env, &r.stderr).replace(&id, "[LOCK-ID]");
+    let (head, rest) = text.split_once("which is ").unwrap();
+    let (_, tail) = rest.split_once(" (lock ID ").unwrap();
+    insta::assert_snapshot!(
+        "force_unlock_local_wrong_id_stderr",
+        format!("{head}which is [HOLDER] (lock ID {tail}")
     );
     let r = env.run(&["force-unlock", env.stack_arg(), &id, "--force"]);
     assert_eq!(r.code, 0, "{r}");
+    // The holder's pid, host and start time vary from run to run: only the ID is checked.
     assert!(r.stderr.contains(&format!("(lock ID {id})")), "{r}");
     assert!(LocalBackend::new(env.state_path()).lock("apply").is_ok());
     drop(held);
@@ -315,6 +319,7 @@ fn state_pull_needs_only_read_access() {
     assert_eq!(r.code, 0, "{r}");
     let state: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(state["serial"], 2);
+    // An absence check: the state's password never reaches the pulled JSON.
     assert!(!r.stdout.contains("not-a-real-password"));
     // The same credentials cannot take the lock.
     let r = run_k(
@@ -330,15 +335,7 @@ fn state_pull_needs_only_read_access() {
         ],
     );
     assert_eq!(r.code, 1, "{r}");
-    assert!(
-        r.stderr
-            .contains("is forbidden: User \"fake-readonly\" cannot create resource \"leases\""),
-        "{r}"
-    );
-    assert!(
-        r.stderr.contains("lists the Roles for plan and apply"),
-        "{r}"
-    );
+    insta::assert_snapshot!("migrate_read_only_forbidden_stderr", scrub(&env, &r.stderr));
 }
 
 /// Polls (bounded) until the fake holds `path`.
@@ -420,6 +417,9 @@ fn assert_converged_k(env: &Env) {
 }
 
 /// A kubernetes-backend stack on a fake slow enough that an apply runs for seconds.
+///
+/// The tests that use it keep `contains`: the lock holder they name (pid, host, start and
+/// expiry times) and the progress an interrupted apply printed differ on every run.
 fn slow_env() -> Env {
     let env = Env::new(&["--latency-ms", "20", "--readiness-delay-ms", "1500"]);
     env.write_stack(&kubernetes_stack());
@@ -582,6 +582,8 @@ fn a_409_on_the_state_write_stops_apply_keeps_what_it_applied_and_a_rerun_recove
     );
     let out = Run::from(child.wait_with_output().unwrap());
     assert_eq!(out.code, 1, "{out}");
+    // The apply's progress on stderr depends on how far it got before the conflict: only the
+    // refusal's parts are checked.
     assert!(out.stderr.contains("(409 Conflict)"), "{out}");
     assert!(out.stderr.contains("nothing was overwritten"), "{out}");
     assert!(
@@ -618,14 +620,8 @@ fn plan_with_read_only_credentials_reads_state_without_the_lock_and_says_so() {
         "fake-readonly",
     ]);
     assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.contains("No changes"), "{r}");
-    assert!(
-        r.stderr.contains(&format!(
-            "reading state from Secret `{STATE_NS}/raystack-state-{NAME}`"
-        )),
-        "{r}"
-    );
-    assert!(r.stderr.contains("without locking it"), "{r}");
+    insta::assert_snapshot!("plan_read_only_stdout", scrub(&env, &r.stdout));
+    insta::assert_snapshot!("plan_read_only_stderr", scrub(&env, &r.stderr));
     // A change is planned too, with the same credentials.
     env.write_stack(&kubernetes_stack().replace("replicas = 1", "replicas = 2"));
     let r = env.run(&[
@@ -645,8 +641,5 @@ fn plan_with_read_only_credentials_reads_state_without_the_lock_and_says_so() {
         "fake-readonly",
     ]);
     assert_eq!(r.code, 1, "{r}");
-    assert!(
-        r.stderr.contains("cannot create resource \"leases\""),
-        "{r}"
-    );
+    insta::assert_snapshot!("apply_read_only_forbidden_stderr", scrub(&env, &r.stderr));
 }
