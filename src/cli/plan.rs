@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use super::args::{ClusterArgs, ReviewArgs};
@@ -20,9 +20,12 @@ pub struct PlanArgs {
     /// Plan against the recorded state alone: no cluster, no cloud calls.
     #[arg(long)]
     pub offline: bool,
-    /// Save the plan for `raystack apply PLANFILE`.
-    #[arg(long = "out", value_name = "PLANFILE")]
+    /// Save the plan for `raystack apply PLANFILE` (one stack).
+    #[arg(long = "out", value_name = "PLANFILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
+    /// Save each stack's plan as DIR/<stack name>.plan.json, for `raystack apply` one by one.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
@@ -39,7 +42,14 @@ pub struct PlanArgs {
 
 pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     if args.out.is_some() && args.stacks.len() > 1 {
-        bail!("--out saves one plan; got {} stacks", args.stacks.len());
+        bail!(
+            "--out saves one plan; got {} stacks: use --out-dir DIR to save one plan file per stack",
+            args.stacks.len()
+        );
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create the plan directory `{}`", dir.display()))?;
     }
     let engine = args.cluster.engine();
     let planned = engine
@@ -47,6 +57,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
         .await;
     let single = args.stacks.len() == 1;
     let mut outcomes = Vec::new();
+    let mut saved: Vec<PathBuf> = Vec::new();
     for (path, result) in args.stacks.iter().zip(planned) {
         // A stack's error is its outcome, not the command's, unless it is the only stack.
         let plan = match result {
@@ -60,8 +71,21 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        if let Some(out) = &args.out {
+        let out = match (&args.out, &args.out_dir) {
+            (Some(file), _) => Some(file.clone()),
+            (None, Some(dir)) => Some(dir.join(format!("{}.plan.json", plan.stack))),
+            (None, None) => None,
+        };
+        if let Some(out) = &out {
+            if saved.contains(out) {
+                bail!(
+                    "two stacks are named `{}`: their plans would both be `{}`; plan them separately",
+                    plan.stack,
+                    out.display()
+                );
+            }
             write_plan_file(out, &plan)?;
+            saved.push(out.clone());
             eprintln!(
                 "Saved the plan to `{}`; apply exactly this plan with `raystack apply {}`.",
                 out.display(),

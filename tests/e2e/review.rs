@@ -670,3 +670,45 @@ fn ci_apply_plans_and_applies_each_changed_stack_and_never_destroys() {
     assert!(fake.get("/api/v1/namespaces/ray-a").is_none(), "{r}");
     assert!(plans.join("stacks_c.toml.plan").exists());
 }
+
+/// `plan --out-dir DIR STACK...` saves one plan file per stack, named after the stack, and each
+/// applies as it was reviewed; `--out` (one file) with several stacks says to use `--out-dir`.
+#[test]
+fn out_dir_saves_one_plan_per_stack_and_each_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &[]);
+    let kc = fake.kubeconfig.display().to_string();
+    let stacks = write_stacks(dir.path(), 3);
+    let mut args = vec!["plan", "--kubeconfig", &kc, "--out", "one.json"];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = raystack(dir.path(), &args);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(
+        r.stderr,
+        "error: --out saves one plan; got 3 stacks: use --out-dir DIR to save one plan file per stack\n"
+    );
+
+    let mut args = vec!["plan", "--kubeconfig", &kc, "--out-dir", "plans"];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = raystack(dir.path(), &args);
+    assert_eq!(r.code, 0, "{r}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["p00.plan.json", "p01.plan.json", "p02.plan.json"]);
+    for f in &files {
+        let plan = format!("plans/{f}");
+        let r = raystack(
+            dir.path(),
+            &["apply", &plan, "--kubeconfig", &kc, "--auto-approve"],
+        );
+        assert_eq!(r.code, 0, "{r}");
+        assert!(r.stdout.starts_with("Apply complete! Resources: "), "{r}");
+    }
+    let mut args = vec!["plan", "--kubeconfig", &kc, "--detailed-exitcode"];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = raystack(dir.path(), &args);
+    assert_eq!(r.code, 0, "every saved plan was applied: {r}");
+}
