@@ -290,8 +290,9 @@ pub fn address(kind: Kind, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// Identifies one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Identifies one object: what the cluster module reads, applies and deletes, and what a
+/// state record names (its fields serialize under these names, `kind` as the plain string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub api_version: String,
     pub kind: Kind,
@@ -310,17 +311,27 @@ impl ObjectRef {
         }
     }
 
-    /// The object a manifest describes.
+    /// The object a manifest describes; an error for a kind raystack does not know.
     pub fn of(manifest: &Value) -> Result<Self, UnknownKind> {
-        let s = |p: &str| manifest.pointer(p).and_then(Value::as_str);
+        // Plain lookups: `Value::pointer` allocates for every path segment it reads, and
+        // offline plans of many stacks call this for every object.
+        fn s(v: Option<&Value>) -> Option<&str> {
+            v.and_then(Value::as_str)
+        }
+        let metadata = manifest.get("metadata");
         Ok(ObjectRef {
-            api_version: s("/apiVersion").unwrap_or_default().to_string(),
-            kind: s("/kind").unwrap_or_default().parse()?,
-            namespace: s("/metadata/namespace").map(str::to_string),
-            name: s("/metadata/name").unwrap_or_default().to_string(),
+            api_version: s(manifest.get("apiVersion"))
+                .unwrap_or_default()
+                .to_string(),
+            kind: s(manifest.get("kind")).unwrap_or_default().parse()?,
+            namespace: s(metadata.and_then(|m| m.get("namespace"))).map(str::to_string),
+            name: s(metadata.and_then(|m| m.get("name")))
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 
+    /// `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
     pub fn address(&self) -> String {
         address(self.kind, self.namespace.as_deref(), &self.name)
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cluster::readiness::{self, Readiness};
-use crate::cluster::{Cluster, ClusterError, ObjectRef};
+use crate::cluster::{Cluster, ClusterError};
+use crate::kind::{Kind, ObjectRef};
 use crate::plan::{Action, FIELD_MANAGER, Plan, ResourceChange, execution_order};
 use crate::state::{Lock, ResourceState, State, StateError, applied_hash};
 
@@ -137,10 +138,7 @@ fn record(state: &mut State, c: &ResourceChange, manifest: &Value, live: &Value)
     };
     state.upsert_resource(ResourceState {
         address: c.address.clone(),
-        api_version: c.api_version.clone(),
-        kind: c.kind.clone(),
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
+        object: c.object(),
         uid: s("/metadata/uid"),
         resource_version: s("/metadata/resourceVersion"),
         applied_hash: applied_hash(manifest),
@@ -179,7 +177,7 @@ async fn persist(
     state: &mut State,
 ) -> Result<(), ApplyError> {
     let mut rotated = false;
-    if c.kind == "Secret" {
+    if c.kind == Kind::Secret {
         let (with_password, password) = secret::ensure_password(cluster, live).await?;
         live = with_password;
         rotated = state.secret(&c.name).is_some() && !state.secret_matches(&c.name, &password);
@@ -192,13 +190,9 @@ async fn persist(
         // with. Restart every pod that reads the Secret (Redis, the Ray head) so all agree on
         // the Secret's current password; their controllers recreate them.
         for pod in cluster.pods_using_secret(ns, &c.name).await {
-            let pod_ref = ObjectRef {
-                api_version: "v1".into(),
-                kind: "Pod".into(),
-                namespace: Some(ns.clone()),
-                name: pod,
-            };
-            cluster.delete(&pod_ref).await?;
+            cluster
+                .delete(&ObjectRef::new(Kind::Pod, Some(ns), &pod))
+                .await?;
         }
     }
     Ok(())
@@ -221,12 +215,11 @@ async fn refresh(
     let recorded = state
         .resource(&c.address)
         .is_some_and(|r| r.applied_hash == hash);
-    let secret_recorded = c.kind != "Secret" || state.secret(&c.name).is_some();
+    let secret_recorded = c.kind != Kind::Secret || state.secret(&c.name).is_some();
     if recorded && secret_recorded {
         return Ok(());
     }
-    let r = ObjectRef::of(manifest);
-    let Some(live) = cluster.get(&r).await? else {
+    let Some(live) = cluster.get(&c.object()).await? else {
         return Ok(());
     };
     persist(c, manifest, live, cluster, lock, state).await?;
@@ -236,15 +229,6 @@ async fn refresh(
     Ok(())
 }
 
-fn object_ref(c: &ResourceChange) -> ObjectRef {
-    ObjectRef {
-        api_version: c.api_version.clone(),
-        kind: c.kind.clone(),
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
-    }
-}
-
 async fn delete(
     c: &ResourceChange,
     cluster: &Cluster,
@@ -252,12 +236,12 @@ async fn delete(
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
-    let r = object_ref(c);
+    let r = c.object();
     if cluster.delete(&r).await? {
         // Kubernetes keeps a PVC that a pod mounts (pvc-protection) until that pod is gone: the
         // Redis pod is deleted so the volume is released; its StatefulSet recreates it, and the
         // new pod waits for the new claim.
-        if c.kind == "PersistentVolumeClaim"
+        if c.kind == Kind::PersistentVolumeClaim
             && let Some(ns) = &c.namespace
         {
             for pod in cluster.pods_using_claim(ns, &c.name).await {
@@ -265,23 +249,19 @@ async fn delete(
                     address: c.address.clone(),
                     message: format!("deleting pod `{pod}` so the volume is released"),
                 });
-                let pod_ref = ObjectRef {
-                    api_version: "v1".into(),
-                    kind: "Pod".into(),
-                    namespace: Some(ns.clone()),
-                    name: pod,
-                };
-                cluster.delete(&pod_ref).await?;
+                cluster
+                    .delete(&ObjectRef::new(Kind::Pod, Some(ns), &pod))
+                    .await?;
             }
         }
-        if c.kind == "RayCluster" {
+        if c.kind == Kind::RayCluster {
             wait_ray_cluster_gone(&r, cluster, progress).await?;
         } else {
             wait_gone(&r, cluster, progress).await?;
         }
     }
     state.remove_resource(&c.address);
-    if c.kind == "Secret" {
+    if c.kind == Kind::Secret {
         state.remove_secret(&c.name);
     }
     lock.write(state).await?;
@@ -334,12 +314,11 @@ async fn wait_ray_cluster_gone(
     use crate::plan::kuberay::{CLEANUP_FINALIZER, cleanup_job_name};
     let start = Instant::now();
     let timeout = wait_timeout();
-    let job = ObjectRef {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        namespace: r.namespace.clone(),
-        name: cleanup_job_name(&r.name),
-    };
+    let job = ObjectRef::new(
+        Kind::Job,
+        r.namespace.as_deref(),
+        &cleanup_job_name(&r.name),
+    );
     let mut last = String::new();
     let mut last_report = Instant::now();
     let mut job_failed_reported = false;
@@ -448,13 +427,10 @@ async fn wait_ready(
     cluster: &Cluster,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
-    if !matches!(
-        c.kind.as_str(),
-        "PersistentVolumeClaim" | "StatefulSet" | "RayCluster"
-    ) {
+    if !c.kind.waited_on() {
         return Ok(());
     }
-    let r = object_ref(c);
+    let r = c.object();
     let start = Instant::now();
     let timeout = wait_timeout();
     let mut last = String::new();
@@ -467,13 +443,8 @@ async fn wait_ready(
                     .pointer("/spec/storageClassName")
                     .and_then(Value::as_str)
                 {
-                    Some(class) if c.kind == "PersistentVolumeClaim" => {
-                        let sc = ObjectRef {
-                            api_version: "storage.k8s.io/v1".into(),
-                            kind: "StorageClass".into(),
-                            namespace: None,
-                            name: class.into(),
-                        };
+                    Some(class) if c.kind == Kind::PersistentVolumeClaim => {
+                        let sc = ObjectRef::new(Kind::StorageClass, None, class);
                         cluster.get(&sc).await?.and_then(|s| {
                             s.get("volumeBindingMode")
                                 .and_then(Value::as_str)

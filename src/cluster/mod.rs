@@ -23,7 +23,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
-use crate::kind::Kind;
+use crate::kind::{Kind, ObjectRef, UnknownKind};
 
 /// Something went wrong talking to the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,9 @@ pub enum ClusterError {
     },
     #[error("failed to create a Kubernetes client")]
     Client(#[source] kube::Error),
-    #[error("raystack does not know the API of kind `{0}`")]
-    UnknownKind(String),
+    /// A manifest of a kind raystack does not know (see [`Kind`]).
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownKind),
     /// The API server answered with an error status.
     #[error("failed to {verb} `{address}`: the API server answered {} {}{}", .code, status_text(*.code), if .message.is_empty() { String::new() } else { format!(": {}", crate::text::clip(.message)) })]
     Api {
@@ -187,55 +188,14 @@ impl ClusterError {
     }
 }
 
-/// Identifies one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference to an object of `kind` at the API version raystack uses.
-    pub fn new(kind: Kind, namespace: Option<&str>, name: &str) -> Self {
-        ObjectRef {
-            api_version: kind.api_version(),
-            kind: kind.as_str().to_string(),
-            namespace: namespace.map(str::to_string),
-            name: name.to_string(),
-        }
-    }
-
-    pub fn of(manifest: &Value) -> Self {
-        // Plain lookups: `Value::pointer` allocates for every path segment it reads.
-        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        let metadata = manifest.get("metadata");
-        ObjectRef {
-            api_version: s(manifest.get("apiVersion")).unwrap_or_default(),
-            kind: s(manifest.get("kind")).unwrap_or_default(),
-            namespace: s(metadata.and_then(|m| m.get("namespace"))),
-            name: s(metadata.and_then(|m| m.get("name"))).unwrap_or_default(),
-        }
-    }
-    pub fn address(&self) -> String {
-        crate::state::address(&self.kind, self.namespace.as_deref(), &self.name)
-    }
-}
-
-/// The API resource (and whether it is namespaced) of each kind raystack knows
-/// ([`Kind`]), at `api_version`.
-pub fn api_resource(api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
-    let kind = Kind::parse(kind)?;
-    let (group, version) = match api_version.split_once('/') {
+/// The API resource of `r` (its kind's plural, at the reference's `apiVersion`).
+pub fn api_resource(r: &ObjectRef) -> ApiResource {
+    let (group, version) = match r.api_version.split_once('/') {
         Some((g, v)) => (g, v),
-        None => ("", api_version),
+        None => ("", r.api_version.as_str()),
     };
-    let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
-    Some((
-        ApiResource::from_gvk_with_plural(&gvk, kind.plural()),
-        kind.namespaced(),
-    ))
+    let gvk = GroupVersionKind::gvk(group, version, r.kind.as_str());
+    ApiResource::from_gvk_with_plural(&gvk, r.kind.plural())
 }
 
 /// The error and its causes on one line, cut at the first newline (no quoted file content).
@@ -417,13 +377,12 @@ impl Cluster {
         }
     }
 
-    fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
-        let (ar, namespaced) = api_resource(&r.api_version, &r.kind)
-            .ok_or_else(|| ClusterError::UnknownKind(r.kind.clone()))?;
-        Ok(match (namespaced, &r.namespace) {
+    fn api(&self, r: &ObjectRef) -> Api<DynamicObject> {
+        let ar = api_resource(r);
+        match (r.kind.namespaced(), &r.namespace) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
             _ => Api::all_with(self.client.clone(), &ar),
-        })
+        }
     }
 
     /// The cluster's identity: the UID of the `kube-system` namespace, which lives as long as
@@ -443,7 +402,7 @@ impl Cluster {
 
     /// The live object, or `None` when it does not exist.
     pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
-        let api = self.api(r)?;
+        let api = self.api(r);
         match self
             .call("read", &r.address(), || api.get_opt(&r.name))
             .await
@@ -462,8 +421,8 @@ impl Cluster {
         manager: &str,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
-        let r = ObjectRef::of(manifest);
-        let api = self.api(&r)?;
+        let r = ObjectRef::of(manifest)?;
+        let api = self.api(&r);
         let mut params = PatchParams::apply(manager).force();
         if dry_run {
             params = params.dry_run();
@@ -479,9 +438,7 @@ impl Cluster {
     /// `keep` (best effort: empty when pods cannot be listed).
     async fn pods_where(&self, namespace: &str, keep: impl Fn(&Value) -> bool) -> Vec<String> {
         let r = ObjectRef::new(Kind::Pod, Some(namespace), "");
-        let Ok(api) = self.api(&r) else {
-            return Vec::new();
-        };
+        let api = self.api(&r);
         let params = Default::default();
         let Ok(list) = self
             .call("list", &format!("{}/{namespace}", Kind::Pod), || {
@@ -541,7 +498,7 @@ impl Cluster {
 
     /// Deletes an object (background propagation). `false` when it was already gone.
     pub async fn delete(&self, r: &ObjectRef) -> Result<bool, ClusterError> {
-        let api = self.api(r)?;
+        let api = self.api(r);
         let params = DeleteParams::background();
         match self
             .call("delete", &r.address(), || api.delete(&r.name, &params))

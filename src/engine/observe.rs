@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ClusterError, ObjectRef};
+use crate::cluster::{Cluster, ClusterError};
+use crate::kind::{Kind, ObjectRef};
 use crate::plan::{
     Action, Binding, DryRun, FIELD_MANAGER, FORMAT_VERSION, ObjectInputs, Plan, ResourceChange,
     classify,
@@ -44,6 +45,12 @@ fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
     }
 }
 
+/// The object a rendered manifest describes. Every kind raystack renders is in the vocabulary
+/// (the render tests pin it), so this cannot fail on what `crate::render` produced.
+fn desired_ref(d: &Value) -> ObjectRef {
+    ObjectRef::of(d).expect("a rendered object is of a known kind")
+}
+
 fn inputs_for(
     r: &ObjectRef,
     desired: Option<&Value>,
@@ -59,7 +66,7 @@ fn inputs_for(
         prior_manifest: state.and_then(|s| s.manifest(&address)).cloned(),
         address,
         api_version: r.api_version.clone(),
-        kind: r.kind.clone(),
+        kind: r.kind,
         namespace: r.namespace.clone(),
         name: r.name.clone(),
         desired: desired.cloned(),
@@ -71,18 +78,13 @@ fn inputs_for(
 
 /// Tracked objects that are no longer desired, in state order.
 fn pruned(desired: &[Value], state: Option<&State>) -> Vec<ObjectRef> {
-    let wanted: Vec<String> = desired.iter().map(|d| ObjectRef::of(d).address()).collect();
+    let wanted: Vec<String> = desired.iter().map(|d| desired_ref(d).address()).collect();
     state
         .map(|s| s.resources.iter())
         .into_iter()
         .flatten()
         .filter(|r| !wanted.contains(&r.address))
-        .map(|r| ObjectRef {
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-        })
+        .map(|r| r.object.clone())
         .collect()
 }
 
@@ -91,7 +93,7 @@ pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
     let mut plan = empty_plan(&i, true);
     for d in i.desired {
         plan.resource_changes.push(classify(inputs_for(
-            &ObjectRef::of(d),
+            &desired_ref(d),
             Some(d),
             i.state,
             true,
@@ -132,7 +134,7 @@ async fn observe_desired(
     state: Option<&State>,
     cluster: &Cluster,
 ) -> Result<ResourceChange, ClusterError> {
-    let r = ObjectRef::of(d);
+    let r = desired_ref(d);
     let mut inputs = inputs_for(&r, Some(d), state, false);
     let (live, dry_run) =
         futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await;
@@ -152,12 +154,12 @@ async fn observe_desired(
         Err(e) if e.code() == Some(403) => DryRun::NotRun,
         Err(e) => return Err(e),
     };
-    let secret_missing = r.kind == "Secret"
+    let secret_missing = r.kind == Kind::Secret
         && inputs
             .live
             .as_ref()
             .is_some_and(|l| l.pointer(&format!("/data/{PASSWORD_KEY}")).is_none());
-    let password_drift = r.kind == "Secret"
+    let password_drift = r.kind == Kind::Secret
         && inputs
             .live
             .as_ref()
@@ -191,7 +193,7 @@ pub async fn plan_destroy(
     plan.destroy = true;
     let mut refs: Vec<ObjectRef> = pruned(&[], i.state);
     for d in i.desired {
-        let r = ObjectRef::of(d);
+        let r = desired_ref(d);
         if !refs.iter().any(|x| x.address() == r.address()) {
             refs.push(r);
         }
@@ -218,14 +220,14 @@ pub async fn plan_destroy(
         } else {
             c.reason = Some("destroy".into());
         }
-        if c.kind == "RayCluster" && c.before.is_some() {
+        if c.kind == Kind::RayCluster && c.before.is_some() {
             c.notes.push(
                 "destroy waits until the RayCluster is gone (KubeRay's finalizer done) before it touches any Redis object: the cleanup Job needs Redis running".into(),
             );
         }
         // Deleting the RayCluster is what destroy means; the flag guards the volumes.
-        if c.data_loss && !delete_volume && c.kind != "RayCluster" {
-            let why = if c.kind == "Namespace" {
+        if c.data_loss && !delete_volume && c.kind != Kind::RayCluster {
+            let why = if c.kind == Kind::Namespace {
                 "it holds the Redis volume"
             } else {
                 "the Redis volume is protected (protect_volume = true)"
@@ -234,7 +236,7 @@ pub async fn plan_destroy(
             c.data_loss = false;
             c.data_loss_reason = None;
             c.reason = Some(format!("kept: {why}; pass --allow-data-loss to delete it"));
-            if c.kind == "PersistentVolumeClaim" {
+            if c.kind == Kind::PersistentVolumeClaim {
                 c.notes.push("the kept volume will not hold the deleted RayCluster's GCS state: KubeRay's cleanup Job deletes it from Redis first, and a new RayCluster gets a new storage namespace (its UID)".into());
             }
             plan.kept.push(c.address.clone());
@@ -242,6 +244,6 @@ pub async fn plan_destroy(
         plan.resource_changes.push(c);
     }
     plan.resource_changes
-        .sort_by_key(|c| std::cmp::Reverse(crate::plan::kind_rank(&c.kind)));
+        .sort_by_key(|c| std::cmp::Reverse(c.kind.apply_rank()));
     Ok(plan.finish())
 }

@@ -38,9 +38,9 @@ pub fn show_text(state: &State, place: (&str, String)) -> String {
         ]];
         rows.extend(state.resources.iter().map(|r| {
             [
-                r.kind.clone(),
-                r.namespace.clone().unwrap_or_else(|| "-".to_owned()),
-                r.name.clone(),
+                r.object.kind.to_string(),
+                r.object.namespace.clone().unwrap_or_else(|| "-".to_owned()),
+                r.object.name.clone(),
                 r.uid.clone(),
                 r.resource_version.clone(),
             ]
@@ -91,23 +91,28 @@ fn push_table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{ResourceState, address};
+    use crate::kind::{Kind, ObjectRef};
+    use crate::state::ResourceState;
 
     fn sample() -> State {
         let mut state = State::new("prod");
         state.lineage = "6f1c2a7e-0c1b-4e8f-9a55-3f7d2b1c9e40".into();
         state.serial = 7;
         for (kind, ns, name, uid, rv) in [
-            ("Namespace", None, "ray-prod", "a1", "101"),
-            ("Secret", Some("ray-prod"), "prod-redis-auth", "b22", "2040"),
-            ("RayCluster", Some("ray-prod"), "prod", "c333", "99"),
+            (Kind::Namespace, None, "ray-prod", "a1", "101"),
+            (
+                Kind::Secret,
+                Some("ray-prod"),
+                "prod-redis-auth",
+                "b22",
+                "2040",
+            ),
+            (Kind::RayCluster, Some("ray-prod"), "prod", "c333", "99"),
         ] {
+            let object = ObjectRef::new(kind, ns, name);
             state.upsert_resource(ResourceState {
-                address: address(kind, ns, name),
-                api_version: "v1".into(),
-                kind: kind.into(),
-                namespace: ns.map(Into::into),
-                name: name.into(),
+                address: object.address(),
+                object,
                 uid: uid.into(),
                 resource_version: rv.into(),
                 applied_hash: "00".repeat(32),

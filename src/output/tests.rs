@@ -3,18 +3,19 @@
 
 use serde_json::{Value, json};
 
+use crate::kind::Kind;
 use crate::plan::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use crate::preflight::Finding;
 
 fn change(
-    kind: &str,
+    kind: Kind,
     name: &str,
     action: Action,
     reason: Option<&str>,
     before: Option<Value>,
     after: Option<Value>,
 ) -> ResourceChange {
-    let namespaced = !matches!(kind, "Namespace" | "StorageClass");
+    let namespaced = kind.namespaced();
     ResourceChange {
         address: if namespaced {
             format!("{kind}/demo/{name}")
@@ -22,7 +23,7 @@ fn change(
             format!("{kind}/{name}")
         },
         api_version: "v1".into(),
-        kind: kind.into(),
+        kind,
         namespace: namespaced.then(|| "demo".to_string()),
         name: name.into(),
         action,
@@ -40,7 +41,7 @@ fn change(
 
 pub(super) fn sample() -> Plan {
     let mut pvc = change(
-        "PersistentVolumeClaim",
+        Kind::PersistentVolumeClaim,
         "demo-redis-data",
         Action::Replace,
         Some("storageClassName is immutable on a PVC (standard → fast)"),
@@ -55,7 +56,7 @@ pub(super) fn sample() -> Plan {
     pvc.data_loss_reason =
         Some("recreates the Redis volume empty: the GCS state in it is lost".into());
     let mut rc = change(
-        "RayCluster",
+        Kind::RayCluster,
         "demo",
         Action::Update,
         Some("spec.rayVersion changed"),
@@ -64,7 +65,7 @@ pub(super) fn sample() -> Plan {
     );
     rc.rollout = Some("rayVersion 2.45.0 → 2.46.0: KubeRay will not restart running pods (upgradeStrategy None): the change reaches only new pods".into());
     let mut cm = change(
-        "ConfigMap",
+        Kind::ConfigMap,
         "demo-redis-config",
         Action::Update,
         Some("live object changed outside raystack (by kubectl-edit); apply restores it"),
@@ -86,9 +87,9 @@ pub(super) fn sample() -> Plan {
             Finding::warning("kubernetes", "kuberay", "KubeRay 1.2 is older than the stack's 1.3", "upgrade the operator"),
         ],
         resource_changes: vec![
-            change("Namespace", "demo", Action::NoOp, None, None, None),
+            change(Kind::Namespace, "demo", Action::NoOp, None, None, None),
             change(
-                "Secret",
+                Kind::Secret,
                 "demo-redis-auth",
                 Action::Create,
                 Some("does not exist yet; the password is generated at apply time"),
@@ -98,7 +99,7 @@ pub(super) fn sample() -> Plan {
             cm,
             pvc,
             change(
-                "StatefulSet",
+                Kind::StatefulSet,
                 "demo-redis",
                 Action::Update,
                 Some("spec.replicas changed"),
@@ -106,7 +107,7 @@ pub(super) fn sample() -> Plan {
                 Some(json!({"spec": {"replicas": 2, "serviceName": "demo-redis"}})),
             ),
             change(
-                "NetworkPolicy",
+                Kind::NetworkPolicy,
                 "demo-redis",
                 Action::Delete,
                 Some("no longer in the stack"),

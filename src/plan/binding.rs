@@ -154,12 +154,7 @@ pub fn verify(
             }
             Action::Delete => {
                 let recorded = state.and_then(|s| s.resource(&c.address));
-                let matches = recorded.is_some_and(|r| {
-                    r.kind == c.kind
-                        && r.name == c.name
-                        && r.namespace == c.namespace
-                        && r.api_version == c.api_version
-                });
+                let matches = recorded.is_some_and(|r| r.object == c.object());
                 if !matches {
                     return Err(tampered(format!(
                         "it deletes `{}`, which the state does not record",

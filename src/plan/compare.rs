@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::diff::{changed_fields, mark_data_loss, owned_immutable_change};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
-use crate::kind::Kind;
+use crate::kind::{Kind, ObjectRef};
 use crate::render::Desired;
 
 /// The plan that takes `base` (the objects of the old revision) to `head` (the new one), in
@@ -53,14 +53,16 @@ pub fn compare(
 
 fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceChange {
     let any = head.or(base).expect("one side exists");
+    // Both revisions are rendered by raystack, and every kind it renders is in the vocabulary
+    // (pinned by the render tests).
+    let object = ObjectRef::of(any).expect("a rendered object is of a known kind");
     let (action, reason) = match (base, head) {
         (None, _) => (Action::Create, Some("new in this revision".to_string())),
         (_, None) => (Action::Delete, Some("removed in this revision".to_string())),
         (Some(b), Some(h)) if b == h => (Action::NoOp, None),
         (Some(b), Some(h)) => {
-            let kind = any["kind"].as_str().unwrap_or_default();
-            let immutable = owned_immutable_change(kind, h, b).or_else(|| {
-                (kind == Kind::RayCluster)
+            let immutable = owned_immutable_change(object.kind, h, b).or_else(|| {
+                (object.kind == Kind::RayCluster)
                     .then(|| super::kuberay::immutable_change(h, b))
                     .flatten()
             });
@@ -76,10 +78,10 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
     let (before, after) = redact_pair(base, head);
     let mut c = ResourceChange {
         address: addr.to_string(),
-        api_version: any["apiVersion"].as_str().unwrap_or_default().into(),
-        kind: any["kind"].as_str().unwrap_or_default().into(),
-        namespace: any["metadata"]["namespace"].as_str().map(str::to_string),
-        name: any["metadata"]["name"].as_str().unwrap_or_default().into(),
+        api_version: object.api_version,
+        kind: object.kind,
+        namespace: object.namespace,
+        name: object.name,
         action,
         reason,
         data_loss: false,

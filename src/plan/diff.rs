@@ -30,7 +30,7 @@ pub enum DryRun {
 pub struct ObjectInputs {
     pub address: String,
     pub api_version: String,
-    pub kind: String,
+    pub kind: Kind,
     pub namespace: Option<String>,
     pub name: String,
     pub desired: Option<Value>,
@@ -52,7 +52,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
     let mut c = ResourceChange {
         address: i.address.clone(),
         api_version: i.api_version.clone(),
-        kind: i.kind.clone(),
+        kind: i.kind,
         namespace: i.namespace.clone(),
         name: i.name.clone(),
         action: Action::NoOp,
@@ -101,7 +101,7 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                     // is a replacement, exactly as the online plan finds).
                     Some(prior) => {
                         c.before = Some(prior.clone());
-                        match owned_immutable_change(&i.kind, desired, prior) {
+                        match owned_immutable_change(i.kind, desired, prior) {
                             Some(why) => {
                                 c.action = Action::Replace;
                                 c.reason = Some(why);
@@ -183,7 +183,7 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
     };
     let before = project(&shape, live);
     c.before = Some(before.clone());
-    let immutable = immutable_change(&i.kind, desired, live).or_else(|| {
+    let immutable = immutable_change(i.kind, desired, live).or_else(|| {
         (i.kind == Kind::RayCluster)
             .then(|| super::kuberay::immutable_change(desired, live))
             .flatten()
@@ -307,8 +307,7 @@ fn at<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
 }
 
 /// The reason `desired` cannot be applied over `live` in place, if any.
-pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<String> {
-    let kind = Kind::parse(kind)?;
+pub fn immutable_change(kind: Kind, desired: &Value, live: &Value) -> Option<String> {
     for ImmutableField { pointer, reason } in kind.immutable_fields() {
         let Some(want) = at(desired, pointer) else {
             continue;
@@ -340,12 +339,11 @@ pub fn immutable_change(kind: &str, desired: &Value, live: &Value) -> Option<Str
 /// revision of a stack, or the manifest state recorded as applied): an immutable field set in
 /// `prior` and absent from `desired` is a change too, because server-side apply removes a field
 /// its manager stops sending — and the server refuses that as it refuses any other value.
-pub fn owned_immutable_change(kind: &str, desired: &Value, prior: &Value) -> Option<String> {
+pub fn owned_immutable_change(kind: Kind, desired: &Value, prior: &Value) -> Option<String> {
     if let Some(why) = immutable_change(kind, desired, prior) {
         return Some(why);
     }
-    let fields = Kind::parse(kind).map_or(&[][..], Kind::immutable_fields);
-    for ImmutableField { pointer, reason } in fields {
+    for ImmutableField { pointer, reason } in kind.immutable_fields() {
         if at(desired, pointer).is_some() {
             continue;
         }
@@ -365,8 +363,7 @@ fn compact(v: &Value) -> String {
 
 /// Why a change recreates or removes the Redis volume, if it does.
 fn volume_loss_reason(c: &ResourceChange) -> Option<String> {
-    let holds = Kind::parse(&c.kind).and_then(Kind::holds);
-    match (c.action, holds) {
+    match (c.action, c.kind.holds()) {
         (Action::Delete, Some(Holds::Volume)) => {
             Some("deletes the Redis volume, and the GCS state in it".into())
         }
@@ -389,11 +386,6 @@ pub fn loses_data(c: &ResourceChange) -> bool {
     c.data_loss
 }
 
-/// docs/design.md §4 apply order of kinds ([`Kind::apply_rank`]); unknown kinds last.
-pub fn kind_rank(kind: &str) -> usize {
-    Kind::parse(kind).map_or(usize::MAX, Kind::apply_rank)
-}
-
 /// Execution order: deletes first in reverse apply order (RayCluster first: KubeRay's Redis
 /// cleanup needs Redis), then creates, updates and replaces in apply order. A replaced
 /// RayCluster goes before everything: its old self's cleanup Job needs the Redis that the same
@@ -405,12 +397,12 @@ pub fn execution_order(changes: &[ResourceChange]) -> Vec<usize> {
     let mut only_deletes: Vec<usize> = (0..changes.len())
         .filter(|&i| changes[i].action == Action::Delete)
         .collect();
-    only_deletes.sort_by_key(|&i| std::cmp::Reverse(kind_rank(&changes[i].kind)));
+    only_deletes.sort_by_key(|&i| std::cmp::Reverse(changes[i].kind.apply_rank()));
     deletes.extend(only_deletes);
     let mut rest: Vec<usize> = (0..changes.len())
         .filter(|&i| changes[i].action != Action::Delete && !first(i))
         .collect();
-    rest.sort_by_key(|&i| kind_rank(&changes[i].kind));
+    rest.sort_by_key(|&i| changes[i].kind.apply_rank());
     deletes.extend(rest);
     deletes
 }
@@ -421,7 +413,7 @@ mod tests {
     use serde_json::json;
 
     fn inputs(
-        kind: &str,
+        kind: Kind,
         desired: Option<Value>,
         live: Option<Value>,
         dry: DryRun,
@@ -429,7 +421,7 @@ mod tests {
         ObjectInputs {
             address: format!("{kind}/ns/x"),
             api_version: "v1".into(),
-            kind: kind.into(),
+            kind,
             namespace: Some("ns".into()),
             name: "x".into(),
             desired,
@@ -460,7 +452,7 @@ mod tests {
     fn server_defaults_never_show_as_a_diff() {
         let live = with_defaults(sts(1));
         let c = classify(inputs(
-            "StatefulSet",
+            Kind::StatefulSet,
             Some(sts(1)),
             Some(live.clone()),
             DryRun::Ok(live),
@@ -473,7 +465,7 @@ mod tests {
     fn a_changed_field_is_an_update_with_a_reason() {
         let live = with_defaults(sts(1));
         let mut i = inputs(
-            "StatefulSet",
+            Kind::StatefulSet,
             Some(sts(2)),
             Some(live),
             DryRun::Ok(with_defaults(sts(2))),
@@ -493,7 +485,7 @@ mod tests {
             // A bystander that owns fields the drift did not touch is not named.
             {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:spec": {"f:podManagementPolicy": {}}}}]);
         let c = classify(inputs(
-            "StatefulSet",
+            Kind::StatefulSet,
             Some(sts(1)),
             Some(live),
             DryRun::Ok(with_defaults(sts(1))),
@@ -513,7 +505,7 @@ mod tests {
     #[test]
     fn a_storage_class_change_replaces_the_pvc_and_loses_data() {
         let c = classify(inputs(
-            "PersistentVolumeClaim",
+            Kind::PersistentVolumeClaim,
             Some(pvc("fast", "8Gi")),
             Some(pvc("standard", "8Gi")),
             DryRun::Invalid("field is immutable".into()),
@@ -529,7 +521,7 @@ mod tests {
     #[test]
     fn a_pvc_cannot_shrink() {
         let c = classify(inputs(
-            "PersistentVolumeClaim",
+            Kind::PersistentVolumeClaim,
             Some(pvc("s", "4Gi")),
             Some(pvc("s", "8Gi")),
             DryRun::Invalid("x".into()),
@@ -542,7 +534,7 @@ mod tests {
     #[test]
     fn growing_a_pvc_is_an_update() {
         let mut i = inputs(
-            "PersistentVolumeClaim",
+            Kind::PersistentVolumeClaim,
             Some(pvc("s", "16Gi")),
             Some(pvc("s", "8Gi")),
             DryRun::Ok(pvc("s", "16Gi")),
@@ -556,7 +548,7 @@ mod tests {
     #[test]
     fn objects_left_out_of_the_stack_are_pruned() {
         let c = classify(inputs(
-            "NetworkPolicy",
+            Kind::NetworkPolicy,
             None,
             Some(json!({"kind": "NetworkPolicy", "spec": {}})),
             DryRun::NotRun,
@@ -564,7 +556,7 @@ mod tests {
         assert_eq!(c.action, Action::Delete);
         assert_eq!(c.reason.as_deref(), Some("no longer in the stack"));
         let c = classify(inputs(
-            "PersistentVolumeClaim",
+            Kind::PersistentVolumeClaim,
             None,
             Some(pvc("s", "8Gi")),
             DryRun::NotRun,
@@ -575,7 +567,7 @@ mod tests {
     #[test]
     fn offline_plans_compare_hashes() {
         let mut i = inputs(
-            "ConfigMap",
+            Kind::ConfigMap,
             Some(json!({"kind": "ConfigMap"})),
             None,
             DryRun::NotRun,
@@ -590,10 +582,10 @@ mod tests {
 
     #[test]
     fn deletes_run_first_ray_cluster_first() {
-        let mk = |kind: &str, action| ResourceChange {
-            address: kind.into(),
+        let mk = |kind: Kind, action| ResourceChange {
+            address: kind.to_string(),
             api_version: "v1".into(),
-            kind: kind.into(),
+            kind,
             namespace: None,
             name: "x".into(),
             action,
@@ -608,17 +600,17 @@ mod tests {
             manifest: None,
         };
         let changes = vec![
-            mk("Namespace", Action::Create),
-            mk("StatefulSet", Action::Delete),
-            mk("RayCluster", Action::Delete),
-            mk("Secret", Action::Update),
+            mk(Kind::Namespace, Action::Create),
+            mk(Kind::StatefulSet, Action::Delete),
+            mk(Kind::RayCluster, Action::Delete),
+            mk(Kind::Secret, Action::Update),
         ];
         assert_eq!(execution_order(&changes), vec![2, 1, 0, 3]);
         // A switch to the embedded backend: the RayCluster is replaced before Redis is pruned.
         let changes = vec![
-            mk("StatefulSet", Action::Delete),
-            mk("PersistentVolumeClaim", Action::Delete),
-            mk("RayCluster", Action::Replace),
+            mk(Kind::StatefulSet, Action::Delete),
+            mk(Kind::PersistentVolumeClaim, Action::Delete),
+            mk(Kind::RayCluster, Action::Replace),
         ];
         assert_eq!(execution_order(&changes), vec![2, 0, 1]);
     }
@@ -634,7 +626,7 @@ mod tests {
             "spec": {"ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}],
                      "clusterIP": "10.96.0.1"}});
         let c = classify(inputs(
-            "Service",
+            Kind::Service,
             Some(desired.clone()),
             Some(live.clone()),
             DryRun::NotRun,
@@ -642,7 +634,7 @@ mod tests {
         assert_eq!(c.action, Action::NoOp, "{c:?}");
         let mut changed = desired;
         changed["spec"]["ports"][0]["port"] = json!(6380);
-        let mut i = inputs("Service", Some(changed), Some(live), DryRun::NotRun);
+        let mut i = inputs(Kind::Service, Some(changed), Some(live), DryRun::NotRun);
         i.desired_hash = Some("h2".into());
         assert_eq!(classify(i).action, Action::Update);
     }
@@ -650,7 +642,7 @@ mod tests {
     #[test]
     fn secret_values_never_appear() {
         let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {"password": "c2VjcmV0"}});
-        let c = classify(inputs("Secret", None, Some(live), DryRun::NotRun));
+        let c = classify(inputs(Kind::Secret, None, Some(live), DryRun::NotRun));
         assert_eq!(c.before.unwrap()["data"]["password"], json!("(sensitive)"));
     }
 }

@@ -336,7 +336,7 @@ mod tests {
         ResourceChange {
             address: "RayCluster/s/s".into(),
             api_version: "ray.io/v1".into(),
-            kind: "RayCluster".into(),
+            kind: Kind::RayCluster,
             namespace: Some("s".into()),
             name: "s".into(),
             action,

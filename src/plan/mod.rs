@@ -10,7 +10,7 @@ pub mod model;
 pub mod project;
 
 pub use compare::compare;
-pub use diff::{DryRun, FIELD_MANAGER, ObjectInputs, classify, execution_order, kind_rank};
+pub use diff::{DryRun, FIELD_MANAGER, ObjectInputs, classify, execution_order};
 pub use model::{
     Action, Binding, FORMAT_VERSION, Plan, PlanFileError, ResourceChange, Summary,
     looks_like_plan_file, read_plan_file, write_plan_file,

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kind::Kind;
+use crate::kind::{Kind, ObjectRef};
 use crate::preflight::{Finding, Severity};
 
 /// The plan format version; bump when a key changes meaning.
@@ -49,7 +49,7 @@ impl Action {
 pub struct ResourceChange {
     pub address: String,
     pub api_version: String,
-    pub kind: String,
+    pub kind: Kind,
     pub namespace: Option<String>,
     pub name: String,
     pub action: Action,
@@ -74,6 +74,18 @@ pub struct ResourceChange {
     /// The manifest apply sends (desired objects only; the Secret never carries values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Value>,
+}
+
+impl ResourceChange {
+    /// The object this change is about.
+    pub fn object(&self) -> ObjectRef {
+        ObjectRef {
+            api_version: self.api_version.clone(),
+            kind: self.kind,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

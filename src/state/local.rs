@@ -411,6 +411,7 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use super::super::tests::resource;
     use super::*;
+    use crate::kind::Kind;
 
     fn backend(dir: &tempfile::TempDir) -> LocalBackend {
         LocalBackend::new(dir.path().join(".raystack/prod.state.json"))
@@ -436,21 +437,12 @@ mod tests {
         fs::write(backend.path(), text).unwrap();
         let state = backend.read().unwrap().unwrap();
         assert_eq!((state.stack.as_str(), state.serial), ("prod", 7));
-        let kinds: Vec<String> = state.resources.iter().map(|r| r.kind.to_string()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "Namespace",
-                "StorageClass",
-                "Secret",
-                "ConfigMap",
-                "PersistentVolumeClaim",
-                "StatefulSet",
-                "Service",
-                "NetworkPolicy",
-                "RayCluster"
-            ]
-        );
+        let kinds: Vec<Kind> = state.resources.iter().map(|r| r.object.kind).collect();
+        assert_eq!(kinds, &Kind::ALL[..9]);
+        for r in &state.resources {
+            assert_eq!(r.address, r.object.address());
+            assert_eq!(r.object.api_version, r.object.kind.api_version());
+        }
         let mut written = serde_json::to_string_pretty(&state).unwrap();
         written.push('\n');
         assert_eq!(written, text);
@@ -471,13 +463,13 @@ mod tests {
 
         let mut state = State::new("prod");
         let lineage = state.lineage.clone();
-        state.upsert_resource(resource("Namespace", None, "ray"));
+        state.upsert_resource(resource(Kind::Namespace, None, "ray"));
         state.set_secret_fingerprint("redis-password", b"s3cret-value");
         lock.write(&mut state).unwrap();
         assert_eq!(state.serial, 1);
         assert_eq!(backend.read().unwrap().as_ref(), Some(&state));
 
-        state.upsert_resource(resource("Secret", Some("ray"), "redis"));
+        state.upsert_resource(resource(Kind::Secret, Some("ray"), "redis"));
         lock.write(&mut state).unwrap();
         lock.write(&mut state).unwrap();
         assert_eq!(state.serial, 3);
@@ -504,7 +496,7 @@ mod tests {
         );
 
         let first = state.clone();
-        state.upsert_resource(resource("Namespace", None, "ray"));
+        state.upsert_resource(resource(Kind::Namespace, None, "ray"));
         lock.write(&mut state).unwrap();
         let backup: State =
             serde_json::from_slice(&fs::read(backend.backup_path()).unwrap()).unwrap();

@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::kind::ObjectRef;
+
 pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
 pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
@@ -55,12 +57,13 @@ pub struct State {
 /// One Kubernetes object raystack applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {
-    /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects; see [`address`].
+    /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects; see
+    /// [`ObjectRef::address`].
     pub address: String,
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
+    /// Which object: serialized as the record's own `api_version`, `kind`, `namespace` and
+    /// `name` fields, as state files have always held them.
+    #[serde(flatten)]
+    pub object: ObjectRef,
     pub uid: String,
     pub resource_version: String,
     /// [`applied_hash`] of the manifest raystack applied.
@@ -189,14 +192,6 @@ impl State {
     }
 }
 
-/// The state address of an object: `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
-pub fn address(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(ns) => format!("{kind}/{ns}/{name}"),
-        None => format!("{kind}/{name}"),
-    }
-}
-
 /// Lowercase hex SHA-256 of `manifest` as canonical JSON (object keys sorted, no whitespace),
 /// so the same manifest hashes the same whatever order its keys were built in.
 pub fn applied_hash(manifest: &serde_json::Value) -> String {
@@ -282,18 +277,17 @@ fn write_entries<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::Kind;
     use serde_json::json;
 
-    pub(super) fn resource(kind: &str, ns: Option<&str>, name: &str) -> ResourceState {
+    pub(super) fn resource(kind: Kind, ns: Option<&str>, name: &str) -> ResourceState {
+        let object = ObjectRef::new(kind, ns, name);
         ResourceState {
-            address: address(kind, ns, name),
-            api_version: "v1".into(),
-            kind: kind.into(),
-            namespace: ns.map(Into::into),
-            name: name.into(),
+            address: object.address(),
+            object,
             uid: format!("uid-{name}"),
             resource_version: "1".into(),
-            applied_hash: applied_hash(&json!({ "kind": kind, "name": name })),
+            applied_hash: applied_hash(&json!({ "kind": kind.as_str(), "name": name })),
         }
     }
 
@@ -311,18 +305,12 @@ mod tests {
     }
 
     #[test]
-    fn addresses_name_scope() {
-        assert_eq!(address("Secret", Some("ray"), "redis"), "Secret/ray/redis");
-        assert_eq!(address("Namespace", None, "ray"), "Namespace/ray");
-    }
-
-    #[test]
     fn upsert_keeps_first_insertion_order_and_replaces_in_place() {
         let mut s = State::new("x");
-        s.upsert_resource(resource("Namespace", None, "ray"));
-        s.upsert_resource(resource("Secret", Some("ray"), "redis"));
-        s.upsert_resource(resource("StatefulSet", Some("ray"), "redis"));
-        let mut updated = resource("Secret", Some("ray"), "redis");
+        s.upsert_resource(resource(Kind::Namespace, None, "ray"));
+        s.upsert_resource(resource(Kind::Secret, Some("ray"), "redis"));
+        s.upsert_resource(resource(Kind::StatefulSet, Some("ray"), "redis"));
+        let mut updated = resource(Kind::Secret, Some("ray"), "redis");
         updated.resource_version = "42".into();
         s.upsert_resource(updated);
         let order: Vec<_> = s.resources.iter().map(|r| r.address.as_str()).collect();
@@ -335,7 +323,7 @@ mod tests {
             "42"
         );
         let removed = s.remove_resource("Secret/ray/redis").unwrap();
-        assert_eq!(removed.name, "redis");
+        assert_eq!(removed.object.name, "redis");
         assert!(s.resource("Secret/ray/redis").is_none());
         assert!(s.remove_resource("Secret/ray/redis").is_none());
         assert_eq!(s.resources.len(), 2);
@@ -418,7 +406,7 @@ mod tests {
     #[test]
     fn serialized_field_names_match_the_design() {
         let mut s = State::new("prod");
-        s.upsert_resource(resource("Secret", Some("ray"), "redis"));
+        s.upsert_resource(resource(Kind::Secret, Some("ray"), "redis"));
         s.set_secret_fingerprint("redis-password", b"v");
         let v = serde_json::to_value(&s).unwrap();
         for key in [

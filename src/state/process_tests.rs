@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::tests::resource;
 use super::{LocalBackend, State, StateError};
+use crate::kind::Kind;
 
 const CHILD_ENV: &str = "RAYSTACK_STATE_TEST_CHILD";
 const PATH_ENV: &str = "RAYSTACK_STATE_TEST_PATH";
@@ -30,7 +31,7 @@ fn child_process_entry() {
             let mut state = lock.read().unwrap().unwrap_or_else(|| State::new("crash"));
             // Enough records that a write spans many bytes and a torn file would show.
             for i in 0..40 {
-                state.upsert_resource(resource("ConfigMap", Some("ray"), &format!("cm-{i}")));
+                state.upsert_resource(resource(Kind::ConfigMap, Some("ray"), &format!("cm-{i}")));
             }
             lock.write(&mut state).unwrap();
             say("@@READY@@");

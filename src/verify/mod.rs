@@ -29,8 +29,8 @@ use serde_json::Value;
 
 use crate::cluster::live::{PodRef, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
-use crate::cluster::{Cluster, ClusterError, ObjectRef};
-use crate::kind::Kind;
+use crate::cluster::{Cluster, ClusterError};
+use crate::kind::{Kind, ObjectRef};
 use crate::stack::{GcsBackend, Stack};
 use jobs::Jobs;
 use preflight::{Preflight, Targets};

@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use super::jobs::{Jobs, brief};
 use super::report::{Disrupt, Finding, Level};
+use crate::cluster::Cluster;
 use crate::cluster::live::{PodRef, ServicePort, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
-use crate::cluster::{Cluster, ObjectRef};
-use crate::kind::Kind;
+use crate::kind::{Kind, ObjectRef};
 use crate::stack::{GcsBackend, Stack};
 
 /// The dashboard's port in the head container when the template names none.
@@ -79,7 +79,7 @@ pub fn targets_of(stack: &Stack) -> Targets {
             crate::render::render(stack)
                 .objects
                 .iter()
-                .find(|o| o.kind() == "RayCluster")
+                .find(|o| o.kind() == Kind::RayCluster)
                 .and_then(|o| {
                     o.manifest
                         .pointer("/spec/gcsFaultToleranceOptions")

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use raystack::state::{LocalBackend, ResourceState, State, address};
+use raystack::kind::{Kind, ObjectRef};
+use raystack::state::{LocalBackend, ResourceState, State};
 
 const STACK: &str = r#"
 [stack]
@@ -35,13 +36,11 @@ fn raystack(dir: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
         .assert()
 }
 
-fn record(state: &mut State, kind: &str, ns: Option<&str>, name: &str, uid: &str, rv: &str) {
+fn record(state: &mut State, kind: Kind, ns: Option<&str>, name: &str, uid: &str, rv: &str) {
+    let object = ObjectRef::new(kind, ns, name);
     state.upsert_resource(ResourceState {
-        address: address(kind, ns, name),
-        api_version: "v1".into(),
-        kind: kind.into(),
-        namespace: ns.map(Into::into),
-        name: name.into(),
+        address: object.address(),
+        object,
         uid: uid.into(),
         resource_version: rv.into(),
         applied_hash: "ab".repeat(32),
@@ -54,10 +53,10 @@ fn write_state(dir: &Path) -> String {
     let mut lock = backend.lock("apply").unwrap();
     let mut state = State::new("ray-local");
     state.lineage = "0b8e7f62-3c55-4c2a-9d0e-4c8f4f1e2a17".into();
-    record(&mut state, "Namespace", None, "ray-local", "u-1", "10");
+    record(&mut state, Kind::Namespace, None, "ray-local", "u-1", "10");
     record(
         &mut state,
-        "Secret",
+        Kind::Secret,
         Some("ray-local"),
         "ray-local-redis-auth",
         "u-22",

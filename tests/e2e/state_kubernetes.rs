@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use raystack::state::{
-    Backend, KubernetesBackend, LockHolder, ResourceState, State, StateError, address,
-};
+use raystack::kind::{Kind, ObjectRef};
+use raystack::state::{Backend, KubernetesBackend, LockHolder, ResourceState, State, StateError};
 use serde_json::json;
 
 use crate::support::Fake;
@@ -31,12 +30,10 @@ fn big_state(stack: &str, n: usize, tag: &str) -> State {
     let mut state = State::new(stack);
     for i in 0..n {
         let name = format!("cm-{i}");
+        let object = ObjectRef::new(Kind::ConfigMap, Some("ray"), &name);
         state.upsert_resource(ResourceState {
-            address: address("ConfigMap", Some("ray"), &name),
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("ray".into()),
-            name,
+            address: object.address(),
+            object,
             uid: uuid::Uuid::new_v4().to_string(),
             resource_version: tag.to_owned(),
             applied_hash: format!(

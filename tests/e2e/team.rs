@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use raystack::state::{LocalBackend, ResourceState, State, address};
+use raystack::kind::{Kind, ObjectRef};
+use raystack::state::{LocalBackend, ResourceState, State};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -54,12 +55,10 @@ fn write_local_state(path: &Path, n: usize) -> State {
     let mut state = State::new(NAME);
     for i in 0..n {
         let name = format!("cm-{i}");
+        let object = ObjectRef::new(Kind::ConfigMap, Some(NAME), &name);
         state.upsert_resource(ResourceState {
-            address: address("ConfigMap", Some(NAME), &name),
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some(NAME.into()),
-            name,
+            address: object.address(),
+            object,
             uid: uuid::Uuid::new_v4().to_string(),
             resource_version: i.to_string(),
             applied_hash: format!(
