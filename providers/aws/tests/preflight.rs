@@ -477,12 +477,12 @@ async fn empty_target_is_rejected_without_calls() {
 /// Against a moto server (`pip install 'moto[server]'`, `moto_server -p PORT`), when
 /// `RAYSTACK_MOTO_EKS_URL` names it: the real SDK round trip for a cluster moto creates. moto does
 /// not implement EKS add-on calls (it answers an HTML 404), so only the cluster checks are asserted.
+/// Ignored (and listed as such) unless run with `--ignored` and the variable set.
 #[tokio::test]
+#[ignore = "needs a moto server named by RAYSTACK_MOTO_EKS_URL"]
 async fn moto_cluster_round_trip_when_available() {
-    let Ok(url) = std::env::var("RAYSTACK_MOTO_EKS_URL") else {
-        eprintln!("RAYSTACK_MOTO_EKS_URL not set: moto round trip skipped");
-        return;
-    };
+    let url = std::env::var("RAYSTACK_MOTO_EKS_URL")
+        .expect("RAYSTACK_MOTO_EKS_URL names a running moto server (moto_server -p PORT)");
     let _env = env_for(Some(&url), true).await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-west-2"))
