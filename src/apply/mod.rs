@@ -302,6 +302,44 @@ async fn wait_gone(
     Ok(())
 }
 
+/// The progress lines of one wait: each new condition once, and a still-waiting line every
+/// [`REMIND`] so a slow wait is never silent.
+struct WaitLines {
+    start: Instant,
+    last: String,
+    last_report: Instant,
+}
+
+impl WaitLines {
+    fn new(start: Instant) -> Self {
+        WaitLines {
+            start,
+            last: String::new(),
+            last_report: Instant::now(),
+        }
+    }
+
+    fn report(&mut self, address: &str, message: String, progress: &mut dyn Progress) {
+        if message == self.last && self.last_report.elapsed() < REMIND {
+            return;
+        }
+        let shown = if message == self.last {
+            format!(
+                "{message} (still waiting after {}s)",
+                self.start.elapsed().as_secs()
+            )
+        } else {
+            message.clone()
+        };
+        progress.event(Event::Waiting {
+            address: address.to_string(),
+            message: shown,
+        });
+        self.last = message;
+        self.last_report = Instant::now();
+    }
+}
+
 /// Waits until a deleted RayCluster is gone. KubeRay's cleanup finalizer keeps it while the
 /// cleanup Job deletes its GCS state from Redis, so nothing of Redis may be touched before
 /// (DESIGN §7). Reports the finalizer and the Job as they progress; a failed Job is a warning
@@ -319,8 +357,7 @@ async fn wait_ray_cluster_gone(
         r.namespace.as_deref(),
         &cleanup_job_name(&r.name),
     );
-    let mut last = String::new();
-    let mut last_report = Instant::now();
+    let mut waiting = WaitLines::new(start);
     let mut job_failed_reported = false;
     while let Some(live) = cluster.get(r).await? {
         let finalizer = live
@@ -369,22 +406,7 @@ async fn wait_ray_cluster_gone(
                 last: format!("{message}; nothing of Redis was deleted"),
             });
         }
-        if message != last || last_report.elapsed() >= REMIND {
-            let shown = if message == last {
-                format!(
-                    "{message} (still waiting after {}s)",
-                    start.elapsed().as_secs()
-                )
-            } else {
-                message.clone()
-            };
-            progress.event(Event::Waiting {
-                address: r.address(),
-                message: shown,
-            });
-            last = message;
-            last_report = Instant::now();
-        }
+        waiting.report(&r.address(), message, progress);
         tokio::time::sleep(POLL).await;
     }
     Ok(())
@@ -433,8 +455,7 @@ async fn wait_ready(
     let r = c.object();
     let start = Instant::now();
     let timeout = wait_timeout();
-    let mut last = String::new();
-    let mut last_report = Instant::now();
+    let mut waiting = WaitLines::new(start);
     loop {
         let status = match cluster.get(&r).await? {
             None => Readiness::Waiting("not visible yet".into()),
@@ -479,24 +500,7 @@ async fn wait_ready(
                         last: message,
                     });
                 }
-                // Report each new condition, and a still-waiting line every 15 s so a slow
-                // wait is never silent.
-                if message != last || last_report.elapsed() >= REMIND {
-                    let shown = if message == last {
-                        format!(
-                            "{message} (still waiting after {}s)",
-                            start.elapsed().as_secs()
-                        )
-                    } else {
-                        message.clone()
-                    };
-                    progress.event(Event::Waiting {
-                        address: c.address.clone(),
-                        message: shown,
-                    });
-                    last = message;
-                    last_report = Instant::now();
-                }
+                waiting.report(&c.address, message, progress);
             }
         }
         tokio::time::sleep(POLL).await;
