@@ -139,6 +139,26 @@ impl<'a> Cx<'a> {
         (line, column)
     }
 
+    /// A diagnostic at `span`, keyed by its byte offset (diagnostics are sorted by it).
+    fn located(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: String,
+        help: Option<String>,
+    ) -> (usize, Diagnostic) {
+        let (line, column) = self.position(span.start);
+        let diagnostic = Diagnostic {
+            file: self.file.into(),
+            line,
+            column,
+            key: key.into(),
+            message,
+            help,
+        };
+        (span.start, diagnostic)
+    }
+
     fn push(
         &mut self,
         span: Range<usize>,
@@ -146,34 +166,14 @@ impl<'a> Cx<'a> {
         message: impl Into<String>,
         help: Option<String>,
     ) {
-        let (line, column) = self.position(span.start);
-        self.diags.push((
-            span.start,
-            Diagnostic {
-                file: self.file.into(),
-                line,
-                column,
-                key: key.into(),
-                message: message.into(),
-                help,
-            },
-        ));
+        let d = self.located(span, key, message.into(), help);
+        self.diags.push(d);
     }
 
     /// A located warning: valid, but probably not what the author meant.
     fn warn(&mut self, span: Range<usize>, key: &str, message: impl Into<String>, help: &str) {
-        let (line, column) = self.position(span.start);
-        self.warnings.push((
-            span.start,
-            Diagnostic {
-                file: self.file.into(),
-                line,
-                column,
-                key: key.into(),
-                message: message.into(),
-                help: Some(help.into()),
-            },
-        ));
+        let d = self.located(span, key, message.into(), Some(help.into()));
+        self.warnings.push(d);
     }
 
     fn error(
