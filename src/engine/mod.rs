@@ -20,13 +20,12 @@ mod apply;
 mod backend;
 mod connect;
 mod diff;
-pub mod observe;
+mod observe;
 mod prepare;
 mod state;
 mod verify;
 
 pub use apply::guard;
-pub use backend::{open as open_backend, refuse_unmigrated};
 pub use diff::{Diffed, diff_at_revision, diff_files};
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};
