@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,8 +211,8 @@ impl Drop for Redis {
     }
 }
 
-/// The head's ports, fixed for the whole drill (as a Kubernetes Service keeps them), all from
-/// the ephemeral range, away from Ray's default worker ports (10002–19999).
+/// The head's ports, fixed for the whole drill (as a Kubernetes Service keeps them), from
+/// `free_port`: below the kernel's ephemeral range, away from Ray's default worker ports.
 pub struct Ports {
     pub gcs: u16,
     pub dashboard: u16,
@@ -221,14 +221,8 @@ pub struct Ports {
 
 impl Ports {
     pub fn free() -> Ports {
-        // Hold every listener until all are chosen, so no two are the same.
-        let listeners: Vec<TcpListener> = (0..9)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let p: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
+        // Never two the same, and none the kernel gives a later `bind(0)` (see `free_port`).
+        let p: Vec<u16> = (0..9).map(|_| support::free_port()).collect();
         Ports {
             gcs: p[0],
             dashboard: p[1],

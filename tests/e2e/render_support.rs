@@ -49,12 +49,44 @@ pub fn redis_server_binary() -> PathBuf {
     path
 }
 
+/// A loopback port for a server a test starts later, by number (Redis, a Ray head's ports).
+///
+/// Not one the kernel hands out for `bind(0)`: a port taken that way and released is free for
+/// the next `bind(0)` too, so a `fake-apiserver` started in between (or by a test running in
+/// parallel) can get it, and the server the port was meant for then talks to the wrong process.
+/// (A Ray raylet once sent its runtime-env requests to a fake API server that way.) The ports
+/// come from below the kernel's ephemeral range (`ip_local_port_range`) and above Ray's default
+/// worker ports (10002–19999), each handed out once per test process, and only if it binds now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .min(32_768);
+    if high <= LOW + 100 {
+        // No room below the ephemeral range: fall back to the kernel's choice.
+        return TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    let span = high - LOW;
+    // Different test processes (and reruns) start at different places in the range.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{high}");
 }
 
 pub const PASSWORD: &str = "test-password-0123456789abcdef";
@@ -194,4 +226,28 @@ impl Drop for RedisProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port from `free_port` is never one the kernel could hand the next `bind(0)`: a
+/// `fake-apiserver` started later (they bind port 0) cannot take a Ray head's or Redis's port.
+#[test]
+fn free_ports_are_outside_the_kernels_ephemeral_range_and_distinct() {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    for p in &ports {
+        assert!((20_000..low).contains(p), "port {p} is not in 20000..{low}");
+    }
+    // Taken from the kernel now, for contrast: always in its range.
+    let kernel = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert!(kernel.local_addr().unwrap().port() >= low);
 }
