@@ -614,25 +614,3 @@ mod azure {
         );
     }
 }
-
-#[cfg(not(feature = "aws"))]
-#[test]
-fn a_build_without_the_aws_feature_says_the_cloud_checks_were_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = Fake::start(dir.path(), &[]);
-    let stack = write_stack(
-        dir.path(),
-        "[cluster]\nprovider = \"aws\"\nname = \"prod-eks\"\nregion = \"us-west-2\"\n",
-        "1.3.0",
-    );
-    let run = raystack(
-        dir.path(),
-        &fake.kubeconfig,
-        &["plan", stack.to_str().unwrap(), "--format", "json"],
-        &[],
-    );
-    assert_eq!(run.code, 0, "{run}");
-    let plan = json_plan(&run);
-    let f = finding(&plan, "provider-not-built");
-    assert_eq!(f["severity"], "warning");
-}

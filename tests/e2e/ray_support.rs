@@ -325,6 +325,11 @@ impl Head {
             .args(["--dashboard-host", "127.0.0.1"])
             .args(["--dashboard-port", &ports.dashboard.to_string()])
             .args(["--num-cpus", "1"])
+            // Neither takes part in the GCS's fault tolerance, and each is one more Python
+            // process starting on two shared cores: the autoscaler's monitor (KubeRay's head
+            // runs without it too when its autoscaler sidecar is on) and the log monitor, which
+            // streams worker logs to drivers (the probes print only from their drivers).
+            .args(["--no-monitor", "--include-log-monitor", "false"])
             .arg("--temp-dir")
             .arg(&self.temp);
         for (flag, port) in &ports.others {
