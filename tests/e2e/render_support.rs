@@ -57,9 +57,14 @@ pub fn redis_server_binary() -> PathBuf {
 /// (A Ray raylet once sent its runtime-env requests to a fake API server that way.) The ports
 /// come from below the kernel's ephemeral range (`ip_local_port_range`) and above Ray's default
 /// worker ports (10002–19999), each handed out once per test process, and only if it binds now.
+/// Test processes running side by side (`scripts/test` runs the real-Ray drills apart) never
+/// get the same port: each holds a lock on `$TMPDIR/raystack-test-ports/PORT` for every port it
+/// took, until it exits.
 pub fn free_port() -> u16 {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
     const LOW: u32 = 20_000;
     let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -74,15 +79,29 @@ pub fn free_port() -> u16 {
             .unwrap()
             .port();
     }
+    let locks = std::env::temp_dir().join("raystack-test-ports");
+    std::fs::create_dir_all(&locks).unwrap();
     let span = high - LOW;
     // Different test processes (and reruns) start at different places in the range.
     let start = std::process::id().wrapping_mul(7919) % span;
     for _ in 0..span {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = (LOW + (start + n) % span) as u16;
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(port.to_string()))
+        else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue; // another test process has it
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("0.0.0.0", port)).is_ok()
         {
+            HELD.lock().unwrap().push(file);
             return port;
         }
     }
@@ -246,6 +265,24 @@ fn free_ports_are_outside_the_kernels_ephemeral_range_and_distinct() {
     assert_eq!(distinct.len(), ports.len(), "{ports:?}");
     for p in &ports {
         assert!((20_000..low).contains(p), "port {p} is not in 20000..{low}");
+    }
+    // A port another process holds (here: its lock taken through another handle, as another
+    // test process would hold it) is skipped.
+    let next = ports.iter().max().unwrap() + 1;
+    let other = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(
+            std::env::temp_dir()
+                .join("raystack-test-ports")
+                .join(next.to_string()),
+        )
+        .unwrap();
+    let held_elsewhere = other.try_lock().is_ok();
+    let after = free_port();
+    if held_elsewhere {
+        assert_ne!(after, next, "a port locked elsewhere was handed out");
     }
     // Taken from the kernel now, for contrast: always in its range.
     let kernel = TcpListener::bind("127.0.0.1:0").unwrap();
