@@ -12,6 +12,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator. A plan is built from many small JSON values,
+/// strings and futures, allocated and freed on tokio's worker threads; with glibc's malloc,
+/// allocation and the page faults it caused were over half of the CPU of `plan` across many
+/// stacks (BENCHMARKS.md, "Offline planning of many stacks").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // kube and the cloud SDKs may bring different rustls crypto providers; pick one for the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
