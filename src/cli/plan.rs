@@ -53,7 +53,12 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     }
     let engine = args.cluster.engine();
     let planned = engine
-        .plan_many(&args.stacks, args.offline, usize::from(args.parallelism))
+        .plan_many(
+            &args.stacks,
+            args.offline,
+            usize::from(args.parallelism),
+            args.out.is_some() || args.out_dir.is_some(),
+        )
         .await;
     let single = args.stacks.len() == 1;
     let mut outcomes = Vec::new();

@@ -161,11 +161,17 @@ impl Engine {
     /// Plans every stack (`plan STACK...`), at most `parallelism` at once, and returns the
     /// results in the order given: a stack's error is its own result and does not hide the
     /// others'. Each plan's lock, if it took one, is released before it is returned.
+    ///
+    /// Without `keep_manifests` (no plan file will be saved) each change's `manifest`, the
+    /// object apply would send, is dropped as soon as its stack is planned: the review never
+    /// shows it, and on many stacks the copies held until the review is printed were most of
+    /// the command's memory and much of its CPU (the kernel zeroing fresh pages).
     pub async fn plan_many(
         &self,
         stacks: &[PathBuf],
         offline: bool,
         parallelism: usize,
+        keep_manifests: bool,
     ) -> Vec<anyhow::Result<Plan>> {
         futures::stream::iter(stacks)
             .map(|path| async move {
@@ -174,7 +180,13 @@ impl Engine {
                     if let Some(lock) = prepared.lock {
                         lock.release().await?;
                     }
-                    Ok::<_, anyhow::Error>(prepared.plan)
+                    let mut plan = prepared.plan;
+                    if !keep_manifests {
+                        for change in &mut plan.resource_changes {
+                            change.manifest = None;
+                        }
+                    }
+                    Ok::<_, anyhow::Error>(plan)
                 };
                 planned
                     .await
