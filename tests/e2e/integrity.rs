@@ -12,12 +12,6 @@ fn write_json(path: &std::path::Path, v: &Value) {
     std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
 }
 
-/// A whole output for a snapshot: the temporary directory and the fake's address replaced.
-fn scrub(env: &Env, text: &str) -> String {
-    text.replace(&env.dir.path().display().to_string(), "[DIR]")
-        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]")
-}
-
 /// A second stack `other` (namespace `other`) in the same directory.
 fn other_stack(env: &Env) -> std::path::PathBuf {
     let path = env.dir.path().join("other.toml");
@@ -50,7 +44,7 @@ fn another_stacks_state_is_refused_and_its_objects_are_untouched() {
         assert!(r.stdout.is_empty(), "{args:?} planned anyway: {r}");
         insta::assert_snapshot!(
             format!("another_stacks_state_{name}_stderr"),
-            scrub(&env, &r.stderr)
+            env.scrub(&r.stderr)
         );
     }
     for (path, name) in all_objects() {
@@ -79,7 +73,7 @@ fn a_state_from_another_lineage_or_an_older_serial_is_refused() {
     std::fs::write(env.state_path(), &old).unwrap();
     let r = env.plan(&[]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("state_went_backwards_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("state_went_backwards_stderr", env.scrub(&r.stderr));
     // Another lineage (a state recreated in place).
     let mut other = env.state();
     other["lineage"] = json!("00000000-0000-4000-8000-000000000000");
@@ -89,7 +83,7 @@ fn a_state_from_another_lineage_or_an_older_serial_is_refused() {
     assert_eq!(r.code, 1, "{r}");
     insta::assert_snapshot!(
         "state_of_another_lineage_stderr",
-        scrub(&env, &r.stderr).replace(&lineage, "[LINEAGE]")
+        env.scrub(&r.stderr).replace(&lineage, "[LINEAGE]")
     );
     // Accepting it on purpose: delete the marker.
     std::fs::write(env.state_path(), &old).unwrap();
@@ -113,7 +107,7 @@ fn destroy_reports_objects_deleted_out_of_band_and_drops_them() {
     assert!(code == 200 || code == 202, "{code} {body}");
     let r = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 0, "{r}");
-    insta::assert_snapshot!("destroy_out_of_band_stdout", scrub(&env, &r.stdout));
+    insta::assert_snapshot!("destroy_out_of_band_stdout", env.scrub(&r.stdout));
     assert!(env.state()["resources"].as_array().unwrap().is_empty());
 }
 
@@ -151,7 +145,7 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
         }
         insta::assert_snapshot!(
             format!("destroy_protect_volume_{protect}_stdout"),
-            scrub(&env, &r.stdout)
+            env.scrub(&r.stdout)
         );
     }
     // Apply's replacements need --allow-data-loss whatever protect_volume says.
@@ -171,7 +165,7 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
     assert_eq!(r.code, 1, "{r}");
     insta::assert_snapshot!(
         "apply_unprotected_shrink_refused_stderr",
-        scrub(&env, &r.stderr)
+        env.scrub(&r.stderr)
     );
 }
 
@@ -204,7 +198,7 @@ fn a_hand_edited_manifest_in_a_plan_file_is_refused() {
     let serial = env.state()["serial"].clone();
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("hand_edited_plan_refused_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("hand_edited_plan_refused_stderr", env.scrub(&r.stderr));
     assert_eq!(env.state()["serial"], serial);
     assert_eq!(raycluster_replicas(&env), 1);
     let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
@@ -233,7 +227,7 @@ fn a_plan_file_cannot_switch_off_the_data_loss_guard() {
     write_json(&planfile, &plan);
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("plan_file_data_loss_guard_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("plan_file_data_loss_guard_stderr", env.scrub(&r.stderr));
     assert_eq!(
         env.fake.get(&pvc).unwrap()["metadata"]["uid"],
         uid,
@@ -251,7 +245,7 @@ fn a_plan_file_cannot_choose_where_state_is_written() {
     write_json(&planfile, &plan);
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("plan_file_state_elsewhere_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("plan_file_state_elsewhere_stderr", env.scrub(&r.stderr));
     assert!(!elsewhere.exists());
     assert_eq!(raycluster_replicas(&env), 1);
 }
@@ -263,7 +257,7 @@ fn a_plan_file_is_refused_once_its_stack_file_changed() {
     env.write_stack(&stack_toml(&worker("cpu", 3), "", ""));
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("plan_file_stack_changed_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("plan_file_stack_changed_stderr", env.scrub(&r.stderr));
     // Unchanged again: the reviewed plan applies exactly.
     env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
@@ -310,7 +304,7 @@ fn a_password_changed_out_of_band_is_drift_and_apply_makes_redis_and_ray_agree()
 
     let r = env.plan(&[]);
     assert_eq!(r.code, 2, "{r}");
-    insta::assert_snapshot!("plan_password_drift_stdout", scrub(&env, &r.stdout));
+    insta::assert_snapshot!("plan_password_drift_stdout", env.scrub(&r.stdout));
     // Absence checks (no form of either password anywhere) stay `contains`: a snapshot would
     // pin the text, not prove the secret is missing from every part of it.
     for text in [&r.stdout, &r.stderr] {

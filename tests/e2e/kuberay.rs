@@ -35,12 +35,6 @@ fn change_lines(plan: &str, address: &str) -> String {
     out.join("\n")
 }
 
-/// A whole output for a snapshot: the temporary directory and the fake's address replaced.
-fn scrub(env: &Env, text: &str) -> String {
-    text.replace(&env.dir.path().display().to_string(), "[DIR]")
-        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]")
-}
-
 fn rc_address() -> String {
     format!("RayCluster/{NAME}/{NAME}")
 }
@@ -283,7 +277,7 @@ fn an_autoscaled_replicas_edit_is_reported_not_silent() {
     let plan = env.plan(&[]);
     // Nothing in the cluster changes, and the plan says why the edit does nothing.
     assert_eq!(plan.code, 0, "{plan}");
-    insta::assert_snapshot!("autoscaled_replicas_plan", scrub(&env, &plan.stdout));
+    insta::assert_snapshot!("autoscaled_replicas_plan", env.scrub(&plan.stdout));
 }
 
 #[test]
@@ -294,7 +288,7 @@ fn an_embedded_stack_validates_plans_applies_and_destroys() {
     assert_eq!(v.code, 0, "{v}");
     let plan = env.plan(&[]);
     assert_eq!(plan.code, 2, "{plan}");
-    insta::assert_snapshot!("embedded_plan", scrub(&env, &plan.stdout));
+    insta::assert_snapshot!("embedded_plan", env.scrub(&plan.stdout));
     env.apply();
     let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
     assert_eq!(
@@ -311,7 +305,7 @@ fn an_embedded_stack_validates_plans_applies_and_destroys() {
     // Retain: the RayCluster's delete keeps the GCS volume, so destroy says so and needs no flag.
     let d = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
     assert_eq!(d.code, 0, "{d}");
-    insta::assert_snapshot!("embedded_destroy_retain", scrub(&env, &d.stdout));
+    insta::assert_snapshot!("embedded_destroy_retain", env.scrub(&d.stdout));
     assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
 }
 
@@ -322,7 +316,7 @@ fn an_unprotected_embedded_volume_goes_with_the_raycluster_and_destroy_says_so()
     env.apply();
     let d = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
     assert_eq!(d.code, 0, "{d}");
-    insta::assert_snapshot!("embedded_destroy_unprotected", scrub(&env, &d.stdout));
+    insta::assert_snapshot!("embedded_destroy_unprotected", env.scrub(&d.stdout));
 }
 
 /// Whether `path` exists on the fake at `url` (a second client, for a watcher thread).

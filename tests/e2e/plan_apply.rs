@@ -8,9 +8,7 @@ use crate::support::*;
 /// Output with what differs from run to run replaced: the temp dir, the fake's address and
 /// the state's lineage (a random UUID).
 fn scrub(env: &Env, text: &str) -> String {
-    let mut text = text
-        .replace(&env.dir.path().display().to_string(), "[DIR]")
-        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]");
+    let mut text = env.scrub(text);
     if env.state_path().exists()
         && let Some(lineage) = env.state()["lineage"].as_str()
     {

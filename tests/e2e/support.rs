@@ -212,6 +212,13 @@ impl Env {
         std::fs::write(&self.stack, toml).unwrap();
     }
 
+    /// `text` with this test's temp directory as `[DIR]` and the fake's URL as `[FAKE]`, so a
+    /// whole output can be a snapshot.
+    pub fn scrub(&self, text: &str) -> String {
+        text.replace(&self.dir.path().display().to_string(), "[DIR]")
+            .replace(self.fake.url.trim_end_matches('/'), "[FAKE]")
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.dir
             .path()

@@ -33,12 +33,6 @@ fn state_secrets(env: &Env) -> Vec<String> {
     names
 }
 
-/// A whole output for a snapshot: the temporary directory and the fake's address replaced.
-fn scrub(env: &Env, text: &str) -> String {
-    text.replace(&env.dir.path().display().to_string(), "[DIR]")
-        .replace(env.fake.url.trim_end_matches('/'), "[FAKE]")
-}
-
 /// `raystack ARGS --kubeconfig <fake>` for commands whose kubeconfig flag `Env::cmd` omits.
 fn run_k(env: &Env, args: &[&str]) -> Run {
     let mut full: Vec<&str> = args.to_vec();
@@ -153,7 +147,7 @@ fn a_stack_switched_to_kubernetes_without_migrating_is_refused() {
     env.write_stack(&kubernetes_stack());
     let r = run_k(&env, &["state", "list", env.stack_arg()]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("unmigrated_local_state_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("unmigrated_local_state_stderr", env.scrub(&r.stderr));
 }
 
 #[test]
@@ -176,7 +170,7 @@ fn migrating_onto_an_existing_state_changes_nothing() {
     assert_eq!(r.code, 1, "{r}");
     insta::assert_snapshot!(
         "migrate_onto_existing_state_stderr",
-        scrub(&env, &r.stderr)
+        env.scrub(&r.stderr)
             .replace(&first.lineage, "[LINEAGE-1]")
             .replace(&second.lineage, "[LINEAGE-2]")
     );
@@ -265,7 +259,7 @@ fn force_unlock_on_kubernetes_needs_the_right_id_and_a_confirmation() {
         &["force-unlock", env.stack_arg(), "0f0e0d0c", "--force"],
     );
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("force_unlock_not_locked_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("force_unlock_not_locked_stderr", env.scrub(&r.stderr));
 }
 
 #[test]
@@ -277,7 +271,7 @@ fn force_unlock_on_the_local_backend_releases_a_hung_holder() {
     let r = env.run(&["force-unlock", env.stack_arg(), "nope", "--force"]);
     assert_eq!(r.code, 1, "{r}");
     // The holder (pid, host, start time) varies from run to run.
-    let text = scrub(&env, &r.stderr).replace(&id, "[LOCK-ID]");
+    let text = env.scrub(&r.stderr).replace(&id, "[LOCK-ID]");
     let (head, rest) = text.split_once("which is ").unwrap();
     let (_, tail) = rest.split_once(" (lock ID ").unwrap();
     insta::assert_snapshot!(
@@ -334,7 +328,7 @@ fn state_pull_needs_only_read_access() {
         ],
     );
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("migrate_read_only_forbidden_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("migrate_read_only_forbidden_stderr", env.scrub(&r.stderr));
 }
 
 /// Polls (bounded) until the fake holds `path`.
@@ -619,8 +613,8 @@ fn plan_with_read_only_credentials_reads_state_without_the_lock_and_says_so() {
         "fake-readonly",
     ]);
     assert_eq!(r.code, 0, "{r}");
-    insta::assert_snapshot!("plan_read_only_stdout", scrub(&env, &r.stdout));
-    insta::assert_snapshot!("plan_read_only_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("plan_read_only_stdout", env.scrub(&r.stdout));
+    insta::assert_snapshot!("plan_read_only_stderr", env.scrub(&r.stderr));
     // A change is planned too, with the same credentials.
     env.write_stack(&kubernetes_stack().replace("replicas = 1", "replicas = 2"));
     let r = env.run(&[
@@ -640,5 +634,5 @@ fn plan_with_read_only_credentials_reads_state_without_the_lock_and_says_so() {
         "fake-readonly",
     ]);
     assert_eq!(r.code, 1, "{r}");
-    insta::assert_snapshot!("apply_read_only_forbidden_stderr", scrub(&env, &r.stderr));
+    insta::assert_snapshot!("apply_read_only_forbidden_stderr", env.scrub(&r.stderr));
 }
