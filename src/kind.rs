@@ -331,6 +331,12 @@ impl ObjectRef {
         })
     }
 
+    /// The object a manifest raystack rendered describes. Every kind `crate::render` produces is
+    /// in the vocabulary (the render tests pin it), so this cannot fail on a rendered object.
+    pub fn of_rendered(manifest: &Value) -> Self {
+        Self::of(manifest).expect("a rendered object is of a known kind")
+    }
+
     /// `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
     pub fn address(&self) -> String {
         address(self.kind, self.namespace.as_deref(), &self.name)

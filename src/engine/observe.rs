@@ -45,12 +45,6 @@ fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
     }
 }
 
-/// The object a rendered manifest describes. Every kind raystack renders is in the vocabulary
-/// (the render tests pin it), so this cannot fail on what `crate::render` produced.
-fn desired_ref(d: &Value) -> ObjectRef {
-    ObjectRef::of(d).expect("a rendered object is of a known kind")
-}
-
 fn inputs_for(
     r: &ObjectRef,
     desired: Option<&Value>,
@@ -78,7 +72,10 @@ fn inputs_for(
 
 /// Tracked objects that are no longer desired, in state order.
 fn pruned(desired: &[Value], state: Option<&State>) -> Vec<ObjectRef> {
-    let wanted: Vec<String> = desired.iter().map(|d| desired_ref(d).address()).collect();
+    let wanted: Vec<String> = desired
+        .iter()
+        .map(|d| ObjectRef::of_rendered(d).address())
+        .collect();
     state
         .map(|s| s.resources.iter())
         .into_iter()
@@ -93,7 +90,7 @@ pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
     let mut plan = empty_plan(&i, true);
     for d in i.desired {
         plan.resource_changes.push(classify(inputs_for(
-            &desired_ref(d),
+            &ObjectRef::of_rendered(d),
             Some(d),
             i.state,
             true,
@@ -134,7 +131,7 @@ async fn observe_desired(
     state: Option<&State>,
     cluster: &Cluster,
 ) -> Result<ResourceChange, ClusterError> {
-    let r = desired_ref(d);
+    let r = ObjectRef::of_rendered(d);
     let mut inputs = inputs_for(&r, Some(d), state, false);
     let (live, dry_run) =
         futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await;
@@ -193,7 +190,7 @@ pub async fn plan_destroy(
     plan.destroy = true;
     let mut refs: Vec<ObjectRef> = pruned(&[], i.state);
     for d in i.desired {
-        let r = desired_ref(d);
+        let r = ObjectRef::of_rendered(d);
         if !refs.iter().any(|x| x.address() == r.address()) {
             refs.push(r);
         }
