@@ -10,6 +10,9 @@ use hyper::Method;
 pub const READ_ONLY_TOKEN: &str = "fake-readonly-token";
 pub const READ_ONLY_USER: &str = "fake-readonly";
 
+/// The user of the kubeconfig's `fake` context (any other bearer token), who may do anything.
+pub const ADMIN_USER: &str = "fake";
+
 /// The user a bearer token (the `Authorization` header's value) is restricted as, if any.
 pub fn read_only_user(authorization: Option<&str>) -> Option<&'static str> {
     let token = authorization?.strip_prefix("Bearer ")?.trim();

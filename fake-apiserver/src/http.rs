@@ -19,6 +19,8 @@ use std::time::Duration;
 
 pub struct Server {
     pub state: Mutex<State>,
+    /// `--audit-log-path`: every answered request is recorded here.
+    pub audit: Option<crate::audit::AuditLog>,
     pub latency: Duration,
     pub addr: String,
     /// `--service-proxy` routes for the services/proxy subresource.
@@ -127,6 +129,33 @@ fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
 }
 
 pub async fn handle(
+    server: Arc<Server>,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
+    let Some(audit) = server.audit.as_ref() else {
+        return respond(server, req).await;
+    };
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let authorization = header("authorization");
+    let user = match crate::authz::read_only_user(authorization.as_deref()) {
+        Some(user) => user,
+        None if authorization.is_some() => crate::authz::ADMIN_USER,
+        None => "system:anonymous",
+    };
+    let user_agent = header("user-agent").unwrap_or_default();
+    let resp = respond(server.clone(), req).await?;
+    audit.record(&method, &uri, user, &user_agent, resp.status().as_u16());
+    Ok(resp)
+}
+
+async fn respond(
     server: Arc<Server>,
     req: Request<Incoming>,
 ) -> Result<Resp, std::convert::Infallible> {

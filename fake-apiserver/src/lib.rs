@@ -33,6 +33,8 @@
 //!   controller reports not ready at once and recreates the pod, ready once the command exits 0.
 //! - Size limits: a request body over 3 MiB (413), Secret or ConfigMap data over 1 MiB (422), an object over
 //!   etcd's 1.5 MiB (500), as a real apiserver answers them.
+//! - An audit log (`--audit-log-path`): one `audit.k8s.io/v1` Event per request (verb, URI, user,
+//!   response code) as JSON lines, for tests that assert which requests a client made.
 //! - One RBAC rule: the kubeconfig's `fake-readonly` context carries a token that may only get, list and
 //!   watch (403 Forbidden otherwise, with the real message).
 //!
@@ -51,6 +53,7 @@
 //!   Acceptable, which it tolerates (it reads `/openapi/v3`, served in JSON, for everything it needs).
 
 mod admission;
+mod audit;
 mod authz;
 mod controllers;
 mod defaults;

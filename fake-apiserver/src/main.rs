@@ -52,6 +52,10 @@ struct Cli {
     /// The simulated cleanup Job fails (KubeRay drops its finalizer anyway).
     #[arg(long)]
     cleanup_job_fail: bool,
+    /// Write an audit log here: one JSON audit.k8s.io/v1 Event per request (verb, URI, user,
+    /// response code), as kube-apiserver's flag of the same name does.
+    #[arg(long, value_name = "PATH")]
+    audit_log_path: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -69,6 +73,7 @@ async fn main() -> Result<()> {
             delay: Duration::from_millis(cli.cleanup_job_delay_ms),
             fail: cli.cleanup_job_fail,
         },
+        audit_log: cli.audit_log_path,
     };
     let server = Server::bind(&opts).await?;
     server.write_kubeconfig(&cli.kubeconfig)?;

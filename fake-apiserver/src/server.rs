@@ -33,6 +33,8 @@ pub struct Options {
     pub on_pod_delete: Vec<crate::controllers::Hook>,
     /// How KubeRay's simulated Redis cleanup Job behaves when a RayCluster is deleted.
     pub cleanup_job: crate::controllers::CleanupJob,
+    /// Where to write the audit log (one JSON audit Event per request), if anywhere.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             service_proxy: Vec::new(),
             on_pod_delete: Vec::new(),
             cleanup_job: crate::controllers::CleanupJob::default(),
+            audit_log: None,
         }
     }
 }
@@ -64,6 +67,11 @@ pub enum Error {
     NoCrd { path: PathBuf },
     #[error("{path}: {message}")]
     CrdRejected { path: PathBuf, message: String },
+    #[error("opening the audit log {path}: {source}")]
+    AuditLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("seeding {0}")]
     Seed(&'static str),
     #[error("binding 127.0.0.1:{port}: {source}")]
@@ -102,8 +110,19 @@ impl Server {
             port: opts.port,
             source,
         })?;
+        let audit =
+            match &opts.audit_log {
+                Some(path) => Some(crate::audit::AuditLog::create(path).map_err(|source| {
+                    Error::AuditLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         let shared = Arc::new(http::Server {
             state: Mutex::new(st),
+            audit,
             latency: opts.latency,
             addr: addr.to_string(),
             proxy: opts.service_proxy.clone(),

@@ -31,8 +31,9 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// How many stacks to plan at once (each keeps its own requests concurrent too).
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    /// How many stacks to plan at once (each keeps its own requests concurrent too; one client
+    /// keeps at most 200 requests in flight per API server whatever N is).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
     #[command(flatten)]
     pub review: ReviewArgs,

@@ -126,6 +126,13 @@ fn status_text(code: u16) -> &'static str {
 /// The deadline of one API call (with its retries) when none is configured.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The most requests one client keeps in flight to its API server; more wait their turn (the
+/// wait counts against the call's deadline). kube-apiserver's default cap on concurrent
+/// mutating requests (`--max-mutating-requests-inflight`) is 200, and dry-run applies count
+/// against it; with priority and fairness the server queues what it cannot run, but one
+/// command still has no business asking for more at once.
+pub const MAX_IN_FLIGHT: usize = 200;
+
 /// The longest wait between two retries, whatever the server asks.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 
@@ -222,6 +229,8 @@ pub struct Cluster {
     pub deadline: Duration,
     /// Told about each retry.
     pub on_retry: Option<RetryObserver>,
+    /// Requests in flight, at most [`MAX_IN_FLIGHT`], shared by every clone of this cluster.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Connects using `kubeconfig` (else `$KUBECONFIG`, else `~/.kube/config`) and `context` (else
@@ -276,6 +285,7 @@ pub async fn connect_with_deadline(
         server,
         deadline,
         on_retry: None,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
     })
 }
 
@@ -331,7 +341,11 @@ impl Cluster {
         loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = match tokio::time::timeout(remaining, attempt()).await {
+            let one = async {
+                let _permit = self.in_flight.acquire().await;
+                attempt().await
+            };
+            let result = match tokio::time::timeout(remaining, one).await {
                 Ok(result) => result,
                 Err(_) => {
                     return Err(ClusterError::Timeout {

@@ -133,8 +133,33 @@ async fn observe_desired(
 ) -> Result<ResourceChange, ClusterError> {
     let r = ObjectRef::of_rendered(d);
     let mut inputs = inputs_for(&r, Some(d), state, false);
-    let (live, dry_run) =
-        futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await;
+    let tracked = inputs.prior_hash.is_some();
+    let (live, dry_run) = if tracked {
+        // Applied before: read it while the server dry-runs the apply (one round trip).
+        futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await
+    } else {
+        // Never applied (as far as state knows): most likely absent, and the dry-run says so.
+        // A server-side apply dry-run answers with the stored object's resourceVersion when
+        // the object exists and with none when the apply would create it (kube-apiserver's
+        // DryRunnableStorage: a dry-run update starts from the stored object, a dry-run
+        // create is never stored); 404 means its namespace or kind does not exist yet, so
+        // neither does it. Only when the dry-run shows the object, or cannot tell, is it
+        // read: one request per new object instead of two.
+        let dry_run = cluster.apply(d, FIELD_MANAGER, true).await;
+        let absent = match &dry_run {
+            Ok(v) => v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty),
+            Err(e) => e.code() == Some(404),
+        };
+        let live = if absent {
+            Ok(None)
+        } else {
+            cluster.get(&r).await
+        };
+        (live, dry_run)
+    };
     inputs.live = live?;
     inputs.dry_run = match dry_run {
         Ok(v) => DryRun::Ok(v),

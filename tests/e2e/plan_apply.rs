@@ -523,3 +523,114 @@ fn the_json_plan_has_the_documented_keys_and_lists_every_object() {
         );
     }
 }
+
+/// The requests the fake answered (its audit log) from line `from` on, each as
+/// `verb path (code)`, sorted: a plan sends its requests concurrently, so their order varies.
+fn audited(log: &std::path::Path, from: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .skip(from)
+        .map(|line| {
+            let e: Value = serde_json::from_str(line).unwrap();
+            let uri = e["requestURI"].as_str().unwrap();
+            let path = uri.split('?').next().unwrap();
+            let dry_run = if uri.contains("dryRun=All") {
+                " dry-run"
+            } else {
+                ""
+            };
+            format!(
+                "{}{dry_run} {path} ({})",
+                e["verb"].as_str().unwrap(),
+                e["responseStatus"]["code"]
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn audit_len(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log).unwrap().lines().count()
+}
+
+#[test]
+fn a_new_object_costs_one_dry_run_and_a_known_one_a_read_and_a_dry_run() {
+    let audit_dir = tempfile::tempdir().unwrap();
+    let log = audit_dir.path().join("audit.jsonl");
+    let env = Env::new(&["--audit-log-path", log.to_str().unwrap()]);
+    let n = NAME;
+    let discovery = [
+        "get /api/v1/namespaces/kube-system (200)".to_string(),
+        "get /apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io (200)"
+            .to_string(),
+        "list /apis/storage.k8s.io/v1/storageclasses (200)".to_string(),
+    ];
+    let objects = [
+        format!("/api/v1/namespaces/{n}"),
+        format!("/api/v1/namespaces/{n}/configmaps/{n}-redis-config"),
+        format!("/api/v1/namespaces/{n}/persistentvolumeclaims/{n}-redis-data"),
+        format!("/api/v1/namespaces/{n}/secrets/{n}-redis-auth"),
+        format!("/api/v1/namespaces/{n}/services/{n}-redis"),
+        format!("/apis/apps/v1/namespaces/{n}/statefulsets/{n}-redis"),
+        format!("/apis/networking.k8s.io/v1/namespaces/{n}/networkpolicies/{n}-redis"),
+        format!("/apis/ray.io/v1/namespaces/{n}/rayclusters/{n}"),
+    ];
+    let expect = |lines: Vec<String>| {
+        let mut all: Vec<String> = discovery.to_vec();
+        all.extend(lines);
+        all.sort();
+        all
+    };
+
+    // A new stack: each object's dry-run says it does not exist (its namespace does not
+    // either, so the namespaced ones answer 404); nothing is read.
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    let new_stack = expect(
+        objects
+            .iter()
+            .map(|p| {
+                let code = if p == &objects[0] { 201 } else { 404 };
+                format!("patch dry-run {p} ({code})")
+            })
+            .collect(),
+    );
+    assert_eq!(audited(&log, 0), new_stack);
+
+    // Applied: state knows every object, so each is read while its dry-run runs.
+    env.apply();
+    let from = audit_len(&log);
+    env.assert_no_changes();
+    let known = expect(
+        objects
+            .iter()
+            .flat_map(|p| [format!("get {p} (200)"), format!("patch dry-run {p} (200)")])
+            .collect(),
+    );
+    assert_eq!(audited(&log, from), known);
+
+    // State lost: the objects are unknown again, but each dry-run answers with the stored
+    // object's resourceVersion, so each is read after all, and the plan still sees them.
+    std::fs::remove_file(env.state_path()).unwrap();
+    let from = audit_len(&log);
+    let json = env.plan(&["--format", "json"]);
+    assert_eq!(audited(&log, from), known);
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    let actions: Vec<(&str, &str)> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.iter().all(|(_, a)| *a != "create"),
+        "objects that exist are never planned as created: {actions:?}"
+    );
+}

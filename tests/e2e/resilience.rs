@@ -112,3 +112,37 @@ fn a_readiness_timeout_is_reported_clearly_and_state_keeps_what_was_applied() {
         ]
     );
 }
+
+/// One command's client keeps at most `MAX_IN_FLIGHT` requests in flight to its API server. With
+/// every answer 300 ms away, one read more than that takes two rounds when the cap holds; without
+/// it all of them would be answered in about one.
+#[test]
+fn one_client_keeps_at_most_max_in_flight_requests_in_flight() {
+    use raystack::cluster::MAX_IN_FLIGHT;
+    use raystack::kind::{Kind, ObjectRef};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &["--latency-ms", "300"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (answers, elapsed) = rt.block_on(async {
+        let cluster = raystack::cluster::connect(Some(&fake.kubeconfig), None)
+            .await
+            .unwrap();
+        let absent = ObjectRef::new(Kind::ConfigMap, Some("default"), "absent");
+        let start = Instant::now();
+        let reads = (0..=MAX_IN_FLIGHT).map(|_| cluster.get(&absent));
+        let answers = futures::future::join_all(reads).await;
+        (answers, start.elapsed())
+    });
+    assert_eq!(answers.len(), MAX_IN_FLIGHT + 1);
+    assert!(answers.iter().all(|a| matches!(a, Ok(None))), "{answers:?}");
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "{} reads were answered in {elapsed:?}: more than {MAX_IN_FLIGHT} were in flight at once",
+        MAX_IN_FLIGHT + 1
+    );
+}

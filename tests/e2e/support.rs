@@ -56,6 +56,7 @@ pub fn options(flags: &[&str]) -> Options {
                 o.cleanup_job.delay = Duration::from_millis(value().parse().unwrap())
             }
             "--cleanup-job-fail" => o.cleanup_job.fail = true,
+            "--audit-log-path" => o.audit_log = Some(PathBuf::from(value())),
             other => panic!("unknown fake-apiserver flag {other}"),
         }
     }
