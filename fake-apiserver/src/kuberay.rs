@@ -54,10 +54,15 @@ fn job_finished(job: &Value) -> bool {
 
 /// One pass of the controller over every RayCluster.
 pub fn tick(st: &mut State) {
+    // Runs around every request: only the clusters with work to do are copied (one that is
+    // being deleted, or a Redis one without the finalizer yet), never every RayCluster.
     let clusters: Vec<(Key, Value)> = st
-        .objects
-        .iter()
-        .filter(|((g, p, _, _), _)| g == "ray.io" && p == "rayclusters")
+        .of_kind("ray.io", "rayclusters")
+        .filter(|(_, s)| {
+            let rc = &s.obj;
+            get(rc, &["metadata", "deletionTimestamp"]).is_some()
+                || (redis_ft(rc) && !finalizers(rc).iter().any(|f| f == CLEANUP_FINALIZER))
+        })
         .map(|(k, s)| (k.clone(), s.obj.clone()))
         .collect();
     for (k, rc) in clusters {

@@ -32,6 +32,17 @@ pub struct State {
     /// How the simulated KubeRay cleanup Job behaves, and when each running one finishes.
     pub cleanup_job: CleanupJob,
     pub cleanup_due: BTreeMap<Key, std::time::Instant>,
+    /// What the simulated controllers last found: nothing to do until the store changes or the
+    /// next readiness is due (`readiness::tick`).
+    pub quiet: Option<Quiet>,
+}
+
+/// The simulated controllers have nothing to do until the store changes (`rv` moves on) or
+/// `next_due` passes.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet {
+    pub rv: u64,
+    pub next_due: Option<Instant>,
 }
 
 impl State {
@@ -47,6 +58,7 @@ impl State {
             lifecycle: Default::default(),
             cleanup_job: CleanupJob::default(),
             cleanup_due: BTreeMap::new(),
+            quiet: None,
         }
     }
 
@@ -97,11 +109,28 @@ impl State {
         format!("10.244.{}.{}", n / 250, n % 250 + 1)
     }
 
+    /// The stored objects of one resource (every namespace), in key order. Keys sort by group and
+    /// plural first, so this is a range of the map, not a scan of every object: the simulated
+    /// controllers list their kinds around every request.
+    pub fn of_kind<'a, 'k>(
+        &'a self,
+        group: &'k str,
+        plural: &'k str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Stored)> + use<'a, 'k> {
+        let from = (
+            group.to_string(),
+            plural.to_string(),
+            String::new(),
+            String::new(),
+        );
+        self.objects
+            .range(from..)
+            .take_while(move |((g, p, _, _), _)| g == group && p == plural)
+    }
+
     /// The default StorageClass (annotation `storageclass.kubernetes.io/is-default-class: "true"`), newest first.
     pub fn default_storage_class(&self) -> Option<String> {
-        self.objects
-            .iter()
-            .filter(|((g, p, _, _), _)| g == "storage.k8s.io" && p == "storageclasses")
+        self.of_kind("storage.k8s.io", "storageclasses")
             .filter(|(_, s)| {
                 get_str(
                     &s.obj,
@@ -132,9 +161,8 @@ impl State {
 
     /// Objects of one resource in a namespace ("" = all / cluster scope).
     pub fn list(&self, group: &str, plural: &str, ns: &str) -> Vec<(Key, &Value)> {
-        self.objects
-            .iter()
-            .filter(|((g, p, n, _), _)| g == group && p == plural && (ns.is_empty() || n == ns))
+        self.of_kind(group, plural)
+            .filter(|((_, _, n, _), _)| ns.is_empty() || n == ns)
             .map(|(k, s)| (k.clone(), &s.obj))
             .collect()
     }

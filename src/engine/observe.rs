@@ -52,11 +52,14 @@ fn inputs_for(
     offline: bool,
 ) -> ObjectInputs {
     let address = r.address();
+    let prior_hash = state
+        .and_then(|s| s.resource(&address))
+        .map(|x| x.applied_hash.clone());
     ObjectInputs {
-        prior_hash: state
-            .and_then(|s| s.resource(&address))
-            .map(|x| x.applied_hash.clone()),
-        desired_hash: desired.map(applied_hash),
+        // Only ever compared with the prior hash: an object state does not know is not hashed
+        // (canonical JSON and SHA-256 of every object of every new stack, for nothing).
+        desired_hash: desired.filter(|_| prior_hash.is_some()).map(applied_hash),
+        prior_hash,
         prior_manifest: state.and_then(|s| s.manifest(&address)).cloned(),
         address,
         api_version: r.api_version.clone(),

@@ -113,12 +113,7 @@ fn build(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
             Style::Text { color } => text_table(outcomes, &opts.title, color),
         });
     }
-    let mut sections = Sections {
-        outcomes,
-        style,
-        single,
-        cache: vec![Default::default(); outcomes.len()],
-    };
+    let mut sections = Sections::new(outcomes, style, single);
     let mut levels = vec![Detail::Full; outcomes.len()];
     let size = |levels: &[Detail], sections: &mut Sections| {
         let body: usize = levels
@@ -164,7 +159,49 @@ struct Sections<'a> {
     cache: Vec<[Option<String>; 4]>,
 }
 
-impl Sections<'_> {
+/// Below this many stacks the full sections are rendered on the calling thread.
+const PARALLEL_SECTIONS: usize = 16;
+
+impl<'a> Sections<'a> {
+    /// Every stack's full section is needed (printed, or measured before shrinking), so with many
+    /// stacks they are rendered up front on every core, in order: rendered one after another at
+    /// the end of a 100-stack plan they were a tenth of its CPU on one thread (BENCHMARKS.md).
+    fn new(outcomes: &'a [Outcome], style: Style, single: bool) -> Self {
+        let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); outcomes.len()];
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if outcomes.len() >= PARALLEL_SECTIONS && threads > 1 {
+            let chunk = outcomes.len().div_ceil(threads);
+            let full: Vec<String> = std::thread::scope(|scope| {
+                let parts: Vec<_> = outcomes
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|o| render_section(o, Detail::Full, style, single))
+                                .collect::<Vec<String>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|part| {
+                        part.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            });
+            for (slot, text) in cache.iter_mut().zip(full) {
+                slot[Detail::Full as usize] = Some(text);
+            }
+        }
+        Sections {
+            outcomes,
+            style,
+            single,
+            cache,
+        }
+    }
+
     fn get(&mut self, i: usize, level: Detail) -> &str {
         let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
         self.cache[i][level as usize]

@@ -39,7 +39,8 @@ pub struct ObjectInputs {
     pub dry_run: DryRun,
     /// The hash state recorded for the last manifest raystack applied.
     pub prior_hash: Option<String>,
-    /// The hash of `desired` (same function as state's `applied_hash`).
+    /// The hash of `desired` (same function as state's `applied_hash`); only compared with
+    /// `prior_hash`, so it may be `None` when there is no prior hash.
     pub desired_hash: Option<String>,
     /// The manifest state recorded as last applied (states written before manifests were
     /// recorded have none). Offline plans compare `desired` with it.
