@@ -112,12 +112,19 @@ fn ordered_meta(meta: Map<String, Value>, entries: &[Entry]) -> Map<String, Valu
     out
 }
 
-fn without(v: &Value, keys: &[&str]) -> Value {
-    let mut m = v.as_object().cloned().unwrap_or_default();
-    for k in keys {
-        m.remove(*k);
-    }
-    Value::Object(m)
+/// Whether objects `a` and `b` are equal apart from their top-level `keys`, without copying
+/// either (every write compares the candidate with the stored object this way).
+fn eq_except(a: &Value, b: &Value, keys: &[&str]) -> bool {
+    let empty = Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let kept = |m: &Map<String, Value>| m.keys().filter(|k| !keys.contains(&k.as_str())).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !keys.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// The field-ownership type of a kind: its CRD schema at the storage version, or the built-in rules.
@@ -235,24 +242,20 @@ pub fn finish(live: Option<&Value>, cand: &mut Value, entries: &[Entry]) -> Fini
         .and_then(|l| get(l, &["metadata", "generation"]))
         .and_then(Value::as_i64)
         .unwrap_or(1);
-    let spec_changed = live.is_some_and(|l| {
-        without(l, &["metadata", "status", "apiVersion"])
-            != without(cand, &["metadata", "status", "apiVersion"])
-    });
+    let spec_changed =
+        live.is_some_and(|l| !eq_except(l, cand, &["metadata", "status", "apiVersion"]));
     let mut m = cand["metadata"].as_object().cloned().unwrap_or_default();
     if spec_changed {
         m.insert("generation".into(), json!(gen_live + 1));
     }
     cand["metadata"] = Value::Object(ordered_meta(m, entries));
     let noop = live.is_some_and(|l| {
-        let strip_mf = |v: &Value| {
-            let mut v = without(v, &["apiVersion"]);
-            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("managedFields");
-            }
-            v
-        };
-        strip_mf(l) == strip_mf(cand) && ssa::same_ownership(&ssa::parse_managed(l), entries)
+        fn meta(v: &Value) -> &Value {
+            v.get("metadata").unwrap_or(&Value::Null)
+        }
+        eq_except(l, cand, &["apiVersion", "metadata"])
+            && eq_except(meta(l), meta(cand), &["managedFields"])
+            && ssa::same_ownership(&ssa::parse_managed(l), entries)
     });
     Finished { spec_changed, noop }
 }

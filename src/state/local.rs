@@ -127,9 +127,7 @@ impl StateLock {
     pub fn read(&self) -> Result<Option<State>, StateError> {
         let state = read_state(&self.path)?;
         if let Some(s) = &state {
-            super::seen::check(&self.path, s)?;
-            // Only memory: failing to write it must not fail the command.
-            let _ = super::seen::record(&self.path, s);
+            super::seen::check_and_remember(&self.path, s)?;
         }
         Ok(state)
     }
@@ -446,6 +444,44 @@ mod tests {
         let mut written = serde_json::to_string_pretty(&state).unwrap();
         written.push('\n');
         assert_eq!(written, text);
+    }
+
+    /// Reading a state the marker already remembers leaves the marker alone: rewriting it
+    /// (a temp file, fsync, rename) on every read was a tenth of planning many applied stacks.
+    #[cfg(unix)]
+    #[test]
+    fn reading_a_state_already_seen_does_not_rewrite_the_seen_marker() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        state.upsert_resource(resource(Kind::Namespace, None, "ray"));
+        lock.write(&mut state).unwrap();
+        drop(lock);
+        let marker = super::super::seen_path(backend.path());
+        let inode = || fs::metadata(&marker).unwrap().ino();
+        let written = inode();
+        assert_eq!(
+            backend.lock("plan").unwrap().read().unwrap(),
+            Some(state.clone())
+        );
+        assert_eq!(backend.read().unwrap(), Some(state.clone()));
+        assert_eq!(inode(), written, "the marker was rewritten by a read");
+
+        // A newer serial written elsewhere (another machine's apply) is remembered on read.
+        let mut newer = state.clone();
+        newer.serial += 1;
+        let mut text = serde_json::to_string_pretty(&newer).unwrap();
+        text.push('\n');
+        fs::write(backend.path(), text).unwrap();
+        assert_eq!(
+            backend.lock("plan").unwrap().read().unwrap(),
+            Some(newer.clone())
+        );
+        assert_ne!(inode(), written, "a newer serial was not remembered");
+        let seen: serde_json::Value = serde_json::from_slice(&fs::read(&marker).unwrap()).unwrap();
+        assert_eq!(seen["serial"], newer.serial);
     }
 
     #[test]

@@ -289,6 +289,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// This machine's name, for telling users where a lock holder runs.
 pub(super) fn hostname() -> String {
+    // Read once per process: a many-stack plan takes one lock per stack.
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(read_hostname).clone()
+}
+
+fn read_hostname() -> String {
     let from_file = |path: &str| {
         std::fs::read_to_string(path)
             .ok()

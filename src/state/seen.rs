@@ -33,11 +33,35 @@ pub(super) fn read(path: &Path) -> Option<Seen> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Refuses `state` (just read from `path`) when it is not the state last seen there.
-pub(super) fn check(path: &Path, state: &State) -> Result<(), StateError> {
-    let Some(seen) = read(path) else {
-        return Ok(());
+/// Refuses `state` (just read from `path`) when it is not the state last seen there, else
+/// remembers it, unless the marker already does (a read must not cost a write and an fsync).
+pub(super) fn check_and_remember(path: &Path, state: &State) -> Result<(), StateError> {
+    let seen = read(path);
+    if let Some(seen) = &seen {
+        check_against(path, seen, state)?;
+    }
+    let now = Seen {
+        lineage: state.lineage.clone(),
+        serial: state.serial,
     };
+    if seen.as_ref() != Some(&now) {
+        // Only memory: failing to write it must not fail the command.
+        let _ = record(path, state);
+    }
+    Ok(())
+}
+
+/// Refuses `state` (just read from `path`) when it is not the state last seen there.
+#[cfg(test)]
+pub(super) fn check(path: &Path, state: &State) -> Result<(), StateError> {
+    match read(path) {
+        Some(seen) => check_against(path, &seen, state),
+        None => Ok(()),
+    }
+}
+
+fn check_against(path: &Path, seen: &Seen, state: &State) -> Result<(), StateError> {
+    let seen = seen.clone();
     if seen.lineage != state.lineage {
         return Err(StateError::LineageChanged {
             path: path.to_owned(),
