@@ -391,6 +391,18 @@ impl Cluster {
         }
     }
 
+    /// Requests for `r`'s collection. Objects are read and applied as plain JSON values: a
+    /// typed `DynamicObject` (its metadata parsed field by field, the rest through serde's
+    /// flatten) would be parsed only to be turned back into a value.
+    fn request(&self, r: &ObjectRef) -> kube::core::Request {
+        let ar = api_resource(r);
+        let ns = match (r.kind.namespaced(), &r.namespace) {
+            (true, Some(ns)) => Some(ns.as_str()),
+            _ => None,
+        };
+        kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns))
+    }
+
     fn api(&self, r: &ObjectRef) -> Api<DynamicObject> {
         let ar = api_resource(r);
         match (r.kind.namespaced(), &r.namespace) {
@@ -416,12 +428,15 @@ impl Cluster {
 
     /// The live object, or `None` when it does not exist.
     pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, ClusterError> {
-        let api = self.api(r);
-        match self
-            .call("read", &r.address(), || api.get_opt(&r.name))
-            .await
-        {
-            Ok(obj) => Ok(obj.map(|o| serde_json::to_value(o).expect("objects serialize"))),
+        let request = self.request(r);
+        let read = || async {
+            let req = request
+                .get(&r.name, &Default::default())
+                .map_err(kube::Error::BuildRequest)?;
+            self.client.request::<Value>(req).await
+        };
+        match self.call("read", &r.address(), read).await {
+            Ok(obj) => Ok(Some(obj)),
             Err(ClusterError::Api { code: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -436,16 +451,20 @@ impl Cluster {
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
         let r = ObjectRef::of(manifest)?;
-        let api = self.api(&r);
+        let request = self.request(&r);
         let mut params = PatchParams::apply(manager).force();
         if dry_run {
             params = params.dry_run();
         }
         let verb = if dry_run { "dry-run apply" } else { "apply" };
         let patch = Patch::Apply(manifest);
-        self.call(verb, &r.address(), || api.patch(&r.name, &params, &patch))
-            .await
-            .map(|o| serde_json::to_value(o).expect("objects serialize"))
+        let send = || async {
+            let req = request
+                .patch(&r.name, &params, &patch)
+                .map_err(kube::Error::BuildRequest)?;
+            self.client.request::<Value>(req).await
+        };
+        self.call(verb, &r.address(), send).await
     }
 
     /// Names of the pods in `namespace` whose spec (the pod object's `data`) satisfies
