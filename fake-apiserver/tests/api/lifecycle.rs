@@ -3,9 +3,7 @@
 //! 503 answers) and pod delete hooks (a command per deleted pod; the controller recreates the
 //! pod, ready only once the command has exited 0).
 
-mod common;
-
-use common::{CRD_V130, Fake, crds};
+use crate::common::{CRD_V130, Fake, crds};
 use fake_apiserver::{Options, PodHook, ProxyRoute};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};

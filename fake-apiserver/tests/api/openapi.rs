@@ -1,9 +1,7 @@
 //! The OpenAPI documents kubectl reads (`/openapi/v3`, its group-version documents, `/openapi/v2`) and
 //! request bodies in Kubernetes protobuf, as kubectl's typed clients send them.
 
-mod common;
-
-use common::{CRD_V130, Fake, crds};
+use crate::common::{CRD_V130, Fake, crds};
 use serde_json::{Value, json};
 
 /// The operations of `doc` at `path`, or panics with the paths there are.

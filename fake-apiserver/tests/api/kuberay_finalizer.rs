@@ -2,9 +2,7 @@
 //! while it is on (deletionTimestamp, pods removed, the cleanup Job), and how it goes (Job
 //! complete, or failed: dropped anyway).
 
-mod common;
-
-use common::{CRD_V122, CRD_V130, Fake, crds};
+use crate::common::{CRD_V122, CRD_V130, Fake, crds};
 use fake_apiserver::Options;
 use fake_apiserver::kuberay::{CLEANUP_FINALIZER, CleanupJob};
 use serde_json::{Value, json};

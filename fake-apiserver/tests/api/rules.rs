@@ -1,8 +1,6 @@
 //! Validation, immutable fields, server defaults and error bodies.
 
-mod common;
-
-use common::Fake;
+use crate::common::Fake;
 use fake_apiserver::Options;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -24,7 +22,7 @@ fn sc(name: &str, mode: &str, params: Value, expand: bool) -> Value {
         "allowVolumeExpansion": expand})
 }
 
-fn assert_invalid(r: &common::Resp, needle: &str) {
+fn assert_invalid(r: &crate::common::Resp, needle: &str) {
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.body["kind"], "Status");
     assert_eq!(r.body["reason"], "Invalid");

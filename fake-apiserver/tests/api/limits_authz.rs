@@ -2,10 +2,8 @@
 //! resourceVersion preconditions on Leases and Secrets (409), and the read-only token's RBAC rule
 //! (403 on any write, reads allowed).
 
-mod common;
-
+use crate::common::Fake;
 use base64::Engine as _;
-use common::Fake;
 use fake_apiserver::READ_ONLY_TOKEN;
 use serde_json::{Value, json};
 
@@ -119,7 +117,12 @@ fn lease_writes_with_a_stale_resource_version_are_409_conflicts() {
     assert_eq!(fake.get(&format!("{LEASES}/lock")).status, 200);
 }
 
-fn as_read_only(fake: &Fake, method: &str, path: &str, body: Option<&Value>) -> common::Resp {
+fn as_read_only(
+    fake: &Fake,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> crate::common::Resp {
     let auth = format!("Bearer {READ_ONLY_TOKEN}");
     let mut headers = vec![
         ("Accept", "application/json"),
@@ -130,7 +133,7 @@ fn as_read_only(fake: &Fake, method: &str, path: &str, body: Option<&Value>) -> 
     }
     let text = body.map(Value::to_string).unwrap_or_default();
     let r = fake.server.request(method, path, &headers, text.as_bytes());
-    common::Resp {
+    crate::common::Resp {
         status: r.status,
         body: r.json(),
         headers: r.headers,

@@ -1,9 +1,7 @@
 //! Whole-server behaviour: discovery, kubectl, CRDs, readiness simulation, status subresource, namespace
 //! cascade delete, latency and the kubeconfig.
 
-mod common;
-
-use common::{CRD_V122, CRD_V130, Fake, crds};
+use crate::common::{CRD_V122, CRD_V130, Fake, crds};
 use fake_apiserver::Options;
 use serde_json::{Value, json};
 use std::process::Command;

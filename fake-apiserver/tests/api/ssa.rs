@@ -1,9 +1,7 @@
 //! Server-side apply behaviour: dry run, managed fields, removal of dropped fields, merge by key,
 //! no-op applies, conflicts and force, Update operations.
 
-mod common;
-
-use common::{Fake, managed};
+use crate::common::{Fake, managed};
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";

@@ -1,0 +1,13 @@
+//! fake-apiserver's integration tests, one test binary (one link instead of eight): each module
+//! drives a server started in-process through `common` (or the real kubectl, `kubectl`).
+
+mod common;
+
+mod cluster;
+mod kubectl;
+mod kuberay_finalizer;
+mod lifecycle;
+mod limits_authz;
+mod openapi;
+mod rules;
+mod ssa;
