@@ -47,16 +47,35 @@ pub(super) async fn connect(
     Ok((cluster, identity))
 }
 
-type Cell = Arc<tokio::sync::Mutex<Option<(Cluster, String)>>>;
+/// The outcome of connecting to one cluster, shared by the command's stacks.
+type Connected = Result<(Cluster, String), Arc<anyhow::Error>>;
+type Cell = Arc<tokio::sync::Mutex<Option<Connected>>>;
 /// A cluster as a command names it: (kubeconfig, context).
 type Key = (Option<PathBuf>, Option<String>);
 
-/// One client per (kubeconfig, context) for the whole command; later stacks get a clone. Only a
-/// client that connected is kept: a stack that fails to connect reports the whole error, and
-/// the next stack tries again.
+/// One client per (kubeconfig, context) for the whole command; later stacks get a clone. A
+/// cluster that could not be reached is not tried again in the same command: every stack that
+/// names it reports the same error at once. Tried again per stack, an API server that never
+/// answers made each stack wait out the request deadline in turn.
 #[derive(Default)]
 pub(super) struct Connections {
     cells: Mutex<HashMap<Key, Cell>>,
+}
+
+/// A connection error, as each stack that shares it reports it (the same causes, in order).
+#[derive(Debug)]
+struct Shared(Arc<anyhow::Error>);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&**self.0, f)
+    }
+}
+
+impl std::error::Error for Shared {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl Connections {
@@ -77,11 +96,16 @@ impl Connections {
             .or_default()
             .clone();
         let mut slot = cell.lock().await;
-        if let Some(found) = slot.as_ref() {
-            return Ok(found.clone());
-        }
-        let found = connect(target, &engine.notify, None, context).await?;
-        *slot = Some(found.clone());
-        Ok(found)
+        let connected = match slot.as_ref() {
+            Some(connected) => connected.clone(),
+            None => {
+                let connected = connect(target, &engine.notify, None, context)
+                    .await
+                    .map_err(Arc::new);
+                *slot = Some(connected.clone());
+                connected
+            }
+        };
+        connected.map_err(|err| anyhow::Error::new(Shared(err)))
     }
 }

@@ -287,3 +287,47 @@ fn a_dropped_connection_prints_its_cause_once() {
         "{r}"
     );
 }
+
+/// Stacks of one command that share a cluster share its failure: with an API server that never
+/// answers, the first stack waits out the deadline and the others report the same error at
+/// once, instead of each waiting out the deadline in turn.
+#[test]
+fn stacks_that_share_an_unreachable_cluster_wait_out_its_deadline_once() {
+    let env = Env::new(&[]);
+    let (proxy, kc) = proxied(&env);
+    proxy.push(Rule::new(None, "/", Fault::Blackhole));
+    let stacks: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let toml = stack_toml(&worker("cpu", 1), "", "")
+                .replace(&format!("name = \"{NAME}\""), &format!("name = \"{name}\""))
+                .replace(
+                    &format!("namespace = \"{NAME}\""),
+                    &format!("namespace = \"{name}\""),
+                );
+            let path = env.dir.path().join(format!("{name}.toml"));
+            std::fs::write(&path, toml).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["plan", "--request-timeout", "2s"];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = run_via(&env, &kc, &args, &[]);
+    assert_eq!(r.code, 1, "{r}");
+    let timeouts = r
+        .stderr
+        .matches("no answer from the API server within 2s")
+        .count();
+    assert_eq!(timeouts, 3, "each stack reports the timeout:\n{r}");
+    let identity_reads = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path.starts_with("/api/v1/namespaces/kube-system"))
+        .count();
+    assert_eq!(
+        identity_reads,
+        1,
+        "the cluster was tried once per stack: {:?}",
+        proxy.seen().iter().map(|s| &s.path).collect::<Vec<_>>()
+    );
+}
