@@ -84,36 +84,41 @@ pub fn project(shape: &Value, obj: &Value) -> Value {
 
 /// Unites two shapes: every field either selects.
 pub fn merge_shapes(a: &Value, b: &Value) -> Value {
-    match (a, b) {
+    let mut out = a.clone();
+    merge_shape_into(&mut out, b);
+    out
+}
+
+/// Adds every field `b` selects to `out`, in place (a merge that returned a new value copied
+/// the left side again at every level of nesting).
+pub fn merge_shape_into(out: &mut Value, b: &Value) {
+    match (&mut *out, b) {
         (Value::Object(x), Value::Object(y)) => {
-            let mut out = x.clone();
             for (k, v) in y {
-                let merged = match out.get(k) {
-                    Some(existing) => merge_shapes(existing, v),
-                    None => v.clone(),
-                };
-                out.insert(k.clone(), merged);
-            }
-            Value::Object(out)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            let mut out = x.clone();
-            for (i, e) in y.iter().enumerate() {
-                let pos = match merge_key(e) {
-                    Some((key, value)) => out.iter().position(|s| s.get(key) == Some(value)),
-                    None => (i < out.len() && out[i].is_object() == e.is_object()).then_some(i),
-                };
-                match pos {
-                    Some(p) => out[p] = merge_shapes(&out[p], e),
-                    None => out.push(e.clone()),
+                match x.get_mut(k) {
+                    Some(existing) => merge_shape_into(existing, v),
+                    None => {
+                        x.insert(k.clone(), v.clone());
+                    }
                 }
             }
-            Value::Array(out)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, e) in y.iter().enumerate() {
+                let pos = match merge_key(e) {
+                    Some((key, value)) => x.iter().position(|s| s.get(key) == Some(value)),
+                    None => (i < x.len() && x[i].is_object() == e.is_object()).then_some(i),
+                };
+                match pos {
+                    Some(p) => merge_shape_into(&mut x[p], e),
+                    None => x.push(e.clone()),
+                }
+            }
         }
         // A structured shape is more precise than "the whole value".
-        (Value::Object(_) | Value::Array(_), _) => a.clone(),
-        (_, Value::Object(_) | Value::Array(_)) => b.clone(),
-        _ => a.clone(),
+        (Value::Object(_) | Value::Array(_), _) => {}
+        (_, Value::Object(_) | Value::Array(_)) => *out = b.clone(),
+        _ => {}
     }
 }
 
@@ -173,10 +178,10 @@ pub fn managed_shape(obj: &Value, manager: &str) -> Option<Value> {
         }
         if let Some(f) = e.get("fieldsV1") {
             let s = shape_from_fields_v1(f);
-            shape = Some(match shape {
-                Some(prev) => merge_shapes(&prev, &s),
-                None => s,
-            });
+            match &mut shape {
+                Some(prev) => merge_shape_into(prev, &s),
+                None => shape = Some(s),
+            }
         }
     }
     shape
@@ -347,6 +352,43 @@ mod tests {
             project(&shape, &live),
             json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "redis", "image": "r"}]}})
         );
+    }
+
+    #[test]
+    fn merging_shapes_unites_maps_keyed_and_positional_lists_and_keeps_the_structured_side() {
+        let a = json!({
+            "spec": {"containers": [{"name": "ray", "image": null}], "args": [null]},
+            "metadata": null,
+        });
+        let b = json!({
+            "spec": {
+                "containers": [{"name": "side", "image": null}, {"name": "ray", "env": null}],
+                "args": [null, null],
+                "replicas": null,
+            },
+            "metadata": {"labels": {"app": null}},
+        });
+        assert_eq!(
+            merge_shapes(&a, &b),
+            json!({
+                "spec": {
+                    "containers": [
+                        {"name": "ray", "image": null, "env": null},
+                        {"name": "side", "image": null},
+                    ],
+                    "args": [null, null],
+                    "replicas": null,
+                },
+                "metadata": {"labels": {"app": null}},
+            })
+        );
+        // A structured side wins over "the whole value" whichever side it is on.
+        assert_eq!(
+            merge_shapes(&json!({"x": 1}), &json!(null)),
+            json!({"x": 1})
+        );
+        assert_eq!(merge_shapes(&json!(null), &json!([1])), json!([1]));
+        assert_eq!(merge_shapes(&a, &a), a);
     }
 
     #[test]
