@@ -13,6 +13,16 @@ pub const READ_ONLY_USER: &str = "fake-readonly";
 /// The user of the kubeconfig's `fake` context (any other bearer token), who may do anything.
 pub const ADMIN_USER: &str = "fake";
 
+/// Who sent a request, by its `Authorization` header: the read-only user, the admin (any other
+/// token), or `system:anonymous` (none), as an audit log names them.
+pub fn username(authorization: Option<&str>) -> &'static str {
+    match (read_only_user(authorization), authorization) {
+        (Some(user), _) => user,
+        (None, Some(_)) => ADMIN_USER,
+        (None, None) => "system:anonymous",
+    }
+}
+
 /// The user a bearer token (the `Authorization` header's value) is restricted as, if any.
 pub fn read_only_user(authorization: Option<&str>) -> Option<&'static str> {
     let token = authorization?.strip_prefix("Bearer ")?.trim();

@@ -110,12 +110,12 @@ impl Lifecycle {
         self.running.retain(|r| r.done != Some(true));
     }
 
-    /// Whether a hook still holds back `owner`'s replacement pod.
     /// No hook is running (or failed and still holding its owner back).
     pub fn idle(&self) -> bool {
         self.running.is_empty()
     }
 
+    /// Whether a hook still holds back `owner`'s replacement pod.
     pub fn blocks(&self, owner: &Key) -> bool {
         self.running.iter().any(|r| r.owner.as_ref() == Some(owner))
     }

@@ -143,12 +143,7 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let authorization = header("authorization");
-    let user = match crate::authz::read_only_user(authorization.as_deref()) {
-        Some(user) => user,
-        None if authorization.is_some() => crate::authz::ADMIN_USER,
-        None => "system:anonymous",
-    };
+    let user = crate::authz::username(header("authorization").as_deref());
     let user_agent = header("user-agent").unwrap_or_default();
     let resp = respond(server.clone(), req).await?;
     audit.record(&method, &uri, user, &user_agent, resp.status().as_u16());

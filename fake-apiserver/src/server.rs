@@ -110,16 +110,16 @@ impl Server {
             port: opts.port,
             source,
         })?;
-        let audit =
-            match &opts.audit_log {
-                Some(path) => Some(crate::audit::AuditLog::create(path).map_err(|source| {
-                    Error::AuditLog {
-                        path: path.clone(),
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+        let audit = opts
+            .audit_log
+            .as_ref()
+            .map(|path| {
+                crate::audit::AuditLog::create(path).map_err(|source| Error::AuditLog {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()?;
         let shared = Arc::new(http::Server {
             state: Mutex::new(st),
             audit,

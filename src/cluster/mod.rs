@@ -205,6 +205,12 @@ pub fn api_resource(r: &ObjectRef) -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, r.kind.plural())
 }
 
+/// The namespace `r`'s requests are made in: `None` for a cluster-scoped kind (or a namespaced
+/// kind addressed across namespaces).
+fn scope(r: &ObjectRef) -> Option<&str> {
+    r.namespace.as_deref().filter(|_| r.kind.namespaced())
+}
+
 /// The error and its causes on one line, cut at the first newline (no quoted file content).
 fn first_line(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
@@ -396,18 +402,14 @@ impl Cluster {
     /// flatten) would be parsed only to be turned back into a value.
     fn request(&self, r: &ObjectRef) -> kube::core::Request {
         let ar = api_resource(r);
-        let ns = match (r.kind.namespaced(), &r.namespace) {
-            (true, Some(ns)) => Some(ns.as_str()),
-            _ => None,
-        };
-        kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(&ar, ns))
+        kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(&ar, scope(r)))
     }
 
     fn api(&self, r: &ObjectRef) -> Api<DynamicObject> {
         let ar = api_resource(r);
-        match (r.kind.namespaced(), &r.namespace) {
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
-            _ => Api::all_with(self.client.clone(), &ar),
+        match scope(r) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
         }
     }
 

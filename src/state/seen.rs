@@ -19,6 +19,16 @@ pub(super) struct Seen {
     pub serial: u64,
 }
 
+impl Seen {
+    /// What is remembered of `state`.
+    fn of(state: &State) -> Seen {
+        Seen {
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+        }
+    }
+}
+
 /// `<path>.seen`
 pub fn seen_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -40,11 +50,7 @@ pub(super) fn check_and_remember(path: &Path, state: &State) -> Result<(), State
     if let Some(seen) = &seen {
         check_against(path, seen, state)?;
     }
-    let now = Seen {
-        lineage: state.lineage.clone(),
-        serial: state.serial,
-    };
-    if seen.as_ref() != Some(&now) {
+    if seen.as_ref() != Some(&Seen::of(state)) {
         // Only memory: failing to write it must not fail the command.
         let _ = record(path, state);
     }
@@ -61,11 +67,10 @@ pub(super) fn check(path: &Path, state: &State) -> Result<(), StateError> {
 }
 
 fn check_against(path: &Path, seen: &Seen, state: &State) -> Result<(), StateError> {
-    let seen = seen.clone();
     if seen.lineage != state.lineage {
         return Err(StateError::LineageChanged {
             path: path.to_owned(),
-            seen: seen.lineage,
+            seen: seen.lineage.clone(),
             found: state.lineage.clone(),
             marker: seen_path(path),
         });
@@ -83,10 +88,7 @@ fn check_against(path: &Path, seen: &Seen, state: &State) -> Result<(), StateErr
 
 /// Remembers `state` as the last one seen at `path` (written to a temp file and renamed).
 pub(super) fn record(path: &Path, state: &State) -> io::Result<()> {
-    let seen = Seen {
-        lineage: state.lineage.clone(),
-        serial: state.serial,
-    };
+    let seen = Seen::of(state);
     let marker = seen_path(path);
     let mut temp = marker.as_os_str().to_owned();
     temp.push(format!(".tmp-{}", std::process::id()));
