@@ -126,6 +126,41 @@ pub async fn execute(
             elapsed: started.elapsed(),
         });
     }
+    record_settled_versions(plan, cluster, lock, state).await
+}
+
+/// Records the resourceVersion each applied object settled at. Controllers write status while
+/// an object becomes ready and shortly after (a claim that waits for its first consumer is
+/// bound once the Redis pod is scheduled), and every write moves the version past the one the
+/// apply answered with. With the settled version recorded, the next plan sees from a dry-run
+/// alone that nothing has written the object since (`engine::observe`): one request an object
+/// instead of two. Reads only the kinds a controller writes, once everything is ready.
+async fn record_settled_versions(
+    plan: &Plan,
+    cluster: &Cluster,
+    lock: &mut dyn Lock,
+    state: &mut State,
+) -> Result<(), ApplyError> {
+    let written: Vec<ObjectRef> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| {
+            matches!(c.action, Action::Create | Action::Update | Action::Replace)
+                && c.kind.waited_on()
+        })
+        .map(ResourceChange::object)
+        .collect();
+    let settled = futures::future::join_all(written.iter().map(|r| cluster.get(r))).await;
+    let mut moved = false;
+    for (r, live) in written.iter().zip(settled) {
+        // A failed read only costs the next plan that read: the apply itself is done.
+        if let Ok(Some(live)) = live {
+            moved |= state.update_resource_version(&r.address(), &live);
+        }
+    }
+    if moved {
+        lock.write(state).await?;
+    }
     Ok(())
 }
 

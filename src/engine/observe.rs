@@ -106,9 +106,10 @@ pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
     plan.finish()
 }
 
-/// Plans against the cluster: reads every desired and tracked object and dry-runs every apply.
-/// Objects are observed concurrently (reads and dry-runs only), so a plan costs about one
-/// round trip per object kind of latency instead of one per request; results keep apply order.
+/// Plans against the cluster: dry-runs every apply, and reads the objects a dry-run cannot
+/// show (docs/design.md §6.1) and the tracked ones no longer desired. Objects are observed
+/// concurrently (reads and dry-runs only), so a plan costs about one round trip of latency
+/// instead of one per request; results keep apply order.
 pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, ClusterError> {
     let mut plan = empty_plan(&i, false);
     let desired = futures::future::try_join_all(
@@ -136,32 +137,45 @@ async fn observe_desired(
 ) -> Result<ResourceChange, ClusterError> {
     let r = ObjectRef::of_rendered(d);
     let mut inputs = inputs_for(&r, Some(d), state, false);
-    let tracked = inputs.prior_hash.is_some();
-    let (live, dry_run) = if tracked {
-        // Applied before: read it while the server dry-runs the apply (one round trip).
-        futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await
-    } else {
-        // Never applied (as far as state knows): most likely absent, and the dry-run says so.
-        // A server-side apply dry-run answers with the stored object's resourceVersion when
-        // the object exists and with none when the apply would create it (kube-apiserver's
-        // DryRunnableStorage: a dry-run update starts from the stored object, a dry-run
-        // create is never stored); 404 means its namespace or kind does not exist yet, so
-        // neither does it. Only when the dry-run shows the object, or cannot tell, is it
-        // read: one request per new object instead of two.
-        let dry_run = cluster.apply(d, FIELD_MANAGER, true).await;
-        let absent = match &dry_run {
-            Ok(v) => v
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty),
-            Err(e) => e.code() == Some(404),
-        };
-        let live = if absent {
-            Ok(None)
-        } else {
-            cluster.get(&r).await
-        };
-        (live, dry_run)
+    let recorded = state.and_then(|s| s.resource(&inputs.address));
+    let (live, dry_run) = match recorded {
+        // Applied before, and changed in the stack since: the plan shows the live object next
+        // to what the apply makes of it, so read it while the server dry-runs the apply.
+        Some(_) if inputs.desired_hash != inputs.prior_hash => {
+            futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await
+        }
+        // Unchanged in the stack since the last apply, or unknown to state: the dry-run comes
+        // first, and its answer often makes the read needless.
+        _ => {
+            let dry_run = cluster.apply(d, FIELD_MANAGER, true).await;
+            let live = match &dry_run {
+                // A server-side apply dry-run answers with the stored object's resourceVersion
+                // when the object exists and with none when the apply would create it
+                // (kube-apiserver's DryRunnableStorage: a dry-run update starts from the stored
+                // object, a dry-run create is never stored).
+                Ok(v) => match v
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .filter(|rv| !rv.is_empty())
+                {
+                    None => Ok(None),
+                    // The version state recorded: nobody has written the object since raystack
+                    // did (every write moves it), and the stack has not changed since either,
+                    // so the apply is a no-op and its dry-run is the live object itself.
+                    Some(rv) if recorded.is_some_and(|x| x.resource_version == rv) => {
+                        Ok(Some(v.clone()))
+                    }
+                    // Written since (a controller's status, an edit), or unknown to state (state
+                    // lost, an apply interrupted before its state write): read it.
+                    Some(_) => cluster.get(&r).await,
+                },
+                // Its namespace or kind does not exist yet, so neither does it.
+                Err(e) if e.code() == Some(404) => Ok(None),
+                // Cannot tell (403 for read-only credentials, 409, 422).
+                Err(_) => cluster.get(&r).await,
+            };
+            (live, dry_run)
+        }
     };
     inputs.live = live?;
     inputs.dry_run = match dry_run {

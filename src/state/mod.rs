@@ -135,6 +135,23 @@ impl State {
         }
     }
 
+    /// Moves the recorded resourceVersion of `address` to `live`'s, when `live` is the object
+    /// recorded (same uid) and its version differs; says whether it did.
+    pub fn update_resource_version(&mut self, address: &str, live: &serde_json::Value) -> bool {
+        let field = |p: &str| live.pointer(p).and_then(serde_json::Value::as_str);
+        let (Some(uid), Some(rv)) = (field("/metadata/uid"), field("/metadata/resourceVersion"))
+        else {
+            return false;
+        };
+        match self.resources.iter_mut().find(|e| e.address == address) {
+            Some(r) if r.uid == uid && r.resource_version != rv => {
+                r.resource_version = rv.to_owned();
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn remove_resource(&mut self, address: &str) -> Option<ResourceState> {
         self.manifests.remove(address);
         let index = self.resources.iter().position(|r| r.address == address)?;
@@ -302,6 +319,24 @@ mod tests {
         assert_ne!(a.lineage, b.lineage);
         let parsed = uuid::Uuid::parse_str(&a.lineage).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn a_settled_resource_version_is_recorded_only_for_the_same_object() {
+        let mut s = State::new("x");
+        s.upsert_resource(resource(Kind::RayCluster, Some("ray"), "ray"));
+        let addr = "RayCluster/ray/ray";
+        let live = |uid: &str, rv: &str| json!({"metadata": {"uid": uid, "resourceVersion": rv}});
+        let rv = |s: &State| s.resource(addr).unwrap().resource_version.clone();
+        // Another object of that name (deleted and recreated since): not this record's.
+        assert!(!s.update_resource_version(addr, &live("uid-other", "7")));
+        assert!(!s.update_resource_version("RayCluster/ray/other", &live("uid-ray", "7")));
+        assert!(!s.update_resource_version(addr, &json!({"metadata": {"uid": "uid-ray"}})));
+        assert_eq!(rv(&s), "1");
+        assert!(s.update_resource_version(addr, &live("uid-ray", "7")));
+        assert_eq!(rv(&s), "7");
+        // Already recorded: nothing to write.
+        assert!(!s.update_resource_version(addr, &live("uid-ray", "7")));
     }
 
     #[test]

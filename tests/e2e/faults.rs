@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_apiserver::faults::{Fault, FaultProxy, Rule};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -139,6 +140,11 @@ fn an_apply_whose_patch_is_never_answered_stops_and_a_rerun_converges() {
 fn a_persistent_429_shows_progress_and_gives_up_at_the_deadline() {
     let env = Env::new(&[]);
     env.apply();
+    // Written since the apply, so the plan reads it after its dry-run (an unchanged one is not
+    // read at all).
+    let label = json!({"metadata": {"labels": {"team": "ml"}}});
+    let path = env.ns_path("configmaps", &format!("{NAME}-redis-config"));
+    assert_eq!(env.fake.merge_patch(&path, &label), 200);
     let (proxy, kc) = proxied(&env);
     let cm = format!("/configmaps/{NAME}-redis-config");
     proxy.push(Rule::new(

@@ -556,7 +556,7 @@ fn audit_len(log: &std::path::Path) -> usize {
 }
 
 #[test]
-fn a_new_object_costs_one_dry_run_and_a_known_one_a_read_and_a_dry_run() {
+fn a_plan_reads_only_the_objects_whose_dry_run_cannot_show_them() {
     let audit_dir = tempfile::tempdir().unwrap();
     let log = audit_dir.path().join("audit.jsonl");
     let env = Env::new(&["--audit-log-path", log.to_str().unwrap()]);
@@ -599,20 +599,47 @@ fn a_new_object_costs_one_dry_run_and_a_known_one_a_read_and_a_dry_run() {
     );
     assert_eq!(audited(&log, 0), new_stack);
 
-    // Applied: state knows every object, so each is read while its dry-run runs.
+    let dry_runs = |except: &str| -> Vec<String> {
+        objects
+            .iter()
+            .filter(|p| p.as_str() != except)
+            .map(|p| format!("patch dry-run {p} (200)"))
+            .collect()
+    };
+    let read_too = |p: &str| [format!("get {p} (200)"), format!("patch dry-run {p} (200)")];
+
+    // Applied and unchanged: every dry-run answers with the resourceVersion state recorded
+    // (the ready object's, after its controller wrote status), so nothing is read.
     env.apply();
     let from = audit_len(&log);
     env.assert_no_changes();
-    let known = expect(
-        objects
-            .iter()
-            .flat_map(|p| [format!("get {p} (200)"), format!("patch dry-run {p} (200)")])
-            .collect(),
-    );
-    assert_eq!(audited(&log, from), known);
+    assert_eq!(audited(&log, from), expect(dry_runs("")));
+
+    // Written since the apply (an edit by another field manager): that one is read.
+    let config_map = &objects[1];
+    let edit = json!({"metadata": {"labels": {"team": "ml"}}});
+    assert_eq!(env.fake.merge_patch(config_map, &edit), 200);
+    let from = audit_len(&log);
+    env.assert_no_changes();
+    let mut edited = dry_runs(config_map);
+    edited.extend(read_too(config_map));
+    assert_eq!(audited(&log, from), expect(edited));
+
+    // Changed in the stack: the plan shows the live object next to its dry-run, so it is read
+    // (alongside the dry-run).
+    let ray_cluster = &objects[7];
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
+    let from = audit_len(&log);
+    assert_eq!(env.plan(&[]).code, 2);
+    let mut changed = dry_runs(ray_cluster);
+    changed.extend(read_too(ray_cluster));
+    changed.push(format!("get {config_map} (200)"));
+    assert_eq!(audited(&log, from), expect(changed));
+    env.write_stack(&stack_toml(&worker("cpu", 1), "", ""));
 
     // State lost: the objects are unknown again, but each dry-run answers with the stored
     // object's resourceVersion, so each is read after all, and the plan still sees them.
+    let known = expect(objects.iter().flat_map(|p| read_too(p)).collect());
     std::fs::remove_file(env.state_path()).unwrap();
     let from = audit_len(&log);
     let json = env.plan(&["--format", "json"]);
