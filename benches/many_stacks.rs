@@ -21,6 +21,10 @@ use std::process::{Command, Stdio};
 
 use e2e_support::{Fake, raystack_bin};
 
+/// The fake runs in this process: it allocates as the `fake-apiserver` binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 5;
 const LOCAL: &str = include_str!("../stacks/local.toml");
 

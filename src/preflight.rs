@@ -8,12 +8,11 @@
 //! target, and the cluster reads (the RayCluster CRD, about 1 MB, and the StorageClass lookups)
 //! per API server. Stacks that ask at the same time wait for the one call in flight.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 pub use raystack_provider::{Finding, Severity};
 
@@ -23,6 +22,7 @@ use crate::stack::{ProviderConfig, Stack};
 /// One Kubernetes read during preflight may take this long before it is reported as a finding.
 const KUBE_TIMEOUT: Duration = Duration::from_secs(20);
 const RAYCLUSTER_CRD: &str = "rayclusters.ray.io";
+const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
 type Cells<T> = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>;
@@ -44,13 +44,49 @@ struct CrdFields {
 }
 
 impl CrdFields {
-    fn of(crd: &CustomResourceDefinition) -> Self {
+    fn of(crd: &CrdOutline) -> Self {
         CrdFields {
             gcs_ft_options: crd_supports_gcs_ft_options(crd),
             embedded_backend: crd_spec_has(crd, &["gcsFaultToleranceOptions", "backend"]),
             upgrade_strategy: crd_spec_has(crd, &["upgradeStrategy"]),
         }
     }
+}
+
+/// The part of a CustomResourceDefinition preflight reads: the fields each served version
+/// declares under `spec`, two levels deep. The RayCluster CRD is about 260 KB of JSON, nearly all
+/// of it nested schemas and descriptions; deserialized as the typed `CustomResourceDefinition`
+/// it was a fifth of the CPU of a one-stack plan (`perf`, BENCHMARKS.md "The RayCluster CRD,
+/// outlined"). Here everything else is skipped unparsed (`IgnoredAny`).
+#[derive(Debug, serde::Deserialize)]
+pub struct CrdOutline {
+    spec: OutlineSpec,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutlineSpec {
+    #[serde(default)]
+    versions: Vec<OutlineVersion>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutlineVersion {
+    #[serde(default)]
+    served: bool,
+    schema: Option<OutlineSchema>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct OutlineSchema {
+    #[serde(rename = "openAPIV3Schema")]
+    open_api_v3_schema: Option<Properties<Properties<Properties<serde::de::IgnoredAny>>>>,
+}
+
+/// A schema node reduced to its `properties`, each of type `T`.
+#[derive(Debug, serde::Deserialize)]
+struct Properties<T> {
+    #[serde(default = "BTreeMap::new")]
+    properties: BTreeMap<String, T>,
 }
 
 /// What a StorageClass read found.
@@ -355,10 +391,19 @@ async fn storage_class(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Ve
 async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
     let provider = "kubernetes";
     let check = "raycluster-crd";
-    let api: Api<CustomResourceDefinition> = Api::all(target.client.clone());
-    // Only which fields the CRD has is kept: the CRD itself is about 1 MB.
+    // Only which fields the CRD has is read and kept: the CRD itself is about 1 MB of YAML.
     let read = once(&memo.crds, target.key.to_string(), async {
-        with_timeout(api.get_opt(RAYCLUSTER_CRD))
+        let request = kube::core::Request::new(CRD_PATH)
+            .get(RAYCLUSTER_CRD, &Default::default())
+            .map_err(|e| e.to_string())?;
+        let outline = async {
+            match target.client.request::<CrdOutline>(request).await {
+                Ok(crd) => Ok(Some(crd)),
+                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+                Err(err) => Err(err),
+            }
+        };
+        with_timeout(outline)
             .await
             .map(|crd| crd.as_ref().map(CrdFields::of))
     });
@@ -430,35 +475,33 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     }
 }
 
-/// Whether any served version of the CRD declares the nested field `spec.<path...>`.
-pub fn crd_spec_has(crd: &CustomResourceDefinition, path: &[&str]) -> bool {
-    crd.spec.versions.iter().filter(|v| v.served).any(|v| {
-        let mut node = v
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| s.properties.as_ref())
-            .and_then(|p| p.get("spec"));
-        for key in path {
-            node = node
-                .and_then(|n| n.properties.as_ref())
-                .and_then(|p| p.get(*key));
-        }
-        node.is_some()
+/// Whether any served version of the CRD declares the field `spec.<path...>` (one or two keys).
+pub fn crd_spec_has(crd: &CrdOutline, path: &[&str]) -> bool {
+    served_specs(crd).any(|spec| match path {
+        [field] => spec.properties.contains_key(*field),
+        [field, sub] => spec
+            .properties
+            .get(*field)
+            .is_some_and(|f| f.properties.contains_key(*sub)),
+        _ => false,
     })
 }
 
 /// Whether any served version of the CRD declares `spec.gcsFaultToleranceOptions`.
-pub fn crd_supports_gcs_ft_options(crd: &CustomResourceDefinition) -> bool {
-    crd.spec.versions.iter().filter(|v| v.served).any(|v| {
-        v.schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| s.properties.as_ref())
-            .and_then(|p| p.get("spec"))
-            .and_then(|spec| spec.properties.as_ref())
-            .is_some_and(|p| p.contains_key("gcsFaultToleranceOptions"))
-    })
+pub fn crd_supports_gcs_ft_options(crd: &CrdOutline) -> bool {
+    crd_spec_has(crd, &["gcsFaultToleranceOptions"])
+}
+
+/// The `spec` schema of each served version.
+fn served_specs(
+    crd: &CrdOutline,
+) -> impl Iterator<Item = &Properties<Properties<serde::de::IgnoredAny>>> {
+    crd.spec
+        .versions
+        .iter()
+        .filter(|v| v.served)
+        .filter_map(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+        .filter_map(|root| root.properties.get("spec"))
 }
 
 async fn with_timeout<T>(fut: impl Future<Output = Result<T, kube::Error>>) -> Result<T, String> {
@@ -504,7 +547,7 @@ fn unreachable(check: &str, err: &str) -> Finding {
 mod tests {
     use super::*;
 
-    fn crd(version: &str) -> CustomResourceDefinition {
+    fn crd(version: &str) -> CrdOutline {
         let path = format!(
             "{}/tests/fixtures/kuberay/ray.io_rayclusters.v{version}.yaml",
             env!("CARGO_MANIFEST_DIR")

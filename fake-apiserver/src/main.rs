@@ -14,6 +14,13 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// mimalloc instead of the system allocator, as in raystack: a write request copies and
+/// rebuilds JSON objects and field sets, and with glibc's malloc `perf` put malloc and free at
+/// about a third of the fake's CPU (BENCHMARKS.md, "The fake's allocator"). Tests and benches
+/// that run the fake in their own process set the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An in-memory Kubernetes API server for tests: server-side apply, dry run, defaults, immutable fields,
 /// discovery, and simulated readiness of PVCs, StatefulSets and RayClusters.
 #[derive(Parser, Debug)]

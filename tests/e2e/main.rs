@@ -15,6 +15,11 @@
     reason = "tests report what they skip and what they saw"
 )]
 
+/// The fakes these tests start run in this process: they allocate as the `fake-apiserver`
+/// binary does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // Shared harnesses.
 mod ray_support;
 mod render_support;
