@@ -60,7 +60,11 @@ fn inputs_for(
         // (canonical JSON and SHA-256 of every object of every new stack, for nothing).
         desired_hash: desired.filter(|_| prior_hash.is_some()).map(applied_hash),
         prior_hash,
-        prior_manifest: state.and_then(|s| s.manifest(&address)).cloned(),
+        // Only an offline plan compares with it.
+        prior_manifest: state
+            .filter(|_| offline)
+            .and_then(|s| s.manifest(&address))
+            .cloned(),
         address,
         api_version: r.api_version.clone(),
         kind: r.kind,
