@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::diff::mark_data_loss;
 use super::model::{Action, Plan};
+use crate::kind::ObjectRef;
 use crate::render::Desired;
 use crate::state::{State, applied_hash_of_all};
 
@@ -133,7 +134,7 @@ pub fn verify(
                 };
                 let rendered = desired
                     .iter()
-                    .find(|d| Desired::new((*d).clone()).address() == c.address);
+                    .find(|d| ObjectRef::of_rendered(d).address() == c.address);
                 if rendered != Some(manifest) {
                     return Err(tampered(format!(
                         "the manifest of `{}` is not what the stack renders for it",

@@ -9,7 +9,6 @@ use super::diff::{changed_fields, mark_data_loss, owned_immutable_change};
 use super::model::{Action, Binding, FORMAT_VERSION, Plan, ResourceChange};
 use super::project::redact_pair;
 use crate::kind::{Kind, ObjectRef};
-use crate::render::Desired;
 
 /// The plan that takes `base` (the objects of the old revision) to `head` (the new one), in
 /// apply order: head's objects, then those only in base.
@@ -20,7 +19,7 @@ pub fn compare(
     base: &[Value],
     head: &[Value],
 ) -> Plan {
-    let key = |v: &Value| Desired::new(v.clone()).address();
+    let key = |v: &Value| ObjectRef::of_rendered(v).address();
     let mut changes = Vec::new();
     for h in head {
         let before = base.iter().find(|b| key(b) == key(h));

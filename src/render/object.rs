@@ -34,11 +34,9 @@ impl Desired {
     pub fn namespace(&self) -> Option<&str> {
         self.manifest["metadata"]["namespace"].as_str()
     }
-    /// Stable address used in plans and state: `Kind/name` or `Kind/namespace/name`.
+    /// Stable address used in plans and state: `Kind/name` or `Kind/namespace/name`
+    /// ([`crate::kind::ObjectRef::address`]).
     pub fn address(&self) -> String {
-        match self.namespace() {
-            Some(ns) => format!("{}/{}/{}", self.kind(), ns, self.name()),
-            None => format!("{}/{}", self.kind(), self.name()),
-        }
+        crate::kind::ObjectRef::of_rendered(&self.manifest).address()
     }
 }
