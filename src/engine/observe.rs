@@ -20,6 +20,9 @@ pub struct PlanInputs<'a> {
     pub namespace: &'a str,
     /// Rendered objects in apply order.
     pub desired: &'a [Value],
+    /// [`crate::state::applied_hash`] of each desired object, in the same order; empty when
+    /// there is no state, which is all they are compared with.
+    pub desired_hashes: &'a [String],
     pub durability: Value,
     pub preflight: Vec<Finding>,
     pub state: Option<&'a State>,
@@ -45,9 +48,11 @@ fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
     }
 }
 
+/// `desired_hash` is [`applied_hash`] of `desired` when the caller has it.
 fn inputs_for(
     r: &ObjectRef,
     desired: Option<&Value>,
+    desired_hash: Option<&String>,
     state: Option<&State>,
     offline: bool,
 ) -> ObjectInputs {
@@ -58,7 +63,9 @@ fn inputs_for(
     ObjectInputs {
         // Only ever compared with the prior hash: an object state does not know is not hashed
         // (canonical JSON and SHA-256 of every object of every new stack, for nothing).
-        desired_hash: desired.filter(|_| prior_hash.is_some()).map(applied_hash),
+        desired_hash: desired
+            .filter(|_| prior_hash.is_some())
+            .map(|d| desired_hash.cloned().unwrap_or_else(|| applied_hash(d))),
         prior_hash,
         // Only an offline plan compares with it.
         prior_manifest: state
@@ -95,17 +102,18 @@ fn pruned(desired: &[Value], state: Option<&State>) -> Vec<ObjectRef> {
 /// Plans against state alone (no cluster).
 pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
     let mut plan = empty_plan(&i, true);
-    for d in i.desired {
+    for (n, d) in i.desired.iter().enumerate() {
         plan.resource_changes.push(classify(inputs_for(
             &ObjectRef::of_rendered(d),
             Some(d),
+            i.desired_hashes.get(n),
             i.state,
             true,
         )));
     }
     for r in pruned(i.desired, i.state) {
         plan.resource_changes
-            .push(classify(inputs_for(&r, None, i.state, true)));
+            .push(classify(inputs_for(&r, None, None, i.state, true)));
     }
     plan.finish()
 }
@@ -119,11 +127,12 @@ pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, C
     let desired = futures::future::try_join_all(
         i.desired
             .iter()
-            .map(|d| observe_desired(d, i.state, cluster)),
+            .enumerate()
+            .map(|(n, d)| observe_desired(d, i.desired_hashes.get(n), i.state, cluster)),
     );
     let prune_refs = pruned(i.desired, i.state);
     let pruned = futures::future::try_join_all(prune_refs.iter().map(|r| async {
-        let mut inputs = inputs_for(r, None, i.state, false);
+        let mut inputs = inputs_for(r, None, None, i.state, false);
         inputs.live = cluster.get(r).await?;
         Ok::<_, ClusterError>(classify(inputs))
     }));
@@ -136,67 +145,57 @@ pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, C
 /// The live object and the server-side-apply dry-run of one desired object, classified.
 async fn observe_desired(
     d: &Value,
+    hash: Option<&String>,
     state: Option<&State>,
     cluster: &Cluster,
 ) -> Result<ResourceChange, ClusterError> {
     let r = ObjectRef::of_rendered(d);
-    let mut inputs = inputs_for(&r, Some(d), state, false);
+    let mut inputs = inputs_for(&r, Some(d), hash, state, false);
     let recorded = state.and_then(|s| s.resource(&inputs.address));
     let (live, dry_run) = match recorded {
         // Applied before, and changed in the stack since: the plan shows the live object next
         // to what the apply makes of it, so read it while the server dry-runs the apply.
         Some(_) if inputs.desired_hash != inputs.prior_hash => {
-            futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await
+            let (live, dry_run) =
+                futures::future::join(cluster.get(&r), cluster.apply(d, FIELD_MANAGER, true)).await;
+            let live = live?;
+            let dry_run = dry_run_of(dry_run, live.is_none())?;
+            (live, dry_run)
         }
         // Unchanged in the stack since the last apply, or unknown to state: the dry-run comes
         // first, and its answer often makes the read needless.
-        _ => {
-            let dry_run = cluster.apply(d, FIELD_MANAGER, true).await;
-            let live = match &dry_run {
-                // A server-side apply dry-run answers with the stored object's resourceVersion
-                // when the object exists and with none when the apply would create it
-                // (kube-apiserver's DryRunnableStorage: a dry-run update starts from the stored
-                // object, a dry-run create is never stored).
-                Ok(v) => match v
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .filter(|rv| !rv.is_empty())
-                {
-                    None => Ok(None),
-                    // The version state recorded: nobody has written the object since raystack
-                    // did (every write moves it), and the stack has not changed since either,
-                    // so the apply is a no-op and its dry-run is the live object itself.
-                    Some(rv) if recorded.is_some_and(|x| x.resource_version == rv) => {
-                        Ok(Some(v.clone()))
-                    }
-                    // Written since (a controller's status, an edit), or unknown to state (state
-                    // lost, an apply interrupted before its state write): read it.
-                    Some(_) => cluster.get(&r).await,
-                },
-                // Its namespace or kind does not exist yet, so neither does it.
-                Err(e) if e.code() == Some(404) => Ok(None),
-                // Cannot tell (403 for read-only credentials, 409, 422).
-                Err(_) => cluster.get(&r).await,
-            };
-            (live, dry_run)
-        }
+        _ => match cluster.apply(d, FIELD_MANAGER, true).await {
+            // A server-side apply dry-run answers with the stored object's resourceVersion when
+            // the object exists and with none when the apply would create it (kube-apiserver's
+            // DryRunnableStorage: a dry-run update starts from the stored object, a dry-run
+            // create is never stored).
+            Ok(v) => match stored_version(&v)
+                .map(|rv| recorded.is_some_and(|x| x.resource_version == rv))
+            {
+                None => (None, DryRun::Ok(v)),
+                // The version state recorded: nobody has written the object since raystack did
+                // (every write moves it), and the stack has not changed since either, so the
+                // apply is a no-op and its dry-run is the live object itself.
+                Some(true) => (Some(v), DryRun::Live),
+                // Written since (a controller's status, an edit), or unknown to state (state
+                // lost, an apply interrupted before its state write): read it.
+                Some(false) => (cluster.get(&r).await?, DryRun::Ok(v)),
+            },
+            Err(e) => {
+                // A 404: its namespace or kind does not exist yet, so neither does it. Anything
+                // else cannot tell (403 for read-only credentials, 409, 422): read it.
+                let live = if e.code() == Some(404) {
+                    None
+                } else {
+                    cluster.get(&r).await?
+                };
+                let dry_run = dry_run_of(Err(e), live.is_none())?;
+                (live, dry_run)
+            }
+        },
     };
-    inputs.live = live?;
-    inputs.dry_run = match dry_run {
-        Ok(v) => DryRun::Ok(v),
-        Err(e) if e.code() == Some(422) => {
-            DryRun::Invalid(e.server_message().unwrap_or_default().to_string())
-        }
-        // Creating into a namespace that does not exist yet, or a kind not served yet: the
-        // plan can still say "create"; apply reports a real problem.
-        Err(e) if inputs.live.is_none() && matches!(e.code(), Some(404) | Some(409)) => {
-            DryRun::NotRun
-        }
-        // Read-only credentials (a pull-request job) may not dry-run a patch: compare the
-        // desired object with the live one directly.
-        Err(e) if e.code() == Some(403) => DryRun::NotRun,
-        Err(e) => return Err(e),
-    };
+    inputs.live = live;
+    inputs.dry_run = dry_run;
     let secret_missing = r.kind == Kind::Secret
         && inputs
             .live
@@ -223,6 +222,30 @@ async fn observe_desired(
     Ok(change)
 }
 
+/// The resourceVersion a server answer carries, if any.
+fn stored_version(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+}
+
+/// What a dry-run's answer means for the plan; `absent` when the object is not in the cluster.
+fn dry_run_of(answer: Result<Value, ClusterError>, absent: bool) -> Result<DryRun, ClusterError> {
+    match answer {
+        Ok(v) => Ok(DryRun::Ok(v)),
+        Err(e) if e.code() == Some(422) => Ok(DryRun::Invalid(
+            e.server_message().unwrap_or_default().to_string(),
+        )),
+        // Creating into a namespace that does not exist yet, or a kind not served yet: the
+        // plan can still say "create"; apply reports a real problem.
+        Err(e) if absent && matches!(e.code(), Some(404) | Some(409)) => Ok(DryRun::NotRun),
+        // Read-only credentials (a pull-request job) may not dry-run a patch: compare the
+        // desired object with the live one directly.
+        Err(e) if e.code() == Some(403) => Ok(DryRun::NotRun),
+        Err(e) => Err(e),
+    }
+}
+
 /// Plans the deletion of everything tracked (and of desired objects that exist although state
 /// missed them, e.g. after an interrupted apply). Unless `delete_volume` (`--allow-data-loss`,
 /// or `protect_volume = false`) the Redis volume and the namespace holding it are kept, and
@@ -243,7 +266,7 @@ pub async fn plan_destroy(
     }
     for r in refs {
         let tracked = i.state.and_then(|s| s.resource(&r.address())).is_some();
-        let mut inputs = inputs_for(&r, None, i.state, false);
+        let mut inputs = inputs_for(&r, None, None, i.state, false);
         inputs.live = cluster.get(&r).await?;
         if !tracked && inputs.live.is_none() {
             continue;

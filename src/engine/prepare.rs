@@ -107,6 +107,8 @@ impl Engine {
                     key: id,
                 });
         let preflight = crate::preflight::run_with(&stack, target, offline, &self.preflight);
+        let (manifests_sha256, desired_hashes) =
+            crate::state::applied_hashes(&desired, existing.is_some());
         let binding = Binding {
             stack_file: absolute(path).display().to_string(),
             state_path: match backend.kind() {
@@ -123,12 +125,14 @@ impl Engine {
                 .as_deref()
                 .map(|p| absolute(p).display().to_string()),
             stack_sha256: Some(crate::plan::binding::stack_sha256(&stack_bytes)),
-            manifests_sha256: Some(crate::plan::binding::manifests_sha256(&desired)),
+            // The same hash as `plan::binding::manifests_sha256`, written once with the others.
+            manifests_sha256: Some(manifests_sha256),
         };
         let inputs = PlanInputs {
             stack: &stack.meta.name,
             namespace: &stack.meta.namespace,
             desired: &desired,
+            desired_hashes: &desired_hashes,
             durability,
             preflight: Vec::new(),
             state: existing.as_ref(),

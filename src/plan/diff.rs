@@ -2,6 +2,8 @@
 //! apply dry-run would hold and what state recorded, decide each object's action and reason.
 //! No I/O here; `crate::apply::observe` gathers the inputs.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::model::{Action, ResourceChange};
@@ -23,6 +25,10 @@ pub enum DryRun {
     Ok(Value),
     /// The server refused the apply as invalid (HTTP 422), typically an immutable field.
     Invalid(String),
+    /// The server would hold exactly the live object: the apply is a no-op (the dry-run
+    /// answered with the resourceVersion state recorded, for a stack unchanged since; see
+    /// `engine::observe`). The live object is that answer, so it is not held twice.
+    Live,
 }
 
 /// Everything known about one object.
@@ -174,16 +180,15 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         }
         return;
     };
-    let shape = match (&i.dry_run, managed_shape(live, FIELD_MANAGER)) {
+    let shape: Cow<'_, Value> = match (&i.dry_run, managed_shape(live, FIELD_MANAGER)) {
         // No dry run (the credentials may not patch: a read-only plan): without the server's
         // version of the object, compare only the fields the stack declares, so values the
         // server defaulted into raystack's fields do not show as changes.
-        (DryRun::NotRun, _) => desired.clone(),
-        (_, Some(owned)) => merge_shapes(desired, &owned),
-        (_, None) => desired.clone(),
+        (DryRun::NotRun, _) => Cow::Borrowed(desired),
+        (_, Some(owned)) => Cow::Owned(merge_shapes(desired, &owned)),
+        (_, None) => Cow::Borrowed(desired),
     };
     let before = project(&shape, live);
-    c.before = Some(before.clone());
     let immutable = immutable_change(i.kind, desired, live).or_else(|| {
         (i.kind == Kind::RayCluster)
             .then(|| super::kuberay::immutable_change(desired, live))
@@ -192,20 +197,26 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
     if let Some(reason) = immutable {
         c.action = Action::Replace;
         c.reason = Some(reason);
+        c.before = Some(before);
         c.after = Some(project(desired, desired));
         return;
     }
     let after = match &i.dry_run {
+        DryRun::Live => {
+            c.before = Some(before.clone());
+            c.after = Some(before);
+            return;
+        }
         DryRun::Ok(r) => project(&shape, r),
         DryRun::Invalid(msg) => {
             c.action = Action::Replace;
             c.reason = Some(format!("the server refuses to update it in place: {msg}"));
+            c.before = Some(before);
             c.after = Some(desired.clone());
             return;
         }
         DryRun::NotRun => project(&shape, desired),
     };
-    c.after = Some(after.clone());
     if before != after {
         c.action = Action::Update;
         let drifted = in_state && i.prior_hash == i.desired_hash;
@@ -224,6 +235,8 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
             c.reason = Some(update_reason(&before, &after));
         }
     }
+    c.before = Some(before);
+    c.after = Some(after);
 }
 
 /// Names the top-level fields that differ, for a one-line reason.
@@ -460,6 +473,26 @@ mod tests {
         ));
         assert_eq!(c.action, Action::NoOp);
         assert_eq!(c.reason, None);
+    }
+
+    #[test]
+    fn a_dry_run_that_is_the_live_object_is_a_no_op_shown_as_the_same_projection() {
+        let live = with_defaults(sts(1));
+        let as_read = classify(inputs(
+            Kind::StatefulSet,
+            Some(sts(1)),
+            Some(live.clone()),
+            DryRun::Ok(live.clone()),
+        ));
+        let c = classify(inputs(
+            Kind::StatefulSet,
+            Some(sts(1)),
+            Some(live),
+            DryRun::Live,
+        ));
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!((&c.before, &c.after), (&as_read.before, &as_read.after));
+        assert!(c.before.is_some());
     }
 
     #[test]

@@ -220,6 +220,30 @@ pub fn applied_hash_of_all(items: &[serde_json::Value]) -> String {
     hash_canonical(|out| write_canonical_array(items, out))
 }
 
+/// [`applied_hash_of_all`] of `items`, and with `each` also [`applied_hash`] of every item,
+/// from one canonical writing of each item: a plan needs both (the plan file's binding, and
+/// whether each object changed since its last apply), and writing the canonical text is most
+/// of their cost.
+pub fn applied_hashes(items: &[serde_json::Value], each: bool) -> (String, Vec<String>) {
+    let mut all = Sha256::new();
+    let mut hashes = Vec::with_capacity(if each { items.len() } else { 0 });
+    let mut text = Vec::new();
+    all.update(b"[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            all.update(b",");
+        }
+        text.clear();
+        write_canonical(item, &mut text);
+        all.update(&text);
+        if each {
+            hashes.push(hex::encode(Sha256::digest(&text)));
+        }
+    }
+    all.update(b"]");
+    (hex::encode(all.finalize()), hashes)
+}
+
 /// Hashes what `write` writes. The canonical text goes into one buffer per thread, reused:
 /// a plan hashes every object twice, and growing a fresh buffer to each object's size each
 /// time cost more than the hashing.
@@ -319,6 +343,19 @@ mod tests {
         assert_ne!(a.lineage, b.lineage);
         let parsed = uuid::Uuid::parse_str(&a.lineage).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
+    }
+
+    #[test]
+    fn applied_hashes_are_the_hashes_of_each_and_of_all() {
+        let items = vec![
+            json!({"b": 1, "a": [true, null, "x"]}),
+            json!({"kind": "ConfigMap", "data": {"z": "1", "y": "2"}}),
+        ];
+        let (all, each) = applied_hashes(&items, true);
+        assert_eq!(all, applied_hash_of_all(&items));
+        assert_eq!(each, vec![applied_hash(&items[0]), applied_hash(&items[1])]);
+        assert_eq!(applied_hashes(&items, false), (all, Vec::new()));
+        assert_eq!(applied_hashes(&[], true).0, applied_hash_of_all(&[]));
     }
 
     #[test]
