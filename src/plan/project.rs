@@ -56,7 +56,7 @@ fn matching<'a>(shape: &'a [Value], elem: &Value, index: usize) -> Option<&'a Va
 pub fn project(shape: &Value, obj: &Value) -> Value {
     match (shape, obj) {
         (Value::Object(s), Value::Object(o)) => {
-            let mut out = Map::new();
+            let mut out = Map::with_capacity(s.len().min(o.len()));
             for (k, sv) in s {
                 if let Some(ov) = o.get(k) {
                     out.insert(k.clone(), project(sv, ov));
@@ -152,7 +152,7 @@ pub fn shape_from_fields_v1(fields: &Value) -> Value {
         }
         return Value::Array(elems);
     }
-    let mut out = Map::new();
+    let mut out = Map::with_capacity(children.len());
     for (k, sub) in children {
         if let Some(name) = k.strip_prefix("f:") {
             out.insert(name.to_string(), shape_from_fields_v1(sub));
