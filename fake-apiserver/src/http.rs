@@ -40,7 +40,9 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> Resp {
             format!("299 - {}", serde_json::to_string(w).unwrap_or_default()),
         );
     }
-    b.body(Full::new(Bytes::from(body.to_string())))
+    // `to_vec` writes straight into the buffer (`to_string` goes through `fmt::Write`).
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    b.body(Full::new(Bytes::from(bytes)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 

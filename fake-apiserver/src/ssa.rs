@@ -73,6 +73,19 @@ impl FieldSet {
         Value::Object(m)
     }
 
+    /// Whether `self` and `other` render the same `fieldsV1` ([`FieldSet::to_json`]): the
+    /// same children, and the `"."` member marker only where there are children.
+    pub fn renders_as(&self, other: &FieldSet) -> bool {
+        let marked = |s: &FieldSet| s.member && !s.children.is_empty();
+        marked(self) == marked(other)
+            && self.children.len() == other.children.len()
+            && self
+                .children
+                .iter()
+                .zip(&other.children)
+                .all(|((ka, a), (kb, b))| ka == kb && a.renders_as(b))
+    }
+
     pub fn from_json(v: &Value) -> Result<FieldSet, String> {
         let m = v.as_object().ok_or("fieldsV1 must be an object")?;
         let mut out = FieldSet::default();
@@ -242,7 +255,19 @@ pub fn strip_nulls(v: &Value) -> Value {
 pub fn merge(live: &Value, cfg: &Value, ty: &Ty) -> Result<Value, String> {
     match (live, cfg) {
         (Value::Object(l), Value::Object(c)) => {
-            let mut out = l.clone();
+            // `l` copied, except the values `c` replaces or removes: those take a placeholder
+            // in their place (the same order as a whole copy), and the loop below fills or
+            // removes it exactly as it would the copy. Copying them too cost a copy of each
+            // subtree for every level above it.
+            let mut out = Map::with_capacity(l.len());
+            for (k, lv) in l {
+                let v = if c.contains_key(k) {
+                    Value::Null
+                } else {
+                    lv.clone()
+                };
+                out.insert(k.clone(), v);
+            }
             for (k, cv) in c {
                 if cv.is_null() {
                     out.remove(k);
@@ -352,6 +377,10 @@ fn whole(v: &Value, ty: &Ty) -> FieldSet {
 
 pub fn compare(old: &Value, new: &Value, ty: &Ty) -> Diff {
     let mut d = Diff::default();
+    // Nothing differs under equal values: most of an apply's subtrees, and all of a no-op's.
+    if old == new {
+        return d;
+    }
     match (old, new) {
         (Value::Object(o), Value::Object(n)) => {
             if o.is_empty() != n.is_empty() {
@@ -574,22 +603,40 @@ pub fn render_managed(entries: &[Entry]) -> Value {
     )
 }
 
-/// Managed sets equal, ignoring timestamps.
+/// Managed sets equal, ignoring timestamps: the same entries, in any order, whose sets render
+/// the same `fieldsV1`.
 pub fn same_ownership(a: &[Entry], b: &[Entry]) -> bool {
-    let key = |e: &Entry| {
+    fn slot(e: &Entry) -> (&str, &str, Option<&str>, &str) {
         (
-            e.manager.clone(),
-            e.operation.clone(),
-            e.subresource.clone(),
-            e.api_version.clone(),
-            e.set.to_json().to_string(),
+            &e.manager,
+            &e.operation,
+            e.subresource.as_deref(),
+            &e.api_version,
         )
-    };
-    let mut ka: Vec<_> = a.iter().map(key).collect();
-    let mut kb: Vec<_> = b.iter().map(key).collect();
-    ka.sort();
-    kb.sort();
-    ka == kb
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut sa: Vec<&Entry> = a.iter().collect();
+    let mut sb: Vec<&Entry> = b.iter().collect();
+    sa.sort_by(|x, y| slot(x).cmp(&slot(y)));
+    sb.sort_by(|x, y| slot(x).cmp(&slot(y)));
+    // Two entries of one slot in a list would make the pairing below depend on their order;
+    // managers own one entry a slot, but compare such lists by rendering, the safe way.
+    let unique = |s: &[&Entry]| s.windows(2).all(|w| slot(w[0]) != slot(w[1]));
+    if !unique(&sa) || !unique(&sb) {
+        fn key<'a>(e: &&'a Entry) -> ((&'a str, &'a str, Option<&'a str>, &'a str), String) {
+            (slot(e), e.set.to_json().to_string())
+        }
+        let mut ka: Vec<_> = sa.iter().map(key).collect();
+        let mut kb: Vec<_> = sb.iter().map(key).collect();
+        ka.sort();
+        kb.sort();
+        return ka == kb;
+    }
+    sa.iter()
+        .zip(&sb)
+        .all(|(x, y)| slot(x) == slot(y) && x.set.renders_as(&y.set))
 }
 
 #[derive(Debug)]
@@ -709,6 +756,56 @@ pub fn update(live: &Value, new: &Value, entries: &mut Vec<Entry>, op: &Op, ty: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `renders_as` and `same_ownership` agree with comparing the rendered `fieldsV1` text,
+    /// which is what they replace.
+    #[test]
+    fn ownership_compares_as_the_rendered_field_sets_do() {
+        let sets: Vec<FieldSet> = [
+            json!({}),
+            json!({"f:a": {}}),
+            json!({"f:a": {}, "f:b": {}}),
+            json!({"f:a": {".": {}, "f:x": {}}}),
+            json!({"f:a": {"f:x": {}}}),
+            json!({"f:a": {"k:{\"name\":\"r\"}": {".": {}, "f:image": {}}}}),
+            json!({"f:a": {"k:{\"name\":\"r\"}": {"f:image": {}}}}),
+        ]
+        .iter()
+        .map(|v| FieldSet::from_json(v).unwrap())
+        .collect();
+        // Childless sets render `{}` whether or not they are members.
+        let mut unmarked = FieldSet::from_json(&json!({"f:a": {}})).unwrap();
+        unmarked.children.get_mut("f:a").unwrap().member = false;
+        let all: Vec<FieldSet> = sets.into_iter().chain([unmarked]).collect();
+        let entry = |m: &str, set: &FieldSet| Entry {
+            manager: m.into(),
+            operation: "Apply".into(),
+            api_version: "v1".into(),
+            time: "t".into(),
+            subresource: None,
+            set: set.clone(),
+        };
+        for x in &all {
+            for y in &all {
+                // As text: `Value` equality would ignore the order of keys.
+                let (tx, ty) = (x.to_json().to_string(), y.to_json().to_string());
+                let text = tx == ty;
+                assert_eq!(x.renders_as(y), text, "{x:?} / {y:?}");
+                let a = [entry("m", x), entry("n", y)];
+                let b = [entry("n", y), entry("m", x)];
+                assert!(same_ownership(&a, &b));
+                assert_eq!(same_ownership(&[entry("m", x)], &[entry("m", y)]), text);
+            }
+        }
+        // Two entries of one slot fall back to comparing the rendered text.
+        let twice = [entry("m", &all[1]), entry("m", &all[2])];
+        let swapped = [entry("m", &all[2]), entry("m", &all[1])];
+        assert!(same_ownership(&twice, &swapped));
+        assert!(!same_ownership(
+            &twice,
+            &[entry("m", &all[1]), entry("m", &all[1])]
+        ));
+    }
 
     fn b() -> Ty<'static> {
         Ty::builtin_root()

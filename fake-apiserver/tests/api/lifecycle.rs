@@ -195,16 +195,19 @@ fn a_deleted_pod_runs_its_hook_and_comes_back_ready_only_after_the_hook_exits() 
     // The controller noticed at once; the hook ran with the pod's identity.
     assert_eq!(f.get(sts_path).body["status"]["readyReplicas"], 0);
     let deleted = std::path::Path::new(&dir.path()).join("deleted");
+    // The hook's shell creates the file before it writes the line: wait for the whole line.
+    let written = || {
+        std::fs::read_to_string(&deleted)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    };
     for _ in 0..200 {
-        if deleted.exists() {
+        if written().is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert_eq!(
-        std::fs::read_to_string(&deleted).unwrap(),
-        format!("default/{name} {uid}\n")
-    );
+    assert_eq!(written(), Some(format!("default/{name} {uid}\n")));
     // Still starting while the hook runs: no ready replacement.
     assert!(pods(&f, "app=redis").is_empty());
     assert_eq!(f.get(sts_path).body["status"]["readyReplicas"], 0);
@@ -231,11 +234,17 @@ fn a_deleted_pod_runs_its_hook_and_comes_back_ready_only_after_the_hook_exits() 
     assert_ne!(new_uid, head_uid);
     assert_eq!(rc["status"]["head"]["podName"], new_head.as_str());
     let heads = dir.path().join("heads");
+    // Wait for the whole line, as above.
+    let written = || {
+        std::fs::read_to_string(&heads)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    };
     for _ in 0..200 {
-        if heads.exists() {
+        if written().is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert_eq!(std::fs::read_to_string(heads).unwrap(), format!("{head}\n"));
+    assert_eq!(written(), Some(format!("{head}\n")));
 }
