@@ -18,8 +18,8 @@ use crate::apply::secret::{self, PASSWORD_KEY};
 pub struct PlanInputs<'a> {
     pub stack: &'a str,
     pub namespace: &'a str,
-    /// Rendered objects in apply order.
-    pub desired: &'a [Value],
+    /// Rendered objects in apply order, moved into the plan's changes (their `manifest`).
+    pub desired: Vec<Value>,
     /// [`crate::state::applied_hash`] of each desired object, in the same order; empty when
     /// there is no state, which is all they are compared with.
     pub desired_hashes: &'a [String],
@@ -51,7 +51,7 @@ fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
 /// `desired_hash` is [`applied_hash`] of `desired` when the caller has it.
 fn inputs_for(
     r: &ObjectRef,
-    desired: Option<&Value>,
+    desired: Option<Value>,
     desired_hash: Option<&String>,
     state: Option<&State>,
     offline: bool,
@@ -64,6 +64,7 @@ fn inputs_for(
         // Only ever compared with the prior hash: an object state does not know is not hashed
         // (canonical JSON and SHA-256 of every object of every new stack, for nothing).
         desired_hash: desired
+            .as_ref()
             .filter(|_| prior_hash.is_some())
             .map(|d| desired_hash.cloned().unwrap_or_else(|| applied_hash(d))),
         prior_hash,
@@ -77,7 +78,7 @@ fn inputs_for(
         kind: r.kind,
         namespace: r.namespace.clone(),
         name: r.name.clone(),
-        desired: desired.cloned(),
+        desired,
         live: None,
         dry_run: DryRun::NotRun,
         offline,
@@ -100,18 +101,19 @@ fn pruned(desired: &[Value], state: Option<&State>) -> Vec<ObjectRef> {
 }
 
 /// Plans against state alone (no cluster).
-pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
+pub fn plan_offline(mut i: PlanInputs<'_>) -> Plan {
     let mut plan = empty_plan(&i, true);
-    for (n, d) in i.desired.iter().enumerate() {
+    let prune_refs = pruned(&i.desired, i.state);
+    for (n, d) in std::mem::take(&mut i.desired).into_iter().enumerate() {
         plan.resource_changes.push(classify(inputs_for(
-            &ObjectRef::of_rendered(d),
+            &ObjectRef::of_rendered(&d),
             Some(d),
             i.desired_hashes.get(n),
             i.state,
             true,
         )));
     }
-    for r in pruned(i.desired, i.state) {
+    for r in prune_refs {
         plan.resource_changes
             .push(classify(inputs_for(&r, None, None, i.state, true)));
     }
@@ -122,15 +124,15 @@ pub fn plan_offline(i: PlanInputs<'_>) -> Plan {
 /// show (docs/design.md §6.1) and the tracked ones no longer desired. Objects are observed
 /// concurrently (reads and dry-runs only), so a plan costs about one round trip of latency
 /// instead of one per request; results keep apply order.
-pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, ClusterError> {
+pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, ClusterError> {
     let mut plan = empty_plan(&i, false);
+    let prune_refs = pruned(&i.desired, i.state);
     let desired = futures::future::try_join_all(
-        i.desired
-            .iter()
+        std::mem::take(&mut i.desired)
+            .into_iter()
             .enumerate()
             .map(|(n, d)| observe_desired(d, i.desired_hashes.get(n), i.state, cluster)),
     );
-    let prune_refs = pruned(i.desired, i.state);
     let pruned = futures::future::try_join_all(prune_refs.iter().map(|r| async {
         let mut inputs = inputs_for(r, None, None, i.state, false);
         inputs.live = cluster.get(r).await?;
@@ -144,13 +146,17 @@ pub async fn plan_online(i: PlanInputs<'_>, cluster: &Cluster) -> Result<Plan, C
 
 /// The live object and the server-side-apply dry-run of one desired object, classified.
 async fn observe_desired(
-    d: &Value,
+    desired: Value,
     hash: Option<&String>,
     state: Option<&State>,
     cluster: &Cluster,
 ) -> Result<ResourceChange, ClusterError> {
-    let r = ObjectRef::of_rendered(d);
-    let mut inputs = inputs_for(&r, Some(d), hash, state, false);
+    let r = ObjectRef::of_rendered(&desired);
+    let mut inputs = inputs_for(&r, Some(desired), hash, state, false);
+    let d = inputs
+        .desired
+        .as_ref()
+        .expect("inputs_for keeps the desired object");
     let recorded = state.and_then(|s| s.resource(&inputs.address));
     let (live, dry_run) = match recorded {
         // Applied before, and changed in the stack since: the plan shows the live object next
@@ -258,7 +264,7 @@ pub async fn plan_destroy(
     let mut plan = empty_plan(&i, false);
     plan.destroy = true;
     let mut refs: Vec<ObjectRef> = pruned(&[], i.state);
-    for d in i.desired {
+    for d in &i.desired {
         let r = ObjectRef::of_rendered(d);
         if !refs.iter().any(|x| x.address() == r.address()) {
             refs.push(r);

@@ -131,7 +131,7 @@ impl Engine {
         let inputs = PlanInputs {
             stack: &stack.meta.name,
             namespace: &stack.meta.namespace,
-            desired: &desired,
+            desired,
             desired_hashes: &desired_hashes,
             durability,
             preflight: Vec::new(),
