@@ -194,20 +194,10 @@ fn a_deleted_pod_runs_its_hook_and_comes_back_ready_only_after_the_hook_exits() 
     assert_eq!(f.delete(&format!("{PODS}/{name}")).status, 200);
     // The controller noticed at once; the hook ran with the pod's identity.
     assert_eq!(f.get(sts_path).body["status"]["readyReplicas"], 0);
-    let deleted = std::path::Path::new(&dir.path()).join("deleted");
-    // The hook's shell creates the file before it writes the line: wait for the whole line.
-    let written = || {
-        std::fs::read_to_string(&deleted)
-            .ok()
-            .filter(|s| s.ends_with('\n'))
-    };
-    for _ in 0..200 {
-        if written().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert_eq!(written(), Some(format!("default/{name} {uid}\n")));
+    assert_eq!(
+        hook_output(&dir.path().join("deleted")),
+        Some(format!("default/{name} {uid}\n"))
+    );
     // Still starting while the hook runs: no ready replacement.
     assert!(pods(&f, "app=redis").is_empty());
     assert_eq!(f.get(sts_path).body["status"]["readyReplicas"], 0);
@@ -233,18 +223,26 @@ fn a_deleted_pod_runs_its_hook_and_comes_back_ready_only_after_the_hook_exits() 
     let (new_head, new_uid) = pods(&f, "ray.io/node-type=head").remove(0);
     assert_ne!(new_uid, head_uid);
     assert_eq!(rc["status"]["head"]["podName"], new_head.as_str());
-    let heads = dir.path().join("heads");
-    // Wait for the whole line, as above.
+    assert_eq!(
+        hook_output(&dir.path().join("heads")),
+        Some(format!("{head}\n"))
+    );
+}
+
+/// What a delete hook wrote to `path`, once it ends in a newline (up to 5 s): the hook's shell
+/// creates the file before it writes the line, so a read as soon as the file exists can see
+/// it empty.
+fn hook_output(path: &std::path::Path) -> Option<String> {
     let written = || {
-        std::fs::read_to_string(&heads)
+        std::fs::read_to_string(path)
             .ok()
             .filter(|s| s.ends_with('\n'))
     };
     for _ in 0..200 {
-        if written().is_some() {
-            break;
+        if let Some(text) = written() {
+            return Some(text);
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert_eq!(written(), Some(format!("{head}\n")));
+    written()
 }
