@@ -125,7 +125,7 @@ impl Engine {
                 .as_deref()
                 .map(|p| absolute(p).display().to_string()),
             stack_sha256: Some(crate::plan::binding::stack_sha256(&stack_bytes)),
-            // The same hash as `plan::binding::manifests_sha256`, written once with the others.
+            // `plan::binding::manifests_sha256`, written once with the objects' own hashes.
             manifests_sha256: Some(manifests_sha256),
         };
         let inputs = PlanInputs {

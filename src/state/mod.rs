@@ -212,12 +212,14 @@ impl State {
 /// Lowercase hex SHA-256 of `manifest` as canonical JSON (object keys sorted, no whitespace),
 /// so the same manifest hashes the same whatever order its keys were built in.
 pub fn applied_hash(manifest: &serde_json::Value) -> String {
-    hash_canonical(|out| write_canonical(manifest, out))
+    let mut text = Vec::new();
+    write_canonical(manifest, &mut text);
+    hex::encode(Sha256::digest(&text))
 }
 
 /// [`applied_hash`] of `Value::Array(items.to_vec())`, without copying the items.
 pub fn applied_hash_of_all(items: &[serde_json::Value]) -> String {
-    hash_canonical(|out| write_canonical_array(items, out))
+    applied_hashes(items, false).0
 }
 
 /// [`applied_hash_of_all`] of `items`, and with `each` also [`applied_hash`] of every item,
@@ -242,27 +244,6 @@ pub fn applied_hashes(items: &[serde_json::Value], each: bool) -> (String, Vec<S
     }
     all.update(b"]");
     (hex::encode(all.finalize()), hashes)
-}
-
-/// Hashes what `write` writes. The canonical text goes into one buffer per thread, reused:
-/// a plan hashes every object twice, and growing a fresh buffer to each object's size each
-/// time cost more than the hashing.
-fn hash_canonical(write: impl FnOnce(&mut Vec<u8>)) -> String {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with(|buffer| {
-        let mut guard = buffer.try_borrow_mut();
-        let mut own = Vec::new();
-        // Not reentrant; a nested call (none today) would use a buffer of its own.
-        let out = match guard.as_mut() {
-            Ok(b) => &mut **b,
-            Err(_) => &mut own,
-        };
-        out.clear();
-        write(out);
-        hex::encode(Sha256::digest(&*out))
-    })
 }
 
 fn write_canonical_array(items: &[serde_json::Value], out: &mut Vec<u8>) {
@@ -352,10 +333,11 @@ mod tests {
             json!({"kind": "ConfigMap", "data": {"z": "1", "y": "2"}}),
         ];
         let (all, each) = applied_hashes(&items, true);
-        assert_eq!(all, applied_hash_of_all(&items));
+        assert_eq!(all, applied_hash(&serde_json::Value::Array(items.clone())));
         assert_eq!(each, vec![applied_hash(&items[0]), applied_hash(&items[1])]);
-        assert_eq!(applied_hashes(&items, false), (all, Vec::new()));
-        assert_eq!(applied_hashes(&[], true).0, applied_hash_of_all(&[]));
+        assert_eq!(applied_hashes(&items, false), (all.clone(), Vec::new()));
+        assert_eq!(applied_hash_of_all(&items), all);
+        assert_eq!(applied_hashes(&[], true).0, applied_hash(&json!([])));
     }
 
     #[test]
