@@ -46,7 +46,7 @@ struct CrdFields {
 impl CrdFields {
     fn of(crd: &CrdOutline) -> Self {
         CrdFields {
-            gcs_ft_options: crd_supports_gcs_ft_options(crd),
+            gcs_ft_options: crd_spec_has(crd, &["gcsFaultToleranceOptions"]),
             embedded_backend: crd_spec_has(crd, &["gcsFaultToleranceOptions", "backend"]),
             upgrade_strategy: crd_spec_has(crd, &["upgradeStrategy"]),
         }
@@ -487,11 +487,6 @@ pub fn crd_spec_has(crd: &CrdOutline, path: &[&str]) -> bool {
     })
 }
 
-/// Whether any served version of the CRD declares `spec.gcsFaultToleranceOptions`.
-pub fn crd_supports_gcs_ft_options(crd: &CrdOutline) -> bool {
-    crd_spec_has(crd, &["gcsFaultToleranceOptions"])
-}
-
 /// The `spec` schema of each served version.
 fn served_specs(
     crd: &CrdOutline,
@@ -630,9 +625,9 @@ mod tests {
 
     #[test]
     fn detects_gcs_ft_options_by_crd_version() {
-        assert!(!crd_supports_gcs_ft_options(&crd("1.2.2")));
-        assert!(crd_supports_gcs_ft_options(&crd("1.3.0")));
-        assert!(crd_supports_gcs_ft_options(&crd("1.7.0")));
+        assert!(!crd_spec_has(&crd("1.2.2"), &["gcsFaultToleranceOptions"]));
+        assert!(crd_spec_has(&crd("1.3.0"), &["gcsFaultToleranceOptions"]));
+        assert!(crd_spec_has(&crd("1.7.0"), &["gcsFaultToleranceOptions"]));
     }
 
     #[test]
