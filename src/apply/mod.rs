@@ -150,17 +150,19 @@ async fn record_settled_versions(
         })
         .map(ResourceChange::object)
         .collect();
+    if written.is_empty() {
+        return Ok(());
+    }
     let settled = futures::future::join_all(written.iter().map(|r| cluster.get(r))).await;
-    let mut moved = false;
     for (r, live) in written.iter().zip(settled) {
         // A failed read only costs the next plan that read: the apply itself is done.
         if let Ok(Some(live)) = live {
-            moved |= state.update_resource_version(&r.address(), &live);
+            state.update_resource_version(&r.address(), &live);
         }
     }
-    if moved {
-        lock.write(state).await?;
-    }
+    // Written even when no version moved: whether a controller has written yet is a matter
+    // of timing, and an apply's number of state writes (the serial it leaves) must not be.
+    lock.write(state).await?;
     Ok(())
 }
 
