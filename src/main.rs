@@ -46,7 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(raystack::cli::run(cli)) {
+    let result = runtime.block_on(raystack::cli::run(cli));
+    // The command is done: every write it makes was awaited. Its idle connections and tasks
+    // end with the process; waiting for the worker threads to wind them down first only delays
+    // the exit.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(err) => {
             raystack::output::print_error(&err);

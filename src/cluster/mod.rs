@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -442,6 +442,46 @@ impl Cluster {
             Err(ClusterError::Api { code: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every object of `kind` whose labels match `selector`, across all namespaces (one LIST),
+    /// each as a read of it answers: `apiVersion` and `kind` first. A list of a built-in kind
+    /// carries neither on its items; a list of a custom resource carries both.
+    pub async fn list_labeled(
+        &self,
+        kind: Kind,
+        selector: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let request = self.request(&ObjectRef::new(kind, None, ""));
+        let params = ListParams::default().labels(selector);
+        let address = format!("{} -l {selector}", kind.plural());
+        let list = || async {
+            let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
+            self.client.request::<Value>(req).await
+        };
+        let mut list = self.call("list", &address, list).await?;
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        let api_version = Value::String(kind.api_version());
+        Ok(items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(fields) => {
+                    let mut typed = serde_json::Map::with_capacity(fields.len() + 2);
+                    typed.insert("apiVersion".into(), api_version.clone());
+                    typed.insert("kind".into(), Value::String(kind.as_str().into()));
+                    for (k, v) in fields {
+                        if k != "apiVersion" && k != "kind" {
+                            typed.insert(k, v);
+                        }
+                    }
+                    Value::Object(typed)
+                }
+                other => other,
+            })
+            .collect())
     }
 
     /// Server-side apply of `manifest` as `manager`, forcing ownership of conflicting fields.

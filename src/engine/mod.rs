@@ -20,6 +20,7 @@ mod apply;
 mod backend;
 mod connect;
 mod diff;
+mod listing;
 mod observe;
 mod prepare;
 mod state;
@@ -69,11 +70,13 @@ pub type Notify = Arc<dyn Fn(Notice) + Send + Sync>;
 
 /// One command's engine: the target, where notices go, and what the stacks of the command share
 /// (one client and connection pool per cluster, preflight calls made once per cloud cluster).
+/// A clone shares all of that: it plans one of the command's stacks on its own task.
+#[derive(Clone)]
 pub struct Engine {
     target: Target,
     notify: Notify,
-    connections: connect::Connections,
-    preflight: crate::preflight::Memo,
+    connections: Arc<connect::Connections>,
+    preflight: Arc<crate::preflight::Memo>,
 }
 
 impl Engine {
@@ -81,8 +84,8 @@ impl Engine {
         Engine {
             target,
             notify,
-            connections: connect::Connections::default(),
-            preflight: crate::preflight::Memo::new(),
+            connections: Arc::default(),
+            preflight: Arc::new(crate::preflight::Memo::new()),
         }
     }
 

@@ -10,8 +10,9 @@ use crate::plan::{
     classify,
 };
 use crate::preflight::Finding;
-use crate::state::{State, applied_hash};
+use crate::state::{ResourceState, State, applied_hash};
 
+use super::listing::Listing;
 use crate::apply::secret::{self, PASSWORD_KEY};
 
 /// What a plan is made from, besides the cluster.
@@ -27,6 +28,9 @@ pub struct PlanInputs<'a> {
     pub preflight: Vec<Finding>,
     pub state: Option<&'a State>,
     pub binding: Binding,
+    /// The command's listing and the identity of the cluster it lists, when the command plans
+    /// many stacks ([`super::listing`]).
+    pub listing: Option<(&'a Listing, &'a str)>,
 }
 
 fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
@@ -131,7 +135,7 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
         std::mem::take(&mut i.desired)
             .into_iter()
             .enumerate()
-            .map(|(n, d)| observe_desired(d, i.desired_hashes.get(n), i.state, cluster)),
+            .map(|(n, d)| observe_desired(d, i.desired_hashes.get(n), &i, cluster)),
     );
     let pruned = futures::future::try_join_all(prune_refs.iter().map(|r| async {
         let mut inputs = inputs_for(r, None, None, i.state, false);
@@ -148,9 +152,10 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
 async fn observe_desired(
     desired: Value,
     hash: Option<&String>,
-    state: Option<&State>,
+    i: &PlanInputs<'_>,
     cluster: &Cluster,
 ) -> Result<ResourceChange, ClusterError> {
+    let state = i.state;
     let r = ObjectRef::of_rendered(&desired);
     let mut inputs = inputs_for(&r, Some(desired), hash, state, false);
     let d = inputs
@@ -169,36 +174,28 @@ async fn observe_desired(
             (live, dry_run)
         }
         // Unchanged in the stack since the last apply, or unknown to state: the dry-run comes
-        // first, and its answer often makes the read needless.
-        _ => match cluster.apply(d, FIELD_MANAGER, true).await {
-            // A server-side apply dry-run answers with the stored object's resourceVersion when
-            // the object exists and with none when the apply would create it (kube-apiserver's
-            // DryRunnableStorage: a dry-run update starts from the stored object, a dry-run
-            // create is never stored).
-            Ok(v) => match stored_version(&v)
-                .map(|rv| recorded.is_some_and(|x| x.resource_version == rv))
-            {
-                None => (None, DryRun::Ok(v)),
-                // The version state recorded: nobody has written the object since raystack did
-                // (every write moves it), and the stack has not changed since either, so the
-                // apply is a no-op and its dry-run is the live object itself.
-                Some(true) => (Some(v), DryRun::Live),
-                // Written since (a controller's status, an edit), or unknown to state (state
-                // lost, an apply interrupted before its state write): read it.
-                Some(false) => (cluster.get(&r).await?, DryRun::Ok(v)),
-            },
-            Err(e) => {
-                // A 404: its namespace or kind does not exist yet, so neither does it. Anything
-                // else cannot tell (403 for read-only credentials, 409, 422): read it.
-                let live = if e.code() == Some(404) {
-                    None
-                } else {
-                    cluster.get(&r).await?
-                };
-                let dry_run = dry_run_of(Err(e), live.is_none())?;
-                (live, dry_run)
+        // first, and its answer often makes the read needless. Planning many stacks, a listed
+        // object can make the dry-run needless too.
+        _ => {
+            let listed = match (i.listing, recorded) {
+                (Some((listing, identity)), Some(_)) => {
+                    listing.take(cluster, identity, i.stack, &r).await
+                }
+                _ => None,
+            };
+            match listed {
+                // Listed at the version state recorded: the same proof as a dry-run's answer
+                // at that version below, without the dry-run.
+                Some(v)
+                    if recorded.is_some_and(|x| {
+                        Some(x.resource_version.as_str()) == stored_version(&v)
+                    }) =>
+                {
+                    (Some(v), DryRun::Live)
+                }
+                listed => observe_by_dry_run(d, &r, recorded, listed, cluster).await?,
             }
-        },
+        }
     };
     inputs.live = live;
     inputs.dry_run = dry_run;
@@ -226,6 +223,54 @@ async fn observe_desired(
         change.reason = Some(secret::PASSWORD_DRIFT_REASON.into());
     }
     Ok(change)
+}
+
+/// The dry-run of a desired object that is unchanged in the stack since the last apply or
+/// unknown to state, and the live object, read only when the dry-run's answer cannot be it.
+/// `listed` is the object as the command's listing holds it, if it does: live when the dry-run
+/// answers with its version.
+async fn observe_by_dry_run(
+    d: &Value,
+    r: &ObjectRef,
+    recorded: Option<&ResourceState>,
+    listed: Option<Value>,
+    cluster: &Cluster,
+) -> Result<(Option<Value>, DryRun), ClusterError> {
+    Ok(match cluster.apply(d, FIELD_MANAGER, true).await {
+        // A server-side apply dry-run answers with the stored object's resourceVersion when
+        // the object exists and with none when the apply would create it (kube-apiserver's
+        // DryRunnableStorage: a dry-run update starts from the stored object, a dry-run
+        // create is never stored).
+        Ok(v) => {
+            match stored_version(&v).map(|rv| recorded.is_some_and(|x| x.resource_version == rv)) {
+                None => (None, DryRun::Ok(v)),
+                // The version state recorded: nobody has written the object since raystack did
+                // (every write moves it), and the stack has not changed since either, so the
+                // apply is a no-op and its dry-run is the live object itself.
+                Some(true) => (Some(v), DryRun::Live),
+                // Written since (a controller's status, an edit), or unknown to state (state
+                // lost, an apply interrupted before its state write): read it.
+                Some(false) => {
+                    let live = match listed {
+                        Some(l) if stored_version(&l) == stored_version(&v) => Some(l),
+                        _ => cluster.get(r).await?,
+                    };
+                    (live, DryRun::Ok(v))
+                }
+            }
+        }
+        Err(e) => {
+            // A 404: its namespace or kind does not exist yet, so neither does it. Anything
+            // else cannot tell (403 for read-only credentials, 409, 422): read it.
+            let live = if e.code() == Some(404) {
+                None
+            } else {
+                cluster.get(r).await?
+            };
+            let dry_run = dry_run_of(Err(e), live.is_none())?;
+            (live, dry_run)
+        }
+    })
 }
 
 /// The resourceVersion a server answer carries, if any.

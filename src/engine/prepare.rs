@@ -7,10 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::Engine;
+use super::listing::Listing;
 use super::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
 use crate::cluster::Cluster;
 use crate::plan::{Binding, Plan};
@@ -49,6 +51,17 @@ impl Engine {
         path: &Path,
         mode: Mode,
         operation: &str,
+    ) -> anyhow::Result<Prepared> {
+        self.prepare_listed(path, mode, operation, None).await
+    }
+
+    /// [`Engine::prepare`], observing through the command's `listing` when it has one.
+    async fn prepare_listed(
+        &self,
+        path: &Path,
+        mode: Mode,
+        operation: &str,
+        listing: Option<&Listing>,
     ) -> anyhow::Result<Prepared> {
         let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
         let rendered = crate::render::render(&stack);
@@ -137,6 +150,7 @@ impl Engine {
             preflight: Vec::new(),
             state: existing.as_ref(),
             binding,
+            listing: listing.zip(identity.as_deref()),
         };
         let observe = async {
             match (mode, &cluster) {
@@ -177,24 +191,69 @@ impl Engine {
         parallelism: usize,
         keep_manifests: bool,
     ) -> Vec<anyhow::Result<Plan>> {
+        // Many stacks on a cluster: each kind is listed once for all of them (a stack file
+        // that does not load is reported by its own plan below).
+        let listing = (!offline && stacks.len() > 1).then(|| {
+            let loaded: Vec<_> = stacks
+                .iter()
+                .filter_map(|path| crate::stack::load(path).ok())
+                .collect();
+            // Connect to each cluster now: its first round trip overlaps the stacks' reading
+            // of files and state instead of following it.
+            let mut contexts: Vec<Option<String>> = Vec::new();
+            for stack in &loaded {
+                if !contexts.contains(&stack.cluster.context) {
+                    contexts.push(stack.cluster.context.clone());
+                }
+            }
+            for context in contexts {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    // The outcome is kept for the stacks, errors included.
+                    let _ = engine.cluster(context.as_deref()).await;
+                });
+            }
+            Arc::new(Listing::new(
+                loaded.into_iter().map(|stack| stack.meta.name),
+            ))
+        });
         futures::stream::iter(stacks)
-            .map(|path| async move {
-                let planned = async {
-                    let prepared = self.prepare(path, Mode::Plan { offline }, "plan").await?;
-                    if let Some(lock) = prepared.lock {
-                        lock.release().await?;
-                    }
-                    let mut plan = prepared.plan;
-                    if !keep_manifests {
-                        for change in &mut plan.resource_changes {
-                            change.manifest = None;
+            .map(|path| {
+                // Each stack is planned on its own task, so the stacks' CPU work (parsing
+                // answers, diffing) runs on every worker thread, not only where this command
+                // is polled.
+                let engine = self.clone();
+                let listing = listing.clone();
+                let path = path.clone();
+                let planned = async move {
+                    let planned = async {
+                        let prepared = engine
+                            .prepare_listed(
+                                &path,
+                                Mode::Plan { offline },
+                                "plan",
+                                listing.as_deref(),
+                            )
+                            .await?;
+                        if let Some(lock) = prepared.lock {
+                            lock.release().await?;
                         }
-                    }
-                    Ok::<_, anyhow::Error>(plan)
+                        let mut plan = prepared.plan;
+                        if !keep_manifests {
+                            for change in &mut plan.resource_changes {
+                                change.manifest = None;
+                            }
+                        }
+                        Ok::<_, anyhow::Error>(plan)
+                    };
+                    planned
+                        .await
+                        .with_context(|| format!("failed to plan `{}`", path.display()))
                 };
-                planned
-                    .await
-                    .with_context(|| format!("failed to plan `{}`", path.display()))
+                tokio::spawn(planned).map(|joined| match joined {
+                    Ok(planned) => planned,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                })
             })
             // `buffered` yields the results in the order given.
             .buffered(parallelism.max(1))

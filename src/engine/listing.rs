@@ -1,0 +1,128 @@
+//! One LIST per kind for a whole `plan STACK...` (docs/design.md §6.1, "Many stacks: one list
+//! per kind"). A plan of one stack learns that an applied object is unchanged from its dry-run,
+//! one request per object; a plan of many stacks lists each kind once, across namespaces, for
+//! every stack it plans (label `raystack.dev/stack in (...)`), and an object whose listed
+//! resourceVersion is the one state recorded needs no request of its own.
+//!
+//! The listing is only ever a positive answer: an object it does not hold (a LIST refused by
+//! RBAC or failed, a label removed by hand, an object listed once already) is observed exactly
+//! as a plan of its stack alone observes it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::cluster::Cluster;
+use crate::kind::{Kind, ObjectRef};
+use crate::render::STACK_LABEL;
+
+/// Stack names per LIST: keeps the request line short (a name is at most 63 characters, so a
+/// selector of 100 stays under 7 KB) and a single stack's share of one answer small.
+const NAMES_PER_LIST: usize = 100;
+
+/// The objects one LIST answered with, by address; each is handed out once.
+type Listed = Mutex<HashMap<String, Value>>;
+
+/// A cluster (its identity), a kind and a group of stack names: one LIST.
+type Key = (String, Kind, usize);
+
+/// The listings of one command, made as stacks first need them and shared by all of them.
+pub(super) struct Listing {
+    /// The names of the stacks the command plans, sorted and without repeats.
+    names: Vec<String>,
+    /// `None` once a LIST failed: its stacks observe object by object.
+    cells: Mutex<HashMap<Key, Arc<OnceCell<Option<Listed>>>>>,
+}
+
+impl Listing {
+    pub(super) fn new(names: impl IntoIterator<Item = String>) -> Listing {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        Listing {
+            names,
+            cells: Mutex::default(),
+        }
+    }
+
+    /// The selector of the `group`th LIST: its stacks' names.
+    fn selector(&self, group: usize) -> String {
+        let start = group * NAMES_PER_LIST;
+        let end = (start + NAMES_PER_LIST).min(self.names.len());
+        format!("{STACK_LABEL} in ({})", self.names[start..end].join(","))
+    }
+
+    /// Object `r` of stack `stack` as the cluster `identity` listed it, taken out of the
+    /// listing; `None` when the listing cannot tell (see the module documentation).
+    pub(super) async fn take(
+        &self,
+        cluster: &Cluster,
+        identity: &str,
+        stack: &str,
+        r: &ObjectRef,
+    ) -> Option<Value> {
+        let group = self
+            .names
+            .binary_search_by(|n| n.as_str().cmp(stack))
+            .ok()?
+            / NAMES_PER_LIST;
+        let cell = self
+            .cells
+            .lock()
+            .expect("listing lock")
+            .entry((identity.to_string(), r.kind, group))
+            .or_default()
+            .clone();
+        let listed = cell
+            .get_or_init(|| async {
+                let items = cluster
+                    .list_labeled(r.kind, &self.selector(group))
+                    .await
+                    .ok()?;
+                let by_address = items
+                    .into_iter()
+                    .filter_map(|item| {
+                        let listed = ObjectRef::of(&item).ok()?;
+                        Some((listed.address(), item))
+                    })
+                    .collect();
+                Some(Mutex::new(by_address))
+            })
+            .await
+            .as_ref()?;
+        listed.lock().expect("listing lock").remove(&r.address())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_listed_in_groups_of_a_hundred_sorted_once_each() {
+        let names = (0..250)
+            .rev()
+            .map(|i| format!("s{i:03}"))
+            .chain(["s007".to_string()]);
+        let l = Listing::new(names);
+        assert_eq!(l.names.len(), 250);
+        let first = l.selector(0);
+        assert!(
+            first.starts_with("raystack.dev/stack in (s000,s001,"),
+            "{first}"
+        );
+        assert!(first.ends_with(",s099)"), "{first}");
+        assert_eq!(
+            l.selector(2),
+            format!(
+                "raystack.dev/stack in ({})",
+                (200..250)
+                    .map(|i| format!("s{i:03}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        );
+    }
+}
