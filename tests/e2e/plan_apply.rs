@@ -661,3 +661,137 @@ fn a_plan_reads_only_the_objects_whose_dry_run_cannot_show_them() {
         "objects that exist are never planned as created: {actions:?}"
     );
 }
+
+#[test]
+fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() {
+    let audit_dir = tempfile::tempdir().unwrap();
+    let log = audit_dir.path().join("audit.jsonl");
+    let env = Env::new(&["--audit-log-path", log.to_str().unwrap()]);
+    // Three applied stacks: `e2e` unchanged, `e2e-b` changed in its file (a second worker),
+    // `e2e-c` with its ConfigMap edited by another field manager.
+    let named = |name: &str, replicas: u32| {
+        stack_toml(&worker("cpu", replicas), "", "").replace("\"e2e\"", &format!("\"{name}\""))
+    };
+    std::fs::write(env.dir.path().join("b.toml"), named("e2e-b", 1)).unwrap();
+    std::fs::write(env.dir.path().join("c.toml"), named("e2e-c", 1)).unwrap();
+    let stacks = [env.stack_arg(), "b.toml", "c.toml"];
+    for stack in stacks {
+        let r = env.run(&["apply", stack, "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r}");
+    }
+    std::fs::write(env.dir.path().join("b.toml"), named("e2e-b", 2)).unwrap();
+    let edited = "/api/v1/namespaces/e2e-c/configmaps/e2e-c-redis-config";
+    let edit = json!({"metadata": {"labels": {"team": "ml"}}});
+    assert_eq!(env.fake.merge_patch(edited, &edit), 200);
+
+    let plan_all = |kubeconfig: &std::path::Path| {
+        let r = Run::from(
+            std::process::Command::new(raystack_bin())
+                .current_dir(env.dir.path())
+                .args(["plan", "--format", "json", "--kubeconfig"])
+                .arg(kubeconfig)
+                .args(stacks)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{r}");
+        serde_json::from_str::<Vec<Value>>(&r.stdout).unwrap()
+    };
+    let from = audit_len(&log);
+    let together = plan_all(&env.fake.kubeconfig);
+
+    // One request per kind for the three stacks (label `raystack.dev/stack in (...)`, across
+    // namespaces); a dry-run only where the listing cannot prove a no-op: the edited ConfigMap
+    // (its live object is the listed one: no read) and the object changed in its stack (read
+    // alongside its dry-run, as alone).
+    let mut expected: Vec<String> = [
+        "get /api/v1/namespaces/kube-system (200)",
+        "get /apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io (200)",
+        "list /apis/storage.k8s.io/v1/storageclasses (200)",
+        "list /api/v1/namespaces (200)",
+        "list /api/v1/secrets (200)",
+        "list /api/v1/configmaps (200)",
+        "list /api/v1/persistentvolumeclaims (200)",
+        "list /apis/apps/v1/statefulsets (200)",
+        "list /api/v1/services (200)",
+        "list /apis/networking.k8s.io/v1/networkpolicies (200)",
+        "list /apis/ray.io/v1/rayclusters (200)",
+        "patch dry-run /api/v1/namespaces/e2e-c/configmaps/e2e-c-redis-config (200)",
+        "get /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",
+        "patch dry-run /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",
+    ]
+    .map(String::from)
+    .to_vec();
+    expected.sort();
+    assert_eq!(audited(&log, from), expected);
+    let selectors: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .skip(from)
+        .filter_map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            let uri = e["requestURI"].as_str().unwrap().to_string();
+            uri.contains("labelSelector").then_some(uri)
+        })
+        .filter(|uri| !uri.contains("storageclasses"))
+        .map(|uri| uri.split_once("labelSelector=").unwrap().1.to_string())
+        .collect();
+    assert_eq!(selectors.len(), 8, "{selectors:?}");
+    for s in &selectors {
+        assert_eq!(s, "raystack.dev%2Fstack+in+%28e2e%2Ce2e-b%2Ce2e-c%29");
+    }
+
+    // The same plans as each stack planned alone (dry-run by dry-run).
+    let alone: Vec<Value> = stacks
+        .iter()
+        .map(|s| {
+            let r = env.run(&["plan", "--format", "json", s]);
+            assert_eq!(r.code, 0, "{r}");
+            serde_json::from_str(&r.stdout).unwrap()
+        })
+        .collect();
+    assert!(
+        together == alone,
+        "the plans differ from each stack's alone"
+    );
+    let actions: Vec<Vec<&str>> = together
+        .iter()
+        .map(|p| {
+            p["resource_changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["action"] != "no-op")
+                .map(|c| c["address"].as_str().unwrap())
+                .collect()
+        })
+        .collect();
+    // A label another manager added changes nothing raystack owns.
+    assert_eq!(actions, [vec![], vec!["RayCluster/e2e-b/e2e-b"], vec![]]);
+
+    // An account that may not list across namespaces: each object is observed as alone.
+    let proxy = fake_apiserver::faults::FaultProxy::start(&env.fake.url).unwrap();
+    proxy.push(fake_apiserver::faults::Rule::new(
+        Some("GET"),
+        "labelSelector=raystack.dev",
+        fake_apiserver::faults::Fault::status(403),
+    ));
+    let kubeconfig = env.dir.path().join("kubeconfig-proxy");
+    proxy.write_kubeconfig(&kubeconfig).unwrap();
+    let mut refused_lists = plan_all(&kubeconfig);
+    for plan in &mut refused_lists {
+        // The plans are bound to the kubeconfig they were made with.
+        assert_eq!(
+            plan["binding"]["kubeconfig"],
+            kubeconfig.display().to_string()
+        );
+        plan["binding"]["kubeconfig"] = json!(env.fake.kubeconfig.display().to_string());
+    }
+    assert!(
+        refused_lists == alone,
+        "the plans differ from each stack's alone"
+    );
+    let refused = proxy.seen().iter().filter(|s| s.fault.is_some()).count();
+    assert_eq!(refused, 8);
+}

@@ -139,7 +139,16 @@ pub fn list(
         {
             continue;
         }
-        items.push(present(&t.rt, &t.version, obj));
+        let mut item = present(&t.rt, &t.version, obj);
+        // kube-apiserver encodes a built-in kind's list as a typed list, whose items carry no
+        // type meta; a custom resource's list is unstructured, and its items keep theirs.
+        if t.rt.schemas.is_none()
+            && let Some(m) = item.as_object_mut()
+        {
+            m.shift_remove("apiVersion");
+            m.shift_remove("kind");
+        }
+        items.push(item);
     }
     Ok(json!({
         "apiVersion": t.rt.api_version(&t.version),
