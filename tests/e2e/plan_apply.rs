@@ -668,18 +668,19 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
     let log = audit_dir.path().join("audit.jsonl");
     let env = Env::new(&["--audit-log-path", log.to_str().unwrap()]);
     // Three applied stacks: `e2e` unchanged, `e2e-b` changed in its file (a second worker),
-    // `e2e-c` with its ConfigMap edited by another field manager.
+    // `e2e-c` with its ConfigMap edited by another field manager; and `e2e-d`, new.
     let named = |name: &str, replicas: u32| {
         stack_toml(&worker("cpu", replicas), "", "").replace("\"e2e\"", &format!("\"{name}\""))
     };
     std::fs::write(env.dir.path().join("b.toml"), named("e2e-b", 1)).unwrap();
     std::fs::write(env.dir.path().join("c.toml"), named("e2e-c", 1)).unwrap();
-    let stacks = [env.stack_arg(), "b.toml", "c.toml"];
-    for stack in stacks {
+    let stacks = [env.stack_arg(), "b.toml", "c.toml", "d.toml"];
+    for stack in &stacks[..3] {
         let r = env.run(&["apply", stack, "--auto-approve"]);
         assert_eq!(r.code, 0, "{r}");
     }
     std::fs::write(env.dir.path().join("b.toml"), named("e2e-b", 2)).unwrap();
+    std::fs::write(env.dir.path().join("d.toml"), named("e2e-d", 1)).unwrap();
     let edited = "/api/v1/namespaces/e2e-c/configmaps/e2e-c-redis-config";
     let edit = json!({"metadata": {"labels": {"team": "ml"}}});
     assert_eq!(env.fake.merge_patch(edited, &edit), 200);
@@ -704,7 +705,8 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
     // One request per kind for the three stacks (label `raystack.dev/stack in (...)`, across
     // namespaces); a dry-run only where the listing cannot prove a no-op: the edited ConfigMap
     // (its live object is the listed one: no read) and the object changed in its stack (read
-    // alongside its dry-run, as alone).
+    // alongside its dry-run, as alone). The new stack's namespace is asked about first: it
+    // does not exist, so nothing in it is dry-run.
     let mut expected: Vec<String> = [
         "get /api/v1/namespaces/kube-system (200)",
         "get /apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io (200)",
@@ -720,6 +722,7 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
         "patch dry-run /api/v1/namespaces/e2e-c/configmaps/e2e-c-redis-config (200)",
         "get /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",
         "patch dry-run /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",
+        "patch dry-run /api/v1/namespaces/e2e-d (201)",
     ]
     .map(String::from)
     .to_vec();
@@ -739,7 +742,10 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
         .collect();
     assert_eq!(selectors.len(), 8, "{selectors:?}");
     for s in &selectors {
-        assert_eq!(s, "raystack.dev%2Fstack+in+%28e2e%2Ce2e-b%2Ce2e-c%29");
+        assert_eq!(
+            s,
+            "raystack.dev%2Fstack+in+%28e2e%2Ce2e-b%2Ce2e-c%2Ce2e-d%29"
+        );
     }
 
     // The same plans as each stack planned alone (dry-run by dry-run).
@@ -768,7 +774,12 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
         })
         .collect();
     // A label another manager added changes nothing raystack owns.
-    assert_eq!(actions, [vec![], vec!["RayCluster/e2e-b/e2e-b"], vec![]]);
+    assert_eq!(
+        actions[..3],
+        [vec![], vec!["RayCluster/e2e-b/e2e-b"], vec![]]
+    );
+    assert_eq!(actions[3].len(), 8, "{:?}", actions[3]);
+    assert_eq!(together[3]["summary"]["add"], 8);
 
     // An account that may not list across namespaces: each object is observed as alone.
     let proxy = fake_apiserver::faults::FaultProxy::start(&env.fake.url).unwrap();
