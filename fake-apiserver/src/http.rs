@@ -29,7 +29,18 @@ pub struct Server {
 
 type Resp = Response<Full<Bytes>>;
 
+/// A response body: a value, or a list already written out (`ops::list`).
+enum Body {
+    Value(Value),
+    Json(Vec<u8>),
+}
+
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Resp {
+    // `to_vec` writes straight into the buffer (`to_string` goes through `fmt::Write`).
+    json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default(), warnings)
+}
+
+fn json_bytes_response(code: u16, bytes: Vec<u8>, warnings: &[String]) -> Resp {
     let mut b = Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("Content-Type", "application/json")
@@ -40,8 +51,6 @@ fn json_response(code: u16, body: &Value, warnings: &[String]) -> Resp {
             format!("299 - {}", serde_json::to_string(w).unwrap_or_default()),
         );
     }
-    // `to_vec` writes straight into the buffer (`to_string` goes through `fmt::Write`).
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
     b.body(Full::new(Bytes::from(bytes)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
@@ -264,12 +273,13 @@ async fn respond(
     });
     readiness::tick(&mut st);
     Ok(match resp {
-        Ok((code, v, warnings)) => json_response(code, &v, &warnings),
+        Ok((code, Body::Value(v), warnings)) => json_response(code, &v, &warnings),
+        Ok((code, Body::Json(bytes), warnings)) => json_bytes_response(code, bytes, &warnings),
         Err(e) => error_response(&e),
     })
 }
 
-type Routed = Result<(u16, Value, Vec<String>), ApiError>;
+type Routed = Result<(u16, Body, Vec<String>), ApiError>;
 
 #[allow(clippy::too_many_arguments)]
 fn route(
@@ -288,7 +298,7 @@ fn route(
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let ok = |v: Value| Ok((200, v, Vec::new()));
+    let ok = |v: Value| Ok((200, Body::Value(v), Vec::new()));
     match segs.as_slice() {
         ["version"] => return ok(discovery::version()),
         ["healthz"] | ["readyz"] | ["livez"] => {
@@ -408,7 +418,7 @@ fn route(
     }
     let ls = query.get("labelSelector").map(String::as_str);
     let fs = query.get("fieldSelector").map(String::as_str);
-    let out = |o: ops::Outcome| Ok((o.code, o.body, o.warnings));
+    let out = |o: ops::Outcome| Ok((o.code, Body::Value(o.body), o.warnings));
     match *method {
         Method::GET => {
             if t.name.is_some() {
@@ -418,7 +428,7 @@ fn route(
                     "watch is not supported by this fake apiserver",
                 ))
             } else {
-                ok(ops::list(st, &t, ls, fs)?)
+                Ok((200, Body::Json(ops::list_json(st, &t, ls, fs)?), Vec::new()))
             }
         }
         Method::POST => {

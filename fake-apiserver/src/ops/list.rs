@@ -2,9 +2,9 @@
 
 use super::Target;
 use crate::error::ApiError;
-use crate::objects::present;
 use crate::store::State;
 use crate::util::get;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 /// A parsed label selector requirement.
@@ -114,16 +114,23 @@ fn field_matches(sel: &str, obj: &Value) -> Result<bool, ApiError> {
     Ok(true)
 }
 
-pub fn list(
+/// The list as kube-apiserver writes it, serialized straight from the store: a list of a
+/// thousand stored objects is written once rather than copied into a new value first (that
+/// copy was most of a list's cost, all of it under the store's lock).
+pub fn list_json(
     st: &State,
     t: &Target,
     label_selector: Option<&str>,
     field_selector: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let reqs = match label_selector {
         Some(s) if !s.trim().is_empty() => parse_selector(s)?,
         _ => Vec::new(),
     };
+    let api_version = t.rt.api_version(&t.version);
+    // kube-apiserver encodes a built-in kind's list as a typed list, whose items carry no
+    // type meta; a custom resource's list is unstructured, and its items keep theirs.
+    let type_meta = t.rt.schemas.is_some();
     let mut items = Vec::new();
     for (_, obj) in st.list(&t.rt.group, &t.rt.plural, t.ns()) {
         let empty = Map::new();
@@ -139,23 +146,71 @@ pub fn list(
         {
             continue;
         }
-        let mut item = present(&t.rt, &t.version, obj);
-        // kube-apiserver encodes a built-in kind's list as a typed list, whose items carry no
-        // type meta; a custom resource's list is unstructured, and its items keep theirs.
-        if t.rt.schemas.is_none()
-            && let Some(m) = item.as_object_mut()
-        {
-            m.shift_remove("apiVersion");
-            m.shift_remove("kind");
-        }
-        items.push(item);
+        items.push(Item {
+            obj,
+            api_version: &api_version,
+            type_meta,
+        });
     }
-    Ok(json!({
-        "apiVersion": t.rt.api_version(&t.version),
-        "kind": format!("{}List", t.rt.kind),
-        "metadata": {"resourceVersion": st.rv.to_string()},
-        "items": items,
-    }))
+    let body = ListBody {
+        api_version: &api_version,
+        kind: format!("{}List", t.rt.kind),
+        metadata: json!({"resourceVersion": st.rv.to_string()}),
+        items,
+    };
+    Ok(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// [`list_json`] as a value.
+pub fn list(
+    st: &State,
+    t: &Target,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+) -> Result<Value, ApiError> {
+    let bytes = list_json(st, t, label_selector, field_selector)?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: String,
+    metadata: Value,
+    items: Vec<Item<'a>>,
+}
+
+/// A stored object as a list item: at the served version (`objects::present`), with or without
+/// its type meta.
+struct Item<'a> {
+    obj: &'a Value,
+    api_version: &'a str,
+    type_meta: bool,
+}
+
+impl Serialize for Item<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Some(fields) = self.obj.as_object() else {
+            return self.obj.serialize(s);
+        };
+        let mut m = s.serialize_map(None)?;
+        let mut versioned = false;
+        for (k, v) in fields {
+            match k.as_str() {
+                "apiVersion" | "kind" if !self.type_meta => {}
+                "apiVersion" => {
+                    m.serialize_entry(k, self.api_version)?;
+                    versioned = true;
+                }
+                _ => m.serialize_entry(k, v)?,
+            }
+        }
+        if self.type_meta && !versioned {
+            m.serialize_entry("apiVersion", self.api_version)?;
+        }
+        m.end()
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod write;
 
 pub use delete::{delete, delete_collection};
 pub use get::get_one;
-pub use list::list;
+pub use list::{list, list_json};
 pub use write::write;
 
 use crate::registry::ResourceType;

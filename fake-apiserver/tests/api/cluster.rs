@@ -127,6 +127,12 @@ fn raycluster_becomes_ready_with_head_pod() {
     let r = f.apply(&path, "raystack", &raycluster("rc"), "");
     assert_eq!(r.status, 201, "{}", r.text);
     assert!(r.body.get("status").is_none(), "not ready at once");
+    // A custom resource's list is unstructured: its items keep apiVersion and kind.
+    let item = &f.get(RC).body["items"][0];
+    assert_eq!(
+        (&item["apiVersion"], &item["kind"]),
+        (&json!("ray.io/v1"), &json!("RayCluster"))
+    );
     // Schema defaults were applied.
     assert_eq!(r.body["spec"]["workerGroupSpecs"][0]["numOfHosts"], 1);
     assert_eq!(
@@ -396,6 +402,26 @@ fn namespace_delete_cascades() {
             .unwrap()
             .len(),
         2
+    );
+    // A built-in kind's list is typed: its items carry no apiVersion or kind (a read does).
+    let list = f
+        .get("/api/v1/namespaces/team/configmaps?labelSelector=a%3Db")
+        .body;
+    assert_eq!(
+        (&list["apiVersion"], &list["kind"]),
+        (&json!("v1"), &json!("ConfigMapList"))
+    );
+    let item = list["items"][0].as_object().unwrap();
+    let keys: Vec<&str> = item.keys().map(String::as_str).collect();
+    assert_eq!(keys[0], "metadata", "{keys:?}");
+    assert!(
+        !item.contains_key("apiVersion") && !item.contains_key("kind"),
+        "{keys:?}"
+    );
+    let read = f.get("/api/v1/namespaces/team/configmaps/c").body;
+    assert_eq!(
+        (&read["apiVersion"], &read["kind"]),
+        (&json!("v1"), &json!("ConfigMap"))
     );
     let r = f.delete("/api/v1/namespaces/team");
     assert_eq!(r.status, 200, "{}", r.text);
