@@ -219,9 +219,9 @@ impl Engine {
         });
         futures::stream::iter(stacks)
             .map(|path| {
-                // Online, each stack is planned on its own task, so the stacks' CPU work
-                // (parsing answers, diffing) runs on every worker thread, not only where this
-                // command is polled.
+                // Each stack is planned on its own task, so the stacks' CPU work (parsing
+                // answers, diffing) runs on every worker thread, not only where this command
+                // is polled.
                 let engine = self.clone();
                 let listing = listing.clone();
                 let path = path.clone();
@@ -250,17 +250,10 @@ impl Engine {
                         .await
                         .with_context(|| format!("failed to plan `{}`", path.display()))
                 };
-                if offline {
-                    // Nothing to wait for: spread over the workers, the same plans took about
-                    // a tenth more CPU (`perf stat`, 1,000 stacks) for a shorter wall time.
-                    return planned.boxed();
-                }
-                tokio::spawn(planned)
-                    .map(|joined| match joined {
-                        Ok(planned) => planned,
-                        Err(e) => std::panic::resume_unwind(e.into_panic()),
-                    })
-                    .boxed()
+                tokio::spawn(planned).map(|joined| match joined {
+                    Ok(planned) => planned,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                })
             })
             // `buffered` yields the results in the order given.
             .buffered(parallelism.max(1))
