@@ -31,6 +31,8 @@ pub struct PlanInputs<'a> {
     /// The command's listing and the identity of the cluster it lists, when the command plans
     /// many stacks ([`super::listing`]).
     pub listing: Option<(&'a Listing, &'a str)>,
+    /// Whether each change keeps its `manifest` ([`crate::plan::ObjectInputs::keep_manifest`]).
+    pub keep_manifests: bool,
 }
 
 fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
@@ -86,6 +88,7 @@ fn inputs_for(
         live: None,
         dry_run: DryRun::NotRun,
         offline,
+        keep_manifest: true,
     }
 }
 
@@ -109,13 +112,15 @@ pub fn plan_offline(mut i: PlanInputs<'_>) -> Plan {
     let mut plan = empty_plan(&i, true);
     let prune_refs = pruned(&i.desired, i.state);
     for (n, d) in std::mem::take(&mut i.desired).into_iter().enumerate() {
-        plan.resource_changes.push(classify(inputs_for(
+        let mut inputs = inputs_for(
             &ObjectRef::of_rendered(&d),
             Some(d),
             i.desired_hashes.get(n),
             i.state,
             true,
-        )));
+        );
+        inputs.keep_manifest = i.keep_manifests;
+        plan.resource_changes.push(classify(inputs));
     }
     for r in prune_refs {
         plan.resource_changes

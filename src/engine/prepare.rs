@@ -52,16 +52,18 @@ impl Engine {
         mode: Mode,
         operation: &str,
     ) -> anyhow::Result<Prepared> {
-        self.prepare_listed(path, mode, operation, None).await
+        self.prepare_listed(path, mode, operation, None, true).await
     }
 
-    /// [`Engine::prepare`], observing through the command's `listing` when it has one.
+    /// [`Engine::prepare`], observing through the command's `listing` when it has one; without
+    /// `keep_manifests` the plan's changes need not carry their manifests.
     async fn prepare_listed(
         &self,
         path: &Path,
         mode: Mode,
         operation: &str,
         listing: Option<&Listing>,
+        keep_manifests: bool,
     ) -> anyhow::Result<Prepared> {
         let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
         let rendered = crate::render::render(&stack);
@@ -151,6 +153,7 @@ impl Engine {
             state: existing.as_ref(),
             binding,
             listing: listing.zip(identity.as_deref()),
+            keep_manifests,
         };
         let observe = async {
             match (mode, &cluster) {
@@ -233,6 +236,7 @@ impl Engine {
                                 Mode::Plan { offline },
                                 "plan",
                                 listing.as_deref(),
+                                keep_manifests,
                             )
                             .await?;
                         if let Some(lock) = prepared.lock {

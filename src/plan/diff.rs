@@ -52,10 +52,14 @@ pub struct ObjectInputs {
     /// recorded have none). Offline plans compare `desired` with it.
     pub prior_manifest: Option<Value>,
     pub offline: bool,
+    /// Whether the change keeps `desired` as its `manifest` (a plan file may be saved, or an
+    /// apply follows). Without it, an offline plan moves `desired` into `after` rather than
+    /// copying it there.
+    pub keep_manifest: bool,
 }
 
 /// Decides one object's change.
-pub fn classify(i: ObjectInputs) -> ResourceChange {
+pub fn classify(mut i: ObjectInputs) -> ResourceChange {
     let mut c = ResourceChange {
         address: i.address.clone(),
         api_version: i.api_version.clone(),
@@ -94,8 +98,8 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
                 }
             }
         }
+        // `after` is `desired`, set below once `desired` is no longer read.
         (Some(desired), true) => {
-            c.after = Some(desired.clone());
             if !in_state {
                 c.action = Action::Create;
                 c.reason =
@@ -130,6 +134,13 @@ pub fn classify(i: ObjectInputs) -> ResourceChange {
             }
         }
         (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
+    }
+    if i.offline && i.desired.is_some() {
+        c.after = if i.keep_manifest {
+            i.desired.clone()
+        } else {
+            i.desired.take()
+        };
     }
     // Secret values never leave the engine; a changed one shows as changed, masked.
     (c.before, c.after) = redact_pair_owned(c.before.take(), c.after.take());
@@ -445,6 +456,7 @@ mod tests {
             desired_hash: Some("h1".into()),
             prior_manifest: None,
             offline: false,
+            keep_manifest: true,
         }
     }
 
