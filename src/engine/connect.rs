@@ -19,6 +19,19 @@ pub(super) async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> anyhow::Result<(Cluster, String)> {
+    let cluster = open(target, notify, kubeconfig, context).await?;
+    let identity = identify(&cluster).await?;
+    Ok((cluster, identity))
+}
+
+/// A client for the target's kubeconfig and context (else `kubeconfig`/`context`), telling
+/// `notify` about its retries. No request is made yet.
+async fn open(
+    target: &Target,
+    notify: &Notify,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<Cluster> {
     let kubeconfig = target.kubeconfig.as_deref().or(kubeconfig);
     let context = target.context.as_deref().or(context);
     let mut cluster = cluster::connect_with_deadline(kubeconfig, context, target.request_timeout)
@@ -28,30 +41,31 @@ pub(super) async fn connect(
     cluster.on_retry = Some(Arc::new(move |note: &cluster::RetryNote| {
         notify(Notice::Progress(note.to_string()));
     }));
-    let identity = match cluster.identity().await {
-        Ok(identity) => identity,
+    Ok(cluster)
+}
+
+/// The cluster's identity: its first request, which tells a reachable cluster from one that
+/// cannot be reached.
+async fn identify(cluster: &Cluster) -> anyhow::Result<String> {
+    match cluster.identity().await {
+        Ok(identity) => Ok(identity),
         // It answered: say what, not that it cannot be reached.
-        Err(err) if err.server_answered() => {
-            return Err(anyhow::Error::new(err).context(format!(
-                "the cluster at {} refused the first request",
-                cluster.server
-            )));
-        }
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context(format!(
-                "cannot reach the cluster at {}; use `raystack plan --offline` to plan against state alone",
-                cluster.server
-            )));
-        }
-    };
-    Ok((cluster, identity))
+        Err(err) if err.server_answered() => Err(anyhow::Error::new(err).context(format!(
+            "the cluster at {} refused the first request",
+            cluster.server
+        ))),
+        Err(err) => Err(anyhow::Error::new(err).context(format!(
+            "cannot reach the cluster at {}; use `raystack plan --offline` to plan against state alone",
+            cluster.server
+        ))),
+    }
 }
 
 /// The outcome of connecting to one cluster, shared by the command's stacks.
 type Connected = Result<(Cluster, String), Arc<anyhow::Error>>;
 type Cell = Arc<tokio::sync::Mutex<Option<Connected>>>;
 /// A cluster as a command names it: (kubeconfig, context).
-type Key = (Option<PathBuf>, Option<String>);
+pub(super) type Key = (Option<PathBuf>, Option<String>);
 
 /// One client per (kubeconfig, context) for the whole command; later stacks get a clone. A
 /// cluster that could not be reached is not tried again in the same command: every stack that
@@ -60,7 +74,11 @@ type Key = (Option<PathBuf>, Option<String>);
 #[derive(Default)]
 pub(super) struct Connections {
     cells: Mutex<HashMap<Key, Cell>>,
+    clients: Mutex<HashMap<Key, Arc<tokio::sync::OnceCell<Opened>>>>,
 }
+
+/// A client made for one (kubeconfig, context), or why none could be.
+type Opened = Result<Cluster, Arc<anyhow::Error>>;
 
 /// A connection error, as each stack that shares it reports it (the same causes, in order).
 #[derive(Debug)]
@@ -79,29 +97,69 @@ impl std::error::Error for Shared {
 }
 
 impl Connections {
+    /// How the command names the cluster of `context` (else the target's).
+    pub(super) fn key(engine: &Engine, context: Option<&str>) -> Key {
+        let target = &engine.target;
+        let context = target.context.as_deref().or(context);
+        (target.kubeconfig.clone(), context.map(str::to_string))
+    }
+
+    /// The client for `context` (else the target's), made once per command; no request is
+    /// made for it. Also how a command names the cluster before it has read its identity.
+    pub(super) async fn client(
+        &self,
+        engine: &Engine,
+        context: Option<&str>,
+    ) -> anyhow::Result<(Cluster, Key)> {
+        let key = Self::key(engine, context);
+        match self.opened(engine, &key).await {
+            Ok(cluster) => Ok((cluster, key)),
+            Err(err) => Err(anyhow::Error::new(Shared(err))),
+        }
+    }
+
+    async fn opened(&self, engine: &Engine, key: &Key) -> Opened {
+        let cell = self
+            .clients
+            .lock()
+            .expect("connection cache lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            open(&engine.target, &engine.notify, None, key.1.as_deref())
+                .await
+                .map_err(Arc::new)
+        })
+        .await
+        .clone()
+    }
+
     /// [`connect`], once per (kubeconfig, context) that answers.
     pub(super) async fn get(
         &self,
         engine: &Engine,
         context: Option<&str>,
     ) -> anyhow::Result<(Cluster, String)> {
-        let target = &engine.target;
-        let context = target.context.as_deref().or(context);
-        let key = (target.kubeconfig.clone(), context.map(str::to_string));
+        let key = Self::key(engine, context);
         let cell = self
             .cells
             .lock()
             .expect("connection cache lock")
-            .entry(key)
+            .entry(key.clone())
             .or_default()
             .clone();
         let mut slot = cell.lock().await;
         let connected = match slot.as_ref() {
             Some(connected) => connected.clone(),
             None => {
-                let connected = connect(target, &engine.notify, None, context)
-                    .await
-                    .map_err(Arc::new);
+                let connected = match self.opened(engine, &key).await {
+                    Ok(cluster) => identify(&cluster)
+                        .await
+                        .map(|id| (cluster, id))
+                        .map_err(Arc::new),
+                    Err(err) => Err(err),
+                };
                 *slot = Some(connected.clone());
                 connected
             }

@@ -25,8 +25,23 @@ const NAMES_PER_LIST: usize = 100;
 /// The objects one LIST answered with, by address; each is handed out once.
 type Listed = Mutex<HashMap<String, Value>>;
 
-/// A cluster (its identity), a kind and a group of stack names: one LIST.
-type Key = (String, Kind, usize);
+/// A cluster (as the command names it: kubeconfig and context), a kind and a group of stack
+/// names: one LIST.
+type Key = (Cluster_, Kind, usize);
+type Cluster_ = super::connect::Key;
+
+/// The kinds listed as soon as the cluster's client exists, alongside its identity read: every
+/// kind a stack renders but a StorageClass, which is listed when a stack first needs it.
+const PREFETCHED: [Kind; 8] = [
+    Kind::Namespace,
+    Kind::Secret,
+    Kind::ConfigMap,
+    Kind::PersistentVolumeClaim,
+    Kind::StatefulSet,
+    Kind::Service,
+    Kind::NetworkPolicy,
+    Kind::RayCluster,
+];
 
 /// The listings of one command, made as stacks first need them and shared by all of them.
 pub(super) struct Listing {
@@ -54,12 +69,12 @@ impl Listing {
         format!("{STACK_LABEL} in ({})", self.names[start..end].join(","))
     }
 
-    /// Object `r` of stack `stack` as the cluster `identity` listed it, taken out of the
+    /// Object `r` of stack `stack` as the cluster `named` listed it, taken out of the
     /// listing; `None` when the listing cannot tell (see the module documentation).
     pub(super) async fn take(
         &self,
         cluster: &Cluster,
-        identity: &str,
+        named: &Cluster_,
         stack: &str,
         r: &ObjectRef,
     ) -> Option<Value> {
@@ -68,31 +83,56 @@ impl Listing {
             .binary_search_by(|n| n.as_str().cmp(stack))
             .ok()?
             / NAMES_PER_LIST;
+        let cell = self.listed(cluster, named, r.kind, group).await;
+        let listed = cell.get()?.as_ref()?;
+        listed.lock().expect("listing lock").remove(&r.address())
+    }
+
+    /// Sends every LIST of [`PREFETCHED`] kinds now, each in its own task, so their answers
+    /// are on the way while the command reads the cluster's identity and the stacks' files.
+    pub(super) fn prefetch(self: &Arc<Self>, cluster: &Cluster, named: &Cluster_) {
+        let groups = self.names.len().div_ceil(NAMES_PER_LIST);
+        for kind in PREFETCHED {
+            for group in 0..groups {
+                let (listing, cluster, named) = (self.clone(), cluster.clone(), named.clone());
+                tokio::spawn(async move {
+                    listing.listed(&cluster, &named, kind, group).await;
+                });
+            }
+        }
+    }
+
+    /// The `group`th LIST of `kind` in the cluster `named`, made once.
+    async fn listed(
+        &self,
+        cluster: &Cluster,
+        named: &Cluster_,
+        kind: Kind,
+        group: usize,
+    ) -> Arc<OnceCell<Option<Listed>>> {
         let cell = self
             .cells
             .lock()
             .expect("listing lock")
-            .entry((identity.to_string(), r.kind, group))
+            .entry((named.clone(), kind, group))
             .or_default()
             .clone();
-        let listed = cell
-            .get_or_init(|| async {
-                let items = cluster
-                    .list_labeled(r.kind, &self.selector(group))
-                    .await
-                    .ok()?;
-                let by_address = items
-                    .into_iter()
-                    .filter_map(|item| {
-                        let listed = ObjectRef::of(&item).ok()?;
-                        Some((listed.address(), item))
-                    })
-                    .collect();
-                Some(Mutex::new(by_address))
-            })
-            .await
-            .as_ref()?;
-        listed.lock().expect("listing lock").remove(&r.address())
+        cell.get_or_init(|| async {
+            let items = cluster
+                .list_labeled(kind, &self.selector(group))
+                .await
+                .ok()?;
+            let by_address = items
+                .into_iter()
+                .filter_map(|item| {
+                    let listed = ObjectRef::of(&item).ok()?;
+                    Some((listed.address(), item))
+                })
+                .collect();
+            Some(Mutex::new(by_address))
+        })
+        .await;
+        cell
     }
 }
 

@@ -28,9 +28,9 @@ pub struct PlanInputs<'a> {
     pub preflight: Vec<Finding>,
     pub state: Option<&'a State>,
     pub binding: Binding,
-    /// The command's listing and the identity of the cluster it lists, when the command plans
+    /// The command's listing and the cluster it lists (as the command names it), when the command plans
     /// many stacks ([`super::listing`]).
-    pub listing: Option<(&'a Listing, &'a str)>,
+    pub listing: Option<(&'a Listing, &'a super::connect::Key)>,
     /// Whether each change keeps its `manifest` ([`crate::plan::ObjectInputs::keep_manifest`]).
     pub keep_manifests: bool,
 }
@@ -207,8 +207,8 @@ async fn observe_desired(
         // object can make the dry-run needless too.
         _ => {
             let listed = match (i.listing, recorded) {
-                (Some((listing, identity)), Some(_)) => {
-                    listing.take(cluster, identity, i.stack, &r).await
+                (Some((listing, named)), Some(_)) => {
+                    listing.take(cluster, named, i.stack, &r).await
                 }
                 _ => None,
             };

@@ -112,6 +112,8 @@ impl Engine {
             let (c, id) = self.cluster(context.as_deref()).await?;
             (Some(c), Some(id))
         };
+        // How the command names this cluster: the key of its listing.
+        let named = listing.map(|_| super::connect::Connections::key(self, context.as_deref()));
         // Preflight runs concurrently with observing the cluster; both only read.
         let target =
             cluster
@@ -152,7 +154,7 @@ impl Engine {
             preflight: Vec::new(),
             state: existing.as_ref(),
             binding,
-            listing: listing.zip(identity.as_deref()),
+            listing: listing.zip(named.as_ref()),
             keep_manifests,
         };
         let observe = async {
@@ -201,24 +203,28 @@ impl Engine {
                 .iter()
                 .filter_map(|path| crate::stack::load(path).ok())
                 .collect();
-            // Connect to each cluster now: its first round trip overlaps the stacks' reading
-            // of files and state instead of following it.
             let mut contexts: Vec<Option<String>> = Vec::new();
             for stack in &loaded {
                 if !contexts.contains(&stack.cluster.context) {
                     contexts.push(stack.cluster.context.clone());
                 }
             }
+            let listing = Arc::new(Listing::new(loaded.into_iter().map(|s| s.meta.name)));
+            // Connect to each cluster now, and send its LISTs alongside the identity read:
+            // their answers are on the way while the stacks' files and state are read.
             for context in contexts {
-                let engine = self.clone();
+                let (engine, listing) = (self.clone(), listing.clone());
                 tokio::spawn(async move {
+                    if let Ok((cluster, named)) =
+                        engine.connections.client(&engine, context.as_deref()).await
+                    {
+                        listing.prefetch(&cluster, &named);
+                    }
                     // The outcome is kept for the stacks, errors included.
                     let _ = engine.cluster(context.as_deref()).await;
                 });
             }
-            Arc::new(Listing::new(
-                loaded.into_iter().map(|stack| stack.meta.name),
-            ))
+            listing
         });
         futures::stream::iter(stacks)
             .map(|path| {
