@@ -185,6 +185,7 @@ async fn observe_desired(
     let state = i.state;
     let r = ObjectRef::of_rendered(&desired);
     let mut inputs = inputs_for(&r, Some(desired), hash, state, false);
+    inputs.keep_manifest = i.keep_manifests;
     let d = inputs
         .desired
         .as_ref()

@@ -79,6 +79,11 @@ pub fn classify(mut i: ObjectInputs) -> ResourceChange {
         manifest: None,
     };
     let in_state = i.prior_hash.is_some();
+    // Planned as it is: offline, or to be created with no dry-run answer to show. Its `after`
+    // is `desired` itself (the projection of an object onto itself is the object), set once
+    // `desired` is no longer read.
+    let as_it_is = i.desired.is_some()
+        && (i.offline || (i.live.is_none() && !matches!(i.dry_run, DryRun::Ok(_))));
     match (&i.desired, i.offline) {
         (None, true) => {
             c.action = Action::Delete;
@@ -98,7 +103,6 @@ pub fn classify(mut i: ObjectInputs) -> ResourceChange {
                 }
             }
         }
-        // `after` is `desired`, set below once `desired` is no longer read.
         (Some(desired), true) => {
             if !in_state {
                 c.action = Action::Create;
@@ -135,7 +139,7 @@ pub fn classify(mut i: ObjectInputs) -> ResourceChange {
         }
         (Some(desired), false) => classify_online(&mut c, desired, &i, in_state),
     }
-    if i.offline && i.desired.is_some() {
+    if as_it_is {
         c.after = if i.keep_manifest {
             i.desired.clone()
         } else {
@@ -166,11 +170,10 @@ pub fn mark_data_loss(c: &mut ResourceChange) {
 fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in_state: bool) {
     let Some(live) = &i.live else {
         c.action = Action::Create;
-        let after = match &i.dry_run {
-            DryRun::Ok(r) => r,
-            _ => desired,
-        };
-        c.after = Some(project(desired, after));
+        // Without the server's answer, `after` is the object as it is: `classify` sets it.
+        if let DryRun::Ok(r) = &i.dry_run {
+            c.after = Some(project(desired, r));
+        }
         if in_state {
             c.reason = Some("recorded in state but missing from the cluster".into());
             c.drift = Some("deleted outside raystack".into());

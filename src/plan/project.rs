@@ -316,6 +316,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `classify` shows an object planned as it is (offline, or created with no dry-run
+    /// answer) as `desired` itself, moved rather than projected: that is only the same if
+    /// every rendered object projects onto itself as itself, in the same key order.
+    #[test]
+    fn every_rendered_object_projects_onto_itself_as_itself() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let stack = crate::stack::parse_str(&path, &text).unwrap();
+            for object in crate::render::render(&stack).objects {
+                let d = object.manifest;
+                let projected = project(&d, &d);
+                assert_eq!(
+                    serde_json::to_string(&projected).unwrap(),
+                    serde_json::to_string(&d).unwrap(),
+                    "{}",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 80, "{seen} objects");
+    }
+
     #[test]
     fn server_defaults_are_projected_away() {
         let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "redis", "image": "redis:7"}]}}}});
