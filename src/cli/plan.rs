@@ -106,8 +106,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     };
     print(&outcomes, args.format, color, &args.review, describe)?;
     let code = exit_code(&outcomes, args.detailed_exitcode);
-    // The review is out. Freeing many stacks' plans (trees of small JSON values) took a tenth of
-    // a 100-stack plan's time on one thread; the process can end meanwhile.
+    // Freeing many plans took a tenth of the command on one thread; the process ends meanwhile.
     std::thread::spawn(move || drop(outcomes));
     Ok(code)
 }
