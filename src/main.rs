@@ -36,8 +36,12 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Stacks are planned on worker threads (`Engine::plan_many`), and a cloud SDK's preflight
+    // futures are deep: a worker gets the main thread's 8 MiB of stack, not tokio's 2 MiB
+    // (a GCP preflight overflowed that in a debug build).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(rt) => rt,
