@@ -6,7 +6,8 @@
 //! files) → `apply` (execute a plan, persist state after every step) and `verify` (the
 //! fault-tolerance drill). `kind` is the vocabulary of object kinds (API names, scope, apply
 //! order, immutable fields) that every stage shares; `cluster` holds all Kubernetes I/O,
-//! `state` the state format, backends and locks, `preflight` the provider checks. `engine` runs
+//! `state` the state format, backends and locks, `preflight` the provider checks, `memo` values
+//! computed once per command. `engine` runs
 //! each command from start to end without printing; `output` is every byte a user sees; `cli`
 //! parses arguments and picks a view.
 
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod durability;
 pub mod engine;
 pub mod kind;
+pub mod memo;
 #[allow(
     clippy::print_stdout,
     clippy::print_stderr,

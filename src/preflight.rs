@@ -8,8 +8,7 @@
 //! target, and the cluster reads (the RayCluster CRD, about 1 MB, and the StorageClass lookups)
 //! per API server. Stacks that ask at the same time wait for the one call in flight.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -25,7 +24,7 @@ const RAYCLUSTER_CRD: &str = "rayclusters.ray.io";
 const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
-type Cells<T> = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>;
+type Cells<T> = crate::memo::OnceMap<String, T>;
 
 /// Results of preflight calls already made in this command, by what they asked.
 #[derive(Default)]
@@ -104,17 +103,6 @@ impl Memo {
     }
 }
 
-/// `compute`'s value for `key`, computed once per memo (concurrent callers wait for it).
-async fn once<T: Clone>(cells: &Cells<T>, key: String, compute: impl Future<Output = T>) -> T {
-    let cell = cells
-        .lock()
-        .expect("preflight memo lock")
-        .entry(key)
-        .or_default()
-        .clone();
-    cell.get_or_init(|| compute).await.clone()
-}
-
 /// A connected cluster as preflight sees it: its client, and a key naming its API server
 /// (the same for every stack planned against it).
 #[derive(Clone, Copy)]
@@ -149,7 +137,7 @@ pub async fn run_with(
         return findings;
     }
     findings.extend(match cloud_key(stack) {
-        Some(key) => once(&memo.cloud, key, cloud(stack)).await,
+        Some(key) => memo.cloud.once(key, cloud(stack)).await,
         None => cloud(stack).await,
     });
     if let Some(target) = kube {
@@ -314,31 +302,32 @@ async fn lookup_class(
 ) -> Result<ClassLookup, String> {
     let api: Api<StorageClass> = Api::all(target.client.clone());
     let key = format!("{}\n{}", target.key, name.unwrap_or("*"));
-    once(&memo.classes, key, async {
-        match name {
-            Some(name) => with_timeout(api.get_opt(name))
-                .await
-                .map(|found| ClassLookup::Named(found.is_some())),
-            None => with_timeout(api.list(&Default::default()))
-                .await
-                .map(|list| {
-                    ClassLookup::Defaults(
-                        list.items
-                            .iter()
-                            .filter(|sc| {
-                                sc.metadata
-                                    .annotations
-                                    .as_ref()
-                                    .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
-                                    .is_some_and(|v| v == "true")
-                            })
-                            .filter_map(|sc| sc.metadata.name.clone())
-                            .collect(),
-                    )
-                }),
-        }
-    })
-    .await
+    memo.classes
+        .once(key, async {
+            match name {
+                Some(name) => with_timeout(api.get_opt(name))
+                    .await
+                    .map(|found| ClassLookup::Named(found.is_some())),
+                None => with_timeout(api.list(&Default::default()))
+                    .await
+                    .map(|list| {
+                        ClassLookup::Defaults(
+                            list.items
+                                .iter()
+                                .filter(|sc| {
+                                    sc.metadata
+                                        .annotations
+                                        .as_ref()
+                                        .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                                        .is_some_and(|v| v == "true")
+                                })
+                                .filter_map(|sc| sc.metadata.name.clone())
+                                .collect(),
+                        )
+                    }),
+            }
+        })
+        .await
 }
 
 async fn storage_class(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
@@ -392,7 +381,7 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     let provider = "kubernetes";
     let check = "raycluster-crd";
     // Only which fields the CRD has is read and kept: the CRD itself is about 1 MB of YAML.
-    let read = once(&memo.crds, target.key.to_string(), async {
+    let read = memo.crds.once(target.key.to_string(), async {
         let request = kube::core::Request::new(CRD_PATH)
             .get(RAYCLUSTER_CRD, &Default::default())
             .map_err(|e| e.to_string())?;

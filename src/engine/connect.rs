@@ -2,14 +2,14 @@
 //! reachable cluster from an unreachable one, and the per-command cache that gives the stacks of
 //! one command a single client (and connection pool) per cluster.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::{Engine, Notice, Notify, Target};
 use crate::cluster::{self, Cluster};
+use crate::memo::OnceMap;
 
 /// Connects with the target's kubeconfig and context (else `kubeconfig`/`context`, e.g. the
 /// stack's or a plan file's) and reads the cluster's identity.
@@ -63,7 +63,8 @@ async fn identify(cluster: &Cluster) -> anyhow::Result<String> {
 
 /// The outcome of connecting to one cluster, shared by the command's stacks.
 type Connected = Result<(Cluster, String), Arc<anyhow::Error>>;
-type Cell = Arc<tokio::sync::Mutex<Option<Connected>>>;
+/// A client made for one (kubeconfig, context), or why none could be.
+type Opened = Result<Cluster, Arc<anyhow::Error>>;
 /// A cluster as a command names it: (kubeconfig, context).
 pub(super) type Key = (Option<PathBuf>, Option<String>);
 
@@ -73,12 +74,9 @@ pub(super) type Key = (Option<PathBuf>, Option<String>);
 /// answers made each stack wait out the request deadline in turn.
 #[derive(Default)]
 pub(super) struct Connections {
-    cells: Mutex<HashMap<Key, Cell>>,
-    clients: Mutex<HashMap<Key, Arc<tokio::sync::OnceCell<Opened>>>>,
+    connected: OnceMap<Key, Connected>,
+    clients: OnceMap<Key, Opened>,
 }
-
-/// A client made for one (kubeconfig, context), or why none could be.
-type Opened = Result<Cluster, Arc<anyhow::Error>>;
 
 /// A connection error, as each stack that shares it reports it (the same causes, in order).
 #[derive(Debug)]
@@ -119,20 +117,13 @@ impl Connections {
     }
 
     async fn opened(&self, engine: &Engine, key: &Key) -> Opened {
-        let cell = self
-            .clients
-            .lock()
-            .expect("connection cache lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        cell.get_or_init(|| async {
-            open(&engine.target, &engine.notify, None, key.1.as_deref())
-                .await
-                .map_err(Arc::new)
-        })
-        .await
-        .clone()
+        self.clients
+            .once(key.clone(), async {
+                open(&engine.target, &engine.notify, None, key.1.as_deref())
+                    .await
+                    .map_err(Arc::new)
+            })
+            .await
     }
 
     /// [`connect`], once per (kubeconfig, context) that answers.
@@ -142,28 +133,16 @@ impl Connections {
         context: Option<&str>,
     ) -> anyhow::Result<(Cluster, String)> {
         let key = Self::key(engine, context);
-        let cell = self
-            .cells
-            .lock()
-            .expect("connection cache lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let mut slot = cell.lock().await;
-        let connected = match slot.as_ref() {
-            Some(connected) => connected.clone(),
-            None => {
-                let connected = match self.opened(engine, &key).await {
-                    Ok(cluster) => identify(&cluster)
-                        .await
-                        .map(|id| (cluster, id))
-                        .map_err(Arc::new),
-                    Err(err) => Err(err),
-                };
-                *slot = Some(connected.clone());
-                connected
-            }
-        };
+        let connected = self
+            .connected
+            .once(key.clone(), async {
+                let cluster = self.opened(engine, &key).await?;
+                identify(&cluster)
+                    .await
+                    .map(|id| (cluster, id))
+                    .map_err(Arc::new)
+            })
+            .await;
         connected.map_err(|err| anyhow::Error::new(Shared(err)))
     }
 }

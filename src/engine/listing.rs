@@ -12,23 +12,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
+use super::connect::Key as Named;
 use crate::cluster::Cluster;
 use crate::kind::{Kind, ObjectRef};
+use crate::memo::OnceMap;
 use crate::render::STACK_LABEL;
 
 /// Stack names per LIST: keeps the request line short (a name is at most 63 characters, so a
 /// selector of 100 stays under 7 KB) and a single stack's share of one answer small.
 const NAMES_PER_LIST: usize = 100;
 
-/// The objects one LIST answered with, by address; each is handed out once.
-type Listed = Mutex<HashMap<String, Value>>;
+/// The objects one LIST answered with, by address; each is handed out once. `None` once the
+/// LIST failed: its stacks observe object by object.
+type Listed = Option<Arc<Mutex<HashMap<String, Value>>>>;
 
 /// A cluster (as the command names it: kubeconfig and context), a kind and a group of stack
 /// names: one LIST.
-type Key = (Cluster_, Kind, usize);
-type Cluster_ = super::connect::Key;
+type Key = (Named, Kind, usize);
 
 /// The kinds listed as soon as the cluster's client exists, alongside its identity read: every
 /// kind a stack renders but a StorageClass, which is listed when a stack first needs it.
@@ -47,8 +48,7 @@ const PREFETCHED: [Kind; 8] = [
 pub(super) struct Listing {
     /// The names of the stacks the command plans, sorted and without repeats.
     names: Vec<String>,
-    /// `None` once a LIST failed: its stacks observe object by object.
-    cells: Mutex<HashMap<Key, Arc<OnceCell<Option<Listed>>>>>,
+    lists: OnceMap<Key, Listed>,
 }
 
 impl Listing {
@@ -58,7 +58,7 @@ impl Listing {
         names.dedup();
         Listing {
             names,
-            cells: Mutex::default(),
+            lists: OnceMap::default(),
         }
     }
 
@@ -74,7 +74,7 @@ impl Listing {
     pub(super) async fn take(
         &self,
         cluster: &Cluster,
-        named: &Cluster_,
+        named: &Named,
         stack: &str,
         r: &ObjectRef,
     ) -> Option<Value> {
@@ -83,14 +83,13 @@ impl Listing {
             .binary_search_by(|n| n.as_str().cmp(stack))
             .ok()?
             / NAMES_PER_LIST;
-        let cell = self.listed(cluster, named, r.kind, group).await;
-        let listed = cell.get()?.as_ref()?;
+        let listed = self.listed(cluster, named, r.kind, group).await?;
         listed.lock().expect("listing lock").remove(&r.address())
     }
 
     /// Sends every LIST of [`PREFETCHED`] kinds now, each in its own task, so their answers
     /// are on the way while the command reads the cluster's identity and the stacks' files.
-    pub(super) fn prefetch(self: &Arc<Self>, cluster: &Cluster, named: &Cluster_) {
+    pub(super) fn prefetch(self: &Arc<Self>, cluster: &Cluster, named: &Named) {
         let groups = self.names.len().div_ceil(NAMES_PER_LIST);
         for kind in PREFETCHED {
             for group in 0..groups {
@@ -103,36 +102,24 @@ impl Listing {
     }
 
     /// The `group`th LIST of `kind` in the cluster `named`, made once.
-    async fn listed(
-        &self,
-        cluster: &Cluster,
-        named: &Cluster_,
-        kind: Kind,
-        group: usize,
-    ) -> Arc<OnceCell<Option<Listed>>> {
-        let cell = self
-            .cells
-            .lock()
-            .expect("listing lock")
-            .entry((named.clone(), kind, group))
-            .or_default()
-            .clone();
-        cell.get_or_init(|| async {
-            let items = cluster
-                .list_labeled(kind, &self.selector(group))
-                .await
-                .ok()?;
-            let by_address = items
-                .into_iter()
-                .filter_map(|item| {
-                    let listed = ObjectRef::of(&item).ok()?;
-                    Some((listed.address(), item))
-                })
-                .collect();
-            Some(Mutex::new(by_address))
-        })
-        .await;
-        cell
+    async fn listed(&self, cluster: &Cluster, named: &Named, kind: Kind, group: usize) -> Listed {
+        let key = (named.clone(), kind, group);
+        self.lists
+            .once(key, async {
+                let items = cluster
+                    .list_labeled(kind, &self.selector(group))
+                    .await
+                    .ok()?;
+                let by_address = items
+                    .into_iter()
+                    .filter_map(|item| {
+                        let listed = ObjectRef::of(&item).ok()?;
+                        Some((listed.address(), item))
+                    })
+                    .collect();
+                Some(Arc::new(Mutex::new(by_address)))
+            })
+            .await
     }
 }
 
