@@ -248,13 +248,7 @@ impl Engine {
                         if let Some(lock) = prepared.lock {
                             lock.release().await?;
                         }
-                        let mut plan = prepared.plan;
-                        if !keep_manifests {
-                            for change in &mut plan.resource_changes {
-                                change.manifest = None;
-                            }
-                        }
-                        Ok::<_, anyhow::Error>(plan)
+                        Ok::<_, anyhow::Error>(prepared.plan)
                     };
                     planned
                         .await

@@ -53,8 +53,8 @@ pub struct ObjectInputs {
     pub prior_manifest: Option<Value>,
     pub offline: bool,
     /// Whether the change keeps `desired` as its `manifest` (a plan file may be saved, or an
-    /// apply follows). Without it, an offline plan moves `desired` into `after` rather than
-    /// copying it there.
+    /// apply follows). Without it the change carries no manifest (the review never shows it),
+    /// and an object planned as it is has `desired` moved into `after` rather than copied.
     pub keep_manifest: bool,
 }
 
@@ -148,13 +148,16 @@ pub fn classify(mut i: ObjectInputs) -> ResourceChange {
     }
     // Secret values never leave the engine; a changed one shows as changed, masked.
     (c.before, c.after) = redact_pair_owned(c.before.take(), c.after.take());
-    c.manifest = i.desired;
+    c.manifest = i.desired.take();
     mark_data_loss(&mut c);
     if c.data_loss && c.action == Action::Delete && c.kind == Kind::Namespace {
         let r = c.reason.take().unwrap_or_default();
         c.reason = Some(format!(
             "{r}; deleting the namespace deletes everything in it, including the Redis volume"
         ));
+    }
+    if !i.keep_manifest {
+        c.manifest = None;
     }
     c
 }
