@@ -66,3 +66,10 @@ pub struct ReviewArgs {
     #[arg(long, value_name = "ID", default_value = crate::output::review::DEFAULT_MARKER)]
     pub marker: String,
 }
+
+impl ReviewArgs {
+    /// How the review of a command's stacks is printed.
+    pub fn view(&self, format: crate::output::Format, color: bool) -> crate::output::review::View {
+        crate::output::review::View::new(format, color, self.max_bytes)
+    }
+}

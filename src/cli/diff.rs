@@ -40,12 +40,13 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
             );
         };
         let plan = crate::engine::diff_files(base, head)?;
-        let outcomes = [Outcome::Planned(Box::new(plan))];
+        let outcomes = [Outcome::planned(plan)];
         let describe = Describe {
             title: "diff".into(),
             full_hint: "Run `raystack diff` with `--max-bytes 0` to see everything.".into(),
         };
-        print(&outcomes, args.format, color, &args.review, describe)?;
+        let view = args.review.view(args.format, color);
+        print(&outcomes, view, &args.review, describe)?;
         return Ok(exit_code(&outcomes, args.detailed_exitcode));
     };
     let diffed = crate::engine::diff_at_revision(reference, &args.stacks)?;
@@ -53,7 +54,7 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
         .stacks
         .into_iter()
         .map(|(path, plan)| match plan {
-            Ok(plan) => Outcome::Planned(Box::new(plan)),
+            Ok(plan) => Outcome::planned(plan),
             Err(err) => Outcome::Failed {
                 stack_file: path.display().to_string(),
                 error: crate::output::error_text(&err),
@@ -75,12 +76,7 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
     let full_hint = format!(
         "Run `raystack diff --base {reference}` with `--max-bytes 0` (or `--format text`) to see everything."
     );
-    print(
-        &outcomes,
-        args.format,
-        color,
-        &args.review,
-        Describe { title, full_hint },
-    )?;
+    let view = args.review.view(args.format, color);
+    print(&outcomes, view, &args.review, Describe { title, full_hint })?;
     Ok(exit_code(&outcomes, args.detailed_exitcode))
 }

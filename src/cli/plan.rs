@@ -53,58 +53,70 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("failed to create the plan directory `{}`", dir.display()))?;
     }
     let engine = args.cluster.engine();
+    let view = args.review.view(args.format, color);
+    let (saving, count) = (
+        args.out.is_some() || args.out_dir.is_some(),
+        args.stacks.len(),
+    );
+    let offline = args.offline;
     let planned = engine
         .plan_many(
             &args.stacks,
-            args.offline,
+            offline,
             usize::from(args.parallelism),
-            args.out.is_some() || args.out_dir.is_some(),
+            saving,
+            move |plan| {
+                // A plan to save is kept whole; otherwise only what the review prints of it.
+                if saving {
+                    Outcome::planned(plan)
+                } else {
+                    view.keep(plan, count)
+                }
+            },
         )
         .await;
-    let single = args.stacks.len() == 1;
     let mut outcomes = Vec::new();
     let mut saved: Vec<PathBuf> = Vec::new();
     for (path, result) in args.stacks.iter().zip(planned) {
         // A stack's error is its outcome, not the command's, unless it is the only stack.
-        let plan = match result {
-            Ok(plan) => plan,
-            Err(err) if single => return Err(err),
-            Err(err) => {
-                outcomes.push(Outcome::Failed {
-                    stack_file: path.display().to_string(),
-                    error: crate::output::error_text(&err),
-                });
-                continue;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(err) if count == 1 => return Err(err),
+            Err(err) => Outcome::Failed {
+                stack_file: path.display().to_string(),
+                error: crate::output::error_text(&err),
+            },
+        };
+        if let Outcome::Planned(planned) = &outcome
+            && let Some(plan) = &planned.plan
+            && let Some(out) = match (&args.out, &args.out_dir) {
+                (Some(file), _) => Some(file.clone()),
+                (None, Some(dir)) => Some(dir.join(format!("{}.plan.json", plan.stack))),
+                (None, None) => None,
             }
-        };
-        let out = match (&args.out, &args.out_dir) {
-            (Some(file), _) => Some(file.clone()),
-            (None, Some(dir)) => Some(dir.join(format!("{}.plan.json", plan.stack))),
-            (None, None) => None,
-        };
-        if let Some(out) = &out {
-            if saved.contains(out) {
+        {
+            if saved.contains(&out) {
                 bail!(
                     "two stacks are named `{}`: their plans would both be `{}`; plan them separately",
                     plan.stack,
                     out.display()
                 );
             }
-            write_plan_file(out, &plan)?;
-            saved.push(out.clone());
+            write_plan_file(&out, plan)?;
             eprintln!(
                 "Saved the plan to `{}`; apply exactly this plan with `raystack apply {}`.",
                 out.display(),
                 out.display()
             );
+            saved.push(out);
         }
-        outcomes.push(Outcome::Planned(Box::new(plan)));
+        outcomes.push(outcome);
     }
     let describe = Describe {
         title: "plan".into(),
         full_hint: "For the full plan of a stack, run `raystack plan STACK --out PLANFILE` and `raystack show PLANFILE`, or this command with `--max-bytes 0`.".into(),
     };
-    print(&outcomes, args.format, color, &args.review, describe)?;
+    print(&outcomes, view, &args.review, describe)?;
     let code = exit_code(&outcomes, args.detailed_exitcode);
     // Freeing many plans took a tenth of the command on one thread; the process ends meanwhile.
     std::thread::spawn(move || drop(outcomes));

@@ -4,25 +4,16 @@
 use std::process::ExitCode;
 
 use super::args::ReviewArgs;
-use crate::output::Format;
-use crate::output::review::{Describe, Outcome};
+use crate::output::review::{Describe, Outcome, View};
 
-/// Prints the review of `outcomes` sized and marked per `--max-bytes` and `--marker`.
+/// Prints the review of `outcomes` as `view` says, marked per `--marker`.
 pub fn print(
     outcomes: &[Outcome],
-    format: Format,
-    color: bool,
+    view: View,
     args: &ReviewArgs,
     describe: Describe,
 ) -> anyhow::Result<()> {
-    crate::output::review::print(
-        outcomes,
-        format,
-        color,
-        args.max_bytes,
-        &args.marker,
-        describe,
-    )
+    crate::output::review::print(outcomes, view, &args.marker, describe)
 }
 
 /// 1 when any stack failed or cannot be applied, else 2 for changes under
@@ -33,10 +24,10 @@ pub fn exit_code(outcomes: &[Outcome], detailed_exitcode: bool) -> ExitCode {
     for o in outcomes {
         match o {
             Outcome::Failed { .. } => failed = true,
-            Outcome::Planned(plan) => {
-                changes |= plan.has_changes();
-                for p in plan.blocking_problems() {
-                    eprintln!("error: {}: {p}", plan.stack);
+            Outcome::Planned(p) => {
+                changes |= p.digest.has_changes;
+                for problem in &p.digest.blocking {
+                    eprintln!("error: {}: {problem}", p.digest.stack);
                     failed = true;
                 }
             }

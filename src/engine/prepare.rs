@@ -183,19 +183,26 @@ impl Engine {
 
     /// Plans every stack (`plan STACK...`), at most `parallelism` at once, and returns the
     /// results in the order given: a stack's error is its own result and does not hide the
-    /// others'. Each plan's lock, if it took one, is released before it is returned.
+    /// others'. Each plan's lock, if it took one, is released before it is handed to `finish`,
+    /// which runs on the stack's task and makes of it what the command keeps (the review keeps
+    /// far less than the plan).
     ///
     /// Without `keep_manifests` (no plan file will be saved) each change's `manifest`, the
     /// object apply would send, is dropped as soon as its stack is planned: the review never
     /// shows it, and on many stacks the copies held until the review is printed were most of
     /// the command's memory and much of its CPU (the kernel zeroing fresh pages).
-    pub async fn plan_many(
+    pub async fn plan_many<T, F>(
         &self,
         stacks: &[PathBuf],
         offline: bool,
         parallelism: usize,
         keep_manifests: bool,
-    ) -> Vec<anyhow::Result<Plan>> {
+        finish: F,
+    ) -> Vec<anyhow::Result<T>>
+    where
+        F: Fn(Plan) -> T + Clone + Send + Sync + 'static,
+        T: Send + 'static,
+    {
         // Many stacks on a cluster: each kind is listed once for all of them (a stack file
         // that does not load is reported by its own plan below).
         let listing = (!offline && stacks.len() > 1).then(|| {
@@ -234,6 +241,7 @@ impl Engine {
                 let engine = self.clone();
                 let listing = listing.clone();
                 let path = path.clone();
+                let finish = finish.clone();
                 let planned = async move {
                     let planned = async {
                         let prepared = engine
@@ -248,7 +256,7 @@ impl Engine {
                         if let Some(lock) = prepared.lock {
                             lock.release().await?;
                         }
-                        Ok::<_, anyhow::Error>(prepared.plan)
+                        Ok::<_, anyhow::Error>(finish(prepared.plan))
                     };
                     planned
                         .await

@@ -100,10 +100,18 @@ pub fn render_plan(plan: &crate::plan::Plan, format: Format, color: bool) -> Str
 /// Writes a result to stdout. A closed pipe (`raystack plan | head`) is not an error: the
 /// reader has what it wanted, and the command's exit code still says what happened.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+    write_stdout(|out| out.write_all(text.as_bytes())).map(|_| ())
+}
+
+/// Writes to stdout through `write`, buffered; a closed pipe (`| head`) is not an error, and
+/// gives `None`.
+pub fn write_stdout<T>(
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|t| out.flush().map(|()| t)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
         Err(e) => Err(anyhow::Error::new(e).context("failed to write to stdout")),
     }
 }

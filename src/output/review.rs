@@ -33,10 +33,10 @@ pub fn marker(id: &str) -> String {
     format!("<!-- raystack: {id} -->")
 }
 
-/// One stack's result: its plan, or why it could not be planned.
+/// One stack's result: what the review keeps of its plan, or why it could not be planned.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Planned(Box<Plan>),
+    Planned(Box<Planned>),
     Failed {
         /// The stack file as given on the command line.
         stack_file: String,
@@ -46,11 +46,127 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn plan(&self) -> Option<&Plan> {
+    /// A planned stack with its plan kept: every view can be rendered from it.
+    pub fn planned(plan: Plan) -> Self {
+        Outcome::Planned(Box::new(Planned {
+            digest: Digest::of(&plan),
+            plan: Some(plan),
+            full: None,
+        }))
+    }
+
+    pub fn digest(&self) -> Option<&Digest> {
         match self {
-            Outcome::Planned(p) => Some(p),
+            Outcome::Planned(p) => Some(&p.digest),
             Outcome::Failed { .. } => None,
         }
+    }
+}
+
+/// A planned stack as the review keeps it: its digest, and its plan or the one section of it
+/// the review will print (see [`View::keep`]).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub digest: Digest,
+    /// `None` once the section the review prints has been rendered from it.
+    pub plan: Option<Plan>,
+    full: Option<Section>,
+}
+
+/// A stack's section at full detail, rendered for one style.
+#[derive(Debug, Clone)]
+struct Section {
+    style: Style,
+    single: bool,
+    text: String,
+}
+
+/// What the summary table, the overview line and the exit code need of a plan.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    pub stack: String,
+    /// Add, change, replace, destroy.
+    pub counts: [usize; 4],
+    pub has_changes: bool,
+    pub data_loss: bool,
+    /// The DATA LOSS sentence, which no shortened review leaves out.
+    pub data_loss_line: Option<String>,
+    /// The table's Errors cell: `provider/check` per preflight error, `plan` per plan error.
+    pub errors: Vec<String>,
+    /// Why the plan cannot be applied (`Plan::blocking_problems`).
+    pub blocking: Vec<String>,
+}
+
+impl Digest {
+    pub fn of(p: &Plan) -> Self {
+        Digest {
+            stack: p.stack.clone(),
+            counts: [
+                p.summary.add,
+                p.summary.change,
+                p.summary.replace,
+                p.summary.destroy,
+            ],
+            has_changes: p.has_changes(),
+            data_loss: p.data_loss,
+            data_loss_line: data_loss_line(p),
+            errors: p
+                .preflight
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| format!("{}/{}", f.provider, f.check))
+                .chain(p.errors.iter().map(|_| "plan".to_string()))
+                .collect(),
+            blocking: p.blocking_problems(),
+        }
+    }
+}
+
+/// How the review will be printed: its format, color and size limit. It is known before the
+/// stacks are planned, so each stack can be reduced to what the review needs of it as soon as
+/// it is planned ([`View::keep`]).
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub format: super::Format,
+    pub color: bool,
+    /// The size limit in bytes, per [`limit`].
+    pub max_bytes: Option<usize>,
+}
+
+impl View {
+    /// `max_bytes` as given by `--max-bytes` (see [`limit`]).
+    pub fn new(format: super::Format, color: bool, max_bytes: Option<usize>) -> Self {
+        View {
+            format,
+            color,
+            max_bytes: limit(max_bytes, format),
+        }
+    }
+
+    /// What the review of `stacks` stacks keeps of `plan`. A text or Markdown review with no size
+    /// limit prints each stack's section at full detail and nothing else of its plan: that
+    /// section is rendered now, on the stack's own task, and the plan is dropped. The plans of
+    /// 1,000 stacks held until the review was printed were three fifths of that command's
+    /// memory, and the kernel zeroing it a fifth of its CPU (BENCHMARKS.md). JSON, and a size
+    /// limit (which may call for less detail), keep the plan.
+    pub fn keep(&self, plan: Plan, stacks: usize) -> Outcome {
+        let style = match self.format {
+            super::Format::Json => return Outcome::planned(plan),
+            _ if self.max_bytes.is_some() => return Outcome::planned(plan),
+            super::Format::Markdown => Style::Markdown,
+            super::Format::Text => Style::Text { color: self.color },
+        };
+        let single = stacks == 1;
+        let text = render_plan_section(&plan, Detail::Full, style, single);
+        Outcome::Planned(Box::new(Planned {
+            digest: Digest::of(&plan),
+            plan: None,
+            full: Some(Section {
+                style,
+                single,
+                text,
+            }),
+        }))
     }
 }
 
@@ -77,7 +193,7 @@ pub struct Review {
     pub over_limit: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
     Text { color: bool },
     Markdown,
@@ -85,12 +201,34 @@ enum Style {
 
 /// The Markdown review of `outcomes`.
 pub fn markdown(outcomes: &[Outcome], opts: &Options) -> Review {
-    build(outcomes, opts, Style::Markdown)
+    collect(outcomes, opts, Style::Markdown)
 }
 
 /// The text review of `outcomes`.
 pub fn text(outcomes: &[Outcome], color: bool, opts: &Options) -> Review {
-    build(outcomes, opts, Style::Text { color })
+    collect(outcomes, opts, Style::Text { color })
+}
+
+fn collect(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
+    let mut text = String::new();
+    let shape = build(outcomes, opts, style, &mut |part| {
+        text.push_str(part);
+        Ok(())
+    })
+    .expect("writing to a String does not fail");
+    Review {
+        text,
+        shortened: shape.shortened,
+        over_limit: shape.over_limit,
+    }
+}
+
+/// What [`build`] wrote: how long, and whether it was shortened or is still over its limit.
+#[derive(Clone, Copy)]
+struct Shape {
+    bytes: usize,
+    shortened: bool,
+    over_limit: bool,
 }
 
 const LEVELS: [Detail; 4] = [
@@ -100,7 +238,14 @@ const LEVELS: [Detail; 4] = [
     Detail::Essentials,
 ];
 
-fn build(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
+/// Writes the review of `outcomes` through `out`, part by part: the sections of 1,000 stacks are
+/// megabytes, written where they are kept rather than copied into one document first.
+fn build(
+    outcomes: &[Outcome],
+    opts: &Options,
+    style: Style,
+    out: &mut dyn FnMut(&str) -> std::io::Result<()>,
+) -> std::io::Result<Shape> {
     let single = matches!(outcomes, [Outcome::Planned(_)]);
     let mut head = String::new();
     if style == Style::Markdown {
@@ -139,16 +284,21 @@ fn build(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
         }
         over_limit = !fits;
     }
-    let mut text = head.clone();
+    let mut bytes = head.len();
+    out(&head)?;
     for (i, level) in levels.iter().enumerate() {
-        text.push_str(sections.get(i, *level));
+        let section = sections.get(i, *level);
+        bytes += section.len();
+        out(section)?;
     }
-    text.push_str(&footer(&levels, opts, style));
-    Review {
-        text,
+    let footer = footer(&levels, opts, style);
+    bytes += footer.len();
+    out(&footer)?;
+    Ok(Shape {
+        bytes,
         shortened: levels.iter().any(|l| *l != Detail::Full),
         over_limit,
-    }
+    })
 }
 
 /// Each stack's section per level, rendered on first use.
@@ -169,15 +319,18 @@ impl<'a> Sections<'a> {
     fn new(outcomes: &'a [Outcome], style: Style, single: bool) -> Self {
         let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); outcomes.len()];
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if outcomes.len() >= PARALLEL_SECTIONS && threads > 1 {
-            let chunk = outcomes.len().div_ceil(threads);
+        let missing: Vec<usize> = (0..outcomes.len())
+            .filter(|i| prerendered(&outcomes[*i], style, single).is_none())
+            .collect();
+        if missing.len() >= PARALLEL_SECTIONS && threads > 1 {
+            let chunk = missing.len().div_ceil(threads);
             let full: Vec<String> = std::thread::scope(|scope| {
-                let parts: Vec<_> = outcomes
+                let parts: Vec<_> = missing
                     .chunks(chunk)
                     .map(|part| {
                         scope.spawn(move || {
                             part.iter()
-                                .map(|o| render_section(o, Detail::Full, style, single))
+                                .map(|i| render_section(&outcomes[*i], Detail::Full, style, single))
                                 .collect::<Vec<String>>()
                         })
                     })
@@ -190,8 +343,8 @@ impl<'a> Sections<'a> {
                     })
                     .collect()
             });
-            for (slot, text) in cache.iter_mut().zip(full) {
-                slot[Detail::Full as usize] = Some(text);
+            for (i, text) in missing.into_iter().zip(full) {
+                cache[i][Detail::Full as usize] = Some(text);
             }
         }
         Sections {
@@ -204,8 +357,25 @@ impl<'a> Sections<'a> {
 
     fn get(&mut self, i: usize, level: Detail) -> &str {
         let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
+        if level == Detail::Full
+            && let Some(text) = prerendered(outcome, style, single)
+        {
+            return text;
+        }
         self.cache[i][level as usize]
             .get_or_insert_with(|| render_section(outcome, level, style, single))
+    }
+}
+
+/// The full section [`View::keep`] rendered for this style, if it did.
+fn prerendered(o: &Outcome, style: Style, single: bool) -> Option<&str> {
+    match o {
+        Outcome::Planned(p) => p
+            .full
+            .as_ref()
+            .filter(|s| s.style == style && s.single == single)
+            .map(|s| s.text.as_str()),
+        Outcome::Failed { .. } => None,
     }
 }
 
@@ -267,14 +437,11 @@ fn group_thousands(n: usize) -> String {
 
 fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> String {
     match (o, style) {
-        (Outcome::Planned(plan), Style::Markdown) if single => md::render_with(plan, level),
-        (Outcome::Planned(plan), Style::Markdown) => md_section(plan, level),
-        (Outcome::Planned(plan), Style::Text { color }) => {
-            let mut s = plan_text::render_with(plan, color, level);
-            if !single {
-                s.push('\n');
-            }
-            s
+        (Outcome::Planned(p), _) => {
+            let plan = p.plan.as_ref().expect(
+                "View::keep drops a plan only when the review prints nothing but the section it rendered",
+            );
+            render_plan_section(plan, level, style, single)
         }
         (Outcome::Failed { stack_file, error }, Style::Markdown) => {
             let mut s = format!("#### `{}`: failed to plan\n\n", escape(stack_file));
@@ -292,6 +459,20 @@ fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> Str
                 s.push_str(&format!("  {}\n", paint(color, RED, line)));
             }
             s.push('\n');
+            s
+        }
+    }
+}
+
+fn render_plan_section(plan: &Plan, level: Detail, style: Style, single: bool) -> String {
+    match style {
+        Style::Markdown if single => md::render_with(plan, level),
+        Style::Markdown => md_section(plan, level),
+        Style::Text { color } => {
+            let mut s = plan_text::render_with(plan, color, level);
+            if !single {
+                s.push('\n');
+            }
             s
         }
     }
@@ -338,21 +519,10 @@ fn rows(outcomes: &[Outcome]) -> Vec<Row> {
         .iter()
         .map(|o| match o {
             Outcome::Planned(p) => Row {
-                stack: p.stack.clone(),
-                counts: Some([
-                    p.summary.add,
-                    p.summary.change,
-                    p.summary.replace,
-                    p.summary.destroy,
-                ]),
-                data_loss: p.data_loss,
-                errors: p
-                    .preflight
-                    .iter()
-                    .filter(|f| f.severity == Severity::Error)
-                    .map(|f| format!("{}/{}", f.provider, f.check))
-                    .chain(p.errors.iter().map(|_| "plan".to_string()))
-                    .collect(),
+                stack: p.digest.stack.clone(),
+                counts: Some(p.digest.counts),
+                data_loss: p.digest.data_loss,
+                errors: p.digest.errors.clone(),
                 failed: false,
             },
             Outcome::Failed { stack_file, .. } => Row {
@@ -368,20 +538,17 @@ fn rows(outcomes: &[Outcome]) -> Vec<Row> {
 
 /// `3 stacks: 2 with changes, 1 with DATA LOSS, 1 failed`
 fn overview(outcomes: &[Outcome]) -> String {
-    let planned: Vec<&Plan> = outcomes.iter().filter_map(Outcome::plan).collect();
+    let planned: Vec<&Digest> = outcomes.iter().filter_map(Outcome::digest).collect();
     let failed = outcomes.len() - planned.len();
     let mut parts = vec![format!(
         "{} with changes",
-        planned.iter().filter(|p| p.has_changes()).count()
+        planned.iter().filter(|p| p.has_changes).count()
     )];
     let loss = planned.iter().filter(|p| p.data_loss).count();
     if loss > 0 {
         parts.push(format!("{loss} with DATA LOSS"));
     }
-    let blocked = planned
-        .iter()
-        .filter(|p| !p.blocking_problems().is_empty())
-        .count();
+    let blocked = planned.iter().filter(|p| !p.blocking.is_empty()).count();
     if blocked > 0 {
         parts.push(format!("{blocked} with errors"));
     }
@@ -468,8 +635,8 @@ fn text_table(outcomes: &[Outcome], title: &str, color: bool) -> String {
 pub fn data_loss_lines(outcomes: &[Outcome]) -> Vec<String> {
     outcomes
         .iter()
-        .filter_map(Outcome::plan)
-        .filter_map(data_loss_line)
+        .filter_map(Outcome::digest)
+        .filter_map(|d| d.data_loss_line.clone())
         .collect()
 }
 
@@ -490,55 +657,60 @@ pub fn limit(max_bytes: Option<usize>, format: super::Format) -> Option<usize> {
     }
 }
 
-/// Prints the review of `outcomes` on stdout; warnings (a review over its limit, and each
-/// failed stack's error) go to stderr.
+/// Prints the review of `outcomes` on stdout as `view` says; warnings (a review over its limit,
+/// and each failed stack's error) go to stderr.
 pub fn print(
     outcomes: &[Outcome],
-    format: super::Format,
-    color: bool,
-    max_bytes: Option<usize>,
+    view: View,
     marker: &str,
     describe: Describe,
 ) -> anyhow::Result<()> {
     let opts = Options {
         title: describe.title,
-        max_bytes: limit(max_bytes, format),
+        max_bytes: view.max_bytes,
         full_hint: describe.full_hint,
         marker: marker.to_string(),
     };
-    let text = match format {
-        super::Format::Json => match outcomes {
-            [Outcome::Planned(plan)] => super::plan_json::render(plan),
-            _ => {
-                let items: Vec<serde_json::Value> = outcomes
-                    .iter()
-                    .map(|o| match o {
-                        Outcome::Planned(plan) => super::plan_json::value(plan),
-                        Outcome::Failed { stack_file, error } => {
-                            serde_json::json!({"stack_file": stack_file, "error": error})
-                        }
-                    })
-                    .collect();
-                format!("{}\n", serde_json::to_string_pretty(&items)?)
-            }
-        },
-        super::Format::Markdown | super::Format::Text => {
-            let r = if format == super::Format::Markdown {
-                markdown(outcomes, &opts)
-            } else {
-                text(outcomes, color, &opts)
+    fn plan(p: &Planned) -> &Plan {
+        p.plan.as_ref().expect("View::keep keeps the plan for JSON")
+    }
+    let style = match view.format {
+        super::Format::Json => {
+            let text = match outcomes {
+                [Outcome::Planned(p)] => super::plan_json::render(plan(p)),
+                _ => {
+                    let items: Vec<serde_json::Value> = outcomes
+                        .iter()
+                        .map(|o| match o {
+                            Outcome::Planned(p) => super::plan_json::value(plan(p)),
+                            Outcome::Failed { stack_file, error } => {
+                                serde_json::json!({"stack_file": stack_file, "error": error})
+                            }
+                        })
+                        .collect();
+                    format!("{}\n", serde_json::to_string_pretty(&items)?)
+                }
             };
-            if r.over_limit {
-                eprintln!(
-                    "warning: the review is {} bytes, over --max-bytes {}, even with only the summary table, DATA LOSS lines and errors",
-                    r.text.len(),
-                    opts.max_bytes.unwrap_or_default()
-                );
-            }
-            r.text
+            super::print_stdout(&text)?;
+            None
         }
+        super::Format::Markdown => Some(Style::Markdown),
+        super::Format::Text => Some(Style::Text { color: view.color }),
     };
-    super::print_stdout(&text)?;
+    if let Some(style) = style {
+        let shape = super::write_stdout(|w| {
+            build(outcomes, &opts, style, &mut |part| {
+                w.write_all(part.as_bytes())
+            })
+        })?;
+        if let Some(shape) = shape.filter(|s| s.over_limit) {
+            eprintln!(
+                "warning: the review is {} bytes, over --max-bytes {}, even with only the summary table, DATA LOSS lines and errors",
+                shape.bytes,
+                opts.max_bytes.unwrap_or_default()
+            );
+        }
+    }
     for o in outcomes {
         if let Outcome::Failed { stack_file, error } = o {
             eprintln!("error: `{stack_file}` failed:\n{error}");

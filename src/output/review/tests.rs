@@ -41,8 +41,8 @@ fn opts(max_bytes: Option<usize>) -> Options {
 
 fn three() -> Vec<Outcome> {
     vec![
-        Outcome::Planned(Box::new(named("ray-a"))),
-        Outcome::Planned(Box::new(blocked("ray-b"))),
+        Outcome::planned(named("ray-a")),
+        Outcome::planned(blocked("ray-b")),
         Outcome::Failed {
             stack_file: "stacks/broken.toml".into(),
             error: "error: stacks/broken.toml:3:1: `redis.storage`: invalid quantity \"1Gb\"\n  help: use 1Gi".into(),
@@ -66,7 +66,7 @@ fn text_review_of_several_stacks() {
 #[test]
 fn one_stack_is_the_plain_plan_with_a_marker() {
     let plan = named("demo");
-    let outcomes = [Outcome::Planned(Box::new(plan.clone()))];
+    let outcomes = [Outcome::planned(plan.clone())];
     let r = markdown(&outcomes, &opts(Some(GITHUB_COMMENT_LIMIT)));
     assert_eq!(
         r.text,
@@ -107,11 +107,11 @@ fn assert_blocks_balance(md: &str) {
 fn shrinking_keeps_the_table_data_loss_and_errors_and_never_cuts_a_block() {
     let mut outcomes: Vec<Outcome> = (0..60)
         .map(|i| {
-            Outcome::Planned(Box::new(if i % 7 == 3 {
+            Outcome::planned(if i % 7 == 3 {
                 blocked(&format!("ray-{i:03}"))
             } else {
                 named(&format!("ray-{i:03}"))
-            }))
+            })
         })
         .collect();
     outcomes.push(three().pop().unwrap());
@@ -162,7 +162,7 @@ fn shrinking_keeps_the_table_data_loss_and_errors_and_never_cuts_a_block() {
 #[test]
 fn context_goes_before_diffs_and_the_last_stacks_shrink_first() {
     let outcomes: Vec<Outcome> = (0..3)
-        .map(|i| Outcome::Planned(Box::new(named(&format!("s{i}")))))
+        .map(|i| Outcome::planned(named(&format!("s{i}"))))
         .collect();
     let full = markdown(&outcomes, &opts(None)).text;
     let r = markdown(&outcomes, &opts(Some(full.len() - 1)));
@@ -175,6 +175,50 @@ fn context_goes_before_diffs_and_the_last_stacks_shrink_first() {
     );
     let first = &r.text[r.text.find("#### `s0`").unwrap()..r.text.find("#### `s1`").unwrap()];
     assert!(first.contains("      save 60 1000"), "{first}");
+}
+
+/// `View::keep` renders a stack's section as soon as it is planned and drops the plan, when that
+/// section is all the review will print of it: the review is the same as from the whole plans.
+#[test]
+fn a_kept_section_reviews_as_its_plan_and_a_limit_or_json_keeps_the_plan() {
+    use crate::output::Format;
+    let plans = || vec![named("ray-a"), blocked("ray-b"), unchanged("ray-c")];
+    for (format, color, max_bytes) in [
+        (Format::Text, false, None),
+        (Format::Text, true, None),
+        (Format::Markdown, false, Some(0)),
+        (Format::Markdown, false, None),
+        (Format::Text, false, Some(4_000)),
+        (Format::Json, false, None),
+    ] {
+        let view = View::new(format, color, max_bytes);
+        for count in [1, 3] {
+            let kept: Vec<Outcome> = plans()[..count]
+                .iter()
+                .map(|p| view.keep(p.clone(), count))
+                .collect();
+            let whole: Vec<Outcome> = plans()[..count]
+                .iter()
+                .map(|p| Outcome::planned(p.clone()))
+                .collect();
+            let dropped = kept
+                .iter()
+                .filter(|o| matches!(o, Outcome::Planned(p) if p.plan.is_none()))
+                .count();
+            let only_full = format != Format::Json && view.max_bytes.is_none();
+            assert_eq!(dropped, if only_full { count } else { 0 }, "{view:?}");
+            if format == Format::Json {
+                continue;
+            }
+            let opts = opts(view.max_bytes);
+            let review = |o: &[Outcome]| match format {
+                Format::Markdown => markdown(o, &opts).text,
+                _ => text(o, color, &opts).text,
+            };
+            assert_eq!(review(&kept), review(&whole), "{view:?}, {count} stacks");
+            assert_eq!(data_loss_lines(&kept), data_loss_lines(&whole));
+        }
+    }
 }
 
 #[test]
