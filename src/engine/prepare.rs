@@ -1,6 +1,6 @@
 //! Making a plan: load and render the stack, open its state backend, lock and read the state (a
-//! plan on the kubernetes backend reads without the lock), connect, then run preflight and
-//! observe the cluster concurrently. `plan` stops here; `apply`, `destroy` and `verify` go on
+//! plan reads without the lock), connect, then run preflight and observe the cluster
+//! concurrently. `plan` stops here; `apply`, `destroy` and `verify` go on
 //! from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
 //! once, in the order given.
 
@@ -45,7 +45,7 @@ fn absolute(p: &Path) -> PathBuf {
 
 impl Engine {
     /// Plans the stack at `path` for `operation` ("plan", "apply", "destroy", "verify": the name
-    /// the lock records). Only "plan" on the kubernetes backend reads without the lock.
+    /// the lock records). "plan" reads without the lock.
     pub async fn prepare(
         &self,
         path: &Path,
@@ -72,12 +72,17 @@ impl Engine {
             .context("failed to summarize durability")?;
 
         let backend = super::backend::open(&stack, &self.target).await?;
-        let (lock, existing) = if backend.kind() == BackendKind::Kubernetes && operation == "plan" {
-            // A consistent read needs no lock, and a read-only account can plan.
-            self.note(format!(
-                "reading state from {} without locking it (plan only reads; apply takes the lock)",
-                backend.location()
-            ));
+        let (lock, existing) = if operation == "plan" {
+            // A plan only reads, and a read is consistent without the lock on either backend
+            // (writes are atomic): a read-only account, or a read-only checkout, can plan.
+            // Taking the local lock cost a created, written and deleted file per stack, a
+            // sixth of a many-stack offline plan's CPU (BENCHMARKS.md).
+            if backend.kind() == BackendKind::Kubernetes {
+                self.note(format!(
+                    "reading state from {} without locking it (plan only reads; apply takes the lock)",
+                    backend.location()
+                ));
+            }
             if let Ok(Some(holder)) = backend.holder().await {
                 self.warn(format!(
                     "stack `{}` is locked by {}; the state may change when that run ends",
@@ -85,7 +90,7 @@ impl Engine {
                     holder.describe()
                 ));
             }
-            (None, backend.read().await?)
+            (None, backend.read_checked().await?)
         } else {
             let mut lock = backend.lock(operation).await?;
             for note in lock.notes() {

@@ -76,6 +76,12 @@ pub trait Backend: Send + Sync {
     /// mix of two versions (each backend's write makes sure of it).
     fn read(&self) -> StateFuture<'_, Option<State>>;
 
+    /// [`read`](Self::read) for a plan: also refuses a state that is not the one last seen here
+    /// (the local backend's `.seen` marker), as a locked read does, but remembers nothing.
+    fn read_checked(&self) -> StateFuture<'_, Option<State>> {
+        self.read()
+    }
+
     /// Takes the exclusive write lock for `operation`, or fails at once naming the holder.
     fn lock<'a>(&'a self, operation: &'a str) -> StateFuture<'a, Box<dyn Lock>>;
 
@@ -121,6 +127,10 @@ impl Backend for LocalBackend {
 
     fn read(&self) -> StateFuture<'_, Option<State>> {
         Box::pin(async move { LocalBackend::read(self) })
+    }
+
+    fn read_checked(&self) -> StateFuture<'_, Option<State>> {
+        Box::pin(async move { LocalBackend::read_checked(self) })
     }
 
     fn lock<'a>(&'a self, operation: &'a str) -> StateFuture<'a, Box<dyn Lock>> {

@@ -44,6 +44,19 @@ impl LocalBackend {
         read_state(&self.path)
     }
 
+    /// Reads the state without locking, refusing one that is not the state last seen at this
+    /// path, as [`StateLock::read`] does; it remembers nothing (only a lock holder writes the
+    /// marker). The marker is read before the state: a write records its state after writing
+    /// it, so the state read is never older than the marker read, whatever runs meanwhile.
+    pub fn read_checked(&self) -> Result<Option<State>, StateError> {
+        let seen = super::seen::read(&self.path);
+        let state = read_state(&self.path)?;
+        if let (Some(seen), Some(state)) = (&seen, &state) {
+            super::seen::check_against(&self.path, seen, state)?;
+        }
+        Ok(state)
+    }
+
     /// Takes the exclusive state lock for `operation` (`plan`, `apply`, ...) or fails at once
     /// with [`StateError::Locked`] naming the holder. Creates the state's directory (0700) if
     /// needed.
@@ -482,6 +495,31 @@ mod tests {
         assert_ne!(inode(), written, "a newer serial was not remembered");
         let seen: serde_json::Value = serde_json::from_slice(&fs::read(&marker).unwrap()).unwrap();
         assert_eq!(seen["serial"], newer.serial);
+    }
+
+    /// A plan's read (no lock) refuses a swapped state as a locked read does, and writes
+    /// nothing: not the marker, not a lock file, not even the state's directory.
+    #[test]
+    fn a_checked_read_refuses_a_swapped_state_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = backend(&dir);
+        assert_eq!(backend.read_checked().unwrap(), None);
+        assert!(!backend.path().parent().unwrap().exists());
+        let mut lock = backend.lock("apply").unwrap();
+        let mut state = State::new("prod");
+        lock.write(&mut state).unwrap();
+        let old = fs::read(backend.path()).unwrap();
+        lock.write(&mut state).unwrap();
+        drop(lock);
+        let marker = super::super::seen_path(backend.path());
+        assert_eq!(backend.read_checked().unwrap(), Some(state.clone()));
+        fs::write(backend.path(), &old).unwrap();
+        let err = backend.read_checked().unwrap_err();
+        assert!(matches!(err, StateError::SerialWentBack { .. }), "{err}");
+        fs::remove_file(&marker).unwrap();
+        assert_eq!(backend.read_checked().unwrap().map(|s| s.serial), Some(1));
+        assert!(!marker.exists(), "a read without the lock wrote the marker");
+        assert!(!backend.lock_path().exists());
     }
 
     #[test]

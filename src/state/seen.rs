@@ -66,7 +66,7 @@ pub(super) fn check(path: &Path, state: &State) -> Result<(), StateError> {
     }
 }
 
-fn check_against(path: &Path, seen: &Seen, state: &State) -> Result<(), StateError> {
+pub(super) fn check_against(path: &Path, seen: &Seen, state: &State) -> Result<(), StateError> {
     if seen.lineage != state.lineage {
         return Err(StateError::LineageChanged {
             path: path.to_owned(),

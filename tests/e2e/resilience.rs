@@ -32,6 +32,48 @@ fn two_concurrent_applies_one_fails_clearly_and_state_stays_intact() {
     assert_converged(&env);
 }
 
+/// A plan only reads, and a state read is consistent without the lock (writes are atomic), so a
+/// plan while an apply holds the lock plans: it takes no lock of its own, and warns who holds
+/// it. (It used to fail with "is locked by `apply`".)
+#[test]
+fn a_plan_while_an_apply_holds_the_lock_plans_and_names_the_holder() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new(&[]);
+    env.apply();
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
+    let mut apply = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .env("RAYSTACK_PAUSE_AT", "applied:1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(apply.stderr.take().unwrap()).lines();
+    let paused = lines.any(|l| l.is_ok_and(|l| l == "paused at applied:1 (RAYSTACK_PAUSE_AT)"));
+    let lock_file = env.state_path().with_extension("json.lock");
+    let holder: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock_file).unwrap())
+        .unwrap_or_else(|e| panic!("the apply's lock file: {e}"));
+    let r = env.plan(&[]);
+    apply.kill().unwrap();
+    apply.wait().unwrap();
+    assert!(paused, "the apply never paused");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "warning: stack `{NAME}` is locked by pid {} on host {} (apply) since {} (lock ID {}); the state may change when that run ends\n",
+            apply.id(),
+            holder["host"].as_str().unwrap(),
+            holder["created"].as_str().unwrap(),
+            holder["id"].as_str().unwrap(),
+        )
+    );
+    // The same plan as once the apply is gone (killed before it recorded anything).
+    let after = env.plan(&[]);
+    assert_eq!((after.code, &after.stderr), (0, &String::new()), "{after}");
+    assert_eq!(r.stdout, after.stdout);
+}
+
 #[test]
 fn the_password_never_appears_in_any_output_plan_file_or_state() {
     let env = Env::new(&[]);
