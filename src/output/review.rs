@@ -145,10 +145,10 @@ impl View {
 
     /// What the review of `stacks` stacks keeps of `plan`. A text or Markdown review with no size
     /// limit prints each stack's section at full detail and nothing else of its plan: that
-    /// section is rendered now, on the stack's own task, and the plan is dropped. The plans of
-    /// 1,000 stacks held until the review was printed were three fifths of that command's
-    /// memory, and the kernel zeroing it a fifth of its CPU (BENCHMARKS.md). JSON, and a size
-    /// limit (which may call for less detail), keep the plan.
+    /// section is rendered now, on the stack's own task, and the plan is dropped. Held until the
+    /// review was printed, the plans of 1,000 stacks were three quarters of that command's peak
+    /// memory (peak 143 MB, now 38), and the kernel zeroing it much of its system time
+    /// (BENCHMARKS.md). JSON, and a size limit (which may call for less detail), keep the plan.
     pub fn keep(&self, plan: Plan, stacks: usize) -> Outcome {
         let style = match self.format {
             super::Format::Json => return Outcome::planned(plan),
