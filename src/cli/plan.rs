@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::args::{ClusterArgs, ReviewArgs};
-use super::review::{exit_code, print};
+use super::review::{PlanFiles, exit_code, print};
 use crate::output::review::{Describe, Outcome};
 use crate::output::{Format, print_stdout};
-use crate::plan::{read_plan_file, write_plan_file};
+use crate::plan::read_plan_file;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -54,29 +54,19 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     }
     let engine = args.cluster.engine();
     let view = args.review.view(args.format, color);
-    let (saving, count) = (
-        args.out.is_some() || args.out_dir.is_some(),
-        args.stacks.len(),
-    );
-    let offline = args.offline;
+    let count = args.stacks.len();
+    let mut files = PlanFiles::new(args.out.as_deref(), args.out_dir.as_deref());
+    let saving = files.saving();
+    // A plan to save is kept whole; otherwise only what the review prints of it.
+    let keep = move |plan| match saving {
+        true => Outcome::planned(plan),
+        false => view.keep(plan, count),
+    };
+    let parallelism = usize::from(args.parallelism);
     let planned = engine
-        .plan_many(
-            &args.stacks,
-            offline,
-            usize::from(args.parallelism),
-            saving,
-            move |plan| {
-                // A plan to save is kept whole; otherwise only what the review prints of it.
-                if saving {
-                    Outcome::planned(plan)
-                } else {
-                    view.keep(plan, count)
-                }
-            },
-        )
+        .plan_many(&args.stacks, args.offline, parallelism, saving, keep)
         .await;
     let mut outcomes = Vec::new();
-    let mut saved: Vec<PathBuf> = Vec::new();
     for (path, result) in args.stacks.iter().zip(planned) {
         // A stack's error is its outcome, not the command's, unless it is the only stack.
         let outcome = match result {
@@ -87,29 +77,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
                 error: crate::output::error_text(&err),
             },
         };
-        if let Outcome::Planned(planned) = &outcome
-            && let Some(plan) = &planned.plan
-            && let Some(out) = match (&args.out, &args.out_dir) {
-                (Some(file), _) => Some(file.clone()),
-                (None, Some(dir)) => Some(dir.join(format!("{}.plan.json", plan.stack))),
-                (None, None) => None,
-            }
-        {
-            if saved.contains(&out) {
-                bail!(
-                    "two stacks are named `{}`: their plans would both be `{}`; plan them separately",
-                    plan.stack,
-                    out.display()
-                );
-            }
-            write_plan_file(&out, plan)?;
-            eprintln!(
-                "Saved the plan to `{}`; apply exactly this plan with `raystack apply {}`.",
-                out.display(),
-                out.display()
-            );
-            saved.push(out);
-        }
+        files.save(&outcome)?;
         outcomes.push(outcome);
     }
     let describe = Describe {
