@@ -51,7 +51,7 @@ impl Outcome {
         Outcome::Planned(Box::new(Planned {
             digest: Digest::of(&plan),
             plan: Some(plan),
-            full: None,
+            sections: None,
         }))
     }
 
@@ -63,22 +63,22 @@ impl Outcome {
     }
 }
 
-/// A planned stack as the review keeps it: its digest, and its plan or the one section of it
-/// the review will print (see [`View::keep`]).
+/// A planned stack as the review keeps it: its digest, and its plan or the sections of it the
+/// review may print (see [`View::keep`]).
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub digest: Digest,
-    /// `None` once the section the review prints has been rendered from it.
+    /// `None` once the sections the review may print have been rendered from it.
     pub plan: Option<Plan>,
-    full: Option<Section>,
+    sections: Option<Rendered>,
 }
 
-/// A stack's section at full detail, rendered for one style.
+/// A stack's section at the levels of detail the review may print, rendered for one style.
 #[derive(Debug, Clone)]
-struct Section {
+struct Rendered {
     style: Style,
     single: bool,
-    text: String,
+    levels: [Option<String>; 4],
 }
 
 /// What the summary table, the overview line and the exit code need of a plan.
@@ -143,28 +143,38 @@ impl View {
         }
     }
 
-    /// What the review of `stacks` stacks keeps of `plan`. A text or Markdown review with no size
-    /// limit prints each stack's section at full detail and nothing else of its plan: that
-    /// section is rendered now, on the stack's own task, and the plan is dropped. Held until the
-    /// review was printed, the plans of 1,000 stacks were three quarters of that command's peak
-    /// memory (peak 143 MB, now 38), and the kernel zeroing it much of its system time
-    /// (BENCHMARKS.md). JSON, and a size limit (which may call for less detail), keep the plan.
+    /// What the review of `stacks` stacks keeps of `plan`: the sections it may print, rendered
+    /// now on the stack's own task, and not the plan. Held until the review was printed, the
+    /// plans of 1,000 stacks were three quarters of that command's peak memory (143 MB, now 38),
+    /// and the kernel zeroing it much of its system time (BENCHMARKS.md).
+    /// - No size limit: the section at full detail is all the review prints of a stack.
+    /// - A size limit and many stacks: every level is rendered, as shrinking many stacks toward
+    ///   a comment's size renders most levels of most stacks anyway.
+    /// - A size limit and few stacks, or JSON: the plan is kept (their sections are rendered
+    ///   when needed, and few plans weigh little).
     pub fn keep(&self, plan: Plan, stacks: usize) -> Outcome {
         let style = match self.format {
             super::Format::Json => return Outcome::planned(plan),
-            _ if self.max_bytes.is_some() => return Outcome::planned(plan),
             super::Format::Markdown => Style::Markdown,
             super::Format::Text => Style::Text { color: self.color },
         };
+        let wanted: &[Detail] = match self.max_bytes {
+            None => &LEVELS[..1],
+            Some(_) if stacks >= PARALLEL_SECTIONS => &LEVELS,
+            Some(_) => return Outcome::planned(plan),
+        };
         let single = stacks == 1;
-        let text = render_plan_section(&plan, Detail::Full, style, single);
+        let mut levels: [Option<String>; 4] = Default::default();
+        for level in wanted {
+            levels[*level as usize] = Some(render_plan_section(&plan, *level, style, single));
+        }
         Outcome::Planned(Box::new(Planned {
             digest: Digest::of(&plan),
             plan: None,
-            full: Some(Section {
+            sections: Some(Rendered {
                 style,
                 single,
-                text,
+                levels,
             }),
         }))
     }
@@ -320,7 +330,7 @@ impl<'a> Sections<'a> {
         let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); outcomes.len()];
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let missing: Vec<usize> = (0..outcomes.len())
-            .filter(|i| prerendered(&outcomes[*i], style, single).is_none())
+            .filter(|i| prerendered(&outcomes[*i], Detail::Full, style, single).is_none())
             .collect();
         if missing.len() >= PARALLEL_SECTIONS && threads > 1 {
             let chunk = missing.len().div_ceil(threads);
@@ -357,9 +367,7 @@ impl<'a> Sections<'a> {
 
     fn get(&mut self, i: usize, level: Detail) -> &str {
         let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
-        if level == Detail::Full
-            && let Some(text) = prerendered(outcome, style, single)
-        {
+        if let Some(text) = prerendered(outcome, level, style, single) {
             return text;
         }
         self.cache[i][level as usize]
@@ -367,14 +375,14 @@ impl<'a> Sections<'a> {
     }
 }
 
-/// The full section [`View::keep`] rendered for this style, if it did.
-fn prerendered(o: &Outcome, style: Style, single: bool) -> Option<&str> {
+/// The section at `level` that [`View::keep`] rendered for this style, if it did.
+fn prerendered(o: &Outcome, level: Detail, style: Style, single: bool) -> Option<&str> {
     match o {
         Outcome::Planned(p) => p
-            .full
+            .sections
             .as_ref()
             .filter(|s| s.style == style && s.single == single)
-            .map(|s| s.text.as_str()),
+            .and_then(|s| s.levels[level as usize].as_deref()),
         Outcome::Failed { .. } => None,
     }
 }
@@ -439,7 +447,7 @@ fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> Str
     match (o, style) {
         (Outcome::Planned(p), _) => {
             let plan = p.plan.as_ref().expect(
-                "View::keep drops a plan only when the review prints nothing but the section it rendered",
+                "View::keep drops a plan only with every section the review may print rendered",
             );
             render_plan_section(plan, level, style, single)
         }

@@ -177,46 +177,63 @@ fn context_goes_before_diffs_and_the_last_stacks_shrink_first() {
     assert!(first.contains("      save 60 1000"), "{first}");
 }
 
-/// `View::keep` renders a stack's section as soon as it is planned and drops the plan, when that
-/// section is all the review will print of it: the review is the same as from the whole plans.
+/// `View::keep` renders a stack's sections as soon as it is planned and drops the plan, when
+/// they are all the review may print of it: the review is the same as from the whole plans.
 #[test]
-fn a_kept_section_reviews_as_its_plan_and_a_limit_or_json_keeps_the_plan() {
+fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_the_plan() {
     use crate::output::Format;
-    let plans = || vec![named("ray-a"), blocked("ray-b"), unchanged("ray-c")];
+    let plans = |count: usize| -> Vec<Plan> {
+        (0..count)
+            .map(|i| match i % 3 {
+                0 => named(&format!("ray-{i:02}")),
+                1 => blocked(&format!("ray-{i:02}")),
+                _ => unchanged(&format!("ray-{i:02}")),
+            })
+            .collect()
+    };
     for (format, color, max_bytes) in [
         (Format::Text, false, None),
         (Format::Text, true, None),
         (Format::Markdown, false, Some(0)),
         (Format::Markdown, false, None),
+        (Format::Markdown, false, Some(20_000)),
         (Format::Text, false, Some(4_000)),
         (Format::Json, false, None),
     ] {
         let view = View::new(format, color, max_bytes);
-        for count in [1, 3] {
-            let kept: Vec<Outcome> = plans()[..count]
-                .iter()
-                .map(|p| view.keep(p.clone(), count))
+        for count in [1, 3, PARALLEL_SECTIONS] {
+            let kept: Vec<Outcome> = plans(count)
+                .into_iter()
+                .map(|p| view.keep(p, count))
                 .collect();
-            let whole: Vec<Outcome> = plans()[..count]
-                .iter()
-                .map(|p| Outcome::planned(p.clone()))
-                .collect();
+            let whole: Vec<Outcome> = plans(count).into_iter().map(Outcome::planned).collect();
             let dropped = kept
                 .iter()
                 .filter(|o| matches!(o, Outcome::Planned(p) if p.plan.is_none()))
                 .count();
-            let only_full = format != Format::Json && view.max_bytes.is_none();
-            assert_eq!(dropped, if only_full { count } else { 0 }, "{view:?}");
+            let rendered = match (format, view.max_bytes) {
+                (Format::Json, _) => false,
+                (_, None) => true,
+                (_, Some(_)) => count >= PARALLEL_SECTIONS,
+            };
+            assert_eq!(dropped, if rendered { count } else { 0 }, "{view:?}");
             if format == Format::Json {
                 continue;
             }
             let opts = opts(view.max_bytes);
             let review = |o: &[Outcome]| match format {
-                Format::Markdown => markdown(o, &opts).text,
-                _ => text(o, color, &opts).text,
+                Format::Markdown => markdown(o, &opts),
+                _ => text(o, color, &opts),
             };
-            assert_eq!(review(&kept), review(&whole), "{view:?}, {count} stacks");
-            assert_eq!(data_loss_lines(&kept), data_loss_lines(&whole));
+            let (kept, whole) = (review(&kept), review(&whole));
+            assert_eq!(kept.text, whole.text, "{view:?}, {count} stacks");
+            assert_eq!(
+                (kept.shortened, kept.over_limit),
+                (whole.shortened, whole.over_limit)
+            );
+            if count == PARALLEL_SECTIONS && view.max_bytes == Some(20_000) {
+                assert!(whole.shortened, "the limit shrinks {count} stacks");
+            }
         }
     }
 }
