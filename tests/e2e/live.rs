@@ -183,6 +183,34 @@ fn live_apply_then_plan_update_guard_and_destroy() {
     assert!(r.stdout.contains("the Redis volume is protected"), "{r}");
 }
 
+/// Applied stacks planned together are observed through one cluster-wide LIST per kind (label
+/// `raystack.dev/stack in (...)`), or, where the account may not list cluster-wide, through
+/// each object's dry-run: either way each stack's plan is its plan alone.
+#[test]
+#[ignore = "needs RAYSTACK_LIVE_KUBECONFIG"]
+fn live_stacks_planned_together_plan_as_each_alone() {
+    let (a, b) = (Live::new("many-a"), Live::new("many-b"));
+    for live in [&a, &b] {
+        live.write(1, "1Gi");
+        let r = live.run(&["apply", &live.stack_arg(), "--auto-approve"]);
+        assert_eq!(r.code, 0, "{r}");
+    }
+    // One stack unchanged, one changed in its file.
+    b.write(2, "1Gi");
+    let alone: Vec<Value> = [&a, &b]
+        .iter()
+        .map(|live| {
+            let r = live.run(&["plan", &live.stack_arg(), "--format", "json"]);
+            assert_eq!(r.code, 0, "{r}");
+            serde_json::from_str(&r.stdout).unwrap()
+        })
+        .collect();
+    let r = a.run(&["plan", &a.stack_arg(), &b.stack_arg(), "--format", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let together: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(together, Value::Array(alone), "{r}");
+}
+
 #[test]
 #[ignore = "needs RAYSTACK_LIVE_KUBECONFIG"]
 fn live_server_side_apply_dry_run_shows_no_server_defaults() {
