@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::plan::Plan;
 use crate::stack::Stack;
-use crate::stack::revision::{self, RepoFile};
+use crate::stack::revision::{self, RepoFile, Revisions};
 
 /// The stacks compared with a git revision, in order: each stack file and its plan, or why it
 /// could not be compared.
@@ -51,46 +51,42 @@ pub fn diff_files(base: &Path, head: &Path) -> anyhow::Result<Plan> {
 
 /// `diff --base REF [STACK...]`: each stack file against its version at `reference` (with no
 /// stack given, every stack file changed since `reference`, found from the current directory).
+/// Each stack's error is its own.
 pub fn diff_at_revision(reference: &str, stacks: &[PathBuf]) -> anyhow::Result<Diffed> {
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    let mut git = Revisions::default();
     let stacks: Vec<PathBuf> = if stacks.is_empty() {
-        changed_stacks(&cwd, reference)?
+        changed_stacks(&cwd, reference, &mut git)?
     } else {
         stacks.to_vec()
     };
-    // One commit per repository (stacks may live in different repositories).
-    let mut commits: Vec<(PathBuf, String)> = Vec::new();
+    let located: Vec<_> = stacks.iter().map(|path| git.locate(path)).collect();
+    let found: Vec<&RepoFile> = located.iter().filter_map(|l| l.as_ref().ok()).collect();
+    let mut bases = git.read_all(&found, reference).into_iter();
     let stacks = stacks
         .into_iter()
-        .map(|path| {
-            let plan = diff_at(&path, reference, &mut commits);
+        .zip(located)
+        .map(|(path, file)| {
+            let plan = file.map_err(anyhow::Error::from).and_then(|file| {
+                let base = bases.next().expect("one text per located file");
+                diff_at(&path, &file, base?, reference)
+            });
             (path, plan)
         })
         .collect();
     Ok(Diffed { stacks })
 }
 
-/// One stack file in the work tree against its version at `reference`.
+/// One stack file in the work tree against its text at `reference` (`base`).
 fn diff_at(
     path: &Path,
+    file: &RepoFile,
+    base: Option<String>,
     reference: &str,
-    commits: &mut Vec<(PathBuf, String)>,
 ) -> anyhow::Result<Plan> {
-    let file = revision::locate(path)?;
-    let commit = match commits.iter().find(|(root, _)| *root == file.root) {
-        Some((_, c)) => c.clone(),
-        None => {
-            let c = revision::resolve(&file.root, reference)?;
-            commits.push((file.root.clone(), c.clone()));
-            c
-        }
-    };
-    let base = match revision::read_at(&file, &commit)? {
+    let base = match base {
         // Diagnostics name the revision, e.g. `main:stacks/prod.toml:12:3`.
-        Some(text) => Some(crate::stack::parse_str(
-            &base_name(&file, reference),
-            &text,
-        )?),
+        Some(text) => Some(crate::stack::parse_str(&base_name(file, reference), &text)?),
         None => None,
     };
     let head = if path.exists() {
@@ -113,23 +109,36 @@ fn base_name(file: &RepoFile, reference: &str) -> PathBuf {
 
 /// Every stack file (a `*.toml` with a `[stack]` table in either revision) that differs between
 /// `reference` and the work tree, relative to `cwd` when under it.
-fn changed_stacks(cwd: &Path, reference: &str) -> anyhow::Result<Vec<PathBuf>> {
+fn changed_stacks(
+    cwd: &Path,
+    reference: &str,
+    git: &mut Revisions,
+) -> anyhow::Result<Vec<PathBuf>> {
     let root = revision::toplevel(cwd)?;
-    let commit = revision::resolve(&root, reference)?;
+    let commit = git.resolve(&root, reference)?;
     let here = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let is_stack =
+        |text: &str| toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("stack"));
+    let changed = revision::changed_toml_files(cwd, &commit)?;
+    let head_is: Vec<bool> = changed
+        .iter()
+        .map(|path| std::fs::read_to_string(path).is_ok_and(|t| is_stack(&t)))
+        .collect();
+    // A file that is no stack in the work tree may have been one at the base (a removed stack).
+    let others: Vec<RepoFile> = changed
+        .iter()
+        .zip(&head_is)
+        .filter(|(_, head)| !**head)
+        .map(|(path, _)| git.locate(path))
+        .collect::<Result<_, _>>()?;
+    let others: Vec<&RepoFile> = others.iter().collect();
+    let mut base_is = git
+        .read_all(&others, reference)
+        .into_iter()
+        .map(|text| text.ok().flatten().is_some_and(|t| is_stack(&t)));
     let mut out = Vec::new();
-    for path in revision::changed_toml_files(cwd, &commit)? {
-        let file = revision::locate(&path)?;
-        let is_stack =
-            |text: &str| toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("stack"));
-        let head_is = std::fs::read_to_string(&path).is_ok_and(|t| is_stack(&t));
-        let base_is = || {
-            revision::read_at(&file, &commit)
-                .ok()
-                .flatten()
-                .is_some_and(|t| is_stack(&t))
-        };
-        if head_is || base_is() {
+    for (path, head) in changed.into_iter().zip(head_is) {
+        if head || base_is.next().unwrap_or(false) {
             let shown = path
                 .strip_prefix(&here)
                 .map(Path::to_path_buf)
