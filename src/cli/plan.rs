@@ -58,9 +58,12 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     let mut files = PlanFiles::new(args.out.as_deref(), args.out_dir.as_deref());
     let saving = files.saving();
     // A plan to save is kept whole; otherwise only what the review prints of it.
-    let keep = move |plan| match saving {
-        true => Outcome::planned(plan),
-        false => view.keep(plan, count),
+    let keep = move |plan| {
+        if saving {
+            Outcome::planned(plan)
+        } else {
+            view.keep(plan, count)
+        }
     };
     let parallelism = usize::from(args.parallelism);
     let planned = engine

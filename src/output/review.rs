@@ -160,7 +160,7 @@ impl View {
         };
         let wanted: &[Detail] = match self.max_bytes {
             None => &LEVELS[..1],
-            Some(_) if stacks >= PARALLEL_SECTIONS => &LEVELS,
+            Some(_) if stacks >= MANY_STACKS => &LEVELS,
             Some(_) => return Outcome::planned(plan),
         };
         let single = stacks == 1;
@@ -319,8 +319,9 @@ struct Sections<'a> {
     cache: Vec<[Option<String>; 4]>,
 }
 
-/// Below this many stacks the full sections are rendered on the calling thread.
-const PARALLEL_SECTIONS: usize = 16;
+/// From this many stacks on, sections are rendered on many threads: kept sections on the
+/// stacks' tasks (every level, with a size limit), the others' full sections up front.
+const MANY_STACKS: usize = 16;
 
 impl<'a> Sections<'a> {
     /// Every stack's full section is needed (printed, or measured before shrinking), so with many
@@ -332,7 +333,7 @@ impl<'a> Sections<'a> {
         let missing: Vec<usize> = (0..outcomes.len())
             .filter(|i| prerendered(&outcomes[*i], Detail::Full, style, single).is_none())
             .collect();
-        if missing.len() >= PARALLEL_SECTIONS && threads > 1 {
+        if missing.len() >= MANY_STACKS && threads > 1 {
             let chunk = missing.len().div_ceil(threads);
             let full: Vec<String> = std::thread::scope(|scope| {
                 let parts: Vec<_> = missing

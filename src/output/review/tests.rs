@@ -201,7 +201,7 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
         (Format::Json, false, None),
     ] {
         let view = View::new(format, color, max_bytes);
-        for count in [1, 3, PARALLEL_SECTIONS] {
+        for count in [1, 3, MANY_STACKS] {
             let kept: Vec<Outcome> = plans(count)
                 .into_iter()
                 .map(|p| view.keep(p, count))
@@ -214,7 +214,7 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
             let rendered = match (format, view.max_bytes) {
                 (Format::Json, _) => false,
                 (_, None) => true,
-                (_, Some(_)) => count >= PARALLEL_SECTIONS,
+                (_, Some(_)) => count >= MANY_STACKS,
             };
             assert_eq!(dropped, if rendered { count } else { 0 }, "{view:?}");
             if format == Format::Json {
@@ -231,7 +231,7 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
                 (kept.shortened, kept.over_limit),
                 (whole.shortened, whole.over_limit)
             );
-            if count == PARALLEL_SECTIONS && view.max_bytes == Some(20_000) {
+            if count == MANY_STACKS && view.max_bytes == Some(20_000) {
                 assert!(whole.shortened, "the limit shrinks {count} stacks");
             }
         }
