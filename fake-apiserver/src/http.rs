@@ -29,10 +29,65 @@ pub struct Server {
 
 type Resp = Response<Full<Bytes>>;
 
-/// A response body: a value, or a list already written out (`ops::list`).
+/// What the server answers: a whole body, or a watch's events as they come.
+pub type Reply = Response<http_body_util::Either<Full<Bytes>, ops::Events>>;
+
+fn whole(r: Resp) -> Reply {
+    r.map(http_body_util::Either::Left)
+}
+
+/// A response body: a value, a list already written out (`ops::list`), or a watch to stream.
 enum Body {
     Value(Value),
     Json(Vec<u8>),
+    Watch(Box<ops::Watch>),
+}
+
+/// How often a watch looks at the store for changes (and ticks the simulated controllers, so a
+/// watcher waiting for readiness sees it with no other requests coming in).
+const WATCH_POLL: Duration = Duration::from_millis(20);
+
+/// Streams `w`'s events until its deadline or until the client goes away.
+fn watch_response(server: Arc<Server>, mut w: ops::Watch) -> Reply {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let first = w.take_pending();
+    tokio::spawn(async move {
+        if !first.is_empty() && tx.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        let mut seen = None;
+        while std::time::Instant::now() < w.deadline() {
+            let wait = w
+                .deadline()
+                .saturating_duration_since(std::time::Instant::now())
+                .min(WATCH_POLL);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = tx.closed() => return,
+            }
+            let events = {
+                let mut st = match server.state.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                readiness::tick(&mut st);
+                if seen == Some(st.rv) {
+                    continue;
+                }
+                seen = Some(st.rv);
+                w.next(&st)
+            };
+            if !events.is_empty() && tx.send(Bytes::from(events)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-cache, private")
+        .body(http_body_util::Either::Right(ops::Events(rx)))
+        .unwrap_or_else(|_| whole(Response::new(Full::new(Bytes::new()))))
 }
 
 fn json_response(code: u16, body: &Value, warnings: &[String]) -> Resp {
@@ -142,7 +197,7 @@ fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
 pub async fn handle(
     server: Arc<Server>,
     req: Request<Incoming>,
-) -> Result<Resp, std::convert::Infallible> {
+) -> Result<Reply, std::convert::Infallible> {
     let Some(audit) = server.audit.as_ref() else {
         return respond(server, req).await;
     };
@@ -164,7 +219,7 @@ pub async fn handle(
 async fn respond(
     server: Arc<Server>,
     req: Request<Incoming>,
-) -> Result<Resp, std::convert::Infallible> {
+) -> Result<Reply, std::convert::Infallible> {
     if !server.latency.is_zero() {
         tokio::time::sleep(server.latency).await;
     }
@@ -172,13 +227,13 @@ async fn respond(
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            return Ok(error_response(&ApiError::bad_request(format!(
+            return Ok(whole(error_response(&ApiError::bad_request(format!(
                 "reading body: {e}"
-            ))));
+            )))));
         }
     };
     if let Err(e) = crate::limits::request_body(body.len()) {
-        return Ok(error_response(&e));
+        return Ok(whole(error_response(&e)));
     }
     let read_only = crate::authz::read_only_user(
         parts
@@ -207,21 +262,21 @@ async fn respond(
         .unwrap_or("");
     if path.starts_with("/openapi/") && !accepts_json(accept) {
         // kubectl asks for /openapi/v2 in its protobuf form only; this server has only JSON.
-        return Ok(error_response(&ApiError {
+        return Ok(whole(error_response(&ApiError {
             code: 406,
             reason: "NotAcceptable",
             message: format!("only application/json is available, not {accept}"),
             details: serde_json::json!({}),
-        }));
+        })));
     }
     if let Some(t) = crate::proxy::parse(&path) {
         if read_only.is_some() && parts.method != Method::GET {
-            return Ok(error_response(&ApiError::forbidden(
+            return Ok(whole(error_response(&ApiError::forbidden(
                 "services/proxy",
                 "",
                 &t.service,
                 "this user may only read",
-            )));
+            ))));
         }
         // Checked under the lock, forwarded without it: the backend may take its time.
         let url = {
@@ -233,7 +288,7 @@ async fn respond(
             crate::proxy::resolve(&st, &server.proxy, &t)
         };
         let ct = (!ct.is_empty()).then_some(ct.as_str());
-        return Ok(
+        return Ok(whole(
             match async {
                 crate::proxy::forward(&url?, &parts.method, &t.rest, parts.uri.query(), ct, body)
                     .await
@@ -243,7 +298,7 @@ async fn respond(
                 Ok(r) => r,
                 Err(e) => error_response(&e),
             },
-        );
+        ));
     }
     let mut st = match server.state.lock() {
         Ok(g) => g,
@@ -272,10 +327,14 @@ async fn respond(
         })
     });
     readiness::tick(&mut st);
+    drop(st);
     Ok(match resp {
-        Ok((code, Body::Value(v), warnings)) => json_response(code, &v, &warnings),
-        Ok((code, Body::Json(bytes), warnings)) => json_bytes_response(code, bytes, &warnings),
-        Err(e) => error_response(&e),
+        Ok((code, Body::Value(v), warnings)) => whole(json_response(code, &v, &warnings)),
+        Ok((code, Body::Json(bytes), warnings)) => {
+            whole(json_bytes_response(code, bytes, &warnings))
+        }
+        Ok((_, Body::Watch(w), _)) => watch_response(server, *w),
+        Err(e) => whole(error_response(&e)),
     })
 }
 
@@ -424,9 +483,8 @@ fn route(
             if t.name.is_some() {
                 ok(ops::get_one(st, &t)?)
             } else if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                Err(ApiError::bad_request(
-                    "watch is not supported by this fake apiserver",
-                ))
+                let w = ops::Watch::new(st, &t, query)?;
+                Ok((200, Body::Watch(Box::new(w)), Vec::new()))
             } else {
                 Ok((200, Body::Json(ops::list_json(st, &t, ls, fs)?), Vec::new()))
             }

@@ -35,11 +35,14 @@
 //!   etcd's 1.5 MiB (500), as a real apiserver answers them.
 //! - An audit log (`--audit-log-path`): one `audit.k8s.io/v1` Event per request (verb, URI, user,
 //!   response code) as JSON lines, for tests that assert which requests a client made.
+//! - Watch (`?watch=true`): ADDED, MODIFIED and DELETED events as chunked JSON lines, until
+//!   `timeoutSeconds`; `kubectl get --watch` and `kubectl wait` work.
 //! - One RBAC rule: the kubeconfig's `fake-readonly` context carries a token that may only get, list and
 //!   watch (403 Forbidden otherwise, with the real message).
 //!
 //! # What it does not
-//! - No watch (a `watch=true` list is refused), no authentication or authorization beyond the read-only
+//! - No watch history: a watch compares snapshots of the store (`src/ops/watch.rs`), so two writes
+//!   between its looks are one MODIFIED event. No authentication or authorization beyond the read-only
 //!   token (any other bearer token is accepted), no TLS, no HTTP/2. Request bodies are JSON (YAML for
 //!   apply), or protobuf for the kinds kubectl's typed `create` subcommands send (Namespace, ConfigMap,
 //!   Secret, Service); no CBOR. Responses are always JSON.

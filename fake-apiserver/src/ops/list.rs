@@ -123,16 +123,40 @@ pub fn list_json(
     label_selector: Option<&str>,
     field_selector: Option<&str>,
 ) -> Result<Vec<u8>, ApiError> {
-    let reqs = match label_selector {
-        Some(s) if !s.trim().is_empty() => parse_selector(s)?,
-        _ => Vec::new(),
-    };
     let api_version = t.rt.api_version(&t.version);
     // kube-apiserver encodes a built-in kind's list as a typed list, whose items carry no
     // type meta; a custom resource's list is unstructured, and its items keep theirs.
     let type_meta = t.rt.schemas.is_some();
-    let mut items = Vec::new();
-    for (_, obj) in st.list(&t.rt.group, &t.rt.plural, t.ns()) {
+    let items = selected(st, t, label_selector, field_selector)?
+        .into_iter()
+        .map(|(_, obj)| Item {
+            obj,
+            api_version: &api_version,
+            type_meta,
+        })
+        .collect();
+    let body = ListBody {
+        api_version: &api_version,
+        kind: format!("{}List", t.rt.kind),
+        metadata: json!({"resourceVersion": st.rv.to_string()}),
+        items,
+    };
+    Ok(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// The stored objects `t` addresses that the selectors select, in key order.
+pub fn selected<'a>(
+    st: &'a State,
+    t: &Target,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+) -> Result<Vec<(crate::store::Key, &'a Value)>, ApiError> {
+    let reqs = match label_selector {
+        Some(s) if !s.trim().is_empty() => parse_selector(s)?,
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (key, obj) in st.list(&t.rt.group, &t.rt.plural, t.ns()) {
         let empty = Map::new();
         let labels = get(obj, &["metadata", "labels"])
             .and_then(Value::as_object)
@@ -146,19 +170,9 @@ pub fn list_json(
         {
             continue;
         }
-        items.push(Item {
-            obj,
-            api_version: &api_version,
-            type_meta,
-        });
+        out.push((key, obj));
     }
-    let body = ListBody {
-        api_version: &api_version,
-        kind: format!("{}List", t.rt.kind),
-        metadata: json!({"resourceVersion": st.rv.to_string()}),
-        items,
-    };
-    Ok(serde_json::to_vec(&body).unwrap_or_default())
+    Ok(out)
 }
 
 /// [`list_json`] as a value.

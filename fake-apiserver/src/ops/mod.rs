@@ -10,11 +10,13 @@ mod delete;
 mod get;
 mod list;
 mod patch;
+mod watch;
 mod write;
 
 pub use delete::{delete, delete_collection};
 pub use get::get_one;
 pub use list::{list, list_json};
+pub use watch::{Events, Watch};
 pub use write::write;
 
 use crate::registry::ResourceType;

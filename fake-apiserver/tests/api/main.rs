@@ -11,3 +11,4 @@ mod limits_authz;
 mod openapi;
 mod rules;
 mod ssa;
+mod watch;
