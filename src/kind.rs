@@ -224,6 +224,11 @@ impl Kind {
         }
     }
 
+    /// Whether raystack renders and applies objects of this kind (Pods and Jobs it only reads).
+    pub const fn rendered(self) -> bool {
+        !matches!(self, Kind::Pod | Kind::Job)
+    }
+
     /// Whether apply waits for objects of this kind to become ready before the next.
     pub const fn waited_on(self) -> bool {
         matches!(

@@ -31,18 +31,12 @@ type Listed = Option<Arc<Mutex<HashMap<String, Value>>>>;
 /// names: one LIST.
 type Key = (Named, Kind, usize);
 
-/// The kinds listed as soon as the cluster's client exists, alongside its identity read: every
-/// kind a stack renders but a StorageClass, which is listed when a stack first needs it.
-const PREFETCHED: [Kind; 8] = [
-    Kind::Namespace,
-    Kind::Secret,
-    Kind::ConfigMap,
-    Kind::PersistentVolumeClaim,
-    Kind::StatefulSet,
-    Kind::Service,
-    Kind::NetworkPolicy,
-    Kind::RayCluster,
-];
+/// Whether `kind` is listed as soon as the cluster's client exists, alongside its identity
+/// read: every kind a stack renders but a StorageClass, which is listed when a stack first
+/// needs it.
+fn prefetched(kind: Kind) -> bool {
+    kind.rendered() && kind != Kind::StorageClass
+}
 
 /// The listings of one command, made as stacks first need them and shared by all of them.
 pub(super) struct Listing {
@@ -87,11 +81,11 @@ impl Listing {
         listed.lock().expect("listing lock").remove(&r.address())
     }
 
-    /// Sends every LIST of [`PREFETCHED`] kinds now, each in its own task, so their answers
+    /// Sends every LIST of [`prefetched`] kinds now, each in its own task, so their answers
     /// are on the way while the command reads the cluster's identity and the stacks' files.
     pub(super) fn prefetch(self: &Arc<Self>, cluster: &Cluster, named: &Named) {
         let groups = self.names.len().div_ceil(NAMES_PER_LIST);
-        for kind in PREFETCHED {
+        for kind in Kind::ALL.into_iter().filter(|k| prefetched(*k)) {
             for group in 0..groups {
                 let (listing, cluster, named) = (self.clone(), cluster.clone(), named.clone());
                 tokio::spawn(async move {
