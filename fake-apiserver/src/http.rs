@@ -55,7 +55,6 @@ fn watch_response(server: Arc<Server>, mut w: ops::Watch) -> Reply {
         if !first.is_empty() && tx.send(Bytes::from(first)).await.is_err() {
             return;
         }
-        let mut seen = None;
         while std::time::Instant::now() < w.deadline() {
             let wait = w
                 .deadline()
@@ -71,10 +70,6 @@ fn watch_response(server: Arc<Server>, mut w: ops::Watch) -> Reply {
                     Err(p) => p.into_inner(),
                 };
                 readiness::tick(&mut st);
-                if seen == Some(st.rv) {
-                    continue;
-                }
-                seen = Some(st.rv);
                 w.next(&st)
             };
             if !events.is_empty() && tx.send(Bytes::from(events)).await.is_err() {

@@ -33,6 +33,8 @@ pub struct Watch {
     fields: Option<String>,
     /// Each selected object as last sent, with its resourceVersion.
     known: BTreeMap<Key, (String, Value)>,
+    /// The store's resourceVersion when `known` was taken: nothing to look at until it moves.
+    rv: u64,
     /// Events not yet sent (the first ones, taken with the request).
     pending: Vec<u8>,
     deadline: Instant,
@@ -55,23 +57,28 @@ impl Watch {
             })?),
         };
         let initial_events = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+        // Initial events are every selected object, whatever version the watch starts from.
+        let since = since.filter(|_| !initial_events);
         let mut w = Watch {
             target: t.clone(),
             labels: query.get("labelSelector").cloned(),
             fields: query.get("fieldSelector").cloned(),
             known: BTreeMap::new(),
+            rv: st.rv,
             pending: Vec::new(),
             deadline: Instant::now() + timeout,
         };
-        let now = w.snapshot(st)?;
-        for (rv, obj) in now.values() {
-            let newer = rv.parse::<u64>().unwrap_or(u64::MAX);
+        for (key, obj) in w.selected(st)? {
+            let rv = version(obj);
+            let obj = w.typed(obj);
             match since {
-                _ if initial_events => event(&mut w.pending, "ADDED", obj),
-                None => event(&mut w.pending, "ADDED", obj),
-                Some(since) if newer > since => event(&mut w.pending, "MODIFIED", obj),
+                None => event(&mut w.pending, "ADDED", &obj),
+                Some(since) if rv.parse::<u64>().map_or(true, |v| v > since) => {
+                    event(&mut w.pending, "MODIFIED", &obj);
+                }
                 Some(_) => {}
             }
+            w.known.insert(key, (rv.to_string(), obj));
         }
         if initial_events {
             // The end of the initial events (KEP-3157, `sendInitialEvents`).
@@ -85,7 +92,6 @@ impl Watch {
             });
             event(&mut w.pending, "BOOKMARK", &bookmark);
         }
-        w.known = now;
         Ok(w)
     }
 
@@ -99,54 +105,62 @@ impl Watch {
         std::mem::take(&mut self.pending)
     }
 
-    /// The events that take the last snapshot to the store as it is now, as JSON lines.
+    /// The events that take the last snapshot to the store as it is now, as JSON lines
+    /// (nothing when the store has not moved). An unchanged object is kept, not copied again.
     pub fn next(&mut self, st: &State) -> Vec<u8> {
+        if st.rv == self.rv {
+            return Vec::new();
+        }
         // The selectors parsed when the watch began, so they cannot fail now.
-        let Ok(now) = self.snapshot(st) else {
+        let Ok(selected) = self.selected(st) else {
             return Vec::new();
         };
+        self.rv = st.rv;
+        let mut was = std::mem::take(&mut self.known);
         let mut out = Vec::new();
-        for (key, (rv, obj)) in &now {
-            match self.known.get(key) {
-                None => event(&mut out, "ADDED", obj),
-                Some((was, _)) if was != rv => event(&mut out, "MODIFIED", obj),
-                Some(_) => {}
-            }
+        for (key, obj) in selected {
+            let rv = version(obj);
+            let kind = match was.remove(&key) {
+                Some(kept) if kept.0 == rv => {
+                    self.known.insert(key, kept);
+                    continue;
+                }
+                Some(_) => "MODIFIED",
+                None => "ADDED",
+            };
+            let obj = self.typed(obj);
+            event(&mut out, kind, &obj);
+            self.known.insert(key, (rv.to_string(), obj));
         }
-        for (key, (_, obj)) in &self.known {
-            if !now.contains_key(key) {
-                // A deleted object carries the resourceVersion of its deletion.
-                let mut gone = obj.clone();
-                gone["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-                event(&mut out, "DELETED", &gone);
-            }
+        for (_, (_, mut gone)) in was {
+            // A deleted object carries the resourceVersion of its deletion.
+            gone["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+            event(&mut out, "DELETED", &gone);
         }
-        self.known = now;
         out
     }
 
-    /// Every selected object now, at the served version with its type meta.
-    fn snapshot(&self, st: &State) -> Result<BTreeMap<Key, (String, Value)>, ApiError> {
-        let t = &self.target;
-        let api_version = t.rt.api_version(&t.version);
-        let selected =
-            super::list::selected(st, t, self.labels.as_deref(), self.fields.as_deref())?;
-        Ok(selected
-            .into_iter()
-            .map(|(key, obj)| {
-                let mut obj = obj.clone();
-                if let Some(m) = obj.as_object_mut() {
-                    m.insert("apiVersion".into(), json!(api_version));
-                    m.insert("kind".into(), json!(t.rt.kind));
-                }
-                let rv = obj["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                (key, (rv, obj))
-            })
-            .collect())
+    fn selected<'a>(&self, st: &'a State) -> Result<Vec<(Key, &'a Value)>, ApiError> {
+        let (labels, fields) = (self.labels.as_deref(), self.fields.as_deref());
+        super::list::selected(st, &self.target, labels, fields)
     }
+
+    /// A stored object as a watch event carries it: at the served version, with its kind.
+    fn typed(&self, obj: &Value) -> Value {
+        let t = &self.target;
+        let mut obj = obj.clone();
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("apiVersion".into(), json!(t.rt.api_version(&t.version)));
+            m.insert("kind".into(), json!(t.rt.kind));
+        }
+        obj
+    }
+}
+
+fn version(obj: &Value) -> &str {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
 }
 
 fn event(out: &mut Vec<u8>, kind: &str, obj: &Value) {
