@@ -119,7 +119,7 @@ fn changed_stacks(
     let here = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     let is_stack =
         |text: &str| toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("stack"));
-    let changed = revision::changed_toml_files(cwd, &commit)?;
+    let changed = revision::changed_toml_files(&root, &commit)?;
     let head_is: Vec<bool> = changed
         .iter()
         .map(|path| std::fs::read_to_string(path).is_ok_and(|t| is_stack(&t)))

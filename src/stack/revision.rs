@@ -336,13 +336,12 @@ pub fn read_at(file: &RepoFile, commit: &str) -> Result<Option<String>, Revision
         })
 }
 
-/// The `*.toml` files of the repository enclosing `dir` that differ between `commit` and the
-/// work tree (added, changed or removed; untracked files that are not ignored count as added),
-/// as absolute paths, sorted.
-pub fn changed_toml_files(dir: &Path, commit: &str) -> Result<Vec<PathBuf>, RevisionError> {
-    let root = toplevel(dir)?;
+/// The `*.toml` files of the repository at `root` (its top level, [`toplevel`]) that differ
+/// between `commit` and the work tree (added, changed or removed; untracked files that are not
+/// ignored count as added), as absolute paths, sorted.
+pub fn changed_toml_files(root: &Path, commit: &str) -> Result<Vec<PathBuf>, RevisionError> {
     let names = ok_stdout(
-        &root,
+        root,
         &[
             "diff",
             "--name-only",
@@ -355,7 +354,7 @@ pub fn changed_toml_files(dir: &Path, commit: &str) -> Result<Vec<PathBuf>, Revi
     )?;
     // New stack files not yet committed (nor ignored) are added since `commit` too.
     let untracked = ok_stdout(
-        &root,
+        root,
         &["ls-files", "--others", "--exclude-standard", "--", "*.toml"],
     )?;
     let mut files: Vec<PathBuf> = names
@@ -422,7 +421,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            changed_toml_files(root, &commit).unwrap(),
+            changed_toml_files(&file.root, &commit).unwrap(),
             vec![file.root.join("stacks/a.toml")]
         );
     }
