@@ -1,6 +1,7 @@
 //! Going from a plan to the cluster: the guard every plan passes before it is applied (blocking
-//! problems, the DATA LOSS refusal), a saved plan file's checks (made online, for this stack as
-//! it is now, for this state and this cluster), and the execution under the state lock.
+//! problems, the DATA LOSS refusal), a saved plan file's checks (the stack planned again as
+//! `apply STACK` would, and the file held against that plan: `plan::binding`), and the
+//! execution under the state lock.
 
 use std::path::Path;
 
@@ -37,106 +38,56 @@ pub fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
 }
 
 impl Engine {
-    /// Loads a plan saved with `plan --out` and checks that it may still be applied: it was
-    /// made against the cluster, the stack file still renders what it planned, the state has
-    /// not moved on, and the cluster is the one it was made for. Takes the state lock.
+    /// Loads a plan saved with `plan --out`, plans its stack again exactly as `apply STACK`
+    /// would (the stack file at the recorded path relative to the working directory, the
+    /// cluster from the stack, flags and environment, the state its `[state]` names, under the
+    /// lock), and returns that fresh plan when the saved one agrees with it (see
+    /// `plan::binding`). The file only ever refuses or confirms: nothing in it is executed.
     /// The guard is the caller's (it knows `--allow-data-loss`).
     pub async fn prepare_plan_file(&self, path: &Path) -> anyhow::Result<Prepared> {
-        let plan = read_plan_file(path)?;
-        if plan.offline {
+        let saved = read_plan_file(path)?;
+        let shown = path.display().to_string();
+        if saved.offline {
             bail!(
-                "plan file `{}` was made with --offline and cannot be applied; run `raystack plan --out` against the cluster",
-                path.display()
+                "plan file `{shown}` was made with --offline and cannot be applied; run `raystack plan --out` against the cluster"
             );
         }
-        // The stack the plan was made from, as it is now: the plan must still be what it
-        // renders, and state goes where the stack says, never where the file says (see
-        // `plan::binding`).
-        let stack_file = Path::new(&plan.binding.stack_file);
-        let (stack, stack_bytes) =
-            crate::stack::load_with_bytes(stack_file).with_context(|| {
-                format!("failed to load the stack of plan file `{}`", path.display())
-            })?;
-        let desired: Vec<serde_json::Value> = crate::render::render(&stack)
-            .objects
-            .into_iter()
-            .map(|d| d.manifest)
-            .collect();
-        let configured_state =
-            std::path::absolute(&stack.state.path).unwrap_or_else(|_| stack.state.path.clone());
-        let b = &plan.binding;
-        let target = super::Target {
-            context: self.target.context.clone().or(b.context.clone()),
-            kubeconfig: self
-                .target
-                .kubeconfig
-                .clone()
-                .or(b.kubeconfig.as_ref().map(Into::into)),
-            request_timeout: self.target.request_timeout,
-        };
-        let backend = super::backend::open(&stack, &target).await?;
-        let mut lock = backend.lock("apply").await?;
-        for note in lock.notes() {
-            self.warn(note);
-        }
-        let state = lock.read().await?;
-        if let Some(s) = &state {
-            s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
-        }
-        // A state that moved on is the likeliest reason a saved plan no longer fits: say so
-        // first (when the plan names the stack's state file at all; `verify` refuses it
-        // otherwise).
-        let now = (
-            state.as_ref().map(|s| s.lineage.clone()),
-            state.as_ref().map(|s| s.serial),
-        );
-        if b.state_path == configured_state.display().to_string()
-            && now != (b.lineage.clone(), b.serial)
+        let stack_file = Path::new(&saved.binding.stack_file);
+        let bytes = std::fs::read(stack_file).with_context(|| {
+            format!(
+                "failed to read the stack file `{}` of plan file `{shown}` (a relative path is \
+                 relative to the directory the plan was made in: run apply from there)",
+                stack_file.display()
+            )
+        })?;
+        // The cheap check first: a changed stack file is the commonest stale plan.
+        if let Some(planned) = &saved.binding.stack_sha256
+            && *planned != crate::plan::binding::stack_sha256(&bytes)
         {
-            let show = |l: &Option<String>, s: &Option<u64>| match (l, s) {
-                (Some(l), Some(s)) => format!("lineage {l}, serial {s}"),
-                _ => "no state".to_string(),
-            };
-            bail!(
-                "plan file `{}` is stale: the state changed since it was made (then: {}; now: {}); run `raystack plan --out` again",
-                path.display(),
-                show(&b.lineage, &b.serial),
-                show(&now.0, &now.1)
-            );
+            return Err(crate::plan::binding::BindingError::StackChanged {
+                plan: shown,
+                stack_file: saved.binding.stack_file.clone(),
+            }
+            .into());
         }
-        let plan = crate::plan::binding::verify(
-            plan,
-            &path.display().to_string(),
-            &stack,
-            &stack_bytes,
-            &desired,
-            &configured_state.display().to_string(),
-            state.as_ref(),
-        )?;
-        let b = &plan.binding;
-        let (cluster, identity) = super::connect::connect(
-            &self.target,
-            &self.notify,
-            b.kubeconfig.as_deref().map(Path::new),
-            b.context.as_deref(),
-        )
-        .await?;
-        if Some(&identity) != b.cluster_identity.as_ref() {
-            bail!(
-                "plan file `{}` is stale: it was made for another cluster (identity {} then, {identity} now); run `raystack plan --out` again",
-                path.display(),
-                b.cluster_identity.as_deref().unwrap_or("unknown")
-            );
+        let mut fresh = self
+            .prepare(stack_file, super::Mode::Plan { offline: false }, "apply")
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to plan `{}` to check plan file `{shown}`",
+                    stack_file.display()
+                )
+            })?;
+        if let Err(refused) = crate::plan::binding::verify(&saved, &shown, &fresh.plan) {
+            if let Some(lock) = fresh.lock.take()
+                && let Err(e) = lock.release().await
+            {
+                self.warn(format!("failed to release the state lock: {e}"));
+            }
+            return Err(refused.into());
         }
-        let mut state = state.unwrap_or_else(|| crate::state::State::new(&stack.meta.name));
-        state.namespace = Some(stack.meta.namespace.clone());
-        Ok(Prepared {
-            state,
-            plan,
-            lock: Some(lock),
-            cluster: Some(cluster),
-            protect_volume: stack.durability.protect_volume,
-        })
+        Ok(fresh)
     }
 
     /// Executes a prepared (and guarded) plan, then releases the lock. State records every

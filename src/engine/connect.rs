@@ -2,7 +2,7 @@
 //! reachable cluster from an unreachable one, and the per-command cache that gives the stacks of
 //! one command a single client (and connection pool) per cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,28 +11,10 @@ use super::{Engine, Notice, Notify, Target};
 use crate::cluster::{self, Cluster};
 use crate::memo::OnceMap;
 
-/// Connects with the target's kubeconfig and context (else `kubeconfig`/`context`, e.g. the
-/// stack's or a plan file's) and reads the cluster's identity.
-pub(super) async fn connect(
-    target: &Target,
-    notify: &Notify,
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> anyhow::Result<(Cluster, String)> {
-    let cluster = open(target, notify, kubeconfig, context).await?;
-    let identity = identify(&cluster).await?;
-    Ok((cluster, identity))
-}
-
-/// A client for the target's kubeconfig and context (else `kubeconfig`/`context`), telling
+/// A client for the target's kubeconfig and context (else `context`, the stack's), telling
 /// `notify` about its retries. No request is made yet.
-async fn open(
-    target: &Target,
-    notify: &Notify,
-    kubeconfig: Option<&Path>,
-    context: Option<&str>,
-) -> anyhow::Result<Cluster> {
-    let kubeconfig = target.kubeconfig.as_deref().or(kubeconfig);
+async fn open(target: &Target, notify: &Notify, context: Option<&str>) -> anyhow::Result<Cluster> {
+    let kubeconfig = target.kubeconfig.as_deref();
     let context = target.context.as_deref().or(context);
     let mut cluster = cluster::connect_with_deadline(kubeconfig, context, target.request_timeout)
         .await
@@ -119,7 +101,7 @@ impl Connections {
     async fn opened(&self, engine: &Engine, key: &Key) -> Opened {
         self.clients
             .once(key.clone(), async {
-                open(&engine.target, &engine.notify, None, key.1.as_deref())
+                open(&engine.target, &engine.notify, key.1.as_deref())
                     .await
                     .map_err(Arc::new)
             })

@@ -43,6 +43,25 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// How a plan file names its stack file: relative to the working directory when it was given
+/// relative (or lies below it), so `apply PLANFILE` in another checkout of the repository finds
+/// the same file; otherwise absolute.
+fn as_given(p: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().ok();
+    let full = absolute(p);
+    if p.is_relative() {
+        // `./stacks/x.toml` and `stacks/x.toml` are one file.
+        return p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+    }
+    match cwd.as_deref().and_then(|cwd| full.strip_prefix(cwd).ok()) {
+        Some(rel) => rel.to_path_buf(),
+        None => full,
+    }
+}
+
 impl Engine {
     /// Plans the stack at `path` for `operation` ("plan", "apply", "destroy", "verify": the name
     /// the lock records). "plan" reads without the lock.
@@ -132,11 +151,11 @@ impl Engine {
         let (manifests_sha256, desired_hashes) =
             crate::state::applied_hashes(&desired, existing.is_some());
         let binding = Binding {
-            stack_file: absolute(path).display().to_string(),
-            state_path: match backend.kind() {
-                BackendKind::Local => absolute(&stack.state.path).display().to_string(),
-                BackendKind::Kubernetes => backend.location(),
-            },
+            stack_file: as_given(path).display().to_string(),
+            state: backend.binding(match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            }),
             lineage: existing.as_ref().map(|s| s.lineage.clone()),
             serial: existing.as_ref().map(|s| s.serial),
             cluster_identity: identity.clone(),

@@ -121,7 +121,7 @@ pub(super) fn sample() -> Plan {
         drift: false,
         errors: vec![],
         kept: vec![],
-        binding: Binding { stack_file: "/stacks/demo.toml".into(), state_path: "/stacks/.raystack/demo.state.json".into(), ..Default::default() },
+        binding: Binding { stack_file: "/stacks/demo.toml".into(), state: "local: .raystack/demo.state.json".into(), ..Default::default() },
     }
     .finish()
 }

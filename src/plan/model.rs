@@ -105,10 +105,14 @@ impl Summary {
 /// What a plan is bound to: applying it is refused when any of this changed since.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Binding {
-    /// The stack file the plan was made from.
+    /// The stack file the plan was made from: as given, relative to the working directory
+    /// (`apply PLANFILE` resolves it against its own, so another checkout of the same
+    /// repository applies the plan), or absolute when it was given so.
     pub stack_file: String,
-    /// The local state file.
-    pub state_path: String,
+    /// Where the state lives ([`crate::state::Backend::binding`]): the backend and a location
+    /// that does not depend on the checkout's path.
+    #[serde(alias = "state_path")]
+    pub state: String,
     /// The state's lineage and serial when planned (`None`: no state yet).
     pub lineage: Option<String>,
     pub serial: Option<u64>,

@@ -72,6 +72,11 @@ pub trait Backend: Send + Sync {
     /// For messages: "`.raystack/x.state.json`" or "Secret `raystack-system/raystack-state-x`".
     fn location(&self) -> String;
 
+    /// What a plan file is bound to: the backend's kind and a location that names the same
+    /// state from any checkout and any machine (the local file relative to `base`, the stack
+    /// file's directory, when it lies below it; the Secret's namespace and name).
+    fn binding(&self, base: &std::path::Path) -> String;
+
     /// Reads the current state without locking; `None` when none is recorded. Never returns a
     /// mix of two versions (each backend's write makes sure of it).
     fn read(&self) -> StateFuture<'_, Option<State>>;
@@ -123,6 +128,13 @@ impl Backend for LocalBackend {
 
     fn location(&self) -> String {
         format!("`{}`", self.path().display())
+    }
+
+    fn binding(&self, base: &std::path::Path) -> String {
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.into());
+        let path = absolute(self.path());
+        let shown = path.strip_prefix(absolute(base)).unwrap_or(&path);
+        format!("local: {}", shown.display())
     }
 
     fn read(&self) -> StateFuture<'_, Option<State>> {

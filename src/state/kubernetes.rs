@@ -754,6 +754,16 @@ impl Backend for KubernetesBackend {
         self.head_location()
     }
 
+    /// The Secret's namespace and name, not the server's URL: two kubeconfigs may reach one
+    /// cluster by different URLs, and the lineage tells one state from another anyway.
+    fn binding(&self, _base: &std::path::Path) -> String {
+        format!(
+            "kubernetes: Secret `{}/{}`",
+            self.namespace,
+            self.head_name()
+        )
+    }
+
     fn read(&self) -> StateFuture<'_, Option<State>> {
         Box::pin(async move { Ok(self.read_consistent().await?.map(|(_, s)| s)) })
     }

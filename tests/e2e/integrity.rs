@@ -241,7 +241,7 @@ fn a_plan_file_cannot_choose_where_state_is_written() {
     let planfile = saved_plan(&env);
     let elsewhere = env.dir.path().join("elsewhere.state.json");
     let mut plan = read_json(&planfile);
-    plan["binding"]["state_path"] = json!(elsewhere.to_str().unwrap());
+    plan["binding"]["state"] = json!(format!("local: {}", elsewhere.to_str().unwrap()));
     write_json(&planfile, &plan);
     let r = env.run(&["apply", planfile.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");

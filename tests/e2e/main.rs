@@ -53,6 +53,7 @@ mod preflight;
 mod resilience;
 mod review;
 mod review_parity;
+mod saved_plans;
 mod state_cli;
 mod state_kubernetes;
 mod team;

@@ -281,6 +281,8 @@ fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     );
     env.write_stack(&stack_toml(&worker("cpu", 3), "", ""));
     env.apply();
+    // The stack file says again what was planned: only the state moved on.
+    env.write_stack(&stack_toml(&worker("cpu", 2), "", ""));
     let serial = env.state()["serial"].clone();
     let r = env.run(&["apply", stale.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r}");
