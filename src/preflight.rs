@@ -9,17 +9,16 @@
 //! per API server. Stacks that ask at the same time wait for the one call in flight.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 pub use raystack_provider::{Finding, Severity};
 
+use crate::cluster::Retry;
 use crate::render;
 use crate::stack::{ProviderConfig, Stack};
 
 /// One Kubernetes read during preflight may take this long before it is reported as a finding.
-const KUBE_TIMEOUT: Duration = Duration::from_secs(20);
 const RAYCLUSTER_CRD: &str = "rayclusters.ray.io";
 const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
@@ -107,14 +106,19 @@ impl Memo {
 /// (the same for every stack planned against it).
 #[derive(Clone, Copy)]
 pub struct KubeTarget<'a> {
-    pub client: &'a kube::Client,
+    /// Every read goes through the cluster's door (deadline, retries, one error sentence).
+    pub cluster: &'a crate::cluster::Cluster,
     pub key: &'a str,
 }
 
 /// Runs every check that applies to `stack`. `kube` is `None` when planning offline or when no
 /// cluster is reachable; cloud calls are skipped when `offline` is true (a finding says so).
-pub async fn run(stack: &Stack, kube: Option<&kube::Client>, offline: bool) -> Vec<Finding> {
-    let target = kube.map(|client| KubeTarget { client, key: "" });
+pub async fn run(
+    stack: &Stack,
+    kube: Option<&crate::cluster::Cluster>,
+    offline: bool,
+) -> Vec<Finding> {
+    let target = kube.map(|cluster| KubeTarget { cluster, key: "" });
     run_with(stack, target, offline, &Memo::new()).await
 }
 
@@ -300,15 +304,18 @@ async fn lookup_class(
     name: Option<&str>,
     memo: &Memo,
 ) -> Result<ClassLookup, String> {
-    let api: Api<StorageClass> = Api::all(target.client.clone());
+    let api: Api<StorageClass> = Api::all(target.cluster.client().clone());
+    let all = kube::api::ListParams::default();
     let key = format!("{}\n{}", target.key, name.unwrap_or("*"));
     memo.classes
         .once(key, async {
             match name {
-                Some(name) => with_timeout(api.get_opt(name))
-                    .await
-                    .map(|found| ClassLookup::Named(found.is_some())),
-                None => with_timeout(api.list(&Default::default()))
+                Some(name) => read(target, &format!("StorageClass/{name}"), || {
+                    api.get_opt(name)
+                })
+                .await
+                .map(|found| ClassLookup::Named(found.is_some())),
+                None => read(target, "storageclasses", || api.list(&all))
                     .await
                     .map(|list| {
                         ClassLookup::Defaults(
@@ -385,16 +392,21 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
         let request = kube::core::Request::new(CRD_PATH)
             .get(RAYCLUSTER_CRD, &Default::default())
             .map_err(|e| e.to_string())?;
-        let outline = async {
-            match target.client.request::<CrdOutline>(request).await {
-                Ok(crd) => Ok(Some(crd)),
-                Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
-                Err(err) => Err(err),
-            }
-        };
-        with_timeout(outline)
-            .await
-            .map(|crd| crd.as_ref().map(CrdFields::of))
+        let address = format!("CustomResourceDefinition/{RAYCLUSTER_CRD}");
+        let outline = target
+            .cluster
+            .send("read", &address, Retry::BusyOrDropped, || {
+                target
+                    .cluster
+                    .client()
+                    .request::<CrdOutline>(request.clone())
+            })
+            .await;
+        match outline {
+            Ok(crd) => Ok(Some(CrdFields::of(&crd))),
+            Err(crate::cluster::ClusterError::Api { code: 404, .. }) => Ok(None),
+            Err(err) => Err(err.to_string()),
+        }
     });
     let fields = match read.await {
         Ok(Some(fields)) => fields,
@@ -488,34 +500,17 @@ fn served_specs(
         .filter_map(|root| root.properties.get("spec"))
 }
 
-async fn with_timeout<T>(fut: impl Future<Output = Result<T, kube::Error>>) -> Result<T, String> {
-    match tokio::time::timeout(KUBE_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(err)) => Err(kube_error_sentence(&err)),
-        Err(_) => Err(format!(
-            "the Kubernetes API did not answer within {}s",
-            KUBE_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-/// One readable sentence for a kube error (never a Debug dump).
-fn kube_error_sentence(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => format!(
-            "the Kubernetes API answered {} {}: {}",
-            status.code, status.reason, status.message
-        ),
-        other => {
-            let mut msg = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                msg = format!("{msg}: {s}");
-                source = s.source();
-            }
-            msg
-        }
-    }
+/// One read through the cluster's door; its error as the one sentence every command prints.
+async fn read<T, F, Fut>(target: KubeTarget<'_>, address: &str, attempt: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    target
+        .cluster
+        .send("read", address, Retry::BusyOrDropped, attempt)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn unreachable(check: &str, err: &str) -> Finding {

@@ -7,7 +7,7 @@ use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::core::ApiResource;
 use serde_json::Value;
 
-use super::{Cluster, ClusterError, map_err};
+use super::{Cluster, ClusterError, Retry, map_err};
 
 /// One pod, as the drill tracks it: a replacement has the same labels and a new UID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +93,15 @@ impl Cluster {
     ) -> Result<Vec<Value>, ClusterError> {
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &pods_resource());
-        let list = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| map_err("list", format!("pods -l {selector} in {namespace}"), e))?;
+        let params = ListParams::default().labels(selector);
+        let list = self
+            .send(
+                "list",
+                &format!("pods -l {selector} in {namespace}"),
+                Retry::BusyOrDropped,
+                || api.list(&params),
+            )
+            .await?;
         Ok(list
             .items
             .into_iter()
@@ -116,14 +121,19 @@ impl Cluster {
             }),
             ..DeleteParams::background()
         };
-        match api.delete(&pod.name, &params).await {
+        // The UID precondition makes a repeat harmless: the pod is gone (404) or replaced (409).
+        let address = format!("Pod/{namespace}/{}", pod.name);
+        match self
+            .send("delete", &address, Retry::BusyOrDropped, || {
+                api.delete(&pod.name, &params)
+            })
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
-            Err(e) => Err(map_err(
-                "delete",
-                format!("Pod/{namespace}/{}", pod.name),
-                e,
-            )),
+            Err(ClusterError::Api {
+                code: 404 | 409, ..
+            }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -145,22 +155,23 @@ impl Cluster {
             req = req.header("Content-Type", "application/json");
         }
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let req = req.body(bytes).map_err(|e| ClusterError::Transport {
-            verb: "proxy",
-            address: uri.clone(),
-            cause: kube::Error::HttpError(e),
-        })?;
-        match self.client.request_text(req).await {
+        let req = req
+            .body(bytes)
+            .map_err(|e| map_err("proxy", uri.clone(), kube::Error::HttpError(e)))?;
+        // Not retried here: a proxied request may not be safe to repeat (a job submission), and
+        // the backend's own 503s are answers the drill waits out itself.
+        match self
+            .send("proxy", &uri, Retry::Never, || {
+                self.client.request_text(req.clone())
+            })
+            .await
+        {
             Ok(body) => Ok(ProxyResponse { status: 200, body }),
-            Err(kube::Error::Api(s)) => Ok(ProxyResponse {
-                status: s.code,
-                body: s.message.clone(),
+            Err(ClusterError::Api { code, message, .. }) => Ok(ProxyResponse {
+                status: code,
+                body: message,
             }),
-            Err(e) => Err(ClusterError::Transport {
-                verb: "proxy",
-                address: uri,
-                cause: e,
-            }),
+            Err(e) => Err(e),
         }
     }
 }

@@ -1,15 +1,18 @@
-//! All Kubernetes I/O: the client (kubeconfig, `--context`, `--kubeconfig`, exec plugins as kube
-//! supports them), the API resource of every kind raystack renders (no discovery needed),
-//! server-side apply (and its dry-run), get, delete, and the cluster's identity.
-//! Readiness rules are pure and live in `readiness`. Nothing here decides what to change.
+//! The one door to Kubernetes: the client (kubeconfig, `--context`, `--kubeconfig`, exec plugins
+//! as kube supports them), the API resource of every kind raystack renders (no discovery
+//! needed), server-side apply (and its dry-run), get, list, delete, the cluster's identity, and
+//! [`Cluster::send`], through which every other request (the state backend's Secrets and Lease,
+//! preflight's reads, the drill's proxy calls) runs under the same policy. Readiness rules are
+//! pure and live in `readiness`. Nothing here decides what to change.
 //!
 //! Every API call has a deadline ([`Cluster::deadline`], `--request-timeout`,
 //! `RAYSTACK_REQUEST_TIMEOUT`, default [`DEFAULT_REQUEST_TIMEOUT`]) that covers the call and its
 //! retries: a server that does not answer fails the call when it passes, never hangs it. The API
 //! server's "try again" answers (429 Too Many Requests, 503, 504) are retried here, honouring
 //! the server's `retryAfterSeconds` (else backing off 1 s, 2 s, 4 s … 10 s), each retry reported
-//! through [`Cluster::on_retry`], until the deadline would pass. kube's own silent retry layer
-//! is turned off.
+//! through [`Cluster::on_retry`], until the deadline would pass; so is a connection dropped
+//! before the answer, for requests that may safely run twice ([`Retry`]), at most
+//! [`MAX_DROPPED_ATTEMPTS`] times. kube's own silent retry layer is turned off.
 
 pub mod live;
 pub mod readiness;
@@ -81,11 +84,13 @@ pub enum ClusterError {
     /// No answer: the connection failed or was dropped. The message names only the innermost
     /// cause (`connection closed before message completed`): the layers above it repeat each
     /// other (`client error (SendRequest)`) and would be printed as a chain otherwise.
-    #[error("failed to {verb} `{address}`: {}", root_cause(.cause))]
+    #[error("failed to {verb} `{address}`: {}{}", root_cause(.cause), if *.attempts > 1 { format!(" (gave up after {} attempts)", .attempts) } else { String::new() })]
     Transport {
         verb: &'static str,
         address: String,
         cause: kube::Error,
+        /// Attempts made (more than one only for a request that is safe to repeat).
+        attempts: u32,
     },
 }
 
@@ -141,8 +146,9 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 pub struct RetryNote {
     pub verb: &'static str,
     pub address: String,
-    /// What the server answered to the failed attempt.
-    pub code: u16,
+    /// What the server answered to the failed attempt; `None`: the connection was dropped
+    /// before an answer.
+    pub code: Option<u16>,
     /// The attempt that failed (1 = the first).
     pub attempt: u32,
     /// How long until the next attempt.
@@ -154,11 +160,13 @@ pub struct RetryNote {
 
 impl std::fmt::Display for RetryNote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let answer = match self.code {
+            Some(code) => format!("the API server answered {code} {}", status_text(code)),
+            None => "the connection was dropped before an answer".to_string(),
+        };
         write!(
             f,
-            "the API server answered {} {} to {} `{}` (attempt {}); retrying in {}s ({}s spent, giving up at {}s)",
-            self.code,
-            status_text(self.code),
+            "{answer} to {} `{}` (attempt {}); retrying in {}s ({}s spent, giving up at {}s)",
             self.verb,
             self.address,
             self.attempt,
@@ -186,6 +194,27 @@ impl ClusterError {
     pub fn server_answered(&self) -> bool {
         self.code().is_some()
     }
+    /// What went wrong, without the "failed to VERB `ADDRESS`: " its message starts with: for a
+    /// caller that names the request in its own words.
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        let (verb, address) = match self {
+            ClusterError::Api { verb, address, .. }
+            | ClusterError::GaveUp { verb, address, .. }
+            | ClusterError::Timeout { verb, address, .. }
+            | ClusterError::Transport { verb, address, .. } => (*verb, address.as_str()),
+            _ => return text,
+        };
+        match self {
+            // The server's own message is the detail.
+            ClusterError::Api { message, .. } => message.clone(),
+            _ => text
+                .strip_prefix(&format!("failed to {verb} `{address}`: "))
+                .map(str::to_string)
+                .unwrap_or(text),
+        }
+    }
+
     /// The server's own message (for 422 Invalid and friends).
     pub fn server_message(&self) -> Option<&str> {
         match self {
@@ -320,9 +349,42 @@ fn map_err(verb: &'static str, address: String, err: kube::Error) -> ClusterErro
             verb,
             address,
             cause: other,
+            attempts: 1,
         },
     }
 }
+
+/// Which failures of a request are worth another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Nothing: only the deadline and the in-flight cap apply (a request whose error statuses
+    /// are answers for the caller to judge).
+    Never,
+    /// The server's "try again" answers (429, 503, 504), which say the request was not
+    /// executed: safe for every request.
+    Busy,
+    /// Those, and a connection dropped before the answer. Only for a request that may run twice
+    /// with the same outcome: reads, lists, server-side apply, deletes, and writes that carry a
+    /// resourceVersion precondition (a repeat of one that went through answers 409).
+    BusyOrDropped,
+}
+
+/// A connection that was established and then closed before the answer came (the server
+/// restarted, a load balancer cut it): as opposed to one that could not be made at all, which
+/// says the server is not there and is not retried.
+fn dropped(err: &kube::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled();
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The most attempts of a request whose connection keeps being dropped.
+const MAX_DROPPED_ATTEMPTS: u32 = 5;
 
 impl Cluster {
     pub fn client(&self) -> &kube::Client {
@@ -330,11 +392,32 @@ impl Cluster {
     }
 
     /// Runs one API call (`attempt` makes one request) under the deadline, retrying the
-    /// server's "try again" answers while the deadline allows.
+    /// server's "try again" answers while the deadline allows. Every Kubernetes request of
+    /// raystack goes through here or [`Cluster::send`].
     async fn call<T, F, Fut>(
         &self,
         verb: &'static str,
         address: &str,
+        attempt: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        self.send(verb, address, Retry::BusyOrDropped, attempt)
+            .await
+    }
+
+    /// The door every Kubernetes request goes through (objects, state Secrets, the Lease,
+    /// preflight reads, the drill): `attempt` makes one request; it runs under the call's
+    /// deadline and the in-flight cap, and the failures `retry` allows are retried with
+    /// backoff while the deadline allows, each reported through [`Cluster::on_retry`].
+    /// Errors come back as one [`ClusterError`] naming `verb` and `address`.
+    pub async fn send<T, F, Fut>(
+        &self,
+        verb: &'static str,
+        address: &str,
+        retry: Retry,
         mut attempt: F,
     ) -> Result<T, ClusterError>
     where
@@ -361,32 +444,50 @@ impl Cluster {
                     });
                 }
             };
-            let status = match result {
-                Err(kube::Error::Api(status)) if matches!(status.code, 429 | 503 | 504) => status,
-                other => return other.map_err(|e| map_err(verb, address.to_string(), e)),
-            };
-            let wait = retry_wait(&status, attempts);
-            let elapsed = start.elapsed();
-            if Instant::now() + wait >= deadline {
-                return Err(if attempts == 1 {
-                    map_err(verb, address.to_string(), kube::Error::Api(status))
-                } else {
-                    ClusterError::GaveUp {
+            let (code, wait, give_up) = match result {
+                Err(kube::Error::Api(status))
+                    if retry != Retry::Never && matches!(status.code, 429 | 503 | 504) =>
+                {
+                    let wait = retry_wait(&status, attempts);
+                    let give_up = if attempts == 1 {
+                        map_err(verb, address.to_string(), kube::Error::Api(status))
+                    } else {
+                        ClusterError::GaveUp {
+                            verb,
+                            address: address.to_string(),
+                            code: status.code,
+                            message: status.message.clone(),
+                            attempts,
+                            elapsed: start.elapsed(),
+                            deadline: self.deadline,
+                        }
+                    };
+                    (Some(give_up.code().unwrap_or_default()), wait, give_up)
+                }
+                Err(err) if retry == Retry::BusyOrDropped && dropped(&err) => {
+                    let give_up = ClusterError::Transport {
                         verb,
                         address: address.to_string(),
-                        code: status.code,
-                        message: status.message.clone(),
+                        cause: err,
                         attempts,
-                        elapsed,
-                        deadline: self.deadline,
+                    };
+                    if attempts >= MAX_DROPPED_ATTEMPTS {
+                        return Err(give_up);
                     }
-                });
+                    let wait = Duration::from_millis(250u64 << attempts.min(5)).min(MAX_RETRY_WAIT);
+                    (None, wait, give_up)
+                }
+                other => return other.map_err(|e| map_err(verb, address.to_string(), e)),
+            };
+            let elapsed = start.elapsed();
+            if Instant::now() + wait >= deadline {
+                return Err(give_up);
             }
             if let Some(observer) = &self.on_retry {
                 observer(&RetryNote {
                     verb,
                     address: address.to_string(),
-                    code: status.code,
+                    code,
                     attempt: attempts,
                     wait,
                     elapsed,

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 
-use super::Target;
+use super::{Notice, Notify, Target};
 use crate::stack::{Stack, StateBackend};
 use crate::state::{Backend, BackendKind, KubernetesBackend, LocalBackend};
 
@@ -17,16 +17,23 @@ pub fn kind_of(stack: &Stack) -> BackendKind {
 }
 
 /// The backend the stack's `[state]` section names.
-pub async fn open(stack: &Stack, target: &Target) -> anyhow::Result<Box<dyn Backend>> {
-    open_kind(stack, target, kind_of(stack)).await
+pub async fn open(
+    stack: &Stack,
+    target: &Target,
+    notify: &Notify,
+) -> anyhow::Result<Box<dyn Backend>> {
+    open_kind(stack, target, notify, kind_of(stack)).await
 }
 
 /// A backend of `kind` for `stack`, whatever the stack's `[state] backend` says (migration
 /// needs both). Kubernetes: the `[state]` context/kubeconfig when set, else the cluster the
 /// stack is managed in (the target's kubeconfig/context, else `[cluster] context`).
+/// Its requests go through the cluster's door like every other ([`crate::cluster::Cluster::send`]):
+/// the request deadline, retries, and retry progress through `notify`.
 pub async fn open_kind(
     stack: &Stack,
     target: &Target,
+    notify: &Notify,
     kind: BackendKind,
 ) -> anyhow::Result<Box<dyn Backend>> {
     match kind {
@@ -43,13 +50,16 @@ pub async fn open_kind(
                 .as_deref()
                 .or(target.context.as_deref())
                 .or(stack.cluster.context.as_deref());
-            let cluster =
+            let mut cluster =
                 crate::cluster::connect_with_deadline(kubeconfig, context, target.request_timeout)
                     .await
                     .context("failed to connect to the cluster that holds the stack's state")?;
+            let notify = notify.clone();
+            cluster.on_retry = Some(std::sync::Arc::new(move |note| {
+                notify(Notice::Progress(note.to_string()));
+            }));
             Ok(Box::new(KubernetesBackend::new(
-                cluster.client().clone(),
-                &cluster.server,
+                cluster,
                 &stack.state.namespace,
                 &stack.meta.name,
             )))

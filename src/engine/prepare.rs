@@ -90,7 +90,7 @@ impl Engine {
         let durability = serde_json::to_value(crate::render::summarize(&stack))
             .context("failed to summarize durability")?;
 
-        let backend = super::backend::open(&stack, &self.target).await?;
+        let backend = super::backend::open(&stack, &self.target, &self.notify).await?;
         let (lock, existing) = if operation == "plan" {
             // A plan only reads, and a read is consistent without the lock on either backend
             // (writes are atomic): a read-only account, or a read-only checkout, can plan.
@@ -144,7 +144,7 @@ impl Engine {
                 .as_ref()
                 .zip(identity.as_deref())
                 .map(|(c, id)| crate::preflight::KubeTarget {
-                    client: c.client(),
+                    cluster: c,
                     key: id,
                 });
         let preflight = crate::preflight::run_with(&stack, target, offline, &self.preflight);

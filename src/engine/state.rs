@@ -55,7 +55,7 @@ impl Engine {
     /// Reads the state of the stack at `stack_path`.
     pub async fn read_state(&self, stack_path: &Path) -> anyhow::Result<StateRead> {
         let stack = crate::stack::load(stack_path)?;
-        let backend = open(&stack, &self.target).await?;
+        let backend = open(&stack, &self.target, &self.notify).await?;
         let state = backend.read().await?;
         if state.is_none() {
             refuse_unmigrated(&stack, backend.as_ref())?;
@@ -71,7 +71,7 @@ impl Engine {
     /// Finds the lock on the stack's state and checks it carries `id`.
     pub async fn find_lock(&self, stack_path: &Path, id: &str) -> anyhow::Result<Unlocking> {
         let stack = crate::stack::load(stack_path)?;
-        let backend = open(&stack, &self.target).await?;
+        let backend = open(&stack, &self.target, &self.notify).await?;
         let Some(holder) = backend.holder().await? else {
             bail!(
                 "state {} of stack `{}` is not locked; there is nothing to unlock",
@@ -102,8 +102,8 @@ impl Engine {
             BackendKind::Local => BackendKind::Kubernetes,
             BackendKind::Kubernetes => BackendKind::Local,
         };
-        let source = open_kind(&stack, &self.target, from).await?;
-        let dest = open_kind(&stack, &self.target, to).await?;
+        let source = open_kind(&stack, &self.target, &self.notify, from).await?;
+        let dest = open_kind(&stack, &self.target, &self.notify, to).await?;
         let mut source_lock = source.lock("state migrate").await?;
         let mut dest_lock = dest.lock("state migrate").await?;
         for note in source_lock.notes().into_iter().chain(dest_lock.notes()) {

@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use super::backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
 use super::lock::rfc3339_utc;
 use super::{State, StateError};
+use crate::cluster::{Cluster, ClusterError, Retry};
 
 /// Bytes of gzip'd state per Secret. Kubernetes caps a Secret's data at 1 MiB (1,048,576 bytes,
 /// checked by validation, 422) and etcd a stored object at 1.5 MiB; this leaves room for both.
@@ -53,8 +54,6 @@ const ANN_OPERATION: &str = "raystack.dev/operation";
 const SECRET_TYPE: &str = "raystack.dev/state";
 /// A reader that keeps losing races with writers gives up after this many tries.
 const READ_ATTEMPTS: usize = 50;
-/// Every API request of this backend ends by then.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a lease lasts unless renewed; `RAYSTACK_LEASE_SECONDS` overrides it.
 pub const DEFAULT_LEASE_SECONDS: u32 = 60;
 
@@ -70,7 +69,13 @@ pub fn lease_seconds() -> u32 {
 /// One stack's state in a namespace of a cluster.
 #[derive(Clone)]
 pub struct KubernetesBackend {
-    client: kube::Client,
+    /// Every request goes through the cluster's door: its deadline, retries and in-flight cap.
+    cluster: Cluster,
+    secrets: Api<Secret>,
+    leases: Api<Lease>,
+    /// `raystack-state-<stack>`, `raystack-lock-<stack>`.
+    head: String,
+    lease: String,
     namespace: String,
     stack: String,
     /// The API server URL, for messages.
@@ -89,12 +94,16 @@ struct Head {
 }
 
 impl KubernetesBackend {
-    pub fn new(client: kube::Client, server: &str, namespace: &str, stack: &str) -> Self {
+    pub fn new(cluster: Cluster, namespace: &str, stack: &str) -> Self {
         KubernetesBackend {
-            client,
+            server: cluster.server.clone(),
+            secrets: Api::namespaced(cluster.client().clone(), namespace),
+            leases: Api::namespaced(cluster.client().clone(), namespace),
+            head: format!("raystack-state-{stack}"),
+            lease: format!("raystack-lock-{stack}"),
+            cluster,
             namespace: namespace.to_owned(),
             stack: stack.to_owned(),
-            server: server.to_owned(),
             chunk_bytes: CHUNK_BYTES,
             lease_seconds: lease_seconds(),
         }
@@ -116,21 +125,30 @@ impl KubernetesBackend {
     }
 
     /// `raystack-state-<stack>`
-    pub fn head_name(&self) -> String {
-        format!("raystack-state-{}", self.stack)
+    pub fn head_name(&self) -> &str {
+        &self.head
     }
 
     /// `raystack-lock-<stack>`
-    pub fn lease_name(&self) -> String {
-        format!("raystack-lock-{}", self.stack)
+    pub fn lease_name(&self) -> &str {
+        &self.lease
     }
 
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn secrets(&self) -> &Api<Secret> {
+        &self.secrets
     }
 
-    fn leases(&self) -> Api<Lease> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+    fn leases(&self) -> &Api<Lease> {
+        &self.leases
+    }
+
+    /// `Secret/<ns>/<name>`: how retry notes name a Secret of this backend.
+    fn secret_address(&self, name: &str) -> String {
+        format!("Secret/{}/{name}", self.namespace)
+    }
+
+    fn lease_address(&self) -> String {
+        format!("Lease/{}/{}", self.namespace, self.lease_name())
     }
 
     fn head_location(&self) -> String {
@@ -157,16 +175,12 @@ impl KubernetesBackend {
         ])
     }
 
-    fn kube_err(&self, action: &str, location: String, err: kube::Error) -> StateError {
-        let (code, message) = match &err {
-            kube::Error::Api(s) => (Some(s.code), s.message.clone()),
-            other => (None, first_line(other)),
-        };
+    fn kube_err(&self, action: &str, location: String, err: ClusterError) -> StateError {
         StateError::Kube {
             action: action.to_owned(),
             location,
-            code,
-            message,
+            code: err.code(),
+            message: err.detail(),
         }
     }
 
@@ -174,8 +188,15 @@ impl KubernetesBackend {
     async fn read_consistent(&self) -> Result<Option<(Head, State)>, StateError> {
         let location = self.head_location();
         for _ in 0..READ_ATTEMPTS {
-            let head = deadline(&location, self.secrets().get_opt(&self.head_name()))
-                .await?
+            let head = self
+                .cluster
+                .send(
+                    "read",
+                    &self.secret_address(self.head_name()),
+                    Retry::BusyOrDropped,
+                    || self.secrets().get_opt(self.head_name()),
+                )
+                .await
                 .map_err(|e| self.kube_err("read state", location.clone(), e))?;
             let Some(head) = head else {
                 return Ok(None);
@@ -189,8 +210,15 @@ impl KubernetesBackend {
                 let mut bytes = Vec::new();
                 let mut complete = true;
                 for name in &parsed.chunks {
-                    let chunk = deadline(&location, self.secrets().get_opt(name))
-                        .await?
+                    let chunk = self
+                        .cluster
+                        .send(
+                            "read",
+                            &self.secret_address(name),
+                            Retry::BusyOrDropped,
+                            || self.secrets().get_opt(name),
+                        )
+                        .await
                         .map_err(|e| self.kube_err("read state", location.clone(), e))?;
                     match chunk.as_ref().and_then(secret_data) {
                         Some(data) => bytes.extend_from_slice(&data),
@@ -286,14 +314,16 @@ impl KubernetesBackend {
                     )])),
                     ..Default::default()
                 };
-                let created = deadline(
-                    &location,
-                    self.secrets().create(&PostParams::default(), &chunk),
-                )
-                .await
-                .and_then(|r| {
-                    r.map_err(|e| self.kube_err("write a state chunk of", location.clone(), e))
-                });
+                // A create is not repeated after a dropped connection (it may have gone
+                // through); a chunk that did is swept later.
+                let pp = PostParams::default();
+                let created = self
+                    .cluster
+                    .send("create", &self.secret_address(&name), Retry::Busy, || {
+                        self.secrets().create(&pp, &chunk)
+                    })
+                    .await
+                    .map_err(|e| self.kube_err("write a state chunk of", location.clone(), e));
                 if let Err(err) = created {
                     self.delete_chunks(&chunk_names).await;
                     return Err(err);
@@ -303,13 +333,13 @@ impl KubernetesBackend {
         }
         let head = Secret {
             metadata: ObjectMeta {
-                name: Some(self.head_name()),
+                name: Some(self.head.clone()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(self.labels("head")),
                 annotations: Some(BTreeMap::from([
                     (ANN_LINEAGE.to_owned(), state.lineage.clone()),
                     (ANN_SERIAL.to_owned(), state.serial.to_string()),
-                    (ANN_DIGEST.to_owned(), digest),
+                    (ANN_DIGEST.to_owned(), digest.clone()),
                     (ANN_CHUNKS.to_owned(), chunk_names.join(",")),
                 ])),
                 resource_version: previous.map(|h| h.resource_version.clone()),
@@ -322,29 +352,40 @@ impl KubernetesBackend {
             ..Default::default()
         };
         let pp = PostParams::default();
+        let address = self.secret_address(self.head_name());
+        // A replace carries the resourceVersion read, so repeating it after a dropped
+        // connection overwrites nothing: it answers 409 if the first attempt went through,
+        // which `written_by_us` then tells from another writer's.
         let written = match previous {
-            None => deadline(&location, self.secrets().create(&pp, &head)).await,
+            None => {
+                self.cluster
+                    .send("create", &address, Retry::BusyOrDropped, || {
+                        self.secrets().create(&pp, &head)
+                    })
+                    .await
+            }
             Some(_) => {
-                deadline(
-                    &location,
-                    self.secrets().replace(&self.head_name(), &pp, &head),
-                )
-                .await
+                self.cluster
+                    .send("write", &address, Retry::BusyOrDropped, || {
+                        self.secrets().replace(self.head_name(), &pp, &head)
+                    })
+                    .await
             }
         };
         let written = match written {
-            Ok(Ok(secret)) => secret,
-            Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
-                self.delete_chunks(&chunk_names).await;
-                return Err(StateError::Conflict(location));
-            }
-            Ok(Err(e)) => {
-                self.delete_chunks(&chunk_names).await;
-                return Err(self.kube_err("write state", location, e));
+            Ok(secret) => secret,
+            Err(ClusterError::Api { code: 409, .. }) => {
+                match self.written_by_us(state, &digest).await {
+                    Some(secret) => secret,
+                    None => {
+                        self.delete_chunks(&chunk_names).await;
+                        return Err(StateError::Conflict(location));
+                    }
+                }
             }
             Err(e) => {
                 self.delete_chunks(&chunk_names).await;
-                return Err(e);
+                return Err(self.kube_err("write state", location, e));
             }
         };
         // The new version is in place; the previous chunks belong to nobody now.
@@ -359,14 +400,38 @@ impl KubernetesBackend {
         })
     }
 
+    /// The head as it is, when it holds exactly the version `state` with `digest`: a write
+    /// answered 409 went through on an attempt whose answer was lost.
+    async fn written_by_us(&self, state: &State, digest: &str) -> Option<Secret> {
+        let head = self
+            .cluster
+            .send(
+                "read",
+                &self.secret_address(self.head_name()),
+                Retry::BusyOrDropped,
+                || self.secrets().get_opt(self.head_name()),
+            )
+            .await
+            .ok()??;
+        let ours = annotation(&head, ANN_LINEAGE).as_deref() == Some(state.lineage.as_str())
+            && annotation(&head, ANN_SERIAL) == Some(state.serial.to_string())
+            && annotation(&head, ANN_DIGEST).as_deref() == Some(digest);
+        ours.then_some(head)
+    }
+
     /// Best effort: a chunk left behind only wastes space, and `sweep` removes it later.
     async fn delete_chunks(&self, names: &[String]) {
+        let dp = DeleteParams::default();
         for name in names {
-            let _ = tokio::time::timeout(
-                REQUEST_DEADLINE,
-                self.secrets().delete(name, &DeleteParams::default()),
-            )
-            .await;
+            let _ = self
+                .cluster
+                .send(
+                    "delete",
+                    &self.secret_address(name),
+                    Retry::BusyOrDropped,
+                    || self.secrets().delete(name, &dp),
+                )
+                .await;
         }
     }
 
@@ -374,12 +439,14 @@ impl KubernetesBackend {
     /// chunks and switching the head, or by a failed cleanup). Only runs under the lock.
     async fn sweep(&self, head: Option<&Head>) {
         let selector = format!("{LABEL_STACK}={},{LABEL_STATE}=chunk", self.stack);
-        let Ok(Ok(list)) = tokio::time::timeout(
-            REQUEST_DEADLINE,
-            self.secrets()
-                .list(&ListParams::default().labels(&selector)),
-        )
-        .await
+        let params = ListParams::default().labels(&selector);
+        let address = format!("secrets -l {selector} in {}", self.namespace);
+        let Ok(list) = self
+            .cluster
+            .send("list", &address, Retry::BusyOrDropped, || {
+                self.secrets().list(&params)
+            })
+            .await
         else {
             return;
         };
@@ -407,10 +474,21 @@ impl KubernetesBackend {
             },
             ..Default::default()
         };
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        match deadline(&location, api.create(&PostParams::default(), &ns)).await? {
+        let api: Api<Namespace> = Api::all(self.cluster.client().clone());
+        let pp = PostParams::default();
+        // Repeating the create is harmless: 409 means the namespace is there.
+        match self
+            .cluster
+            .send(
+                "create",
+                &format!("Namespace/{}", self.namespace),
+                Retry::BusyOrDropped,
+                || api.create(&pp, &ns),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(ClusterError::Api { code: 409, .. }) => Ok(()),
             Err(e) => Err(self.kube_err("create the state", location, e)),
         }
     }
@@ -419,7 +497,7 @@ impl KubernetesBackend {
         let now = MicroTime(Timestamp::now());
         Lease {
             metadata: ObjectMeta {
-                name: Some(self.lease_name()),
+                name: Some(self.lease.clone()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(self.labels("lock")),
                 annotations: Some(BTreeMap::from([
@@ -442,8 +520,11 @@ impl KubernetesBackend {
 
     async fn get_lease(&self) -> Result<Option<Lease>, StateError> {
         let location = self.lease_location();
-        deadline(&location, self.leases().get_opt(&self.lease_name()))
-            .await?
+        self.cluster
+            .send("read", &self.lease_address(), Retry::BusyOrDropped, || {
+                self.leases().get_opt(self.lease_name())
+            })
+            .await
             .map_err(|e| self.kube_err("read the lock", location, e))
     }
 
@@ -457,19 +538,33 @@ impl KubernetesBackend {
         // again (retry); the loop only repeats while others release leases under our feet.
         for _ in 0..READ_ATTEMPTS {
             let body = self.lease_body(&id, operation, 0, None);
-            match deadline(&location, self.leases().create(&pp, &body)).await? {
+            // A create repeated after a dropped connection answers 409 if the first went
+            // through: the lease read next then carries our own lock ID.
+            let created = self
+                .cluster
+                .send(
+                    "create",
+                    &self.lease_address(),
+                    Retry::BusyOrDropped,
+                    || self.leases().create(&pp, &body),
+                )
+                .await;
+            match created {
                 Ok(lease) => return Ok(self.held(lease, notes)),
-                Err(kube::Error::Api(s)) if s.code == 404 && !created_namespace => {
+                Err(ClusterError::Api { code: 404, .. }) if !created_namespace => {
                     self.create_namespace().await?;
                     created_namespace = true;
                     continue;
                 }
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(ClusterError::Api { code: 409, .. }) => {}
                 Err(e) => return Err(self.kube_err("take the lock", location, e)),
             }
             let Some(existing) = self.get_lease().await? else {
                 continue;
             };
+            if lease_holder(&existing).id == id {
+                return Ok(self.held(existing, notes));
+            }
             let holder = lease_holder(&existing);
             if !is_expired(&existing, SystemTime::now()) {
                 return Err(StateError::LeaseHeld {
@@ -490,12 +585,13 @@ impl KubernetesBackend {
                 transitions,
                 existing.metadata.resource_version.clone(),
             );
-            match deadline(
-                &location,
-                self.leases().replace(&self.lease_name(), &pp, &body),
-            )
-            .await?
-            {
+            let replaced = self
+                .cluster
+                .send("write", &self.lease_address(), Retry::BusyOrDropped, || {
+                    self.leases().replace(self.lease_name(), &pp, &body)
+                })
+                .await;
+            match replaced {
                 Ok(lease) => {
                     notes.push(format!(
                         "took over the expired lock of stack `{}`: {} stopped renewing it \
@@ -506,8 +602,11 @@ impl KubernetesBackend {
                     ));
                     return Ok(self.held(lease, notes));
                 }
-                // Someone else took it over first, or released it: look again.
-                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => continue,
+                // Someone else took it over first, or released it, or our own attempt went
+                // through unanswered: look again.
+                Err(ClusterError::Api {
+                    code: 409 | 404, ..
+                }) => continue,
                 Err(e) => return Err(self.kube_err("take over the lock", location, e)),
             }
         }
@@ -543,9 +642,20 @@ impl KubernetesBackend {
             }),
             ..Default::default()
         };
-        match deadline(&location, self.leases().delete(&self.lease_name(), &dp)).await? {
+        match self
+            .cluster
+            .send(
+                "delete",
+                &self.lease_address(),
+                Retry::BusyOrDropped,
+                || self.leases().delete(self.lease_name(), &dp),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(ClusterError::Api {
+                code: 404 | 409, ..
+            }) => Ok(()),
             Err(e) => Err(self.kube_err("release the lock", location, e)),
         }
     }
@@ -568,18 +678,33 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        let result = tokio::time::timeout(
-            REQUEST_DEADLINE,
-            backend
-                .leases()
-                .replace(&backend.lease_name(), &PostParams::default(), &lease),
-        )
-        .await;
+        let pp = PostParams::default();
+        let result = backend
+            .cluster
+            .send(
+                "renew",
+                &backend.lease_address(),
+                Retry::BusyOrDropped,
+                || backend.leases().replace(backend.lease_name(), &pp, &lease),
+            )
+            .await;
         match result {
-            Ok(Ok(renewed)) => *shared.lease.lock().expect("lease mutex") = renewed,
-            Ok(Err(kube::Error::Api(s))) if s.code == 409 || s.code == 404 => {
-                shared.lost.store(true, Ordering::SeqCst);
-                return;
+            Ok(renewed) => *shared.lease.lock().expect("lease mutex") = renewed,
+            Err(ClusterError::Api {
+                code: 409 | 404, ..
+            }) => {
+                // Our own renewal may have gone through with its answer lost: the lease is
+                // still ours if it carries our lock ID.
+                let ours = lease_holder(&lease).id;
+                match backend.get_lease().await {
+                    Ok(Some(now)) if lease_holder(&now).id == ours => {
+                        *shared.lease.lock().expect("lease mutex") = now;
+                    }
+                    _ => {
+                        shared.lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
             }
             // A transient failure: try again next period; the lease lasts three periods.
             _ => {}
@@ -675,13 +800,21 @@ impl KubernetesLock {
             ..Default::default()
         };
         let api = self.backend.secrets();
-        match deadline(&location, api.delete(&self.backend.head_name(), &dp)).await? {
+        let address = self.backend.secret_address(self.backend.head_name());
+        let deleted = self
+            .backend
+            .cluster
+            .send("delete", &address, Retry::BusyOrDropped, || {
+                api.delete(self.backend.head_name(), &dp)
+            })
+            .await;
+        match deleted {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err(ClusterError::Api { code: 409, .. }) => {
                 self.head = Some(head);
                 return Err(StateError::Conflict(location));
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(ClusterError::Api { code: 404, .. }) => {}
             Err(e) => {
                 self.head = Some(head);
                 return Err(self.backend.kube_err("remove state", location, e));
@@ -802,12 +935,21 @@ impl Backend for KubernetesBackend {
                 }),
                 ..Default::default()
             };
-            match deadline(&location, self.leases().delete(&self.lease_name(), &dp)).await? {
+            let deleted = self
+                .cluster
+                .send(
+                    "delete",
+                    &self.lease_address(),
+                    Retry::BusyOrDropped,
+                    || self.leases().delete(self.lease_name(), &dp),
+                )
+                .await;
+            match deleted {
                 Ok(_) => Ok(holder),
                 // Renewed (or replaced) between our read and the delete: the ID check stands
                 // only for what was read, so look again.
-                Err(kube::Error::Api(s)) if s.code == 409 => Err(StateError::Unstable(location)),
-                Err(kube::Error::Api(s)) if s.code == 404 => Err(StateError::NotLocked(location)),
+                Err(ClusterError::Api { code: 409, .. }) => Err(StateError::Unstable(location)),
+                Err(ClusterError::Api { code: 404, .. }) => Err(StateError::NotLocked(location)),
                 Err(e) => Err(self.kube_err("release the lock", location, e)),
             }
         })
@@ -943,31 +1085,6 @@ fn secret_data(secret: &Secret) -> Option<Vec<u8>> {
         .as_ref()
         .and_then(|d| d.get(DATA_KEY))
         .map(|b| b.0.clone())
-}
-
-/// Bounds one API request.
-async fn deadline<T>(
-    location: &str,
-    request: impl std::future::Future<Output = T>,
-) -> Result<T, StateError> {
-    tokio::time::timeout(REQUEST_DEADLINE, request)
-        .await
-        .map_err(|_| StateError::Kube {
-            action: "reach".into(),
-            location: location.to_owned(),
-            code: None,
-            message: format!("no answer within {}s", REQUEST_DEADLINE.as_secs()),
-        })
-}
-
-fn first_line(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text.lines().next().unwrap_or_default().to_owned()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -3,7 +3,9 @@
 //! that never answers fails at the deadline instead of hanging; an apply whose PATCH is never
 //! answered stops, releases the lock, and a rerun converges; a persistent 429 shows progress
 //! and gives up at the deadline; an error status on the first request says what the cluster
-//! answered; a dropped connection prints its cause once.
+//! answered; a dropped connection is retried a bounded number of times and prints its cause
+//! once; 503s on the state Secret and the Lease during an apply are retried and the apply
+//! succeeds.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -263,16 +265,28 @@ fn a_dropped_connection_prints_its_cause_once() {
     let env = Env::new(&[]);
     let (proxy, kc) = proxied(&env);
     proxy.push(Rule::new(None, "/", Fault::Drop));
+    // A read may run twice, so a dropped connection is retried: at most 5 attempts, 7.5 s of
+    // backoff in all, well inside the deadline, so the count never depends on timing.
     let r = run_via(
         &env,
         &kc,
-        &["plan", env.stack_arg(), "--request-timeout", "5s"],
+        &["plan", env.stack_arg(), "--request-timeout", "30s"],
         &[],
     );
     assert_eq!(r.code, 1, "{r}");
     // The whole error: its innermost cause once, not the layers above it repeating it
-    // (`client error (SendRequest)`).
-    insta::assert_snapshot!("dropped_connection_stderr", scrub(&env, &proxy, &r.stderr));
+    // (`client error (SendRequest)`), and each retry as a progress line.
+    // The time spent so far (in each retry line) depends on the machine's load: cut.
+    let stderr: String = r
+        .stderr
+        .lines()
+        .map(|l| match l.find("s spent, giving up at") {
+            Some(at) => format!("{}[N]{}", &l[..l[..at].rfind('(').unwrap() + 1], &l[at..]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!("dropped_connection_stderr", scrub(&env, &proxy, &stderr));
 }
 
 /// Stacks of one command that share a cluster share its failure: with an API server that never
@@ -315,5 +329,73 @@ fn stacks_that_share_an_unreachable_cluster_wait_out_its_deadline_once() {
         1,
         "the cluster was tried once per stack: {:?}",
         proxy.seen().iter().map(|s| &s.path).collect::<Vec<_>>()
+    );
+}
+
+/// The state backend goes through the same door as the objects: 503s on the Lease (taking the
+/// lock) and on the state Secret (the writes after objects were applied) are retried, the apply
+/// succeeds, and the next plan has nothing to do.
+#[test]
+fn service_unavailable_on_the_state_secret_and_the_lease_is_retried_during_apply() {
+    let env = Env::new(&[]);
+    env.write_stack(&stack_toml(&worker("cpu", 1), "", "").replace(
+        "[cluster]",
+        "[state]\nbackend = \"kubernetes\"\n\n[cluster]",
+    ));
+    let (proxy, kc) = proxied(&env);
+    proxy.push(Rule::new(Some("POST"), "/leases", Fault::status(503)).times(1));
+    proxy.push(
+        Rule::new(
+            None,
+            "/namespaces/raystack-system/secrets",
+            Fault::status(503),
+        )
+        .unless("labelSelector")
+        .times(3),
+    );
+    let r = run_via(
+        &env,
+        &kc,
+        &[
+            "apply",
+            env.stack_arg(),
+            "--auto-approve",
+            "--request-timeout",
+            "30s",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let faulted: Vec<String> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.fault.is_some())
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(faulted.len(), 4, "{faulted:#?}");
+    let retries: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("the API server answered 503 Service Unavailable to "))
+        .collect();
+    assert_eq!(retries.len(), 4, "{r}");
+    assert!(
+        retries[0].starts_with(&format!(
+            "the API server answered 503 Service Unavailable to create `Lease/raystack-system/raystack-lock-{NAME}` (attempt 1); retrying in 1s"
+        )),
+        "{r}"
+    );
+    proxy.clear();
+    let r = run_via(
+        &env,
+        &kc,
+        &["plan", env.stack_arg(), "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .ends_with("No changes. The cluster matches the stack.\n"),
+        "{r}"
     );
 }

@@ -16,7 +16,7 @@ async fn backend(fake: &Fake, stack: &str) -> KubernetesBackend {
     let cluster = raystack::cluster::connect(Some(&fake.kubeconfig), None)
         .await
         .unwrap();
-    KubernetesBackend::new(cluster.client().clone(), &cluster.server, NS, stack)
+    KubernetesBackend::new(cluster, NS, stack)
 }
 
 fn start() -> (tempfile::TempDir, Fake) {
