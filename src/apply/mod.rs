@@ -3,6 +3,7 @@
 //! after each object and writing state after each object under the lock, so an interrupted apply is
 //! resumed by the next. Never prints: progress leaves through [`Progress`].
 
+pub mod interrupt;
 pub mod pause;
 pub mod secret;
 
@@ -72,6 +73,23 @@ pub enum ApplyError {
     },
     #[error("the plan has no manifest for `{0}`")]
     NoManifest(String),
+    /// A stop was asked for ([`interrupt`]): nothing more was started.
+    #[error(
+        "Interrupted: {applied} of {total} change(s) applied{}, {} not; state records what was applied; rerun `raystack {verb}` to continue",
+        .abandoned.as_ref().map(|a| format!(" (`{a}` applied, its readiness wait abandoned)")).unwrap_or_default(),
+        .total - .applied
+    )]
+    Interrupted {
+        applied: usize,
+        total: usize,
+        /// The object applied whose readiness wait was cut short, if any.
+        abandoned: Option<String>,
+        /// `apply` or `destroy`: what to rerun.
+        verb: &'static str,
+    },
+    /// A wait or step cut short by [`interrupt`]; `execute` turns it into `Interrupted`.
+    #[error("interrupted")]
+    Stopped,
 }
 
 /// How long to wait for one object to become ready or gone.
@@ -95,8 +113,24 @@ pub async fn execute(
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
+    let total = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .count();
+    let mut applied = 0;
+    let verb = if plan.destroy { "destroy" } else { "apply" };
+    let interrupted = |applied: usize, abandoned: Option<String>| ApplyError::Interrupted {
+        applied,
+        total,
+        abandoned,
+        verb,
+    };
     for idx in execution_order(&plan.resource_changes) {
         let c = &plan.resource_changes[idx];
+        if interrupt::requested() {
+            return Err(interrupted(applied, None));
+        }
         let started = Instant::now();
         match c.action {
             Action::NoOp => {
@@ -111,15 +145,25 @@ pub async fn execute(
                 action,
             }),
         }
-        match c.action {
-            Action::Delete => delete(c, cluster, lock, state, progress).await?,
-            Action::Replace => {
-                delete(c, cluster, lock, state, progress).await?;
-                apply_one(c, cluster, lock, state, progress).await?;
-            }
-            Action::Create | Action::Update => apply_one(c, cluster, lock, state, progress).await?,
+        let done = match c.action {
+            Action::Delete => delete(c, cluster, lock, state, progress).await,
+            Action::Replace => match delete(c, cluster, lock, state, progress).await {
+                // Deleted, not created again: the change is not applied.
+                Err(ApplyError::Stopped) => return Err(interrupted(applied, None)),
+                Err(e) => Err(e),
+                Ok(()) => apply_one(c, cluster, lock, state, progress).await,
+            },
+            Action::Create | Action::Update => apply_one(c, cluster, lock, state, progress).await,
             Action::NoOp => unreachable!(),
+        };
+        match done {
+            // Applied and recorded; only the wait for it was cut short.
+            Err(ApplyError::Stopped) => {
+                return Err(interrupted(applied + 1, Some(c.address.clone())));
+            }
+            other => other?,
         }
+        applied += 1;
         progress.event(Event::Finished {
             address: c.address.clone(),
             action: c.action,
@@ -200,6 +244,10 @@ async fn apply_one(
     pause::reached(pause::Point::Applied, progress).await;
     persist(c, manifest, live, cluster, lock, state).await?;
     pause::reached(pause::Point::Recorded, progress).await;
+    // Applied and recorded: a stop asked for meanwhile skips only the wait.
+    if interrupt::requested() {
+        return Err(ApplyError::Stopped);
+    }
     wait_ready(c, cluster, progress).await
 }
 
@@ -334,7 +382,9 @@ async fn wait_gone(
             });
             reported = Some(Instant::now());
         }
-        tokio::time::sleep(POLL).await;
+        if interrupt::sleep(POLL).await {
+            return Err(ApplyError::Stopped);
+        }
     }
     Ok(())
 }
@@ -444,7 +494,9 @@ async fn wait_ray_cluster_gone(
             });
         }
         waiting.report(&r.address(), message, progress);
-        tokio::time::sleep(POLL).await;
+        if interrupt::sleep(POLL).await {
+            return Err(ApplyError::Stopped);
+        }
     }
     Ok(())
 }
@@ -540,6 +592,8 @@ async fn wait_ready(
                 waiting.report(&c.address, message, progress);
             }
         }
-        tokio::time::sleep(POLL).await;
+        if interrupt::sleep(POLL).await {
+            return Err(ApplyError::Stopped);
+        }
     }
 }

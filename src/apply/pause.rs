@@ -51,7 +51,8 @@ fn target() -> Option<(Point, usize)> {
 }
 
 /// Counts one arrival at `point`; when it is the one `RAYSTACK_PAUSE_AT` names, reports it and
-/// never returns (the process waits to be killed).
+/// returns only once a stop is asked for ([`super::interrupt`]): the process waits to be killed,
+/// or interrupted.
 pub async fn reached(point: Point, progress: &mut dyn Progress) {
     let Some((wanted, n)) = target() else {
         return;
@@ -61,7 +62,7 @@ pub async fn reached(point: Point, progress: &mut dyn Progress) {
         progress.event(Event::Paused {
             at: format!("{}:{n}", point.name()),
         });
-        std::future::pending::<()>().await;
+        super::interrupt::wait().await;
     }
 }
 

@@ -75,7 +75,11 @@ pub(super) async fn execute(
     verb: &str,
 ) -> anyhow::Result<Plan> {
     let mut progress = StderrProgress { color };
-    let plan = engine.execute(prepared, &mut progress).await?;
+    // From here on Ctrl-C stops at the next step and leaves state and the lock in order.
+    let listening = super::interrupt::listen();
+    let executed = engine.execute(prepared, &mut progress).await;
+    listening.abort();
+    let plan = executed?;
     if plan.has_changes() {
         print_stdout(&outcome_line(&plan, verb))?;
     }

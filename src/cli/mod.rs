@@ -13,6 +13,7 @@ mod args;
 mod confirm;
 mod destroy;
 mod diff;
+mod interrupt;
 mod plan;
 mod render;
 mod review;
@@ -89,12 +90,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { stacks } => validate::run(&stacks, color),
         Command::Render { stack, out_dir } => render::run(&stack, out_dir.as_deref()),
         Command::Plan(args) => plan::run(args, color).await,
-        Command::Apply(args) => apply::run(args, color).await,
-        Command::Destroy(args) => destroy::run(args, color).await,
+        Command::Apply(args) => interrupted_is_130(apply::run(args, color).await),
+        Command::Destroy(args) => interrupted_is_130(destroy::run(args, color).await),
         Command::Show { planfile, format } => plan::show(&planfile, format, color),
         Command::Diff(args) => diff::run(args, color),
         Command::State(cmd) => state::run(cmd).await,
         Command::ForceUnlock(args) => unlock::force_unlock(args).await,
         Command::Verify(args) => verify::run(args, color).await,
+    }
+}
+
+/// An apply or destroy stopped by an interrupt says what was applied and exits
+/// [`interrupt::EXIT_INTERRUPTED`], not 1.
+fn interrupted_is_130(result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match result {
+        Err(err)
+            if matches!(
+                err.downcast_ref::<crate::apply::ApplyError>(),
+                Some(crate::apply::ApplyError::Interrupted { .. })
+            ) =>
+        {
+            crate::output::print_error(&err);
+            Ok(ExitCode::from(interrupt::EXIT_INTERRUPTED))
+        }
+        other => other,
     }
 }

@@ -101,11 +101,32 @@ impl Engine {
         let mut lock = p.lock.take().context("applying needs the state lock")?;
         let result =
             crate::apply::execute(&p.plan, &cluster, lock.as_mut(), &mut p.state, progress).await;
+        let holder = lock.holder().clone();
         let released = lock.release().await;
-        result.context(
-            "apply stopped; state records every object applied so far, so rerunning apply resumes",
-        )?;
-        released?;
-        Ok(p.plan)
+        // A lock left behind only delays the next run: a warning, whatever the apply did.
+        if let Err(err) = &released {
+            self.warn(format!(
+                "releasing the state lock failed: {err}; {}",
+                match holder.expires {
+                    Some(_) => format!(
+                        "its Lease expires on its own one lease duration after its last renewal \
+                         (60 s unless RAYSTACK_LEASE_SECONDS says otherwise), or `raystack \
+                         force-unlock STACK {}` releases it now",
+                        holder.id
+                    ),
+                    None => format!("`raystack force-unlock STACK {}` releases it", holder.id),
+                }
+            ));
+        }
+        match result {
+            // Its own message says what was applied and what to do.
+            Err(err @ crate::apply::ApplyError::Interrupted { .. }) => Err(err.into()),
+            other => {
+                other.context(
+                    "apply stopped; state records every object applied so far, so rerunning apply resumes",
+                )?;
+                Ok(p.plan)
+            }
+        }
     }
 }

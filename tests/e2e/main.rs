@@ -46,6 +46,7 @@ mod redis_durability;
 mod examples;
 mod faults;
 mod integrity;
+mod interrupt;
 mod kill;
 mod kuberay;
 mod plan_apply;
