@@ -62,7 +62,10 @@ pub enum ApplyError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error("failed to record progress in state")]
-    State(#[from] StateError),
+    State(#[source] StateError),
+    /// The lock was lost (fencing): nothing more was written, to the cluster or to state.
+    #[error(transparent)]
+    Fenced(StateError),
     #[error("`{address}` is not ready: {message}")]
     NotReady { address: String, message: String },
     #[error("timed out after {}s waiting for `{address}` ({last}); raise RAYSTACK_WAIT_TIMEOUT (seconds) or check the cluster, then rerun apply to resume", .waited.as_secs())]
@@ -92,6 +95,15 @@ pub enum ApplyError {
     Stopped,
 }
 
+impl From<StateError> for ApplyError {
+    fn from(err: StateError) -> Self {
+        match err {
+            lost @ StateError::LockLost(_) => ApplyError::Fenced(lost),
+            other => ApplyError::State(other),
+        }
+    }
+}
+
 /// How long to wait for one object to become ready or gone.
 pub fn wait_timeout() -> Duration {
     std::env::var("RAYSTACK_WAIT_TIMEOUT")
@@ -102,6 +114,17 @@ pub fn wait_timeout() -> Duration {
 }
 
 const POLL: Duration = Duration::from_millis(250);
+
+/// Waits one poll interval between two looks at the cluster; stops waiting when a stop was asked
+/// for or the lock was lost (another run may be writing: waiting on its objects means nothing).
+async fn poll_pause(lock: &dyn Lock) -> Result<(), ApplyError> {
+    lock.check_held()?;
+    if interrupt::sleep(POLL).await {
+        return Err(ApplyError::Stopped);
+    }
+    lock.check_held()?;
+    Ok(())
+}
 /// How often a long wait repeats its progress line.
 const REMIND: Duration = Duration::from_secs(15);
 
@@ -240,6 +263,8 @@ async fn apply_one(
         .manifest
         .as_ref()
         .ok_or_else(|| ApplyError::NoManifest(c.address.clone()))?;
+    // Fencing: a run that lost its lock writes nothing more to the cluster.
+    lock.check_held()?;
     let live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
     pause::reached(pause::Point::Applied, progress).await;
     persist(c, manifest, live, cluster, lock, state).await?;
@@ -248,7 +273,7 @@ async fn apply_one(
     if interrupt::requested() {
         return Err(ApplyError::Stopped);
     }
-    wait_ready(c, cluster, progress).await
+    wait_ready(c, cluster, lock, progress).await
 }
 
 /// Records `live` as the applied `manifest` and writes state; for the Secret, first makes sure
@@ -263,6 +288,7 @@ async fn persist(
 ) -> Result<(), ApplyError> {
     let mut rotated = false;
     if c.kind == Kind::Secret {
+        lock.check_held()?;
         let (with_password, password) = secret::ensure_password(cluster, live).await?;
         live = with_password;
         rotated = state.secret(&c.name).is_some() && !state.secret_matches(&c.name, &password);
@@ -275,6 +301,7 @@ async fn persist(
         // with. Restart every pod that reads the Secret (Redis, the Ray head) so all agree on
         // the Secret's current password; their controllers recreate them.
         for pod in cluster.pods_using_secret(ns, &c.name).await {
+            lock.check_held()?;
             cluster
                 .delete(&ObjectRef::new(Kind::Pod, Some(ns), &pod))
                 .await?;
@@ -322,6 +349,7 @@ async fn delete(
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     let r = c.object();
+    lock.check_held()?;
     if cluster.delete(&r).await? {
         // Kubernetes keeps a PVC that a pod mounts (pvc-protection) until that pod is gone: the
         // Redis pod is deleted so the volume is released; its StatefulSet recreates it, and the
@@ -334,15 +362,16 @@ async fn delete(
                     address: c.address.clone(),
                     message: format!("deleting pod `{pod}` so the volume is released"),
                 });
+                lock.check_held()?;
                 cluster
                     .delete(&ObjectRef::new(Kind::Pod, Some(ns), &pod))
                     .await?;
             }
         }
         if c.kind == Kind::RayCluster {
-            wait_ray_cluster_gone(&r, cluster, progress).await?;
+            wait_ray_cluster_gone(&r, cluster, lock, progress).await?;
         } else {
-            wait_gone(&r, cluster, progress).await?;
+            wait_gone(&r, cluster, lock, progress).await?;
         }
     }
     state.remove_resource(&c.address);
@@ -356,6 +385,7 @@ async fn delete(
 async fn wait_gone(
     r: &ObjectRef,
     cluster: &Cluster,
+    lock: &dyn Lock,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     let start = Instant::now();
@@ -382,9 +412,7 @@ async fn wait_gone(
             });
             reported = Some(Instant::now());
         }
-        if interrupt::sleep(POLL).await {
-            return Err(ApplyError::Stopped);
-        }
+        poll_pause(lock).await?;
     }
     Ok(())
 }
@@ -434,6 +462,7 @@ impl WaitLines {
 async fn wait_ray_cluster_gone(
     r: &ObjectRef,
     cluster: &Cluster,
+    lock: &dyn Lock,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     use crate::plan::kuberay::{CLEANUP_FINALIZER, cleanup_job_name};
@@ -494,9 +523,7 @@ async fn wait_ray_cluster_gone(
             });
         }
         waiting.report(&r.address(), message, progress);
-        if interrupt::sleep(POLL).await {
-            return Err(ApplyError::Stopped);
-        }
+        poll_pause(lock).await?;
     }
     Ok(())
 }
@@ -536,6 +563,7 @@ fn cleanup_job_state(job: &Value) -> JobState {
 async fn wait_ready(
     c: &ResourceChange,
     cluster: &Cluster,
+    lock: &dyn Lock,
     progress: &mut dyn Progress,
 ) -> Result<(), ApplyError> {
     if !c.kind.waited_on() {
@@ -592,8 +620,6 @@ async fn wait_ready(
                 waiting.report(&c.address, message, progress);
             }
         }
-        if interrupt::sleep(POLL).await {
-            return Err(ApplyError::Stopped);
-        }
+        poll_pause(lock).await?;
     }
 }

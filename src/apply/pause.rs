@@ -3,6 +3,8 @@
 //! process at an exact step instead of at a guessed instant (docs/design.md §10.3). Unset, as in
 //! every normal run, it does nothing. Points: `applied` (the server accepted an object, its
 //! state entry is not written yet) and `recorded` (state written, readiness not yet awaited).
+//! With `RAYSTACK_RESUME_WHEN=<path>` as well, the pause ends once that file exists, so a test
+//! can freeze the process (SIGSTOP) at the step, let the world move on, and resume it there.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +13,8 @@ use super::{Event, Progress};
 
 /// The variable that names the pause point.
 pub const PAUSE_AT: &str = "RAYSTACK_PAUSE_AT";
+/// The variable that names the file whose existence ends the pause.
+pub const RESUME_WHEN: &str = "RAYSTACK_RESUME_WHEN";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
@@ -51,8 +55,8 @@ fn target() -> Option<(Point, usize)> {
 }
 
 /// Counts one arrival at `point`; when it is the one `RAYSTACK_PAUSE_AT` names, reports it and
-/// returns only once a stop is asked for ([`super::interrupt`]): the process waits to be killed,
-/// or interrupted.
+/// returns only once a stop is asked for ([`super::interrupt`]) or the `RAYSTACK_RESUME_WHEN`
+/// file exists: the process waits to be killed, interrupted or resumed.
 pub async fn reached(point: Point, progress: &mut dyn Progress) {
     let Some((wanted, n)) = target() else {
         return;
@@ -62,7 +66,17 @@ pub async fn reached(point: Point, progress: &mut dyn Progress) {
         progress.event(Event::Paused {
             at: format!("{}:{n}", point.name()),
         });
-        super::interrupt::wait().await;
+        let resume = std::env::var_os(RESUME_WHEN).map(std::path::PathBuf::from);
+        match resume {
+            None => super::interrupt::wait().await,
+            Some(path) => {
+                while !path.exists() {
+                    if super::interrupt::sleep(std::time::Duration::from_millis(50)).await {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }
 

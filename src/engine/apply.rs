@@ -119,8 +119,11 @@ impl Engine {
             ));
         }
         match result {
-            // Its own message says what was applied and what to do.
-            Err(err @ crate::apply::ApplyError::Interrupted { .. }) => Err(err.into()),
+            // Their own messages say what was applied and what to do.
+            Err(
+                err @ (crate::apply::ApplyError::Interrupted { .. }
+                | crate::apply::ApplyError::Fenced(_)),
+            ) => Err(err.into()),
             other => {
                 other.context(
                     "apply stopped; state records every object applied so far, so rerunning apply resumes",

@@ -108,6 +108,15 @@ pub trait Lock: Send {
 
     fn read(&mut self) -> StateFuture<'_, Option<State>>;
 
+    /// Fencing: fails with [`StateError::LockLost`] once this lock may no longer be held, so a
+    /// run that lost it makes no further write (to the cluster or to state). A local lock lasts
+    /// as long as its process; a lease is lost when someone else replaced or deleted it, or when
+    /// it was not renewed for longer than its duration (the process was stopped, or every
+    /// renewal failed), whether or not anyone took it over yet.
+    fn check_held(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// Increments `state.serial` and stores it, refusing a different lineage, a newer serial,
     /// or (kubernetes) a state someone else wrote since it was read. On error `state` is
     /// unchanged and the stored state is whatever it was.

@@ -158,8 +158,9 @@ pub enum StateError {
 
     /// Someone force-unlocked or took over this process's lock while it ran.
     #[error(
-        "lost the lock on state {0} (it was force-unlocked or taken over by another run); \
-         stopped without writing; check what the other run did, then rerun"
+        "lost the lock on state {0} (it was force-unlocked, taken over by another run, or not \
+         renewed for longer than its lease); stopped before writing anything more to the cluster \
+         or to state; check what the other run did, then rerun"
     )]
     LockLost(String),
 

@@ -618,6 +618,7 @@ impl KubernetesBackend {
         let shared = Arc::new(LeaseShared {
             lease: Mutex::new(lease),
             lost: AtomicBool::new(false),
+            renewed: Mutex::new(std::time::Instant::now()),
         });
         let renewer = tokio::spawn(renew_loop(self.clone(), shared.clone()));
         KubernetesLock {
@@ -665,6 +666,9 @@ impl KubernetesBackend {
 struct LeaseShared {
     lease: Mutex<Lease>,
     lost: AtomicBool,
+    /// When the lease was last known to be ours on the server (taken, or renewed): once more
+    /// than its duration ago, another run may hold it, whatever this process has seen since.
+    renewed: Mutex<std::time::Instant>,
 }
 
 /// Renews the lease every third of its duration until aborted; marks it lost when someone else
@@ -674,6 +678,10 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
         .max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(period).await;
+        if shared.lost.load(Ordering::SeqCst) {
+            // Given up for lost (fencing): renewing now could keep a lease another run took.
+            return;
+        }
         let mut lease = shared.lease.lock().expect("lease mutex").clone();
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(Timestamp::now()));
@@ -689,7 +697,10 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
             )
             .await;
         match result {
-            Ok(renewed) => *shared.lease.lock().expect("lease mutex") = renewed,
+            Ok(renewed) => {
+                *shared.lease.lock().expect("lease mutex") = renewed;
+                *shared.renewed.lock().expect("renewal mutex") = std::time::Instant::now();
+            }
             Err(ClusterError::Api {
                 code: 409 | 404, ..
             }) => {
@@ -699,6 +710,7 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
                 match backend.get_lease().await {
                     Ok(Some(now)) if lease_holder(&now).id == ours => {
                         *shared.lease.lock().expect("lease mutex") = now;
+                        *shared.renewed.lock().expect("renewal mutex") = std::time::Instant::now();
                     }
                     _ => {
                         shared.lost.store(true, Ordering::SeqCst);
@@ -726,6 +738,12 @@ pub struct KubernetesLock {
 
 impl KubernetesLock {
     fn check_held(&self) -> Result<(), StateError> {
+        let lapsed = self.shared.renewed.lock().expect("renewal mutex").elapsed()
+            > Duration::from_secs(u64::from(self.backend.lease_seconds));
+        if lapsed {
+            // The renewer must not bring it back: another run may have taken it meanwhile.
+            self.shared.lost.store(true, Ordering::SeqCst);
+        }
         if self.shared.lost.load(Ordering::SeqCst) {
             return Err(StateError::LockLost(self.backend.lease_location()));
         }
@@ -967,6 +985,10 @@ impl Lock for KubernetesLock {
 
     fn read(&mut self) -> StateFuture<'_, Option<State>> {
         Box::pin(self.read_locked())
+    }
+
+    fn check_held(&self) -> Result<(), StateError> {
+        KubernetesLock::check_held(self)
     }
 
     fn write<'a>(&'a mut self, state: &'a mut State) -> StateFuture<'a, ()> {

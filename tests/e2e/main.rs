@@ -45,6 +45,7 @@ mod redis_durability;
 // The real binary against fake-apiserver.
 mod examples;
 mod faults;
+mod fencing;
 mod integrity;
 mod interrupt;
 mod kill;
