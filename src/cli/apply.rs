@@ -20,7 +20,8 @@ use crate::plan::{Plan, looks_like_plan_file};
 pub struct ApplyArgs {
     /// A stack file, or a plan file saved with `plan --out`.
     pub target: PathBuf,
-    /// Do not ask for confirmation.
+    /// Apply without asking for `yes` (required without a terminal). A plan file is applied
+    /// without asking anyway: it was reviewed when it was saved.
     #[arg(long)]
     pub auto_approve: bool,
     /// Allow changes that delete, replace or shrink the Redis volume.

@@ -13,7 +13,9 @@ use crate::output::{Format, print_stdout, render_plan};
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
+    /// The stack file whose objects to delete.
     pub stack: PathBuf,
+    /// Destroy without asking for `yes` (required without a terminal).
     #[arg(long)]
     pub auto_approve: bool,
     /// Also delete the protected Redis volume (PVC).

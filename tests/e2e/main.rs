@@ -27,6 +27,7 @@ mod support;
 
 // Stack files: validation, input bounds, the diff command; usage errors.
 mod diff_cli;
+mod help_text;
 mod input_bounds;
 mod stack_validation;
 mod usage_exit;
