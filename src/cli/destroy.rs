@@ -26,6 +26,7 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
+    super::ci::refuse_default_state(&args.stack, "destroy")?;
     let engine = args.cluster.engine();
     let mode = Mode::Destroy {
         allow_data_loss: args.allow_data_loss,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod args;
+mod ci;
 mod confirm;
 mod destroy;
 mod diff;

@@ -53,6 +53,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create the plan directory `{}`", dir.display()))?;
     }
+    super::ci::warn_default_state(&args.stacks, color);
     let engine = args.cluster.engine();
     let view = args.review.view(args.format.format, color);
     let count = args.stacks.len();

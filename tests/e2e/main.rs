@@ -44,6 +44,7 @@ mod redis_conf;
 mod redis_durability;
 
 // The real binary against fake-apiserver.
+mod ci_state;
 mod examples;
 mod faults;
 mod integrity;
