@@ -646,6 +646,31 @@ fn ci_review_posts_one_comment_and_updates_it_on_the_next_push() {
     );
 }
 
+/// A comment API that refuses (a wrong or read-only token) is one clear line naming the
+/// permission, not a bare HTTP error; nothing is posted.
+#[test]
+fn ci_review_says_what_a_refused_comment_needs() {
+    let dir = repo();
+    let (url, comments) = comment_api::start();
+    let env = [
+        ("BASE_REF", "main"),
+        ("GITHUB_REPOSITORY", "acme/ml"),
+        ("PR_NUMBER", "7"),
+        ("GITHUB_TOKEN", "not-the-token"),
+        ("GITHUB_API_URL", url.as_str()),
+    ];
+    let r = ci_script(dir.path(), "comment", &env);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(
+        r.stderr,
+        "ci-review: the comment API refused (HTTP 401: Bad credentials); the token needs \
+         `pull-requests: write` (a pull request from a fork only ever gets a read-only token: \
+         set PR_FROM_FORK=true)\n",
+        "{r}"
+    );
+    assert!(comments.lock().unwrap().items.is_empty());
+}
+
 /// `ci-review.sh plan` then `apply`: each changed stack is planned and saved, a stack that fails
 /// to plan is reported and the others go on, a removed stack is never destroyed, and apply
 /// applies exactly the saved plans and checks that nothing is left to do.
