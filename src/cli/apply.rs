@@ -20,7 +20,8 @@ use crate::plan::{Plan, looks_like_plan_file};
 pub struct ApplyArgs {
     /// A stack file, or a plan file saved with `plan --out`.
     pub target: PathBuf,
-    /// Do not ask for confirmation.
+    /// Apply without asking for `yes` (required without a terminal). A plan file is applied
+    /// without asking anyway: it was reviewed when it was saved.
     #[arg(long)]
     pub auto_approve: bool,
     /// Allow changes that delete, replace or shrink the Redis volume.
@@ -32,7 +33,20 @@ pub struct ApplyArgs {
 
 pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
     let engine = args.cluster.engine();
-    let prepared = if looks_like_plan_file(&args.target) {
+    let plan_file = looks_like_plan_file(&args.target);
+    let stack_file = if plan_file {
+        // The stack a saved plan was made from; a file that does not read is the engine's to
+        // report.
+        crate::plan::read_plan_file(&args.target)
+            .ok()
+            .map(|p| PathBuf::from(p.binding.stack_file))
+    } else {
+        Some(args.target.clone())
+    };
+    if let Some(stack_file) = stack_file {
+        super::ci::refuse_default_state(&stack_file, "apply")?;
+    }
+    let prepared = if plan_file {
         // A saved plan was reviewed already: it is applied as it is, without asking.
         let p = engine.prepare_plan_file(&args.target).await?;
         guard(&p.plan, args.allow_data_loss)?;

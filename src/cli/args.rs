@@ -1,6 +1,7 @@
-//! Arguments several commands share: where the cluster is (`--context`, `--kubeconfig`,
-//! `--request-timeout`, turned into the engine's `Target`) and how a review document is sized
-//! and marked (`--max-bytes`, `--marker`).
+//! Arguments several commands share, each defined and documented once: where the cluster is
+//! (`--context`, `--kubeconfig`, `--request-timeout`, turned into the engine's `Target`), how a
+//! result is printed (`--format`), and how a review document is sized and marked
+//! (`--max-bytes`, `--marker`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,10 +14,10 @@ use crate::engine::{Engine, Target};
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// kubeconfig context to use (default: the stack's `cluster.context`, else the current context).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// Deadline of each Kubernetes API call, retries of 429/503/504 answers included
     /// ("30s", "2m"; a bare number is seconds).
@@ -24,6 +25,7 @@ pub struct ClusterArgs {
         long,
         value_name = "DURATION",
         env = "RAYSTACK_REQUEST_TIMEOUT",
+        hide_env_values = true,
         default_value = "60s",
         value_parser = parse_request_timeout
     )]
@@ -51,6 +53,15 @@ fn parse_request_timeout(s: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+/// `--format`, the same on every command that prints a result (`plan`, `diff`, `show`, `verify`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FormatArgs {
+    /// How to print the result: `text` for a terminal or a log, `json` for programs (one
+    /// document on stdout), `markdown` for a pull-request comment or a change record.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::output::Format::Text)]
+    pub format: crate::output::Format,
 }
 
 /// How a review document (several stacks, or a pull-request comment) is sized and marked.

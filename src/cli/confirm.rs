@@ -1,5 +1,5 @@
 //! Asking for `yes` before a command changes or disrupts something. Only a terminal is asked;
-//! without one the command refuses unless its flag (`--auto-approve`, `--force`, `--yes`)
+//! without one the command refuses unless `--auto-approve` (every command's one name for it)
 //! answered already.
 
 use std::io::{BufRead, IsTerminal, Write};

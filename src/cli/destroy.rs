@@ -13,7 +13,9 @@ use crate::output::{Format, print_stdout, render_plan};
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
+    /// The stack file whose objects to delete.
     pub stack: PathBuf,
+    /// Destroy without asking for `yes` (required without a terminal).
     #[arg(long)]
     pub auto_approve: bool,
     /// Also delete the protected Redis volume (PVC).
@@ -24,6 +26,7 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
+    super::ci::refuse_default_state(&args.stack, "destroy")?;
     let engine = args.cluster.engine();
     let mode = Mode::Destroy {
         allow_data_loss: args.allow_data_loss,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 
-use super::args::ReviewArgs;
+use super::args::{FormatArgs, ReviewArgs};
 use super::review::{exit_code, print};
 use crate::output::review::{Describe, Outcome, marker};
 use crate::output::{Format, print_stdout};
@@ -22,8 +22,8 @@ pub struct DiffArgs {
     /// Compare with the stack files' versions at this git revision (branch, tag, commit).
     #[arg(long, value_name = "GITREF")]
     pub base: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -45,7 +45,7 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
             title: "diff".into(),
             full_hint: "Run `raystack diff` with `--max-bytes 0` to see everything.".into(),
         };
-        let view = args.review.view(args.format, color);
+        let view = args.review.view(args.format.format, color);
         print(&outcomes, view, &args.review, describe)?;
         return Ok(exit_code(&outcomes, args.detailed_exitcode));
     };
@@ -63,7 +63,7 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
         .collect();
     let title = format!("diff against `{reference}`");
     if outcomes.is_empty() {
-        print_stdout(&match args.format {
+        print_stdout(&match args.format.format {
             Format::Json => "[]\n".to_string(),
             Format::Markdown => format!(
                 "{}\n**raystack {title}**: no stack file changed.\n",
@@ -76,7 +76,7 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
     let full_hint = format!(
         "Run `raystack diff --base {reference}` with `--max-bytes 0` (or `--format text`) to see everything."
     );
-    let view = args.review.view(args.format, color);
+    let view = args.review.view(args.format.format, color);
     print(&outcomes, view, &args.review, Describe { title, full_hint })?;
     Ok(exit_code(&outcomes, args.detailed_exitcode))
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apply;
 mod args;
+mod ci;
 mod confirm;
 mod destroy;
 mod diff;
@@ -23,7 +24,7 @@ mod validate;
 mod verify;
 
 pub use crate::output::{ColorChoice, Format};
-pub use args::{ClusterArgs, ReviewArgs};
+pub use args::{ClusterArgs, FormatArgs, ReviewArgs};
 
 /// Provision a fault-tolerant Ray cluster with a durable Redis on Kubernetes: plan, review, apply.
 #[derive(Debug, Parser)]
@@ -31,7 +32,8 @@ pub use args::{ClusterArgs, ReviewArgs};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// When to color output.
+    /// When to color output: `auto` colors a terminal (and honours NO_COLOR), `always`,
+    /// `never`.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 }
@@ -41,14 +43,15 @@ pub enum Command {
     /// Check stack files; no cluster needed. Exit 0 when all are valid, 1 otherwise.
     Validate {
         /// Stack files.
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "STACK")]
         stacks: Vec<PathBuf>,
     },
     /// Print the desired Kubernetes objects as YAML (Secret values are never rendered).
     Render {
+        /// The stack file to render.
         stack: PathBuf,
         /// Write one YAML file per object into DIR instead of printing.
-        #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+        #[arg(long = "out-dir", value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
     /// Compare the stack with the cluster and state; show what apply would do.
@@ -59,9 +62,10 @@ pub enum Command {
     Destroy(destroy::DestroyArgs),
     /// Show a saved plan file.
     Show {
+        /// A plan file saved with `plan --out` or `plan --out-dir`.
         planfile: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[command(flatten)]
+        format: args::FormatArgs,
     },
     /// Compare two revisions of stack files (e.g. a pull request's base and head): no cluster,
     /// no state. Flags DATA LOSS like `plan`.
@@ -92,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args, color).await,
         Command::Apply(args) => interrupted_is_130(apply::run(args, color).await),
         Command::Destroy(args) => interrupted_is_130(destroy::run(args, color).await),
-        Command::Show { planfile, format } => plan::show(&planfile, format, color),
+        Command::Show { planfile, format } => plan::show(&planfile, format.format, color),
         Command::Diff(args) => diff::run(args, color),
         Command::State(cmd) => state::run(cmd).await,
         Command::ForceUnlock(args) => unlock::force_unlock(args).await,

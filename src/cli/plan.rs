@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::args::{ClusterArgs, ReviewArgs};
+use super::args::{ClusterArgs, FormatArgs, ReviewArgs};
 use super::review::{PlanFiles, exit_code, print};
 use crate::output::review::{Describe, Outcome};
 use crate::output::{Format, print_stdout};
@@ -15,7 +15,8 @@ use crate::plan::read_plan_file;
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    #[arg(required = true)]
+    /// Stack files; several are planned concurrently and reported in one document.
+    #[arg(required = true, value_name = "STACK")]
     pub stacks: Vec<PathBuf>,
     /// Plan against the recorded state alone: no cluster, no cloud calls.
     #[arg(long)]
@@ -26,8 +27,8 @@ pub struct PlanArgs {
     /// Save each stack's plan as DIR/<stack name>.plan.json, for `raystack apply` one by one.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -52,8 +53,9 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create the plan directory `{}`", dir.display()))?;
     }
+    super::ci::warn_default_state(&args.stacks, color);
     let engine = args.cluster.engine();
-    let view = args.review.view(args.format, color);
+    let view = args.review.view(args.format.format, color);
     let count = args.stacks.len();
     let mut files = PlanFiles::new(args.out.as_deref(), args.out_dir.as_deref());
     let saving = files.saving();

@@ -1,4 +1,4 @@
-//! `raystack render STACK [-o DIR]`: the desired objects as YAML on stdout, or one file per
+//! `raystack render STACK [--out-dir DIR]`: the desired objects as YAML on stdout, or one file per
 //! object (`NN-kind-name.yaml`, in apply order) in DIR. Secret values are never rendered.
 //! An invalid stack prints its diagnostics on stderr and exits 1.
 

@@ -17,18 +17,21 @@ use crate::state::BackendKind;
 pub enum StateCommand {
     /// List the objects recorded in a stack's state.
     List {
+        /// The stack file whose state to read.
         stack: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
     /// Show a stack's state (no secret values: only fingerprints are ever stored).
     Show {
+        /// The stack file whose state to read.
         stack: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
     /// Print the state document (the JSON the local backend stores) on stdout.
     Pull {
+        /// The stack file whose state to read.
         stack: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -36,9 +39,10 @@ pub enum StateCommand {
     /// Move the state to the other backend: same lineage, serial + 1, read back before the
     /// source is removed (a local file is kept as `<path>.migrated`).
     Migrate {
+        /// The stack file whose state to move.
         stack: PathBuf,
         /// The backend to move the state to; it comes from the other one.
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, value_name = "BACKEND")]
         to: MigrateTo,
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -47,7 +51,9 @@ pub enum StateCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MigrateTo {
+    /// The stack's `[state] path` (default `.raystack/<stack>.state.json` next to the stack file).
     Local,
+    /// Secrets in the `[state] namespace` of the cluster (default `raystack-system`).
     Kubernetes,
 }
 

@@ -13,12 +13,14 @@ use crate::state::BackendKind;
 
 #[derive(Debug, Args)]
 pub struct ForceUnlockArgs {
+    /// The stack file whose lock to release.
     pub stack: PathBuf,
     /// The lock ID, as printed by the command that found the stack locked.
     pub lock_id: String,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub force: bool,
+    /// Release the lock without asking for `yes` (required without a terminal).
+    // `--force`: the flag's name before every command spelled it `--auto-approve`.
+    #[arg(long, alias = "force")]
+    pub auto_approve: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -31,7 +33,11 @@ pub async fn force_unlock(args: ForceUnlockArgs) -> anyhow::Result<ExitCode> {
         "The lock on stack `{}` is held by {}.\nIf that run is still working, unlocking lets another run write the same state at the same time.",
         unlocking.stack, unlocking.holder
     );
-    if !confirm("Release this lock?", args.force, "pass --force")? {
+    if !confirm(
+        "Release this lock?",
+        args.auto_approve,
+        "pass --auto-approve",
+    )? {
         eprintln!("Unlock cancelled; the lock is still held.");
         return Ok(ExitCode::from(1));
     }

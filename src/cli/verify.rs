@@ -1,6 +1,6 @@
 //! `raystack verify STACK`: arguments, consent and the view. The engine plans the stack and runs
 //! the drill's preflight (`Engine::prepare_verify`), the drill is `crate::verify`; this file
-//! refuses early (no terminal without `--yes`), asks for `yes` and prints the report.
+//! refuses early (no terminal without `--auto-approve`), asks for `yes` and prints the report.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
-use super::args::ClusterArgs;
+use super::args::{ClusterArgs, FormatArgs};
 use super::confirm::confirm;
 use crate::output::verify::{StderrVerifyProgress, dry_run, report};
 use crate::output::{Format, print_stdout};
@@ -19,28 +19,33 @@ use crate::verify::report::{Disrupt, Outcome};
 /// Which pods `verify` deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DisruptArg {
+    /// The Ray head pod.
     Head,
+    /// The Redis pod (the GCS server exits with it, so the head container restarts too).
     Redis,
+    /// The Ray head pod and the Redis pod.
     Both,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// The stack file of the live cluster to drill.
     pub stack: PathBuf,
     /// Which pods to delete: the Ray head, the Redis pod, or both.
-    #[arg(long, value_enum, default_value_t = DisruptArg::Both)]
+    #[arg(long, value_enum, value_name = "PODS", default_value_t = DisruptArg::Both)]
     pub disrupt: DisruptArg,
     /// Run preflight and print exactly what the drill would do; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation (required without a terminal).
-    #[arg(long)]
-    pub yes: bool,
+    /// Run the drill without asking for `yes` (required without a terminal).
+    // `--yes`: the flag's name before every command spelled it `--auto-approve`.
+    #[arg(long, alias = "yes")]
+    pub auto_approve: bool,
     /// Bound on every wait of the drill (recovery, each probe job), e.g. "10m" or "90s".
-    #[arg(long, default_value = "10m", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout)]
     pub timeout: Duration,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub format: FormatArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -55,10 +60,10 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
-    if !args.dry_run && !args.yes && !std::io::stdin().is_terminal() {
+    if !args.dry_run && !args.auto_approve && !std::io::stdin().is_terminal() {
         bail!(
             "refusing to run the drill without confirmation: it deletes the Ray head and Redis pods of a \
-             running cluster, and stdin is not a terminal; pass --yes, or see what it would do with --dry-run"
+             running cluster, and stdin is not a terminal; pass --auto-approve, or see what it would do with --dry-run"
         );
     }
     let disrupt = match args.disrupt {
@@ -71,10 +76,10 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
         .prepare_verify(&args.stack, disrupt, args.timeout)
         .await?;
     if args.dry_run {
-        print_stdout(&dry_run(&v, args.format, color))?;
+        print_stdout(&dry_run(&v, args.format.format, color))?;
         return Ok(ExitCode::from(u8::from(v.blocked())));
     }
-    if !v.blocked() && !args.yes {
+    if !v.blocked() && !args.auto_approve {
         let t = &v.preflight.targets;
         let disrupt = v.options.disrupt;
         let mut pods = Vec::new();
@@ -91,7 +96,7 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
             t.namespace,
             t.stack
         );
-        if !confirm(&question, false, "pass --yes")? {
+        if !confirm(&question, false, "pass --auto-approve")? {
             eprintln!("Verify cancelled; nothing was changed.");
             return Ok(ExitCode::from(1));
         }
@@ -100,8 +105,8 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
     let r = v.drill(&mut progress).await;
     print_stdout(&report(
         &r,
-        args.format,
-        color && args.format == Format::Text,
+        args.format.format,
+        color && args.format.format == Format::Text,
     ))?;
     Ok(ExitCode::from(u8::from(r.result != Outcome::Pass)))
 }

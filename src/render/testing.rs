@@ -60,6 +60,7 @@ pub(crate) fn stack() -> Stack {
         },
         state: StateConfig {
             backend: StateBackend::Local,
+            backend_declared: true,
             path: PathBuf::from(".raystack/ray-prod.state.json"),
             namespace: crate::stack::DEFAULT_STATE_NAMESPACE.to_owned(),
             context: None,

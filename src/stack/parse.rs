@@ -1238,6 +1238,7 @@ fn ray_section(
 /// (never the stack's own), context and kubeconfig of the cluster holding it.
 fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> StateConfig {
     let sa = top.section(cx, "state", STATE_KEYS);
+    let backend_declared = sa.is_present("backend");
     let (backend, _) = sa.choice(
         cx,
         "backend",
@@ -1280,6 +1281,7 @@ fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> Stat
         .map(|(k, _)| expand_home(&k, &base));
     StateConfig {
         backend,
+        backend_declared,
         path,
         namespace,
         context,

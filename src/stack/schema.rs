@@ -304,6 +304,10 @@ pub struct WorkerGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     pub backend: StateBackend,
+    /// Whether the stack file names its backend (`[state] backend = …`). A stack that does not
+    /// gets the local file by default, which a CI runner throws away: `apply` and `destroy`
+    /// refuse it under `CI=true` (`cli::ci`).
+    pub backend_declared: bool,
     /// Local backend: the state file (default `.raystack/<stack>.state.json` next to the stack file).
     /// Also where `raystack state migrate --to local` puts it.
     pub path: PathBuf,

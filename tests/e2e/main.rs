@@ -27,6 +27,7 @@ mod support;
 
 // Stack files: validation, input bounds, the diff command; usage errors.
 mod diff_cli;
+mod help_text;
 mod input_bounds;
 mod stack_validation;
 mod usage_exit;
@@ -43,6 +44,7 @@ mod redis_conf;
 mod redis_durability;
 
 // The real binary against fake-apiserver.
+mod ci_state;
 mod examples;
 mod faults;
 mod fencing;

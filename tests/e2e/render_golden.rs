@@ -90,7 +90,7 @@ fn render_command_writes_one_file_per_object_in_apply_order() {
         .unwrap()
         .arg("render")
         .arg(&path)
-        .arg("-o")
+        .arg("--out-dir")
         .arg(&out_dir)
         .assert()
         .success();

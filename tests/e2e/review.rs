@@ -646,8 +646,36 @@ fn ci_review_posts_one_comment_and_updates_it_on_the_next_push() {
     );
 }
 
+/// A comment API that refuses (a wrong or read-only token) is one clear line naming the
+/// permission, not a bare HTTP error; nothing is posted.
 #[test]
-fn ci_apply_plans_and_applies_each_changed_stack_and_never_destroys() {
+fn ci_review_says_what_a_refused_comment_needs() {
+    let dir = repo();
+    let (url, comments) = comment_api::start();
+    let env = [
+        ("BASE_REF", "main"),
+        ("GITHUB_REPOSITORY", "acme/ml"),
+        ("PR_NUMBER", "7"),
+        ("GITHUB_TOKEN", "not-the-token"),
+        ("GITHUB_API_URL", url.as_str()),
+    ];
+    let r = ci_script(dir.path(), "comment", &env);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(
+        r.stderr,
+        "ci-review: the comment API refused (HTTP 401: Bad credentials); the token needs \
+         `pull-requests: write` (a pull request from a fork only ever gets a read-only token: \
+         set PR_FROM_FORK=true)\n",
+        "{r}"
+    );
+    assert!(comments.lock().unwrap().items.is_empty());
+}
+
+/// `ci-review.sh plan` then `apply`: each changed stack is planned and saved, a stack that fails
+/// to plan is reported and the others go on, a removed stack is never destroyed, and apply
+/// applies exactly the saved plans and checks that nothing is left to do.
+#[test]
+fn ci_plan_then_apply_applies_each_changed_stack_and_never_destroys() {
     let dir = repo();
     let root = dir.path();
     let fake = Fake::start(root, &["--readiness-delay-ms", "0"]);
@@ -657,18 +685,30 @@ fn ci_apply_plans_and_applies_each_changed_stack_and_never_destroys() {
         ("PLAN_DIR", plans.to_str().unwrap()),
         ("KUBECONFIG", fake.kubeconfig.to_str().unwrap()),
     ];
-    let r = ci_script(root, "apply", &env);
-    // a's class `fast-ssd` does not exist in the cluster: preflight stops it; c is applied.
+    let r = ci_script(root, "plan", &env);
+    // a's class `fast-ssd` does not exist in the cluster: preflight stops it; c is planned.
     assert_eq!(r.code, 1, "{r}");
-    assert!(r.stderr.contains("stacks/a.toml failed"), "{r}");
+    assert!(r.stderr.contains("stacks/a.toml failed to plan"), "{r}");
     assert!(
-        r.stderr
-            .contains("stacks/b.toml was removed; run `raystack destroy` on it by hand"),
+        r.stdout.contains(
+            "::warning title=raystack::stacks/b.toml was removed; run `raystack destroy` on it by hand"
+        ),
         "{r}"
     );
+    assert_eq!(
+        std::fs::read_to_string(plans.join("stacks")).unwrap(),
+        "stacks/c.toml\n"
+    );
+    assert!(plans.join("stacks__c.toml.plan.json").exists());
+    assert!(
+        fake.get("/api/v1/namespaces/ray-c").is_none(),
+        "plan applies nothing"
+    );
+
+    let r = ci_script(root, "apply", &env);
+    assert_eq!(r.code, 0, "{r}");
     assert!(fake.get("/api/v1/namespaces/ray-c").is_some(), "{r}");
     assert!(fake.get("/api/v1/namespaces/ray-a").is_none(), "{r}");
-    assert!(plans.join("stacks_c.toml.plan").exists());
 }
 
 /// `plan --out-dir DIR STACK...` saves one plan file per stack, named after the stack, and each
@@ -711,4 +751,689 @@ fn out_dir_saves_one_plan_per_stack_and_each_applies() {
     args.extend(stacks.iter().map(String::as_str));
     let r = raystack(dir.path(), &args);
     assert_eq!(r.code, 0, "every saved plan was applied: {r}");
+}
+
+/// A runner for `examples/ci/github-actions.yml` as GitHub Actions runs it, close enough to
+/// run the recipe's steps as written: each job on a fresh "runner" (its own workspace, HOME
+/// and RUNNER_TEMP, deleted when the job ends), `run:` steps in `bash -eo pipefail` with the
+/// workflow's, job's and step's `env:` and GitHub's default variables (`CI=true`,
+/// `GITHUB_PATH`, `GITHUB_ENV`, `GITHUB_STEP_SUMMARY`, …), `${{ }}` expressions from the
+/// event's context (an expression the test did not provide fails the test), and the four
+/// actions the recipe uses: checkout (a clone of the local origin repository at the event's
+/// commit), cache (a key → directory store kept across jobs), upload- and download-artifact.
+mod actions {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    /// What the event provides: `${{ }}` values by expression, secrets, and the commit.
+    pub struct Event {
+        pub name: &'static str,
+        pub sha: String,
+        pub context: HashMap<String, String>,
+        pub secrets: HashMap<String, String>,
+        /// GitHub's default variables that vary by event and repository (GITHUB_REPOSITORY,
+        /// GITHUB_API_URL).
+        pub defaults: Vec<(String, String)>,
+    }
+
+    pub struct JobRun {
+        pub ran: bool,
+        pub ok: bool,
+        /// Every step's name, and whether it ran: `name` or `name (skipped)`.
+        pub steps: Vec<String>,
+        pub stdout: String,
+        pub stderr: String,
+        pub summary: String,
+    }
+
+    pub struct Runner {
+        workflow: Value,
+        pub origin: PathBuf,
+        scratch: tempfile::TempDir,
+        cache: HashMap<String, PathBuf>,
+        artifacts: HashMap<String, PathBuf>,
+        /// Prepended to every job's PATH (the runner's tools).
+        pub tools: PathBuf,
+        /// Replaces values of the workflow's top-level `env:`.
+        pub env_overrides: HashMap<String, String>,
+        jobs_run: usize,
+    }
+
+    fn cp(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn git(dir: &Path, args: &[&str]) {
+        super::git(dir, args)
+    }
+
+    impl Runner {
+        pub fn new(workflow_file: &Path, origin: &Path, tools: &Path) -> Runner {
+            let text = std::fs::read_to_string(workflow_file).unwrap();
+            let workflow: Value = serde_norway::from_str(&text).expect("the workflow is YAML");
+            Runner {
+                workflow,
+                origin: origin.to_path_buf(),
+                scratch: tempfile::tempdir().unwrap(),
+                cache: HashMap::new(),
+                artifacts: HashMap::new(),
+                tools: tools.to_path_buf(),
+                env_overrides: HashMap::new(),
+                jobs_run: 0,
+            }
+        }
+
+        /// Runs job `name` for `event` on a fresh runner.
+        pub fn run_job(&mut self, name: &str, event: &Event) -> JobRun {
+            let job = self.workflow["jobs"][name].clone();
+            assert!(job.is_object(), "no job `{name}`");
+            let mut run = JobRun {
+                ran: false,
+                ok: true,
+                steps: Vec::new(),
+                stdout: String::new(),
+                stderr: String::new(),
+                summary: String::new(),
+            };
+            let mut outputs: HashMap<String, String> = HashMap::new();
+            let mut env: HashMap<String, String> = HashMap::new();
+            if let Some(cond) = job["if"].as_str()
+                && eval(cond, event, &env, &outputs) != "true"
+            {
+                return run;
+            }
+            run.ran = true;
+            self.jobs_run += 1;
+            let runner = self
+                .scratch
+                .path()
+                .join(format!("runner-{}", self.jobs_run));
+            let workspace = runner.join("work").join("ml");
+            let home = runner.join("home");
+            let temp = runner.join("temp");
+            for d in [&home, &temp] {
+                std::fs::create_dir_all(d).unwrap();
+            }
+            let files: Vec<(&str, PathBuf)> = [
+                "GITHUB_PATH",
+                "GITHUB_ENV",
+                "GITHUB_STEP_SUMMARY",
+                "GITHUB_OUTPUT",
+            ]
+            .into_iter()
+            .map(|k| (k, temp.join(k.to_lowercase())))
+            .collect();
+            for (_, f) in &files {
+                std::fs::write(f, "").unwrap();
+            }
+            for (k, v) in self.workflow["env"].as_object().into_iter().flatten() {
+                let v = self
+                    .env_overrides
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| scalar(v));
+                env.insert(k.clone(), v);
+            }
+            for (k, v) in job["env"].as_object().into_iter().flatten() {
+                env.insert(k.clone(), scalar(v));
+            }
+            let mut saves: Vec<(String, PathBuf)> = Vec::new();
+            for step in job["steps"].as_array().unwrap() {
+                let title = step["name"]
+                    .as_str()
+                    .or(step["uses"].as_str())
+                    .unwrap_or("run")
+                    .to_string();
+                let cond = step["if"].as_str().unwrap_or("success()");
+                let go = match cond {
+                    "success()" => run.ok,
+                    "always()" => true,
+                    c => run.ok && eval(c, event, &env, &outputs) == "true",
+                };
+                if !go {
+                    run.steps.push(format!("{title} (skipped)"));
+                    continue;
+                }
+                run.steps.push(title.clone());
+                let sub =
+                    |s: &str, env: &HashMap<String, String>, outputs: &HashMap<String, String>| {
+                        substitute(s, event, env, outputs)
+                    };
+                let with = |key: &str, env: &HashMap<String, String>| -> Option<String> {
+                    step["with"][key]
+                        .as_str()
+                        .map(|v| sub(v, env, &outputs))
+                        .map(|v| match v.strip_prefix("~/") {
+                            Some(rest) => home.join(rest).display().to_string(),
+                            None => v,
+                        })
+                };
+                if let Some(uses) = step["uses"].as_str() {
+                    let action = uses.split('@').next().unwrap();
+                    match action {
+                        "actions/checkout" => {
+                            let out = Command::new("git")
+                                .args(["clone", "-q"])
+                                .arg(&self.origin)
+                                .arg(&workspace)
+                                .output()
+                                .unwrap();
+                            assert!(
+                                out.status.success(),
+                                "{}",
+                                String::from_utf8_lossy(&out.stderr)
+                            );
+                            git(&workspace, &["checkout", "-q", &event.sha]);
+                        }
+                        "actions/cache" => {
+                            let key = with("key", &env).unwrap();
+                            let path = PathBuf::from(with("path", &env).unwrap());
+                            let hit = match self.cache.get(&key) {
+                                Some(saved) => {
+                                    cp(saved, &path);
+                                    true
+                                }
+                                None => {
+                                    saves.push((key, path));
+                                    false
+                                }
+                            };
+                            if let Some(id) = step["id"].as_str() {
+                                outputs.insert(
+                                    format!("steps.{id}.outputs.cache-hit"),
+                                    hit.to_string(),
+                                );
+                            }
+                        }
+                        "actions/upload-artifact" => {
+                            let name = with("name", &env).unwrap();
+                            let path = workspace.join(with("path", &env).unwrap());
+                            if path.exists() {
+                                let to = self.scratch.path().join("artifacts").join(&name);
+                                let _ = std::fs::remove_dir_all(&to);
+                                if path.is_dir() {
+                                    cp(&path, &to);
+                                } else {
+                                    std::fs::create_dir_all(&to).unwrap();
+                                    cp(&path, &to.join(path.file_name().unwrap()));
+                                }
+                                self.artifacts.insert(name, to);
+                            } else if with("if-no-files-found", &env).as_deref() == Some("error") {
+                                run.ok = false;
+                                run.stderr.push_str(&format!(
+                                    "upload-artifact: no files at {}\n",
+                                    path.display()
+                                ));
+                            }
+                        }
+                        "actions/download-artifact" => {
+                            let name = with("name", &env).unwrap();
+                            let path = workspace.join(with("path", &env).unwrap());
+                            let from = self
+                                .artifacts
+                                .get(&name)
+                                .unwrap_or_else(|| panic!("no artifact `{name}`"));
+                            cp(from, &path);
+                        }
+                        other => {
+                            panic!("the recipe uses `{other}`, which this runner does not know")
+                        }
+                    }
+                    continue;
+                }
+                let script = step["run"].as_str().expect("a step runs or uses");
+                let script = sub(script, &env, &outputs);
+                let mut step_env = env.clone();
+                for (k, v) in step["env"].as_object().into_iter().flatten() {
+                    step_env.insert(k.clone(), sub(&scalar(v), &env, &outputs));
+                }
+                let added_path: Vec<String> = std::fs::read_to_string(&files[0].1)
+                    .unwrap()
+                    .lines()
+                    .rev()
+                    .map(str::to_string)
+                    .collect();
+                let mut path = added_path;
+                path.push(self.tools.display().to_string());
+                path.push(std::env::var("PATH").unwrap());
+                let mut cmd = Command::new("bash");
+                cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script])
+                    .current_dir(&workspace)
+                    .env_clear()
+                    .env("PATH", path.join(":"))
+                    .env("HOME", &home)
+                    .env("RUNNER_TEMP", &temp)
+                    .env("GITHUB_WORKSPACE", &workspace)
+                    .env("CI", "true")
+                    .env("GITHUB_ACTIONS", "true")
+                    .env("NO_COLOR", "1")
+                    .envs(event.defaults.iter().map(|(k, v)| (k, v)))
+                    .envs(files.iter().map(|(k, f)| (*k, f)))
+                    .envs(&step_env);
+                let out = cmd.output().unwrap();
+                run.stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+                run.stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+                if !out.status.success() {
+                    run.ok = false;
+                }
+                // `echo NAME=value >> "$GITHUB_ENV"` sets NAME for the steps after.
+                for line in std::fs::read_to_string(&files[1].1).unwrap().lines() {
+                    if let Some((k, v)) = line.split_once('=') {
+                        env.insert(k.to_string(), v.to_string());
+                    }
+                }
+            }
+            if run.ok {
+                for (key, path) in saves {
+                    if path.exists() {
+                        let to = self.scratch.path().join("cache").join(&key);
+                        cp(&path, &to);
+                        self.cache.insert(key, to);
+                    }
+                }
+            }
+            run.summary = std::fs::read_to_string(&files[2].1).unwrap();
+            // The runner is gone: nothing of this job's directories survives it.
+            std::fs::remove_dir_all(&runner).unwrap();
+            run
+        }
+    }
+
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// `text` with every `${{ expr }}` replaced by its value.
+    fn substitute(
+        text: &str,
+        event: &Event,
+        env: &HashMap<String, String>,
+        outputs: &HashMap<String, String>,
+    ) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("}}").expect("an unclosed ${{") + start;
+            out.push_str(&eval(rest[start + 3..end].trim(), event, env, outputs));
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// An expression: `a == b`, `a != b`, `'literal'`, `env.NAME`, `steps.ID.outputs.NAME`, `secrets.NAME`, `runner.os`,
+    /// `runner.arch`, or a context value the event provides.
+    fn eval(
+        expr: &str,
+        event: &Event,
+        env: &HashMap<String, String>,
+        outputs: &HashMap<String, String>,
+    ) -> String {
+        let expr = expr.trim();
+        for op in [" != ", " == "] {
+            if let Some((a, b)) = expr.split_once(op) {
+                let equal = eval(a, event, env, outputs) == eval(b, event, env, outputs);
+                return (equal == (op == " == ")).to_string();
+            }
+        }
+        if let Some(lit) = expr.strip_prefix('\'').and_then(|e| e.strip_suffix('\'')) {
+            return lit.to_string();
+        }
+        if let Some(name) = expr.strip_prefix("env.") {
+            return env.get(name).cloned().unwrap_or_default();
+        }
+        if let Some(name) = expr.strip_prefix("secrets.") {
+            return event.secrets.get(name).cloned().unwrap_or_default();
+        }
+        if expr.starts_with("steps.") {
+            return outputs.get(expr).cloned().unwrap_or_default();
+        }
+        match expr {
+            "runner.os" => "Linux".into(),
+            "runner.arch" => "X64".into(),
+            _ => event.context.get(expr).cloned().unwrap_or_else(|| {
+                panic!(
+                    "the test provides no value for `{expr}` ({} event)",
+                    event.name
+                )
+            }),
+        }
+    }
+}
+
+/// `stack(name)` with the kubernetes state backend, as the recipe requires.
+fn k8s_stack(name: &str, replicas: u32) -> String {
+    let text = stack(name).replace(
+        "[cluster]",
+        "[state]\nbackend = \"kubernetes\"\n\n[cluster]",
+    );
+    let workers = "replicas = 1\nmin_replicas = 1\nmax_replicas = 1";
+    assert!(text.contains(workers));
+    text.replace(
+        workers,
+        &format!("replicas = {replicas}\nmin_replicas = {replicas}\nmax_replicas = {replicas}"),
+    )
+}
+
+fn head(dir: &Path) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The recipe, run as written: `examples/ci/github-actions.yml`'s jobs, steps and expressions
+/// on a local runner (`actions`), against a local git repository, a fake comment API and
+/// fake-apiserver. raystack itself is installed by the recipe's own steps from a local
+/// "raystack repository" at a pinned tag (its `cargo install` stands in by a `cargo` that
+/// records the commit it was asked to build and installs the raystack under test), once, and
+/// restored from the cache by every later job.
+///
+/// Pull request → one comment; another push → the same comment updated, not a second one; a
+/// pull request from a fork → no comment, the review in the job summary with a notice; merge →
+/// the plan job plans the changed stacks and keeps the plan files as an artifact, its runner is
+/// then deleted → the apply job, in a fresh checkout in another directory, applies exactly
+/// those plans (a removed stack is never destroyed) → a plan reports no changes.
+#[test]
+fn the_ci_recipe_runs_as_written_from_pull_request_to_apply() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/github-actions.yml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    // The placeholder is marked, and fails rather than installing something else.
+    assert!(
+        text.contains(">>> REPLACE") && text.contains("REPLACE-WITH-RAYSTACK-OWNER"),
+        "{text}"
+    );
+
+    // raystack's repository: the CI script at a tagged commit.
+    let raystack_repo = root.join("raystack");
+    std::fs::create_dir_all(raystack_repo.join("scripts")).unwrap();
+    git(&raystack_repo, &["init", "-q", "-b", "main"]);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ci-review.sh"),
+        raystack_repo.join("scripts/ci-review.sh"),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+        raystack_repo.join("Cargo.toml"),
+    )
+    .unwrap();
+    git(&raystack_repo, &["add", "."]);
+    git(&raystack_repo, &["commit", "-q", "-m", "raystack"]);
+    git(&raystack_repo, &["tag", "v9.9.9-test"]);
+    let pinned = head(&raystack_repo);
+    git(
+        &raystack_repo,
+        &["commit", "-q", "--allow-empty", "-m", "after the tag"],
+    );
+
+    // The runner's tools: a `cargo` that installs the raystack under test.
+    let tools = root.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let builds = root.join("builds.log");
+    let cargo = tools.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/usr/bin/env bash\nset -euo pipefail\n\
+             [ \"$*\" = \"install --locked --root $HOME/.raystack --path $6\" ] || {{ echo \"cargo: unexpected: $*\" >&2; exit 1; }}\n\
+             test -f \"$6/Cargo.toml\"\n\
+             git -C \"$6\" rev-parse HEAD >> '{}'\n\
+             mkdir -p \"$HOME/.raystack/bin\"\n\
+             cp '{}' \"$HOME/.raystack/bin/raystack\"\n",
+            builds.display(),
+            raystack_bin().display()
+        ),
+    )
+    .unwrap();
+    let chmod = Command::new("chmod")
+        .arg("+x")
+        .arg(&cargo)
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+
+    // The stacks repository: a and b on main, applied; a pull request scales a and adds c.
+    let origin = root.join("origin");
+    std::fs::create_dir_all(origin.join("stacks")).unwrap();
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(origin.join("stacks/a.toml"), k8s_stack("ray-a", 1)).unwrap();
+    std::fs::write(origin.join("stacks/b.toml"), k8s_stack("ray-b", 1)).unwrap();
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-q", "-m", "base"]);
+    let fake = Fake::start(root, &["--readiness-delay-ms", "0"]);
+    let kc = fake.kubeconfig.display().to_string();
+    for s in ["stacks/a.toml", "stacks/b.toml"] {
+        let r = raystack(
+            &origin,
+            &["apply", s, "--auto-approve", "--kubeconfig", &kc],
+        );
+        assert_eq!(r.code, 0, "{r}");
+    }
+    let before = head(&origin);
+    git(&origin, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(origin.join("stacks/a.toml"), k8s_stack("ray-a", 2)).unwrap();
+    std::fs::write(origin.join("stacks/c.toml"), k8s_stack("ray-c", 1)).unwrap();
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "scale a, add c"]);
+
+    let (api, comments) = comment_api::start();
+    let mut runner = actions::Runner::new(&recipe, &origin, &tools);
+    runner.env_overrides.insert(
+        "RAYSTACK_GIT".into(),
+        format!("file://{}", raystack_repo.display()),
+    );
+    runner
+        .env_overrides
+        .insert("RAYSTACK_REV".into(), "v9.9.9-test".into());
+    let pull_request = |sha: String, from: &str| actions::Event {
+        name: "pull_request",
+        sha,
+        context: [
+            ("github.event_name", "pull_request"),
+            ("github.repository", "acme/ml"),
+            ("github.event.pull_request.base.ref", "main"),
+            ("github.event.pull_request.number", "7"),
+            ("github.event.pull_request.head.repo.full_name", from),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        secrets: [("GITHUB_TOKEN".to_string(), "test-token".to_string())].into(),
+        defaults: vec![
+            ("GITHUB_REPOSITORY".into(), "acme/ml".into()),
+            ("GITHUB_API_URL".into(), api.clone()),
+        ],
+    };
+
+    // The pull request: one comment, raystack built once.
+    let review = runner.run_job("review", &pull_request(head(&origin), "acme/ml"));
+    assert!(review.ok, "review failed:\n{}", review.stderr);
+    assert_eq!(
+        review.steps,
+        [
+            "actions/checkout@v4",
+            "Cache raystack",
+            "Build raystack",
+            "Put raystack on the PATH",
+            "Review the changed stacks",
+            "Keep the full review"
+        ]
+    );
+    let first = {
+        let c = comments.lock().unwrap();
+        assert_eq!(c.items.len(), 1, "{:?}", c.requests);
+        c.items[0].clone()
+    };
+    assert!(
+        first.1.starts_with("<!-- raystack: review -->\n"),
+        "{}",
+        first.1
+    );
+    assert!(
+        first.1.contains("`ray-a`") && first.1.contains("`ray-c`"),
+        "{}",
+        first.1
+    );
+    assert_eq!(
+        std::fs::read_to_string(&builds).unwrap(),
+        format!("{pinned}\n"),
+        "built once, from the pinned tag"
+    );
+    // The plan job and push events never ran here.
+    let push_only = runner.run_job("plan", &pull_request(head(&origin), "acme/ml"));
+    assert!(!push_only.ran);
+
+    // Another push to the pull request: the same comment, updated; raystack from the cache.
+    std::fs::write(origin.join("stacks/a.toml"), k8s_stack("ray-a", 3)).unwrap();
+    git(&origin, &["commit", "-q", "-am", "scale a further"]);
+    let review = runner.run_job("review", &pull_request(head(&origin), "acme/ml"));
+    assert!(review.ok, "review failed:\n{}", review.stderr);
+    assert!(
+        review
+            .steps
+            .contains(&"Build raystack (skipped)".to_string()),
+        "{:?}",
+        review.steps
+    );
+    {
+        let c = comments.lock().unwrap();
+        assert_eq!(c.items.len(), 1, "no second comment: {:?}", c.requests);
+        assert_eq!(c.items[0].0, first.0);
+        assert_ne!(c.items[0].1, first.1, "updated");
+        assert_eq!(
+            c.requests,
+            [
+                "GET /repos/acme/ml/issues/7/comments",
+                "POST /repos/acme/ml/issues/7/comments",
+                "GET /repos/acme/ml/issues/7/comments",
+                format!("PATCH /repos/acme/ml/issues/comments/{}", first.0).as_str(),
+            ]
+        );
+    }
+
+    // The same pull request from a fork: no request to the comment API, a notice, and the
+    // review in the job summary.
+    let review = runner.run_job("review", &pull_request(head(&origin), "someone/ml"));
+    assert!(review.ok, "review failed:\n{}", review.stderr);
+    assert_eq!(comments.lock().unwrap().requests.len(), 4);
+    assert!(
+        review.stdout.contains(
+            "::notice title=raystack::pull request from a fork: the review is in the job summary"
+        ),
+        "{}",
+        review.stdout
+    );
+    assert!(
+        review.summary.starts_with("<!-- raystack: review -->\n"),
+        "{}",
+        review.summary
+    );
+
+    // Merge, and the push to main.
+    git(&origin, &["checkout", "-q", "main"]);
+    git(
+        &origin,
+        &["merge", "-q", "--no-ff", "-m", "merge #7", "feature"],
+    );
+    let push = actions::Event {
+        name: "push",
+        sha: head(&origin),
+        context: [
+            ("github.event_name", "push"),
+            ("github.repository", "acme/ml"),
+            ("github.ref", "refs/heads/main"),
+            ("github.event.before", before.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        secrets: [(
+            "RAYSTACK_KUBECONFIG".to_string(),
+            std::fs::read_to_string(&fake.kubeconfig).unwrap(),
+        )]
+        .into(),
+        defaults: vec![("GITHUB_REPOSITORY".into(), "acme/ml".into())],
+    };
+    assert!(!runner.run_job("review", &push).ran);
+    let plan = runner.run_job("plan", &push);
+    assert!(plan.ok, "plan failed:\n{}", plan.stderr);
+    assert!(
+        plan.summary.contains("`ray-a`") && plan.summary.contains("`ray-c`"),
+        "{}",
+        plan.summary
+    );
+    // Nothing applied yet.
+    assert!(fake.get("/api/v1/namespaces/ray-c").is_none());
+
+    let apply = runner.run_job("apply", &push);
+    assert!(
+        apply.ok,
+        "apply failed:\n{}\n{}",
+        apply.stdout, apply.stderr
+    );
+    assert_eq!(
+        apply.steps,
+        [
+            "actions/checkout@v4",
+            "Cache raystack",
+            "Build raystack (skipped)",
+            "Put raystack on the PATH",
+            "Cluster credentials",
+            "Download the reviewed plans",
+            "Apply exactly those plans"
+        ]
+    );
+    assert_eq!(
+        apply.stdout.matches("Apply complete! Resources: ").count(),
+        2,
+        "{}",
+        apply.stdout
+    );
+    assert!(fake.get("/api/v1/namespaces/ray-c").is_some());
+    let a = fake
+        .get("/apis/ray.io/v1/namespaces/ray-a/rayclusters/ray-a")
+        .unwrap();
+    assert_eq!(a["spec"]["workerGroupSpecs"][0]["replicas"], 3);
+    assert!(fake.get("/api/v1/namespaces/ray-b").is_some());
+    // Built once in all.
+    assert_eq!(std::fs::read_to_string(&builds).unwrap().lines().count(), 1);
+
+    // And from yet another checkout, nothing is left to do.
+    let r = raystack(
+        &origin,
+        &[
+            "plan",
+            "stacks/a.toml",
+            "stacks/b.toml",
+            "stacks/c.toml",
+            "--detailed-exitcode",
+            "--kubeconfig",
+            &kc,
+        ],
+    );
+    assert_eq!(r.code, 0, "{r}");
 }

@@ -12,6 +12,22 @@ use fake_apiserver::testing::{Client, FakeApiServer};
 
 use serde_json::Value;
 
+/// The tests run in CI, where `CI=true` makes `apply` and `destroy` refuse a stack whose
+/// `[state]` names no backend (`cli::ci`), and most test stacks name none: they are about
+/// something else, and a temp directory's state file is what they mean. So `CI` is removed from
+/// this process before `main` (no other thread exists yet, so changing the environment is
+/// sound), and every raystack the tests and benches spawn inherits its absence; the tests of
+/// the CI rule set `CI=true` on the command they run.
+#[ctor::ctor(unsafe)]
+#[allow(
+    unsafe_code,
+    reason = "runs before main, while the process has one thread"
+)]
+fn outside_ci() {
+    // SAFETY: a constructor runs before main and before any thread is spawned.
+    unsafe { std::env::remove_var("CI") }
+}
+
 pub const CRD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/kuberay/ray.io_rayclusters.v1.3.0.yaml"

@@ -235,7 +235,7 @@ fn force_unlock_on_kubernetes_needs_the_right_id_and_a_confirmation() {
     assert_eq!(r.code, 1, "{r}");
     assert!(
         r.stderr.ends_with(
-            "error: refusing to continue without confirmation: stdin is not a terminal; pass --force\n"
+            "error: refusing to continue without confirmation: stdin is not a terminal; pass --auto-approve\n"
         ),
         "{r}"
     );

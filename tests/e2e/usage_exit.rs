@@ -26,6 +26,8 @@ const COMMANDS: &[&[&str]] = &[
     &["state", "show", "stack.toml"],
     &["state", "pull", "stack.toml"],
     &["state", "migrate", "stack.toml", "--to", "local"],
+    &["force-unlock", "stack.toml", "0f0e0d0c"],
+    &["verify", "stack.toml"],
 ];
 
 #[test]

@@ -334,7 +334,7 @@ impl Drill {
         let mut args = vec![
             "verify",
             self.env.stack_arg(),
-            "--yes",
+            "--auto-approve",
             "--format",
             "json",
             "--timeout",
@@ -635,9 +635,13 @@ fn verify_on_an_embedded_stack_disrupts_the_head_only_then_fails_when_the_storag
 #[ignore = "prints a real text report for the README; run by hand"]
 fn readme_text_report() {
     let drill = Drill::start(&support::stack_toml(&support::worker("cpu", 1), "", ""));
-    let r = drill
-        .env
-        .run(&["verify", drill.env.stack_arg(), "--yes", "--timeout", "6m"]);
+    let r = drill.env.run(&[
+        "verify",
+        drill.env.stack_arg(),
+        "--auto-approve",
+        "--timeout",
+        "6m",
+    ]);
     assert_eq!(r.code, 0, "{r}{}", drill.head_logs());
     println!("---- raystack verify (text)\n{}---- end", r.stdout);
 }
