@@ -250,6 +250,9 @@ fn record(state: &mut State, c: &ResourceChange, manifest: &Value, live: &Value)
     state
         .manifests
         .insert(c.address.clone(), crate::plan::project::redact(manifest));
+    if c.adopt.is_some() {
+        state.adopted.insert(c.address.clone());
+    }
 }
 
 async fn apply_one(

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::args::ClusterArgs;
 use super::confirm::confirm;
-use crate::engine::{Engine, Mode, Prepared, guard};
+use crate::engine::{Engine, Mode, Prepared, guard, guard_adoption};
 use crate::output::plan_text::outcome_line;
 use crate::output::progress::StderrProgress;
 use crate::output::{Format, print_stdout, render_plan};
@@ -27,6 +27,14 @@ pub struct ApplyArgs {
     /// Allow changes that delete, replace or shrink the Redis volume.
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Take over objects the stack renders that already exist but were not created by raystack
+    /// (the plan marks each "adopt"); without it apply refuses and names them.
+    #[arg(long)]
+    pub adopt: bool,
+    /// With --adopt: also take over objects another deployment tool manages (Helm, Argo CD,
+    /// kapp), which would otherwise fight raystack over them.
+    #[arg(long, requires = "adopt")]
+    pub take_ownership: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -50,6 +58,7 @@ pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
         // A saved plan was reviewed already: it is applied as it is, without asking.
         let p = engine.prepare_plan_file(&args.target).await?;
         guard(&p.plan, args.allow_data_loss)?;
+        guard_adoption(&p.plan, args.adopt, args.take_ownership)?;
         p
     } else {
         let p = engine
@@ -58,6 +67,7 @@ pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("failed to plan `{}`", args.target.display()))?;
         print_stdout(&render_plan(&p.plan, Format::Text, color))?;
         guard(&p.plan, args.allow_data_loss)?;
+        guard_adoption(&p.plan, args.adopt, args.take_ownership)?;
         let question = format!("Apply these changes to stack `{}`?", p.plan.stack);
         if p.plan.has_changes() && !approved(&question, args.auto_approve, "Apply")? {
             return Ok(ExitCode::from(1));

@@ -585,6 +585,26 @@ impl Cluster {
             .collect())
     }
 
+    /// Every object of `kind` in `namespace` (one LIST; an empty list when the kind is not
+    /// served, e.g. RayCluster without KubeRay).
+    pub async fn list_in(&self, kind: Kind, namespace: &str) -> Result<Vec<Value>, ClusterError> {
+        let request = self.request(&ObjectRef::new(kind, Some(namespace), ""));
+        let params = ListParams::default();
+        let address = format!("{} in {namespace}", kind.plural());
+        let list = || async {
+            let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
+            self.client.request::<Value>(req).await
+        };
+        match self.call("list", &address, list).await {
+            Ok(mut list) => Ok(match list.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            }),
+            Err(ClusterError::Api { code: 404, .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Server-side apply of `manifest` as `manager`, forcing ownership of conflicting fields.
     /// With `dry_run`, returns what the server would hold and stores nothing.
     pub async fn apply(

@@ -37,6 +37,51 @@ pub fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a plan that takes over objects raystack did not create, unless `adopt`; one that
+/// takes them from a deployment tool (Helm, Argo CD, kapp) needs `take_ownership` as well.
+pub fn guard_adoption(plan: &Plan, adopt: bool, take_ownership: bool) -> anyhow::Result<()> {
+    let adopted: Vec<&crate::plan::ResourceChange> = plan
+        .resource_changes
+        .iter()
+        .filter(|c| c.adopt.is_some())
+        .collect();
+    let tools: Vec<String> = adopted
+        .iter()
+        .filter_map(|c| {
+            let a = c.adopt.as_ref()?;
+            a.tool
+                .as_ref()
+                .map(|t| format!("{} (managed by {t})", c.address))
+        })
+        .collect();
+    if !tools.is_empty() && !take_ownership {
+        bail!(
+            "refusing to apply: these objects are managed by another deployment tool, which would fight raystack over them:\n  {}\nremove them from that tool first, or rerun with --adopt --take-ownership to take them over",
+            tools.join("\n  ")
+        );
+    }
+    if !adopted.is_empty() && !adopt {
+        let which: Vec<String> = adopted
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (managed by {})",
+                    c.address,
+                    c.adopt
+                        .as_ref()
+                        .map(|a| a.owner.as_str())
+                        .unwrap_or("unknown")
+                )
+            })
+            .collect();
+        bail!(
+            "refusing to apply: these objects exist but were not created by raystack, and applying would take them over:\n  {}\nrerun with --adopt if the stack should own them (raystack then adds its labels and manages their fields; a Namespace it adopted is never deleted)",
+            which.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Loads a plan saved with `plan --out`, plans its stack again exactly as `apply STACK`
     /// would (the stack file at the recorded path relative to the working directory, the

@@ -26,7 +26,7 @@ mod prepare;
 mod state;
 mod verify;
 
-pub use apply::guard;
+pub use apply::{guard, guard_adoption};
 pub use diff::{Diffed, diff_at_revision, diff_files};
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};

@@ -14,6 +14,7 @@ use crate::state::{ResourceState, State, applied_hash};
 
 use super::listing::Listing;
 use crate::apply::secret::{self, PASSWORD_KEY};
+use crate::plan::ownership;
 
 /// What a plan is made from, besides the cluster.
 pub struct PlanInputs<'a> {
@@ -153,9 +154,9 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
         })
     {
         let (n, d) = desired.remove(at);
-        let change = observe_desired(d, i.desired_hashes.get(n), &i, cluster, false).await?;
-        namespace_absent = change.action == Action::Create;
-        first.push(change);
+        let observed = observe_desired(d, i.desired_hashes.get(n), &i, cluster, false).await?;
+        namespace_absent = observed.0.action == Action::Create;
+        first.push(observed);
     }
     let desired =
         futures::future::try_join_all(desired.into_iter().map(|(n, d)| {
@@ -164,13 +165,33 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
     let pruned = futures::future::try_join_all(prune_refs.iter().map(|r| async {
         let mut inputs = inputs_for(r, None, None, i.state, false);
         inputs.live = cluster.get(r).await?;
-        Ok::<_, ClusterError>(classify(inputs))
+        // Only what is provably this stack's is pruned (`plan::ownership`).
+        let refused = inputs.live.as_ref().and_then(|live| {
+            ownership::deletable(
+                r,
+                live,
+                i.state.and_then(|s| s.resource(&r.address())),
+                i.state.is_some_and(|s| s.adopted.contains(&r.address())),
+                i.stack,
+                i.namespace,
+            )
+        });
+        let mut change = classify(inputs);
+        let problem = refused.map(|why| {
+            ownership::leave_alone(&mut change, &why);
+            format!(
+                "state records `{}`, which is no longer in the stack, but raystack will not delete it: {why}; remove it from state (`raystack state pull`, edit, and write back) or delete it yourself",
+                change.address
+            )
+        });
+        Ok::<_, ClusterError>((change, problem))
     }));
     let (desired, pruned) = futures::future::try_join(desired, pruned).await?;
     // The namespace comes first in apply order.
-    plan.resource_changes.extend(first);
-    plan.resource_changes.extend(desired);
-    plan.resource_changes.extend(pruned);
+    for (change, problem) in first.into_iter().chain(desired).chain(pruned) {
+        plan.errors.extend(problem);
+        plan.resource_changes.push(change);
+    }
     Ok(plan.finish())
 }
 
@@ -181,7 +202,7 @@ async fn observe_desired(
     i: &PlanInputs<'_>,
     cluster: &Cluster,
     namespace_absent: bool,
-) -> Result<ResourceChange, ClusterError> {
+) -> Result<(ResourceChange, Option<String>), ClusterError> {
     let state = i.state;
     let r = ObjectRef::of_rendered(&desired);
     let mut inputs = inputs_for(&r, Some(desired), hash, state, false);
@@ -227,6 +248,8 @@ async fn observe_desired(
             }
         }
     };
+    // Who the live object belongs to (`plan::ownership` decides): read before it moves.
+    let claim = live.as_ref().map(|l| ownership::claim(l, i.stack));
     inputs.live = live;
     inputs.dry_run = dry_run;
     let secret_missing = r.kind == Kind::Secret
@@ -252,7 +275,25 @@ async fn observe_desired(
         }
         change.reason = Some(secret::PASSWORD_DRIFT_REASON.into());
     }
-    Ok(change)
+    let problem = match claim {
+        // Two stacks may share a namespace: the one that created it keeps it.
+        Some(ownership::Claim::OtherStack(other)) if r.kind == Kind::Namespace => {
+            ownership::leave_alone(
+                &mut change,
+                &format!("shared with stack `{other}`, which created it and manages it"),
+            );
+            None
+        }
+        Some(ownership::Claim::OtherStack(other)) => {
+            Some(ownership::other_stack_problem(&change.address, &other))
+        }
+        Some(ownership::Claim::Unowned(adoption)) => {
+            change.adopt = Some(adoption);
+            None
+        }
+        Some(ownership::Claim::Ours) | None => None,
+    };
+    Ok((change, problem))
 }
 
 /// The dry-run of a desired object that is unchanged in the stack since the last apply or
@@ -345,16 +386,44 @@ pub async fn plan_destroy(
             refs.push(r);
         }
     }
+    // This stack's objects found without any state: another state of the stack exists.
+    let mut without_state = Vec::new();
     for r in refs {
-        let tracked = i.state.and_then(|s| s.resource(&r.address())).is_some();
+        let recorded = i.state.and_then(|s| s.resource(&r.address()));
+        let tracked = recorded.is_some();
         let mut inputs = inputs_for(&r, None, None, i.state, false);
         inputs.live = cluster.get(&r).await?;
         if !tracked && inputs.live.is_none() {
             continue;
         }
         let gone = inputs.live.is_none();
+        // Only what is provably this stack's is deleted (`plan::ownership`).
+        let refused = match &inputs.live {
+            None => None,
+            Some(live) => {
+                let adopted = i.state.is_some_and(|s| s.adopted.contains(&r.address()));
+                let mut why =
+                    ownership::deletable(&r, live, recorded, adopted, i.stack, i.namespace);
+                if why.is_none() && r.kind == Kind::Namespace {
+                    why = if tracked {
+                        namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?
+                    } else {
+                        Some("state does not record it, so raystack did not create it".into())
+                    };
+                }
+                if why.is_none() && i.state.is_none() {
+                    without_state.push(r.address());
+                }
+                why
+            }
+        };
         let mut c: ResourceChange = classify(inputs);
         c.manifest = None;
+        if let Some(why) = refused {
+            ownership::leave_alone(&mut c, &why);
+            plan.resource_changes.push(c);
+            continue;
+        }
         if gone {
             // Deleted outside raystack (e.g. with its namespace): nothing is left to delete,
             // keep or lose; destroy only drops the state entry and says so.
@@ -390,7 +459,49 @@ pub async fn plan_destroy(
         }
         plan.resource_changes.push(c);
     }
+    if !without_state.is_empty() {
+        plan.errors.push(format!(
+            "stack `{}` has no state here, but the cluster holds its objects ({}): another state of this stack exists (another checkout, or a copy of the stack file that lost its `[state]` section); destroy with that state (the right `[state]`, or `raystack state pull` from it), or delete them yourself",
+            i.stack,
+            without_state.join(", ")
+        ));
+    }
     plan.resource_changes
         .sort_by_key(|c| std::cmp::Reverse(c.kind.apply_rank()));
     Ok(plan.finish())
+}
+
+/// Why the stack's namespace must be kept: what is in it that raystack did not create (none:
+/// `None`). Lists the kinds a team would put there ([`ownership::CONTENT_KINDS`]).
+async fn namespace_contents_refusal(
+    namespace: &str,
+    stack: &str,
+    state: Option<&State>,
+    cluster: &Cluster,
+) -> Result<Option<String>, ClusterError> {
+    let uids: Vec<&str> = state
+        .map(|s| s.resources.iter().map(|r| r.uid.as_str()).collect())
+        .unwrap_or_default();
+    let lists = futures::future::try_join_all(
+        ownership::CONTENT_KINDS
+            .iter()
+            .map(|kind| cluster.list_in(*kind, namespace)),
+    )
+    .await?;
+    let mut foreign = Vec::new();
+    for (kind, items) in ownership::CONTENT_KINDS.iter().zip(&lists) {
+        foreign.extend(ownership::foreign_contents(*kind, items, &uids, stack));
+    }
+    Ok((!foreign.is_empty()).then(|| {
+        let shown = foreign.len().min(5);
+        format!(
+            "it holds objects raystack did not create ({}{}); they and the namespace are kept",
+            foreign[..shown].join(", "),
+            if foreign.len() > shown {
+                format!(" and {} more", foreign.len() - shown)
+            } else {
+                String::new()
+            }
+        )
+    }))
 }

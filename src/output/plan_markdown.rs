@@ -6,6 +6,7 @@
 use super::plan_text::{
     Detail, change_notes, data_loss_line, diff_lines_with, durability_rows, summary_line, verb,
 };
+use crate::plan::ownership::left_alone;
 use crate::plan::{Action, Plan};
 use crate::preflight::Severity;
 
@@ -199,10 +200,19 @@ pub fn changes(plan: &Plan, detail: Detail) -> String {
     let unchanged = plan
         .resource_changes
         .iter()
-        .filter(|c| c.action == Action::NoOp)
+        .filter(|c| c.action == Action::NoOp && left_alone(c).is_none())
         .count();
     if unchanged > 0 && detail < Detail::Essentials {
         out.push_str(&format!("{unchanged} object(s) unchanged.\n"));
+    }
+    for c in &plan.resource_changes {
+        if let Some(why) = left_alone(c) {
+            out.push_str(&format!(
+                "\nLeft alone: <code>{}</code>: {}\n",
+                c.address,
+                escape(why)
+            ));
+        }
     }
     out
 }

@@ -6,6 +6,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::yaml::{to_yaml, with_yaml};
 use super::{BOLD, GREEN, RED, YELLOW, paint};
+use crate::plan::ownership::left_alone;
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::preflight::Severity;
 
@@ -129,6 +130,17 @@ pub fn data_loss_line(plan: &Plan) -> Option<String> {
 /// other notes. Shared by the text and Markdown renderings.
 pub fn change_notes(c: &ResourceChange) -> Vec<(&'static str, &str)> {
     let mut out = Vec::new();
+    if let Some(a) = &c.adopt {
+        out.push((
+            "adopt",
+            if a.tool.is_some() {
+                "exists, not created by raystack, and managed by another deployment tool: apply takes it over only with --adopt --take-ownership"
+            } else {
+                "exists but was not created by raystack: apply takes it over only with --adopt"
+            },
+        ));
+        out.push(("owner", a.owner.as_str()));
+    }
     if let Some(why) = &c.data_loss_reason {
         out.push(("data loss", why.as_str()));
     }
@@ -312,7 +324,7 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
     let unchanged: Vec<&str> = plan
         .resource_changes
         .iter()
-        .filter(|c| c.action == Action::NoOp)
+        .filter(|c| c.action == Action::NoOp && left_alone(c).is_none())
         .map(|c| c.address.as_str())
         .collect();
     if detail < Detail::Essentials
@@ -321,6 +333,20 @@ pub fn render_with(plan: &Plan, color: bool, detail: Detail) -> String {
         && plan.kept.is_empty()
     {
         out.push_str(&format!("Unchanged: {}\n\n", unchanged.join(", ")));
+    }
+    // What raystack will not touch because it is not provably this stack's: always said.
+    let alone: Vec<(&str, &str)> = plan
+        .resource_changes
+        .iter()
+        .filter_map(|c| Some((c.address.as_str(), left_alone(c)?)))
+        .collect();
+    if !alone.is_empty() {
+        out.push_str(&paint(color, BOLD, "Left alone"));
+        out.push('\n');
+        for (address, why) in alone {
+            out.push_str(&format!("  {address}: {why}\n"));
+        }
+        out.push('\n');
     }
     if !plan.kept.is_empty() && detail < Detail::Essentials {
         out.push_str(&paint(color, BOLD, "Kept"));

@@ -32,6 +32,7 @@ fn change(
         data_loss_reason: None,
         rollout: None,
         notes: Vec::new(),
+        adopt: None,
         drift: None,
         before,
         after,

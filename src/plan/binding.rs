@@ -251,6 +251,7 @@ mod tests {
             data_loss_reason: None,
             rollout: None,
             notes: vec![],
+            adopt: None,
             drift: None,
             before: None,
             after: None,

@@ -86,6 +86,7 @@ fn change(addr: &str, base: Option<&Value>, head: Option<&Value>) -> ResourceCha
         data_loss_reason: None,
         rollout: None,
         notes: Vec::new(),
+        adopt: None,
         drift: None,
         before,
         after,

@@ -345,6 +345,7 @@ mod tests {
             data_loss_reason: None,
             rollout: None,
             notes: Vec::new(),
+            adopt: None,
             drift: None,
             before,
             after,

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod diff;
 pub mod kuberay;
 pub mod model;
+pub mod ownership;
 pub mod project;
 
 pub use compare::compare;

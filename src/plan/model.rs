@@ -67,6 +67,10 @@ pub struct ResourceChange {
     /// What else the plan must tell about this change (e.g. a volume KubeRay keeps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The live object exists but raystack did not create it: applying takes it over
+    /// (`--adopt`; `--take-ownership` when a deployment tool manages it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<super::ownership::Adoption>,
     /// Set when the live object changed outside raystack: what was seen.
     pub drift: Option<String>,
     pub before: Option<Value>,

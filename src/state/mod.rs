@@ -52,6 +52,10 @@ pub struct State {
     /// with these, so it can tell an in-place update from a replacement as an online plan does.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub manifests: BTreeMap<String, serde_json::Value>,
+    /// Addresses of the objects raystack adopted (they existed before its first apply) rather
+    /// than created: a Namespace among them is never deleted.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub adopted: std::collections::BTreeSet<String>,
 }
 
 /// One Kubernetes object raystack applied.
@@ -90,6 +94,7 @@ impl State {
             resources: Vec::new(),
             secrets: Vec::new(),
             manifests: BTreeMap::new(),
+            adopted: Default::default(),
         }
     }
 

@@ -52,6 +52,7 @@ mod integrity;
 mod interrupt;
 mod kill;
 mod kuberay;
+mod ownership;
 mod plan_apply;
 mod preflight;
 mod resilience;

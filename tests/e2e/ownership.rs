@@ -1,0 +1,308 @@
+//! raystack acts only on what is provably its stack's: the real binary against fake-apiserver.
+//! Each way of deleting a stranger's object is tried, and the victim must still exist after the
+//! command: destroy of a never-applied stack in a busy namespace, destroy from a second
+//! checkout without state, two stacks sharing a namespace, an entry injected into the state
+//! document. Objects the stack would create that exist already are adopted only with `--adopt`
+//! (`--take-ownership` for a deployment tool's), and another stack's are never taken.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Creates `body` at `collection` as `kubectl create` would (its field manager).
+fn create(env: &Env, collection: &str, body: Value) {
+    let (code, text) = env.fake.request(
+        "POST",
+        &format!("{collection}?fieldManager=kubectl-client-side-apply"),
+        "application/json",
+        &body.to_string(),
+    );
+    assert_eq!(code, 201, "{text}");
+}
+
+fn namespace(env: &Env, name: &str) {
+    create(
+        env,
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    );
+}
+
+fn database_pvc(env: &Env, ns: &str) -> String {
+    create(
+        env,
+        &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "database-data"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}}}),
+    );
+    format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/database-data")
+}
+
+#[test]
+fn destroy_of_a_never_applied_stack_leaves_a_busy_namespace_alone() {
+    let env = Env::new(&[]);
+    namespace(&env, NAME);
+    let victim = database_pvc(&env, NAME);
+    let r = env.run(&[
+        "destroy",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(
+            "Left alone\n  Namespace/e2e: it was not created by raystack (no raystack.dev/stack label; managed by unknown)\n"
+        ),
+        "{r}"
+    );
+    assert!(
+        env.fake.get(&victim).is_some(),
+        "the database volume was deleted"
+    );
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_some()
+    );
+}
+
+#[test]
+fn destroy_from_a_second_checkout_without_state_is_refused() {
+    let env = Env::new(&[]);
+    env.apply();
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::copy(&env.stack, checkout.path().join("stack.toml")).unwrap();
+    let mut cmd = env.cmd(&["destroy", "stack.toml", "--auto-approve"]);
+    cmd.current_dir(checkout.path());
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("stack `e2e` has no state here, but the cluster holds its objects ("),
+        "{r}"
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_some());
+    env.assert_no_changes();
+}
+
+/// A second stack `other` sharing namespace `e2e`, in its own file.
+fn other_stack(env: &Env) -> std::path::PathBuf {
+    let path = env.dir.path().join("other.toml");
+    let toml = stack_toml(&worker("cpu", 1), "", "")
+        .replace(&format!("name = \"{NAME}\""), "name = \"other\"");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+#[test]
+fn two_stacks_in_one_namespace_never_delete_each_others_objects() {
+    let env = Env::new(&[]);
+    env.apply();
+    let other = other_stack(&env);
+    let other = other.to_str().unwrap();
+    let r = env.run(&["apply", other, "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(
+            "  Namespace/e2e: shared with stack `e2e`, which created it and manages it\n"
+        ),
+        "{r}"
+    );
+    let rc = "/apis/ray.io/v1/namespaces/e2e/rayclusters/other";
+    let pvc = "/api/v1/namespaces/e2e/persistentvolumeclaims/other-redis-data";
+    assert!(env.fake.get(rc).is_some() && env.fake.get(pvc).is_some());
+    // Destroying the first stack, volume and all, keeps the namespace the other still uses.
+    let r = env.run(&[
+        "destroy",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .contains("  Namespace/e2e: it holds objects raystack did not create ("),
+        "{r}"
+    );
+    assert!(
+        env.fake.get(rc).is_some(),
+        "the other stack's RayCluster was deleted"
+    );
+    assert!(
+        env.fake.get(pvc).is_some(),
+        "the other stack's volume was deleted"
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
+    // And the other stack still plans as it applied.
+    let r = env.run(&["plan", other, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[test]
+fn an_entry_injected_into_state_is_not_pruned() {
+    let env = Env::new(&[]);
+    env.apply();
+    create(
+        &env,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "victim"}}),
+    );
+    let victim = "/api/v1/namespaces/default/configmaps/victim";
+    let uid = env.fake.get(victim).unwrap()["metadata"]["uid"].clone();
+    let mut state = env.state();
+    state["resources"].as_array_mut().unwrap().push(json!({
+        "address": "ConfigMap/default/victim",
+        "api_version": "v1",
+        "kind": "ConfigMap",
+        "namespace": "default",
+        "name": "victim",
+        "uid": uid,
+        "resource_version": "1",
+        "applied_hash": "0"
+    }));
+    std::fs::write(
+        env.state_path(),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains("state records `ConfigMap/default/victim`, which is no longer in the stack, but raystack will not delete it: it is outside stack `e2e`'s namespace and names"),
+        "{r}"
+    );
+    assert!(env.fake.get(victim).is_some(), "the victim was pruned");
+    let r = env.run(&[
+        "destroy",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert!(
+        env.fake.get(victim).is_some(),
+        "destroy deleted the victim:\n{r}"
+    );
+}
+
+#[test]
+fn an_existing_object_is_adopted_only_with_adopt() {
+    let env = Env::new(&[]);
+    namespace(&env, NAME);
+    create(
+        &env,
+        &format!("/api/v1/namespaces/{NAME}/configmaps"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": format!("{NAME}-redis-config")}, "data": {"redis.conf": "# by hand\n"}}),
+    );
+    let r = env.plan(&["--format", "json"]);
+    assert_eq!(r.code, 2, "{r}");
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    let adopted: Vec<(&str, &Value)> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("adopt").is_some())
+        .map(|c| (c["address"].as_str().unwrap(), &c["adopt"]))
+        .collect();
+    let addresses: Vec<&str> = adopted.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        addresses,
+        ["Namespace/e2e", "ConfigMap/e2e/e2e-redis-config"]
+    );
+    assert_eq!(adopted[1].1, &json!({"owner": "kubectl-client-side-apply"}));
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    insta::assert_snapshot!(
+        "adopt_refused_stderr",
+        r.stderr
+            .lines()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve", "--adopt"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        env.state()["adopted"],
+        json!(["ConfigMap/e2e/e2e-redis-config", "Namespace/e2e"])
+    );
+    env.assert_no_changes();
+    // A namespace raystack adopted is never deleted, even with everything else.
+    let r = env.run(&[
+        "destroy",
+        env.stack_arg(),
+        "--auto-approve",
+        "--allow-data-loss",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_some()
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_none());
+}
+
+#[test]
+fn a_helm_managed_object_needs_take_ownership_and_another_stacks_is_never_taken() {
+    let env = Env::new(&[]);
+    namespace(&env, NAME);
+    create(
+        &env,
+        &format!("/api/v1/namespaces/{NAME}/services"),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": format!("{NAME}-redis"),
+                            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                            "annotations": {"meta.helm.sh/release-name": "redis"}},
+               "spec": {"ports": [{"port": 6379}]}}),
+    );
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve", "--adopt"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("Service/e2e/e2e-redis (managed by Helm (release `redis`))"),
+        "{r}"
+    );
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--adopt",
+        "--take-ownership",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+
+    // An object labelled for another stack blocks the plan.
+    let env = Env::new(&[]);
+    namespace(&env, NAME);
+    create(
+        &env,
+        &format!("/api/v1/namespaces/{NAME}/configmaps"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": format!("{NAME}-redis-config"),
+                            "labels": {"raystack.dev/stack": "team-b"}}}),
+    );
+    let r = env.run(&[
+        "apply",
+        env.stack_arg(),
+        "--auto-approve",
+        "--adopt",
+        "--take-ownership",
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr
+            .contains("`ConfigMap/e2e/e2e-redis-config` exists and belongs to stack `team-b`"),
+        "{r}"
+    );
+    let cm = env
+        .fake
+        .get(&format!(
+            "/api/v1/namespaces/{NAME}/configmaps/{NAME}-redis-config"
+        ))
+        .unwrap();
+    assert_eq!(cm["metadata"]["labels"]["raystack.dev/stack"], "team-b");
+}
