@@ -58,6 +58,7 @@
 mod admission;
 mod audit;
 mod authz;
+mod cel;
 mod controllers;
 mod defaults;
 mod discovery;

@@ -4,6 +4,7 @@
 mod common;
 
 mod cluster;
+mod crd_rules;
 mod kubectl;
 mod kuberay_finalizer;
 mod lifecycle;
