@@ -69,6 +69,7 @@ mod key;
 pub mod kuberay;
 mod lifecycle;
 mod limits;
+mod namespaces;
 mod objects;
 mod openapi;
 mod ops;

@@ -56,6 +56,7 @@ pub fn tick(st: &mut State) {
     bind_pvcs(st);
     resize_pvcs(st);
     crate::kuberay::tick(st);
+    crate::namespaces::tick(st);
     st.quiet = quiet(st);
 }
 

@@ -159,6 +159,12 @@ impl State {
         self.get("", "namespaces", "", ns).is_some()
     }
 
+    /// The namespace is being deleted (phase `Terminating`): no new content may be created in it.
+    pub fn namespace_terminating(&self, ns: &str) -> bool {
+        self.get("", "namespaces", "", ns)
+            .is_some_and(|n| crate::util::get(n, &["metadata", "deletionTimestamp"]).is_some())
+    }
+
     /// Objects of one resource in a namespace ("" = all / cluster scope).
     pub fn list(&self, group: &str, plural: &str, ns: &str) -> Vec<(Key, &Value)> {
         self.of_kind(group, plural)

@@ -9,6 +9,7 @@ mod kubectl;
 mod kuberay_finalizer;
 mod lifecycle;
 mod limits_authz;
+mod namespaces;
 mod openapi;
 mod rules;
 mod ssa;
