@@ -75,6 +75,7 @@ mod openapi;
 mod ops;
 mod protobuf;
 mod proxy;
+mod pvc_protection;
 mod readiness;
 mod registry;
 mod schema;

@@ -36,7 +36,6 @@ fn an_in_place_backend_switch_is_refused_with_422() {
         f.apply(&path, "raystack", &raycluster("redis"), "").status,
         201
     );
-    let before = f.get(&path).body;
 
     // Server-side apply, its dry run, a merge patch and a replace: all 422, nothing stored.
     let r = f.apply(&path, "raystack", &raycluster("rocksdb"), "");
@@ -48,13 +47,18 @@ fn an_in_place_backend_switch_is_refused_with_422() {
         &json!({"spec": {"gcsFaultToleranceOptions": {"backend": "rocksdb"}}}),
     );
     assert_eq!((r.status, &r.body), (422, &invalid_backend()), "{}", r.text);
+    let before = f.get(&path).body;
     let mut replaced = before.clone();
     replaced["spec"]["gcsFaultToleranceOptions"]["backend"] = json!("rocksdb");
     let r = f.put(&path, &replaced);
     assert_eq!((r.status, &r.body), (422, &invalid_backend()), "{}", r.text);
+    let after = f.get(&path).body;
     assert_eq!(
-        f.get(&path).body["metadata"]["resourceVersion"],
-        before["metadata"]["resourceVersion"]
+        (
+            &after["spec"]["gcsFaultToleranceOptions"],
+            &after["metadata"]["generation"]
+        ),
+        (&json!({"backend": "redis"}), &json!(1))
     );
 
     // The same value again, or any other field, is an update like any other.

@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits_authz;
 mod namespaces;
 mod openapi;
+mod pvc_protection;
 mod rules;
 mod ssa;
 mod watch;
