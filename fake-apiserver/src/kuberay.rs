@@ -8,6 +8,9 @@
 //! Complete after the configured delay (or Failed, when configured to), and then drops the
 //! finalizer — also after a failure, as KubeRay does — so the object disappears.
 //!
+//! KubeRay 1.7's storage for the embedded GCS is here too ([`reconcile_gcs_pvc`],
+//! [`configure_embedded_head`]), run by the RayCluster reconcile in `readiness`.
+//!
 //! It runs with the other simulated controllers, before and after each request.
 
 pub use crate::controllers::CleanupJob;
@@ -192,4 +195,148 @@ fn cleanup(st: &mut State, k: &Key, rc: &Value) {
             .collect();
         o["metadata"]["finalizers"] = json!(f);
     });
+}
+
+/// KubeRay 1.7's storage for the embedded RocksDB GCS (`gcsFaultToleranceOptions.backend:
+/// rocksdb`): the claim the head pod mounts, `storage.claimName` when the user brings one,
+/// else `<cluster>-gcs-pvc`.
+pub fn gcs_claim(rc: &Value) -> Option<String> {
+    let ft = get(rc, &["spec", "gcsFaultToleranceOptions"])?;
+    if ft.get("backend").and_then(Value::as_str) != Some("rocksdb") {
+        return None;
+    }
+    let name = get_str(rc, &["metadata", "name"]).unwrap_or("");
+    Some(
+        get_str(ft, &["storage", "claimName"])
+            .filter(|c| !c.is_empty())
+            .map_or_else(|| format!("{name}-gcs-pvc"), str::to_string),
+    )
+}
+
+/// KubeRay 1.7's `reconcileGCSStoragePVC`: for the embedded backend without a user's
+/// `claimName`, creates `<cluster>-gcs-pvc` (label `ray.io/cluster`; `storage.size`, default
+/// 1Gi; `storage.accessModes`, default ReadWriteOnce; `storage.storageClassName`) with the
+/// RayCluster as its controller owner, so the garbage collector deletes it with the cluster
+/// (`deletionPolicy: DeleteWithCluster`, the default) — or without that owner reference for
+/// `deletionPolicy: Retain`, so it outlives the cluster and a RayCluster of the same name
+/// adopts it as it is. An existing claim of that name is adopted, its owner reference set or
+/// removed to follow the policy.
+pub fn reconcile_gcs_pvc(st: &mut State, k: &Key, rc: &Value) {
+    let Some(claim) = gcs_claim(rc) else {
+        return;
+    };
+    let storage = get(rc, &["spec", "gcsFaultToleranceOptions", "storage"]);
+    if storage
+        .and_then(|s| s.get("claimName"))
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty())
+    {
+        return; // the user's claim: KubeRay never creates, deletes or owns it
+    }
+    let retain = storage
+        .and_then(|s| s.get("deletionPolicy"))
+        .and_then(Value::as_str)
+        == Some("Retain");
+    let uid = get_str(rc, &["metadata", "uid"]).unwrap_or("").to_string();
+    let owner = json!({"apiVersion": "ray.io/v1", "kind": "RayCluster", "name": k.3,
+        "uid": uid, "controller": true, "blockOwnerDeletion": true});
+    let pk = key("", "persistentvolumeclaims", &k.2, &claim);
+    if let Some(pvc) = st.objects.get(&pk).map(|s| s.obj.clone()) {
+        if get(&pvc, &["metadata", "deletionTimestamp"]).is_some() {
+            return;
+        }
+        let refs = get(&pvc, &["metadata", "ownerReferences"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let owned = refs
+            .iter()
+            .any(|r| r.get("uid").and_then(Value::as_str) == Some(&uid));
+        if retain == owned {
+            update_by(st, &pk, MANAGER, false, |o| {
+                let mut refs: Vec<Value> = refs
+                    .into_iter()
+                    .filter(|r| r.get("uid").and_then(Value::as_str) != Some(&uid))
+                    .collect();
+                if !retain {
+                    refs.push(owner);
+                }
+                if refs.is_empty() {
+                    o["metadata"]
+                        .as_object_mut()
+                        .map(|m| m.remove("ownerReferences"));
+                } else {
+                    o["metadata"]["ownerReferences"] = json!(refs);
+                }
+            });
+        }
+        return;
+    }
+    let mut meta = json!({"name": claim, "labels": {"ray.io/cluster": k.3}});
+    if !retain {
+        meta["ownerReferences"] = json!([owner]);
+    }
+    let access = storage
+        .and_then(|s| s.get("accessModes"))
+        .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+        .cloned()
+        .unwrap_or(json!(["ReadWriteOnce"]));
+    let size = storage
+        .and_then(|s| s.get("size"))
+        .map(|s| match s {
+            Value::Number(n) => json!(n.to_string()),
+            other => other.clone(),
+        })
+        .unwrap_or(json!("1Gi"));
+    let mut spec = json!({"accessModes": access, "resources": {"requests": {"storage": size}}});
+    if let Some(class) = storage.and_then(|s| s.get("storageClassName")) {
+        spec["storageClassName"] = class.clone();
+    }
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec});
+    create_by(st, "", "v1", "persistentvolumeclaims", &k.2, pvc, MANAGER);
+}
+
+/// KubeRay 1.7's `configureEmbeddedFT` on the head pod's spec: `RAY_gcs_storage=rocksdb`,
+/// `RAY_gcs_storage_path=/data/gcs` (unless set), the claim mounted there as `gcs-storage`.
+pub fn configure_embedded_head(rc: &Value, spec: &mut Value) {
+    let Some(claim) = gcs_claim(rc) else {
+        return;
+    };
+    let sub_path = get_str(
+        rc,
+        &["spec", "gcsFaultToleranceOptions", "storage", "subPath"],
+    )
+    .unwrap_or("");
+    if let Some(c) = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .and_then(|c| c.first_mut())
+        .and_then(Value::as_object_mut)
+    {
+        let env = c.entry("env").or_insert(json!([]));
+        if let Some(env) = env.as_array_mut() {
+            for (n, v) in [
+                ("RAY_gcs_storage", "rocksdb"),
+                ("RAY_gcs_storage_path", "/data/gcs"),
+            ] {
+                if !env.iter().any(|e| e["name"] == n) {
+                    env.push(json!({"name": n, "value": v}));
+                }
+            }
+        }
+        let mut mount = json!({"name": "gcs-storage", "mountPath": "/data/gcs"});
+        if !sub_path.is_empty() {
+            mount["subPath"] = json!(sub_path);
+        }
+        if let Some(m) = c.entry("volumeMounts").or_insert(json!([])).as_array_mut() {
+            m.push(mount);
+        }
+    }
+    if let Some(v) = crate::util::obj_at(spec, &[])
+        .entry("volumes")
+        .or_insert(json!([]))
+        .as_array_mut()
+    {
+        v.push(json!({"name": "gcs-storage", "persistentVolumeClaim": {"claimName": claim}}));
+    }
 }

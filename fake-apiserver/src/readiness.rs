@@ -352,6 +352,7 @@ fn raycluster(st: &mut State, k: &Key) {
     let head_template = get(&rc, &["spec", "headGroupSpec", "template"])
         .cloned()
         .unwrap_or(json!({}));
+    crate::kuberay::reconcile_gcs_pvc(st, k, &rc);
 
     // Head pod: reuse the existing one for this cluster, else start one.
     let existing = st
@@ -390,7 +391,8 @@ fn raycluster(st: &mut State, k: &Key) {
                 meta.insert("annotations".into(), a.clone());
             }
             meta.insert("ownerReferences".into(), json!([owner_ref(&rc)]));
-            let spec = head_template.get("spec").cloned().unwrap_or(json!({}));
+            let mut spec = head_template.get("spec").cloned().unwrap_or(json!({}));
+            crate::kuberay::configure_embedded_head(&rc, &mut spec);
             match start_pod(st, &ns, &pod_name, meta, spec) {
                 Some(x) => x,
                 None => (pod_name, String::new()),
@@ -478,6 +480,30 @@ fn raycluster(st: &mut State, k: &Key) {
         }
     }
     let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": ""});
+    let head_running = st
+        .get("", "pods", &ns, &pod_name)
+        .is_some_and(|p| get_str(p, &["status", "phase"]) == Some("Running"));
+    if !head_running {
+        // The head pod waits (unscheduled: its GCS claim is missing or being deleted): KubeRay
+        // reports its Ready condition as Unknown and the cluster as not provisioned.
+        let not = |t: &str, reason: &str| json!({"type": t, "status": "False", "lastTransitionTime": now, "reason": reason, "message": ""});
+        let status = json!({
+            "desiredWorkerReplicas": desired,
+            "readyWorkerReplicas": 0,
+            "availableWorkerReplicas": 0,
+            "minWorkerReplicas": min,
+            "maxWorkerReplicas": max,
+            "endpoints": endpoints,
+            "head": {"podName": pod_name, "serviceIP": service_ip, "serviceName": svc_name},
+            "conditions": [not("HeadPodReady", "Unknown"), not("RayClusterProvisioned", "RayClusterPodsProvisioning")],
+            "lastUpdateTime": now,
+            "observedGeneration": generation,
+        });
+        controller_write(st, k, "kuberay-operator", true, |o| {
+            o["status"] = status;
+        });
+        return;
+    }
     let status = json!({
         "state": "ready",
         "desiredCPU": "0",

@@ -7,6 +7,7 @@ mod cluster;
 mod crd_rules;
 mod kubectl;
 mod kuberay_finalizer;
+mod kuberay_gcs_storage;
 mod lifecycle;
 mod limits_authz;
 mod namespaces;
