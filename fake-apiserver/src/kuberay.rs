@@ -65,6 +65,9 @@ pub fn tick(st: &mut State) {
             let rc = &s.obj;
             get(rc, &["metadata", "deletionTimestamp"]).is_some()
                 || (redis_ft(rc) && !finalizers(rc).iter().any(|f| f == CLEANUP_FINALIZER))
+                || (recreates(rc)
+                    && get(rc, &["status", "observedGeneration"])
+                        != get(rc, &["metadata", "generation"]))
         })
         .map(|(k, s)| (k.clone(), s.obj.clone()))
         .collect();
@@ -79,6 +82,7 @@ pub fn tick(st: &mut State) {
                     o["metadata"]["finalizers"] = json!(f);
                 });
             }
+            recreate(st, &k, &rc);
             continue;
         }
         // Deleting: nothing of the cluster is reconciled any more.
@@ -195,6 +199,103 @@ fn cleanup(st: &mut State, k: &Key, rc: &Value) {
             .collect();
         o["metadata"]["finalizers"] = json!(f);
     });
+}
+
+/// The head pod's annotation with the hash of the spec it was created from.
+pub const RECREATE_HASH: &str = "ray.io/upgrade-strategy-recreate-hash";
+
+/// `spec.upgradeStrategy.type: Recreate` (KubeRay 1.6+).
+fn recreates(rc: &Value) -> bool {
+    get_str(rc, &["spec", "upgradeStrategy", "type"]) == Some("Recreate")
+}
+
+/// KubeRay's `GenerateHashWithoutReplicasAndWorkersToDelete`: a hash of the spec without the
+/// worker groups' replica counts and `workersToDelete`, every template's tolerations and
+/// scheduling gates, and the upgrade strategy (what the autoscaler and Kueue change does not
+/// recreate pods).
+pub fn recreate_hash(rc: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut spec = rc.get("spec").cloned().unwrap_or(json!({}));
+    let mute = |t: &mut Value| {
+        if let Some(s) = t
+            .pointer_mut("/template/spec")
+            .and_then(Value::as_object_mut)
+        {
+            s.remove("tolerations");
+            s.remove("schedulingGates");
+        }
+    };
+    if let Some(h) = spec.get_mut("headGroupSpec") {
+        mute(h);
+    }
+    for g in spec
+        .get_mut("workerGroupSpecs")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        mute(g);
+        if let Some(m) = g.as_object_mut() {
+            for f in ["replicas", "minReplicas", "maxReplicas"] {
+                m.remove(f);
+            }
+        }
+        if let Some(s) = g.get_mut("scaleStrategy").and_then(Value::as_object_mut) {
+            s.remove("workersToDelete");
+        }
+    }
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("upgradeStrategy");
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    spec.to_string().hash(&mut h);
+    format!("{:x}", h.finish())
+}
+
+/// KubeRay's `shouldRecreatePodsForUpgrade` and what follows: when the head pod's hash is not
+/// the spec's, every pod of the cluster is deleted (pod delete hooks run) and the status
+/// stops claiming ready; the RayCluster reconcile starts new pods after the readiness delay.
+/// Returns whether it did (the reconcile goes no further then).
+pub fn recreate(st: &mut State, k: &Key, rc: &Value) -> bool {
+    if !recreates(rc) {
+        return false;
+    }
+    let expected = recreate_hash(rc);
+    let pods: Vec<(Key, Value)> = st
+        .list("", "pods", &k.2)
+        .into_iter()
+        .filter(|(_, p)| get_str(p, &["metadata", "labels", "ray.io/cluster"]) == Some(&k.3))
+        .map(|(pk, p)| (pk, p.clone()))
+        .collect();
+    let stale = pods.iter().any(|(_, p)| {
+        get_str(p, &["metadata", "labels", "ray.io/node-type"]) == Some("head")
+            && get_str(p, &["metadata", "annotations", RECREATE_HASH])
+                .is_some_and(|h| !h.is_empty() && h != expected)
+    });
+    if !stale {
+        return false;
+    }
+    for (pk, p) in pods {
+        remove_cascading(st, &pk);
+        crate::lifecycle::pod_deleted(st, &p);
+    }
+    let generation = get(rc, &["metadata", "generation"]).cloned();
+    let now = now_rfc3339();
+    update_by(st, k, MANAGER, true, |o| {
+        let head = json!({"serviceIP": o["status"]["head"]["serviceIP"], "serviceName": o["status"]["head"]["serviceName"]});
+        let status = crate::util::obj_at(o, &["status"]);
+        status.remove("state");
+        status.insert("observedGeneration".into(), json!(generation));
+        status.insert("readyWorkerReplicas".into(), json!(0));
+        status.insert("availableWorkerReplicas".into(), json!(0));
+        status.insert("head".into(), head);
+        let conds = json!([
+            {"type": "HeadPodReady", "status": "False", "lastTransitionTime": now, "reason": "HeadPodNotFound", "message": "Head Pod not found"},
+            {"type": "RayClusterProvisioned", "status": "False", "lastTransitionTime": now, "reason": "RayClusterPodsProvisioning", "message": ""},
+        ]);
+        o["status"]["conditions"] = conds;
+    });
+    true
 }
 
 /// KubeRay 1.7's storage for the embedded RocksDB GCS (`gcsFaultToleranceOptions.backend:

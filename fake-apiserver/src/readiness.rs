@@ -353,6 +353,9 @@ fn raycluster(st: &mut State, k: &Key) {
         .cloned()
         .unwrap_or(json!({}));
     crate::kuberay::reconcile_gcs_pvc(st, k, &rc);
+    if crate::kuberay::recreate(st, k, &rc) {
+        return;
+    }
 
     // Head pod: reuse the existing one for this cluster, else start one.
     let existing = st
@@ -387,9 +390,15 @@ fn raycluster(st: &mut State, k: &Key) {
             labels.insert("app.kubernetes.io/name".into(), json!("kuberay"));
             let mut meta = Map::new();
             meta.insert("labels".into(), Value::Object(labels));
-            if let Some(a) = get(&head_template, &["metadata", "annotations"]) {
-                meta.insert("annotations".into(), a.clone());
-            }
+            let mut annotations = get(&head_template, &["metadata", "annotations"])
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            annotations.insert(
+                crate::kuberay::RECREATE_HASH.into(),
+                json!(crate::kuberay::recreate_hash(&rc)),
+            );
+            meta.insert("annotations".into(), Value::Object(annotations));
             meta.insert("ownerReferences".into(), json!([owner_ref(&rc)]));
             let mut spec = head_template.get("spec").cloned().unwrap_or(json!({}));
             crate::kuberay::configure_embedded_head(&rc, &mut spec);

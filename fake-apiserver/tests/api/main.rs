@@ -8,6 +8,7 @@ mod crd_rules;
 mod kubectl;
 mod kuberay_finalizer;
 mod kuberay_gcs_storage;
+mod kuberay_recreate;
 mod lifecycle;
 mod limits_authz;
 mod namespaces;
