@@ -24,7 +24,8 @@
 //! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
 //!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
 //!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status, and the
-//!   Redis cleanup finalizer with its Job on deletion).
+//!   Redis cleanup finalizer with its Job on deletion), and, when asked for
+//!   ([`Options::simulate_autoscaler`]), the Ray autoscaler scaling autoscaled worker groups.
 //! - The services/proxy subresource (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`),
 //!   forwarded to a local URL per Service port ([`Options::service_proxy`], `--service-proxy`), with a
 //!   real API server's 404 (no Service) and 503 (no ready pod behind it).
@@ -58,6 +59,7 @@
 mod admission;
 mod audit;
 mod authz;
+mod autoscaler;
 mod cel;
 mod controllers;
 mod defaults;

@@ -535,6 +535,12 @@ fn raycluster(st: &mut State, k: &Key) {
     controller_write(st, k, "kuberay-operator", true, |o| {
         o["status"] = status;
     });
+    // The autoscaler scales a running cluster; KubeRay reconciles the new replicas at once.
+    if crate::autoscaler::scale(st, k)
+        && let Some(s) = st.objects.get_mut(k)
+    {
+        s.ready_due = Some(Instant::now());
+    }
 }
 
 /// Completes volume expansion: a Bound claim's capacity follows a grown request.

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod autoscaler;
 mod cluster;
 mod crd_rules;
 mod kubectl;
