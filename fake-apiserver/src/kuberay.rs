@@ -8,8 +8,10 @@
 //! Complete after the configured delay (or Failed, when configured to), and then drops the
 //! finalizer — also after a failure, as KubeRay does — so the object disappears.
 //!
-//! KubeRay 1.7's storage for the embedded GCS is here too ([`reconcile_gcs_pvc`],
-//! [`configure_embedded_head`]), run by the RayCluster reconcile in `readiness`.
+//! Two more parts of KubeRay's reconcile live here, run by the RayCluster reconcile in
+//! `readiness` (and, for `Recreate`, by this controller as soon as a spec change is stored):
+//! 1.7's storage for the embedded GCS ([`reconcile_gcs_pvc`], [`configure_embedded_head`]) and
+//! 1.6's `upgradeStrategy: Recreate` ([`recreate`], [`recreate_hash`]).
 //!
 //! It runs with the other simulated controllers, before and after each request.
 

@@ -1,7 +1,12 @@
-//! Simulated controllers, run lazily before each request: PVC binding (Immediate, or WaitForFirstConsumer once a
-//! pod mounts the claim), the StatefulSet controller (pods, claims from templates, status) and the KubeRay
-//! operator (head pod, head Service, RayCluster status), each after the configured readiness delay and
-//! after any pod delete hook of theirs has finished (see `lifecycle`).
+//! Simulated controllers, run lazily before each request, and again within it until a pass writes
+//! nothing: PVC binding (Immediate, or WaitForFirstConsumer once a scheduled pod mounts the claim)
+//! and expansion, the scheduler (a controller's pod whose claim is missing or being deleted waits
+//! Pending and unscheduled, and runs once the claim is there), the StatefulSet controller (pods,
+//! claims from templates, status counting running pods) and the KubeRay operator's RayCluster
+//! reconcile (the embedded GCS claim, `Recreate`, head pod, head Service, RayCluster status), each
+//! after the configured readiness delay and after any pod delete hook of theirs has finished (see
+//! `lifecycle`). The pass also runs the other controllers: `pvc_protection`, `kuberay`,
+//! `namespaces`.
 
 use crate::objects::{
     create_by as controller_create, remove_cascading, update_by as controller_write,
