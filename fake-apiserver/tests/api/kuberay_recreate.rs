@@ -15,7 +15,8 @@ const HEADS: &str = "/api/v1/namespaces/default/pods?labelSelector=ray.io%2Fnode
 /// plays the new head starting, a pause point the test releases.
 fn fake(dir: &Path) -> Fake {
     let hook: PodHook = format!(
-        "ray.io/node-type=head:while [ ! -e {}/go ]; do sleep 0.01; done",
+        // Bounded, so a failing test leaves no process behind.
+        "ray.io/node-type=head:for i in $(seq 6000); do [ -e {}/go ] && exit 0; sleep 0.01; done; exit 1",
         dir.display()
     )
     .parse()
