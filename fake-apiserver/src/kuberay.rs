@@ -6,7 +6,9 @@
 //! pods, creates the cleanup Job `<name>-redis-cleanup` (labels `ray.io/cluster`,
 //! `ray.io/node-type: redis-cleanup`, annotation `ray.io/external-storage-namespace`), marks it
 //! Complete after the configured delay (or Failed, when configured to), and then drops the
-//! finalizer — also after a failure, as KubeRay does — so the object disappears.
+//! finalizer — also after a failure, as KubeRay does — so the object disappears. The 1.7
+//! operator also drops it once the deletion is older than `ray.io/gcs-ft-deletion-timeout`
+//! seconds (default 300), e.g. when the Job cannot be created in a namespace being deleted.
 //!
 //! Two more parts of KubeRay's reconcile live here, run by the RayCluster reconcile in
 //! `readiness` (and, for `Recreate`, by this controller as soon as a spec change is stored):
@@ -91,7 +93,15 @@ pub fn tick(st: &mut State) {
         if let Some(s) = st.objects.get_mut(&k) {
             s.ready_due = None;
         }
-        if has {
+        if has && stuck_past_timeout(st, &rc) {
+            update_by(st, &k, MANAGER, false, |o| {
+                let f: Vec<String> = finalizers(o)
+                    .into_iter()
+                    .filter(|f| f != CLEANUP_FINALIZER)
+                    .collect();
+                o["metadata"]["finalizers"] = json!(f);
+            });
+        } else if has {
             cleanup(st, &k, &rc);
         }
         if st
@@ -102,6 +112,37 @@ pub fn tick(st: &mut State) {
             remove_cascading(st, &k);
         }
     }
+}
+
+/// KubeRay 1.7's `forceRemoveGCSFTFinalizer`: a RayCluster deleted longer ago than
+/// `ray.io/gcs-ft-deletion-timeout` seconds (default 300) loses the cleanup finalizer whatever
+/// its Job did (one that could not even be created, in a namespace being deleted, included).
+/// Only the 1.7 operator does this: the simulated operator is the version of the installed
+/// CRD, and 1.7's is the one with `gcsFaultToleranceOptions.storage`.
+fn stuck_past_timeout(st: &State, rc: &Value) -> bool {
+    let is_1_7 = st.find_kind("ray.io", "RayCluster").is_some_and(|rt| {
+        rt.schema(rt.storage_version()).is_some_and(|s| {
+            s.pointer("/properties/spec/properties/gcsFaultToleranceOptions/properties/storage")
+                .is_some()
+        })
+    });
+    if !is_1_7 {
+        return false;
+    }
+    let timeout = get_str(
+        rc,
+        &["metadata", "annotations", "ray.io/gcs-ft-deletion-timeout"],
+    )
+    .and_then(|t| t.parse::<u64>().ok())
+    .filter(|t| *t > 0)
+    .unwrap_or(300);
+    let Some(since) =
+        get_str(rc, &["metadata", "deletionTimestamp"]).and_then(crate::util::parse_rfc3339)
+    else {
+        return false;
+    };
+    let now = crate::util::parse_rfc3339(&now_rfc3339()).unwrap_or(0);
+    now.saturating_sub(since) >= timeout
 }
 
 /// The finalizer's work for one deleted RayCluster: pods first, then the Job, then the finalizer.
