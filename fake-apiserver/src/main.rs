@@ -22,7 +22,8 @@ use std::time::Duration;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An in-memory Kubernetes API server for tests: server-side apply, dry run, defaults, immutable fields,
-/// discovery, and simulated readiness of PVCs, StatefulSets and RayClusters.
+/// CRD validation rules, discovery, and simulated controllers (PVC binding and protection, namespace
+/// deletion, StatefulSets, KubeRay, optionally the Ray autoscaler).
 #[derive(Parser, Debug)]
 #[command(name = "fake-apiserver", version)]
 struct Cli {
