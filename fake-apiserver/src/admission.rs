@@ -1,5 +1,6 @@
 //! Admission of a candidate object, in the order a real apiserver runs it: built-in defaulting (with the
-//! Service IP and node-port allocators), CRD schema defaulting and validation, built-in object and update
+//! Service IP and node-port allocators), CRD schema defaulting and validation (the schema's
+//! `x-kubernetes-validations` CEL rules included, [`crate::cel`]), built-in object and update
 //! validation, CRD naming rules and the PVC resize admission check.
 
 use crate::defaults;
@@ -28,7 +29,8 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
     }
     if let Some(sc) = rt.schema(rt.storage_version()) {
         schema::apply_defaults(cand, sc);
-        let causes = schema::validate(cand, sc);
+        let mut causes = schema::validate(cand, sc);
+        causes.extend(crate::cel::validate(cand, s.live, sc));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, s.name, causes));
         }

@@ -1,8 +1,9 @@
 //! How the simulated controllers are set up and what they have running, as the store holds it:
 //! the KubeRay cleanup Job's behaviour ([`CleanupJob`]) and the pod delete hooks
 //! (`--on-pod-delete SELECTOR:COMMAND`, [`Hook`]) with the ones started ([`Lifecycle`]).
-//! Plain data and child processes only: the controllers that act on the store are
-//! [`crate::kuberay`] and [`crate::lifecycle`], which sit above the store.
+//! Plain data and child processes only: the controllers that act on the store
+//! ([`crate::readiness`], [`crate::kuberay`], [`crate::lifecycle`], [`crate::namespaces`],
+//! [`crate::pvc_protection`], [`crate::autoscaler`]) sit above the store.
 
 use crate::key::Key;
 use crate::util::{get, get_str, warn};

@@ -1,5 +1,6 @@
 //! Server-side defaulting and admission mutations for built-in kinds (what a real apiserver adds to a stored
-//! object: Service IPs and policies, StatefulSet and pod template defaults, PVC class, Secret stringData, ...).
+//! object: Service IPs and policies, StatefulSet and pod template defaults, PVC class and the
+//! `kubernetes.io/pvc-protection` finalizer, Secret stringData, ...).
 
 use crate::util::{default_at, get, get_str, obj_at};
 use base64::Engine;
@@ -252,6 +253,15 @@ fn pvc(obj: &mut Value, ctx: &mut Ctx) {
             obj_at(obj, &["spec"]).insert("storageClassName".into(), json!(sc));
         }
         default_at(obj, &["status"], "phase", json!("Pending"));
+        // The StorageObjectInUseProtection admission plugin.
+        let f = obj_at(obj, &["metadata"])
+            .entry("finalizers")
+            .or_insert(json!([]));
+        if let Some(f) = f.as_array_mut()
+            && !f.iter().any(|x| x == crate::pvc_protection::FINALIZER)
+        {
+            f.push(json!(crate::pvc_protection::FINALIZER));
+        }
     }
 }
 

@@ -176,6 +176,23 @@ impl ApiError {
             details: details(name, group, plural),
         }
     }
+    /// kube-apiserver's NamespaceLifecycle admission: no new content in a namespace being deleted.
+    pub fn namespace_terminating(plural: &str, group: &str, name: &str, ns: &str) -> ApiError {
+        let mut e = ApiError::forbidden(
+            plural,
+            group,
+            name,
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        );
+        e.details["causes"] = json!([{
+            "reason": "NamespaceTerminating",
+            "message": format!("namespace {ns} is being terminated"),
+            "field": "metadata.namespace",
+        }]);
+        e
+    }
     pub fn method_not_allowed() -> ApiError {
         ApiError {
             code: 405,

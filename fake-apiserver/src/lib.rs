@@ -22,9 +22,16 @@
 //!   CRD structural pruning, schema defaults and validation; immutable fields; PVC resize admission;
 //!   no-op writes that keep the resourceVersion; Status error bodies with the real reasons and messages.
 //! - Simulated controllers, run lazily before each request after a configurable delay: PVC binding
-//!   (Immediate and WaitForFirstConsumer) and expansion, the StatefulSet controller (pods, claims from
-//!   templates, status) and the KubeRay operator (head pod, head Service, RayCluster status, and the
-//!   Redis cleanup finalizer with its Job on deletion).
+//!   (Immediate and WaitForFirstConsumer) and expansion, a scheduler (a pod whose claim is missing or
+//!   being deleted waits unscheduled), the StatefulSet controller (pods, claims from templates,
+//!   status), the namespace controller (a deleted namespace is `Terminating` until its contents are
+//!   gone through their finalizers; creates in it are refused), `kubernetes.io/pvc-protection`, and
+//!   the KubeRay operator (head pod, head Service, RayCluster status, the Redis cleanup finalizer with
+//!   its Job on deletion, 1.7's `<cluster>-gcs-pvc` for the embedded GCS per `deletionPolicy`, and
+//!   `upgradeStrategy: Recreate`), and, when asked for ([`Options::simulate_autoscaler`]), the Ray
+//!   autoscaler scaling autoscaled worker groups.
+//! - A CRD's `x-kubernetes-validations` CEL rules, transition rules (`oldSelf`) included, answering
+//!   422 as kube-apiserver does.
 //! - The services/proxy subresource (`/api/v1/namespaces/{ns}/services/{name}:{port}/proxy/...`),
 //!   forwarded to a local URL per Service port ([`Options::service_proxy`], `--service-proxy`), with a
 //!   real API server's 404 (no Service) and 503 (no ready pod behind it).
@@ -46,11 +53,11 @@
 //!   token (any other bearer token is accepted), no TLS, no HTTP/2. Request bodies are JSON (YAML for
 //!   apply), or protobuf for the kinds kubectl's typed `create` subcommands send (Namespace, ConfigMap,
 //!   Secret, Service); no CBOR. Responses are always JSON.
-//! - No version conversion beyond the `apiVersion` field, no admission webhooks, no finalizers other
-//!   than KubeRay's Redis cleanup finalizer (an object with finalizers gets a `deletionTimestamp` and
-//!   stays until they are gone; only the simulated KubeRay removes one, see [`kuberay`]), no garbage
-//!   collector beyond the cascade at delete time, no scheduler,
-//!   kubelet or real containers: pods are marked running.
+//! - No version conversion beyond the `apiVersion` field, no admission webhooks. Finalizers hold an
+//!   object with a `deletionTimestamp` until a write removes the last one; the simulated controllers
+//!   remove their own (KubeRay's Redis cleanup, `kubernetes.io/pvc-protection`, a namespace's
+//!   `kubernetes`), others wait for a client. No garbage collector beyond the cascade at delete
+//!   time, no kubelet or real containers: pods are marked running once scheduled.
 //! - Only the kinds listed above; other built-in kinds are unknown resources (404).
 //! - OpenAPI documents are JSON only: kubectl's request for `/openapi/v2` in protobuf gets 406 Not
 //!   Acceptable, which it tolerates (it reads `/openapi/v3`, served in JSON, for everything it needs).
@@ -58,6 +65,8 @@
 mod admission;
 mod audit;
 mod authz;
+mod autoscaler;
+mod cel;
 mod controllers;
 mod defaults;
 mod discovery;
@@ -68,11 +77,13 @@ mod key;
 pub mod kuberay;
 mod lifecycle;
 mod limits;
+mod namespaces;
 mod objects;
 mod openapi;
 mod ops;
 mod protobuf;
 mod proxy;
+mod pvc_protection;
 mod readiness;
 mod registry;
 mod schema;

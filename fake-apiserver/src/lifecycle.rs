@@ -14,7 +14,7 @@ use crate::util::{get, get_str};
 use serde_json::{Value, json};
 
 /// The StatefulSet or RayCluster that controls `pod`, by owner reference UID.
-fn owner_of(st: &State, pod: &Value) -> Option<Key> {
+pub fn owner_of(st: &State, pod: &Value) -> Option<Key> {
     let refs = get(pod, &["metadata", "ownerReferences"]).and_then(Value::as_array)?;
     let uid = refs
         .iter()

@@ -22,7 +22,8 @@ use std::time::Duration;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An in-memory Kubernetes API server for tests: server-side apply, dry run, defaults, immutable fields,
-/// discovery, and simulated readiness of PVCs, StatefulSets and RayClusters.
+/// CRD validation rules, discovery, and simulated controllers (PVC binding and protection, namespace
+/// deletion, StatefulSets, KubeRay, optionally the Ray autoscaler).
 #[derive(Parser, Debug)]
 #[command(name = "fake-apiserver", version)]
 struct Cli {
@@ -63,6 +64,11 @@ struct Cli {
     /// response code), as kube-apiserver's flag of the same name does.
     #[arg(long, value_name = "PATH")]
     audit_log_path: Option<PathBuf>,
+    /// Simulate the Ray autoscaler: once a RayCluster with enableInTreeAutoscaling runs, scale
+    /// each worker group whose min and max differ to its maxReplicas (field manager
+    /// python-requests).
+    #[arg(long)]
+    simulate_autoscaler: bool,
 }
 
 #[tokio::main]
@@ -81,6 +87,7 @@ async fn main() -> Result<()> {
             fail: cli.cleanup_job_fail,
         },
         audit_log: cli.audit_log_path,
+        simulate_autoscaler: cli.simulate_autoscaler,
     };
     let server = Server::bind(&opts).await?;
     server.write_kubeconfig(&cli.kubeconfig)?;

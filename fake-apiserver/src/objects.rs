@@ -2,7 +2,9 @@
 //! alike: how an object is presented at a version, which part of it field managers own, how a candidate
 //! is assembled from live system metadata plus new content, finished (generation, ordered metadata,
 //! managedFields, no-op detection) and committed (resourceVersion, readiness schedule); plus the
-//! controllers' own create and update paths and cascading removal.
+//! controllers' own create and update paths, deletion as the API server runs it (finalizers hold
+//! an object with a `deletionTimestamp`; the write that removes the last one removes it) and
+//! cascading removal.
 //!
 //! The verbs (`ops`) and the controllers (`readiness`) both build on this module; neither imports the
 //! other, so there is no import circle between them.
@@ -294,10 +296,11 @@ pub fn commit(
     if s.status_sub {
         stored.status_pinned = true;
     }
-    st.objects.insert(k, stored);
+    st.objects.insert(k.clone(), stored);
     if s.rt.is("apiextensions.k8s.io", "CustomResourceDefinition") {
         st.rebuild_types();
     }
+    remove_if_finalized(st, &k);
 }
 
 impl<'a> Slot<'a> {
@@ -325,7 +328,9 @@ pub fn create_by(
     manager: &str,
 ) -> Option<Value> {
     let rt = st.find_type(group, version, plural)?;
-    if rt.namespaced && (ns.is_empty() || !st.namespace_exists(ns)) {
+    // A real controller's create in a namespace being deleted is refused (403) too.
+    if rt.namespaced && (ns.is_empty() || !st.namespace_exists(ns) || st.namespace_terminating(ns))
+    {
         return None;
     }
     let (name, generate_name) = match get_str(&obj, &["metadata", "name"]).filter(|n| !n.is_empty())
@@ -414,9 +419,54 @@ pub fn update_by(st: &mut State, k: &Key, manager: &str, status: bool, f: impl F
     if let Some(s) = st.objects.get_mut(k) {
         s.obj = new;
     }
+    remove_if_finalized(st, k);
 }
 
-/// Removes an object, everything in it (namespaces), everything it owns, and a CRD's instances.
+/// Whether finalizers hold an object: `metadata.finalizers`, and a namespace's
+/// `spec.finalizers` (`kubernetes`, which the namespace controller removes once it is empty).
+pub fn has_finalizers(obj: &Value) -> bool {
+    let any = |path: &[&str]| {
+        get(obj, path)
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+    };
+    any(&["metadata", "finalizers"])
+        || (obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && any(&["spec", "finalizers"]))
+}
+
+/// A delete as the API server runs it for a controller or the garbage collector (background
+/// propagation): an object with finalizers only gets a `deletionTimestamp` and stays until
+/// they are gone; any other is removed with what it owns.
+pub fn delete_by(st: &mut State, k: &Key) {
+    let Some(obj) = st.objects.get(k).map(|s| &s.obj) else {
+        return;
+    };
+    if !has_finalizers(obj) {
+        remove_cascading(st, k);
+        return;
+    }
+    if get(obj, &["metadata", "deletionTimestamp"]).is_none() {
+        let now = now_rfc3339();
+        update_by(st, k, "kube-apiserver", false, |o| {
+            o["metadata"]["deletionTimestamp"] = json!(now);
+            o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        });
+    }
+}
+
+/// An object being deleted whose last finalizer a write just removed goes, as on a real API
+/// server.
+fn remove_if_finalized(st: &mut State, k: &Key) {
+    if st.objects.get(k).is_some_and(|s| {
+        get(&s.obj, &["metadata", "deletionTimestamp"]).is_some() && !has_finalizers(&s.obj)
+    }) {
+        remove_cascading(st, k);
+    }
+}
+
+/// Removes an object, everything in it (namespaces), and a CRD's instances; the objects it
+/// owns are deleted as the garbage collector does ([`delete_by`]: their finalizers hold them).
 pub fn remove_cascading(st: &mut State, k: &Key) {
     let Some(gone) = st.objects.remove(k) else {
         return;
@@ -438,21 +488,25 @@ pub fn remove_cascading(st: &mut State, k: &Key) {
                 .cloned(),
         );
     }
+    let mut owned: Vec<Key> = Vec::new();
     if let Some(uid) = get_str(&gone.obj, &["metadata", "uid"]) {
         for (k2, s) in &st.objects {
-            let owned = get(&s.obj, &["metadata", "ownerReferences"])
+            let is_owned = get(&s.obj, &["metadata", "ownerReferences"])
                 .and_then(Value::as_array)
                 .is_some_and(|refs| {
                     refs.iter()
                         .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
                 });
-            if owned {
-                follow.push(k2.clone());
+            if is_owned && !follow.contains(k2) {
+                owned.push(k2.clone());
             }
         }
     }
     for k2 in follow {
         remove_cascading(st, &k2);
+    }
+    for k2 in owned {
+        delete_by(st, &k2);
     }
     if g == "apiextensions.k8s.io" {
         st.rebuild_types();

@@ -1,7 +1,12 @@
-//! Simulated controllers, run lazily before each request: PVC binding (Immediate, or WaitForFirstConsumer once a
-//! pod mounts the claim), the StatefulSet controller (pods, claims from templates, status) and the KubeRay
-//! operator (head pod, head Service, RayCluster status), each after the configured readiness delay and
-//! after any pod delete hook of theirs has finished (see `lifecycle`).
+//! Simulated controllers, run lazily before each request, and again within it until a pass writes
+//! nothing: PVC binding (Immediate, or WaitForFirstConsumer once a scheduled pod mounts the claim)
+//! and expansion, the scheduler (a controller's pod whose claim is missing or being deleted waits
+//! Pending and unscheduled, and runs once the claim is there), the StatefulSet controller (pods,
+//! claims from templates, status counting running pods) and the KubeRay operator's RayCluster
+//! reconcile (the embedded GCS claim, `Recreate`, head pod, head Service, RayCluster status), each
+//! after the configured readiness delay and after any pod delete hook of theirs has finished (see
+//! `lifecycle`). The pass also runs the other controllers: `pvc_protection`, `kuberay`,
+//! `namespaces`.
 
 use crate::objects::{
     create_by as controller_create, remove_cascading, update_by as controller_write,
@@ -26,6 +31,20 @@ pub fn tick(st: &mut State) {
     {
         return;
     }
+    // One controller's write can give another work (a pod gone releases a claim, a claim gone
+    // empties a namespace): they run again until a pass writes nothing.
+    for _ in 0..8 {
+        let rv = st.rv;
+        pass(st, now);
+        if st.rv == rv {
+            break;
+        }
+    }
+    st.quiet = quiet(st);
+}
+
+/// One pass of every controller: the owners whose readiness is due, then the rest.
+fn pass(st: &mut State, now: Instant) {
     let due: Vec<Key> = st
         .objects
         .iter()
@@ -55,8 +74,10 @@ pub fn tick(st: &mut State) {
     }
     bind_pvcs(st);
     resize_pvcs(st);
+    crate::pvc_protection::tick(st);
+    schedule_pending(st, now);
     crate::kuberay::tick(st);
-    st.quiet = quiet(st);
+    crate::namespaces::tick(st);
 }
 
 /// Whether the controllers may rest until the next write or the next readiness due: not while
@@ -135,11 +156,31 @@ fn start_pod(
     let mut m = meta;
     m.insert("name".into(), json!(name));
     let mut spec = spec;
-    if let Some(s) = spec.as_object_mut() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": spec.clone()});
+    let unschedulable = unschedulable(st, ns, &pod);
+    if unschedulable.is_none()
+        && let Some(s) = spec.as_object_mut()
+    {
         s.entry("nodeName").or_insert(json!("fake-node"));
     }
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": spec});
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": pod["metadata"], "spec": spec});
     let created = controller_create(st, "", "v1", "pods", ns, pod, "kube-controller-manager")?;
+    if let Some(why) = unschedulable {
+        let now = now_rfc3339();
+        controller_write(
+            st,
+            &key("", "pods", ns, name),
+            "kube-scheduler",
+            true,
+            |o| {
+                o["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                "status": "False", "lastProbeTime": null, "lastTransitionTime": now,
+                "reason": "Unschedulable", "message": format!("0/1 nodes are available: {why}.")}],
+                "qosClass": "BestEffort"});
+            },
+        );
+        return Some((name.to_string(), String::new()));
+    }
     let status = running_status(st, &created);
     let ip = status["podIP"].as_str().unwrap_or("").to_string();
     controller_write(st, &key("", "pods", ns, name), "kubelet", true, |o| {
@@ -269,15 +310,31 @@ fn statefulset(st: &mut State, k: &Key) {
         meta.insert("ownerReferences".into(), json!([owner_ref(&sts)]));
         start_pod(st, &ns, &pod_name, meta, spec);
     }
+    // Ready: the pods that run (one whose claim is missing or being deleted waits unscheduled).
+    let ready = st
+        .list("", "pods", &ns)
+        .into_iter()
+        .filter(|(_, p)| {
+            get_str(p, &["status", "phase"]) == Some("Running")
+                && get(p, &["metadata", "ownerReferences"])
+                    .and_then(Value::as_array)
+                    .is_some_and(|r| {
+                        r.iter()
+                            .any(|o| o.get("uid").and_then(Value::as_str) == Some(&uid))
+                    })
+        })
+        .count() as i64;
     let mut status = Map::new();
     status.insert("observedGeneration".into(), generation);
     status.insert("replicas".into(), json!(replicas));
+    if ready > 0 {
+        status.insert("readyReplicas".into(), json!(ready));
+    }
     if replicas > 0 {
-        status.insert("readyReplicas".into(), json!(replicas));
         status.insert("currentReplicas".into(), json!(replicas));
         status.insert("updatedReplicas".into(), json!(replicas));
     }
-    status.insert("availableReplicas".into(), json!(replicas));
+    status.insert("availableReplicas".into(), json!(ready));
     status.insert("currentRevision".into(), json!(revision));
     status.insert("updateRevision".into(), json!(revision));
     status.insert("collisionCount".into(), json!(0));
@@ -300,6 +357,10 @@ fn raycluster(st: &mut State, k: &Key) {
     let head_template = get(&rc, &["spec", "headGroupSpec", "template"])
         .cloned()
         .unwrap_or(json!({}));
+    crate::kuberay::reconcile_gcs_pvc(st, k, &rc);
+    if crate::kuberay::recreate(st, k, &rc) {
+        return;
+    }
 
     // Head pod: reuse the existing one for this cluster, else start one.
     let existing = st
@@ -334,11 +395,18 @@ fn raycluster(st: &mut State, k: &Key) {
             labels.insert("app.kubernetes.io/name".into(), json!("kuberay"));
             let mut meta = Map::new();
             meta.insert("labels".into(), Value::Object(labels));
-            if let Some(a) = get(&head_template, &["metadata", "annotations"]) {
-                meta.insert("annotations".into(), a.clone());
-            }
+            let mut annotations = get(&head_template, &["metadata", "annotations"])
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            annotations.insert(
+                crate::kuberay::RECREATE_HASH.into(),
+                json!(crate::kuberay::recreate_hash(&rc)),
+            );
+            meta.insert("annotations".into(), Value::Object(annotations));
             meta.insert("ownerReferences".into(), json!([owner_ref(&rc)]));
-            let spec = head_template.get("spec").cloned().unwrap_or(json!({}));
+            let mut spec = head_template.get("spec").cloned().unwrap_or(json!({}));
+            crate::kuberay::configure_embedded_head(&rc, &mut spec);
             match start_pod(st, &ns, &pod_name, meta, spec) {
                 Some(x) => x,
                 None => (pod_name, String::new()),
@@ -426,6 +494,30 @@ fn raycluster(st: &mut State, k: &Key) {
         }
     }
     let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": ""});
+    let head_running = st
+        .get("", "pods", &ns, &pod_name)
+        .is_some_and(|p| get_str(p, &["status", "phase"]) == Some("Running"));
+    if !head_running {
+        // The head pod waits (unscheduled: its GCS claim is missing or being deleted): KubeRay
+        // reports its Ready condition as Unknown and the cluster as not provisioned.
+        let not = |t: &str, reason: &str| json!({"type": t, "status": "False", "lastTransitionTime": now, "reason": reason, "message": ""});
+        let status = json!({
+            "desiredWorkerReplicas": desired,
+            "readyWorkerReplicas": 0,
+            "availableWorkerReplicas": 0,
+            "minWorkerReplicas": min,
+            "maxWorkerReplicas": max,
+            "endpoints": endpoints,
+            "head": {"podName": pod_name, "serviceIP": service_ip, "serviceName": svc_name},
+            "conditions": [not("HeadPodReady", "Unknown"), not("RayClusterProvisioned", "RayClusterPodsProvisioning")],
+            "lastUpdateTime": now,
+            "observedGeneration": generation,
+        });
+        controller_write(st, k, "kuberay-operator", true, |o| {
+            o["status"] = status;
+        });
+        return;
+    }
     let status = json!({
         "state": "ready",
         "desiredCPU": "0",
@@ -448,6 +540,12 @@ fn raycluster(st: &mut State, k: &Key) {
     controller_write(st, k, "kuberay-operator", true, |o| {
         o["status"] = status;
     });
+    // The autoscaler scales a running cluster; KubeRay reconciles the new replicas at once.
+    if crate::autoscaler::scale(st, k)
+        && let Some(s) = st.objects.get_mut(k)
+    {
+        s.ready_due = Some(Instant::now());
+    }
 }
 
 /// Completes volume expansion: a Bound claim's capacity follows a grown request.
@@ -533,13 +631,79 @@ fn bind_pvcs(st: &mut State) {
     }
 }
 
+/// Whether a scheduled pod mounts the claim (a WaitForFirstConsumer claim binds then).
 fn mounted_by_pod(st: &State, ns: &str, claim: &str) -> bool {
     st.list("", "pods", ns).into_iter().any(|(_, p)| {
-        get(p, &["spec", "volumes"])
-            .and_then(Value::as_array)
-            .is_some_and(|vs| {
-                vs.iter()
-                    .any(|v| get_str(v, &["persistentVolumeClaim", "claimName"]) == Some(claim))
-            })
+        get_str(p, &["spec", "nodeName"]).is_some_and(|n| !n.is_empty())
+            && crate::pvc_protection::claims(p).any(|c| c == claim)
     })
+}
+
+/// Why the scheduler would not place `pod` (kube-scheduler's words): a claim it mounts is
+/// missing or being deleted.
+fn unschedulable(st: &State, ns: &str, pod: &Value) -> Option<String> {
+    crate::pvc_protection::claims(pod).find_map(|c| {
+        match st.get("", "persistentvolumeclaims", ns, c) {
+            None => Some(format!("persistentvolumeclaim {c:?} not found")),
+            Some(pvc) if get(pvc, &["metadata", "deletionTimestamp"]).is_some() => {
+                Some(format!("persistentvolumeclaim {c:?} is being deleted"))
+            }
+            Some(_) => None,
+        }
+    })
+}
+
+/// The scheduler and kubelet: a pod left unscheduled runs once its claims are there, and its
+/// owner's controller looks again.
+fn schedule_pending(st: &mut State, now: Instant) {
+    let pending: Vec<(Key, Value)> = st
+        .of_kind("", "pods")
+        .filter(|(_, s)| {
+            get_str(&s.obj, &["spec", "nodeName"]).is_none_or(str::is_empty)
+                && get_str(&s.obj, &["status", "phase"]) == Some("Pending")
+                && get(&s.obj, &["metadata", "deletionTimestamp"]).is_none()
+        })
+        .map(|(k, s)| (k.clone(), s.obj.clone()))
+        .collect();
+    for (k, pod) in pending {
+        if let Some(why) = unschedulable(st, &k.2, &pod) {
+            // The scheduler tries again and says why it still cannot.
+            let message = format!("0/1 nodes are available: {why}.");
+            let now = now_rfc3339();
+            controller_write(st, &k, "kube-scheduler", true, |o| {
+                let conds = crate::util::obj_at(o, &["status"])
+                    .entry("conditions")
+                    .or_insert(json!([]));
+                let Some(conds) = conds.as_array_mut() else {
+                    return;
+                };
+                if conds
+                    .iter()
+                    .any(|c| c["type"] == "PodScheduled" && c["message"] == json!(message))
+                {
+                    return;
+                }
+                conds.retain(|c| c["type"] != "PodScheduled");
+                conds.push(json!({"type": "PodScheduled", "status": "False",
+                    "lastProbeTime": null, "lastTransitionTime": now,
+                    "reason": "Unschedulable", "message": message}));
+            });
+            continue;
+        }
+        controller_write(st, &k, "kube-scheduler", false, |o| {
+            o["spec"]["nodeName"] = json!("fake-node");
+        });
+        let Some(scheduled) = st.objects.get(&k).map(|s| s.obj.clone()) else {
+            continue;
+        };
+        let status = running_status(st, &scheduled);
+        controller_write(st, &k, "kubelet", true, |o| {
+            o["status"] = status;
+        });
+        if let Some(owner) = crate::lifecycle::owner_of(st, &pod)
+            && let Some(s) = st.objects.get_mut(&owner)
+        {
+            s.ready_due = Some(now);
+        }
+    }
 }

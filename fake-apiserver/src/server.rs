@@ -35,6 +35,8 @@ pub struct Options {
     pub cleanup_job: crate::controllers::CleanupJob,
     /// Where to write the audit log (one JSON audit Event per request), if anywhere.
     pub audit_log: Option<PathBuf>,
+    /// Simulate the Ray autoscaler: autoscaled worker groups are scaled to their maxReplicas.
+    pub simulate_autoscaler: bool,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             on_pod_delete: Vec::new(),
             cleanup_job: crate::controllers::CleanupJob::default(),
             audit_log: None,
+            simulate_autoscaler: false,
         }
     }
 }
@@ -96,6 +99,7 @@ impl Server {
         let mut st = State::new(opts.readiness_delay);
         st.lifecycle.hooks = opts.on_pod_delete.clone();
         st.cleanup_job = opts.cleanup_job;
+        st.simulate_autoscaler = opts.simulate_autoscaler;
         seed(&mut st, opts.default_storage_class)?;
         for crd in &opts.crds {
             load_crd(&mut st, crd)?;

@@ -35,6 +35,8 @@ pub struct State {
     /// What the simulated controllers last found: nothing to do until the store changes or the
     /// next readiness is due (`readiness::tick`).
     pub quiet: Option<Quiet>,
+    /// The simulated Ray autoscaler runs (`crate::autoscaler`).
+    pub simulate_autoscaler: bool,
 }
 
 /// The simulated controllers have nothing to do until the store changes (`rv` moves on) or
@@ -59,6 +61,7 @@ impl State {
             cleanup_job: CleanupJob::default(),
             cleanup_due: BTreeMap::new(),
             quiet: None,
+            simulate_autoscaler: false,
         }
     }
 
@@ -157,6 +160,12 @@ impl State {
 
     pub fn namespace_exists(&self, ns: &str) -> bool {
         self.get("", "namespaces", "", ns).is_some()
+    }
+
+    /// The namespace is being deleted (phase `Terminating`): no new content may be created in it.
+    pub fn namespace_terminating(&self, ns: &str) -> bool {
+        self.get("", "namespaces", "", ns)
+            .is_some_and(|n| crate::util::get(n, &["metadata", "deletionTimestamp"]).is_some())
     }
 
     /// Objects of one resource in a namespace ("" = all / cluster scope).

@@ -478,11 +478,25 @@ async fn wait_ray_cluster_gone(
     );
     let mut waiting = WaitLines::new(start);
     let mut job_failed_reported = false;
+    let mut finalizer_seen = false;
+    let report_failed = |ns: &Option<String>, progress: &mut dyn Progress| {
+        progress.event(Event::Warning {
+            address: r.address(),
+            message: format!(
+                "KubeRay's cleanup Job `{}` failed; KubeRay removes its finalizer anyway, so this cluster's GCS keys{} stay in Redis: delete them by hand, or delete the Redis volume",
+                job.name,
+                ns.as_deref()
+                    .map(|n| format!(" (storage namespace `{n}`)"))
+                    .unwrap_or_default()
+            ),
+        });
+    };
     while let Some(live) = cluster.get(r).await? {
         let finalizer = live
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(CLEANUP_FINALIZER)));
+        finalizer_seen |= finalizer;
         let message = if finalizer {
             let job_state = match cluster.get(&job).await {
                 Ok(Some(j)) => cleanup_job_state(&j),
@@ -492,16 +506,7 @@ async fn wait_ray_cluster_gone(
                 && !job_failed_reported
             {
                 job_failed_reported = true;
-                progress.event(Event::Warning {
-                    address: r.address(),
-                    message: format!(
-                        "KubeRay's cleanup Job `{}` failed; KubeRay removes its finalizer anyway, so this cluster's GCS keys{} stay in Redis: delete them by hand, or delete the Redis volume",
-                        job.name,
-                        ns.as_deref()
-                            .map(|n| format!(" (storage namespace `{n}`)"))
-                            .unwrap_or_default()
-                    ),
-                });
+                report_failed(ns, progress);
             }
             let job_text = match job_state {
                 JobState::Absent => format!("the cleanup Job `{}` has not started", job.name),
@@ -527,6 +532,16 @@ async fn wait_ray_cluster_gone(
         }
         waiting.report(&r.address(), message, progress);
         poll_pause(lock).await?;
+    }
+    // KubeRay drops its finalizer as soon as it sees the Job finished, so the Job can fail and
+    // the RayCluster go between two looks: the Job (which KubeRay does not delete) says how
+    // the cleanup ended.
+    if finalizer_seen
+        && !job_failed_reported
+        && let Ok(Some(j)) = cluster.get(&job).await
+        && let JobState::Failed(ns) = cleanup_job_state(&j)
+    {
+        report_failed(&ns, progress);
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! What KubeRay does after apply, told by the real `raystack` binary against `fake-apiserver`:
 //! deleting or replacing the RayCluster is DATA LOSS (its own reason) in text, JSON and
 //! Markdown and refused without the flag; `diff` flags it too; a Ray version change states the
-//! rollout with and without `spec.upgradeStrategy`; an autoscaled `replicas` edit is reported;
-//! the embedded RocksDB backend validates, plans, applies and destroys.
+//! rollout with and without `spec.upgradeStrategy`, and under `Recreate` apply waits for the
+//! recreated head; an autoscaled `replicas` edit is reported; the embedded RocksDB backend
+//! validates, plans, applies and destroys.
 
 use crate::support::{CRD_1_7, Env, NAME, stack_toml, worker};
 use serde_json::Value;
@@ -233,6 +234,66 @@ fn a_ray_version_change_states_the_rollout_with_upgrade_strategy() {
     insta::assert_snapshot!(
         "rollout_kuberay_1_7_none",
         change_lines(&plan.stdout, &rc_address())
+    );
+}
+
+/// Under `Recreate` a new Ray version deletes the head (fake-apiserver does as KubeRay 1.6+) and
+/// the RayCluster stops claiming ready: apply waits until the new head runs. The replacement
+/// head starts only once the test, having read apply's waiting line, releases it (a pod delete
+/// hook that waits for a file), so apply can only have finished after it.
+#[test]
+fn a_recreate_rollout_waits_for_the_new_head() {
+    use std::io::{BufRead, BufReader};
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let hook = format!(
+        // Bounded, so a failing test leaves no process behind.
+        "ray.io/node-type=head:for i in $(seq 6000); do [ -e {} ] && exit 0; sleep 0.01; done; exit 1",
+        go.display()
+    );
+    let env = Env::with_crd(CRD_1_7, &["--on-pod-delete", &hook]);
+    env.write_stack(&stack_1_7("2.52.0", ""));
+    env.apply();
+    let heads = || {
+        env.fake.list_names(&format!(
+            "/api/v1/namespaces/{NAME}/pods?labelSelector=ray.io%2Fnode-type%3Dhead"
+        ))
+    };
+    let before = heads();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    env.write_stack(&stack_1_7("2.53.0", ""));
+    let mut child = env
+        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let mut released = false;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if !released && line.starts_with(&format!("{}: waiting: head not ready", rc_address())) {
+            std::fs::write(&go, "").unwrap();
+            released = true;
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", seen.join("\n"));
+    assert!(
+        released,
+        "apply never waited for the head:\n{}",
+        seen.join("\n")
+    );
+    let after = heads();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "a new head pod");
+    let rc = env.fake.get(&env.ns_path("rayclusters", NAME)).unwrap();
+    assert_eq!(
+        rc["status"]["observedGeneration"],
+        rc["metadata"]["generation"]
     );
 }
 

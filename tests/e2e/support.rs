@@ -53,7 +53,8 @@ pub struct Fake {
 
 /// Server options from the `fake-apiserver` binary's flags (`--latency-ms N`,
 /// `--readiness-delay-ms N`, `--no-default-storageclass`, `--crd FILE`, `--service-proxy ROUTE`,
-/// `--on-pod-delete HOOK`, `--cleanup-job-delay-ms N`, `--cleanup-job-fail`).
+/// `--on-pod-delete HOOK`, `--cleanup-job-delay-ms N`, `--cleanup-job-fail`, `--audit-log-path
+/// PATH`, `--simulate-autoscaler`).
 pub fn options(flags: &[&str]) -> Options {
     let mut o = Options::default();
     let mut it = flags.iter();
@@ -73,6 +74,7 @@ pub fn options(flags: &[&str]) -> Options {
             }
             "--cleanup-job-fail" => o.cleanup_job.fail = true,
             "--audit-log-path" => o.audit_log = Some(PathBuf::from(value())),
+            "--simulate-autoscaler" => o.simulate_autoscaler = true,
             other => panic!("unknown fake-apiserver flag {other}"),
         }
     }

@@ -163,23 +163,17 @@ fn refuses_when_gcs_fault_tolerance_is_off() {
     assert_eq!(pods(&env), before);
 }
 
-/// The claim KubeRay creates for an embedded stack's GCS store (`<cluster>-gcs-pvc`), which
-/// the fake's operator does not: created here as KubeRay would.
-pub(crate) fn create_gcs_claim(env: &Env) {
-    let claim = json!({
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": format!("{NAME}-gcs-pvc"), "namespace": NAME,
-                     "labels": {"ray.io/cluster": NAME}},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}
-    });
-    let (status, body) = env.fake.request(
-        "POST",
-        &format!("/api/v1/namespaces/{NAME}/persistentvolumeclaims"),
-        "application/json",
-        &claim.to_string(),
+/// The claim KubeRay 1.7 creates for an embedded stack's GCS store (`<cluster>-gcs-pvc`,
+/// labelled `ray.io/cluster`): the fake's operator creates it too, with the RayCluster.
+pub(crate) fn assert_gcs_claim(env: &Env) {
+    let claim = env
+        .fake
+        .get(&env.ns_path("persistentvolumeclaims", &format!("{NAME}-gcs-pvc")))
+        .expect("KubeRay created the GCS claim");
+    assert_eq!(
+        claim["metadata"]["labels"]["ray.io/cluster"], NAME,
+        "{claim}"
     );
-    assert_eq!(status, 201, "{body}");
 }
 
 fn embedded_env_with_dashboard() -> Env {
@@ -194,8 +188,8 @@ fn embedded_env_with_dashboard() -> Env {
 }
 
 /// An embedded stack has no Redis: the dry run disrupts the head only and says why; preflight
-/// checks the embedded storage settings and the store's claim (a warning while KubeRay has not
-/// created it); `--disrupt redis` is a usage error before anything is read or touched.
+/// checks the embedded storage settings and the store's claim, which KubeRay created with the
+/// RayCluster; `--disrupt redis` is a usage error before anything is read or touched.
 #[test]
 fn embedded_dry_run_disrupts_the_head_only_and_disrupt_redis_is_refused() {
     let env = embedded_env_with_dashboard();
@@ -225,9 +219,9 @@ fn embedded_dry_run_disrupts_the_head_only_and_disrupt_redis_is_refused() {
         .iter()
         .filter(|f| f["check"] == "durability")
         .collect();
-    insta::assert_json_snapshot!("verify_embedded_no_claim", durability);
+    insta::assert_json_snapshot!("verify_embedded_claim", durability);
 
-    create_gcs_claim(&env);
+    assert_gcs_claim(&env);
     let r = env.run(&["verify", env.stack_arg(), "--dry-run"]);
     assert_eq!(r.code, 0, "{r}");
     insta::assert_snapshot!("verify_dry_run_embedded", normalized(&env, &r.stdout));

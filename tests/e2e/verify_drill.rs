@@ -303,8 +303,8 @@ impl Drill {
         });
         if let Some(path) = &procs.storage {
             std::fs::create_dir_all(path).unwrap();
-            // KubeRay creates the store's claim; the fake's operator does not.
-            crate::verify_cli::create_gcs_claim(&env);
+            // KubeRay created the store's claim (the fake's operator does, as 1.7 does).
+            crate::verify_cli::assert_gcs_claim(&env);
         }
         let head = retry_start(
             &mut (),

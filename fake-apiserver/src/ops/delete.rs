@@ -1,8 +1,9 @@
-//! DELETE of one object (preconditions, dry run, orphan or cascading propagation) and of a collection.
+//! DELETE of one object (preconditions, dry run, orphan or cascading propagation, finalizers, a
+//! namespace turning Terminating) and of a collection.
 
 use super::{Outcome, Params, Target, list};
 use crate::error::ApiError;
-use crate::objects::{present, remove_cascading, update_by};
+use crate::objects::{delete_by, present, remove_cascading};
 use crate::store::{State, key};
 use crate::util::{get_str, now_rfc3339};
 use serde_json::{Value, json};
@@ -46,6 +47,14 @@ pub fn delete(
             ));
         }
     }
+    if t.rt.is("", "Namespace") && live.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            format!(
+                "Operation cannot be fulfilled on namespaces {name:?}: The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system."
+            ),
+            json!({"name": name, "kind": "namespaces"}),
+        ));
+    }
     let mut body = present(&t.rt, &t.version, &live);
     if t.rt.is("", "Namespace") {
         body["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
@@ -58,19 +67,15 @@ pub fn delete(
             warnings: Vec::new(),
         });
     }
-    // An object with finalizers is only marked: it stays, with a deletionTimestamp, until its
-    // finalizers are removed (by the simulated KubeRay, for its cleanup finalizer).
-    let has_finalizers = live
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    if has_finalizers {
-        if live.pointer("/metadata/deletionTimestamp").is_none() {
-            let now = now_rfc3339();
-            update_by(st, &k, "kube-apiserver", false, |o| {
-                o["metadata"]["deletionTimestamp"] = json!(now);
-                o["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            });
+    // A namespace turns Terminating (the namespace controller empties it, then it goes); an
+    // object with finalizers is only marked: it stays, with a deletionTimestamp, until they
+    // are removed.
+    let has_finalizers = crate::objects::has_finalizers(&live);
+    if t.rt.is("", "Namespace") || has_finalizers {
+        if t.rt.is("", "Namespace") {
+            crate::namespaces::terminate(st, &k);
+        } else {
+            delete_by(st, &k);
         }
         let body = st
             .objects
@@ -87,7 +92,7 @@ pub fn delete(
         .and_then(|o| o.get("propagationPolicy"))
         .and_then(Value::as_str)
         == Some("Orphan");
-    if orphan && !t.rt.is("", "Namespace") {
+    if orphan {
         st.objects.remove(&k);
         st.next_rv();
     } else {
@@ -113,7 +118,12 @@ pub fn delete_collection(
         for item in listed["items"].as_array().into_iter().flatten() {
             let name = get_str(item, &["metadata", "name"]).unwrap_or("");
             let ns = get_str(item, &["metadata", "namespace"]).unwrap_or("");
-            remove_cascading(st, &key(&t.rt.group, &t.rt.plural, ns, name));
+            let k = key(&t.rt.group, &t.rt.plural, ns, name);
+            if t.rt.is("", "Namespace") {
+                crate::namespaces::terminate(st, &k);
+            } else {
+                delete_by(st, &k);
+            }
         }
     }
     Ok(listed)

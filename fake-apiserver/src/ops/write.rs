@@ -41,6 +41,11 @@ pub fn write(st: &mut State, t: &Target, w: Write, p: &Params) -> Result<Outcome
 
     let k = t.key(&name);
     let live: Option<Value> = st.objects.get(&k).map(|s| s.obj.clone());
+    if live.is_none() && rt.namespaced && st.namespace_terminating(&ns) {
+        return Err(ApiError::namespace_terminating(
+            &rt.plural, &rt.group, &name, &ns,
+        ));
+    }
     let manager = p
         .field_manager
         .clone()

@@ -187,3 +187,82 @@ fn an_embedded_backend_raycluster_gets_no_redis_finalizer() {
     );
     assert!(finalizers(&f.get(&format!("{RC}/emb")).body).is_empty());
 }
+
+/// KubeRay cannot create its cleanup Job in a namespace being deleted (403), so a Redis-backed
+/// RayCluster holds the namespace; the 1.7 operator drops the finalizer once the deletion is
+/// older than `ray.io/gcs-ft-deletion-timeout` seconds, and then the namespace goes.
+#[test]
+fn in_a_terminating_namespace_the_1_7_operator_gives_up_after_the_timeout() {
+    let f = fake(crate::common::CRD_V170, CleanupJob::default());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+    assert_eq!(f.post("/api/v1/namespaces", &ns).status, 201);
+    let rc_path = "/apis/ray.io/v1/namespaces/team/rayclusters/redis";
+    let mut rc = raycluster(
+        "redis",
+        Some(json!({"redisAddress": "r:6379"})),
+        json!({"ray.io/gcs-ft-deletion-timeout": "1"}),
+    );
+    rc["metadata"]["namespace"] = json!("team");
+    assert_eq!(f.apply(rc_path, "raystack", &rc, "").status, 201);
+    f.wait_for(rc_path, Duration::from_secs(30), |rc| {
+        finalizers(rc) == [CLEANUP_FINALIZER]
+    });
+
+    assert_eq!(f.delete("/api/v1/namespaces/team").status, 200);
+    let held = f.get(rc_path).body;
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    assert_eq!(
+        f.get("/api/v1/namespaces/team").body["status"]["phase"],
+        "Terminating"
+    );
+    // Gone after the timeout, the namespace with it; no Job was ever created.
+    let start = Instant::now();
+    while f.get("/api/v1/namespaces/team").status != 404 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the namespace stayed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(f.get(rc_path).status, 404);
+    assert_eq!(
+        f.get("/apis/batch/v1/namespaces/team/jobs").body["items"],
+        json!([])
+    );
+}
+
+/// Before 1.7 nothing gives up: the cleanup Job is refused in the Terminating namespace, and
+/// the RayCluster and the namespace stay until someone removes the finalizer.
+#[test]
+fn in_a_terminating_namespace_the_1_3_operator_holds_the_namespace() {
+    let f = fake(CRD_V130, CleanupJob::default());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+    assert_eq!(f.post("/api/v1/namespaces", &ns).status, 201);
+    let rc_path = "/apis/ray.io/v1/namespaces/team/rayclusters/redis";
+    let mut rc = raycluster("redis", Some(json!({"redisAddress": "r:6379"})), json!({}));
+    rc["metadata"]["namespace"] = json!("team");
+    assert_eq!(f.apply(rc_path, "raystack", &rc, "").status, 201);
+    f.wait_for(rc_path, Duration::from_secs(30), |rc| {
+        finalizers(rc) == [CLEANUP_FINALIZER]
+    });
+    assert_eq!(f.delete("/api/v1/namespaces/team").status, 200);
+    for _ in 0..3 {
+        let held = f.get(rc_path).body;
+        assert_eq!(finalizers(&held), [CLEANUP_FINALIZER], "{held}");
+        assert_eq!(
+            f.get("/apis/batch/v1/namespaces/team/jobs").body["items"],
+            json!([])
+        );
+        assert_eq!(
+            f.get("/api/v1/namespaces/team/pods?labelSelector=ray.io%2Fcluster%3Dredis")
+                .body["items"],
+            json!([])
+        );
+    }
+    let ns = f.get("/api/v1/namespaces/team").body;
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    // Removing the finalizer by hand lets both go.
+    let r = f.merge_patch(rc_path, &json!({"metadata": {"finalizers": null}}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(f.get("/api/v1/namespaces/team").status, 404);
+}

@@ -3,12 +3,18 @@
 
 mod common;
 
+mod autoscaler;
 mod cluster;
+mod crd_rules;
 mod kubectl;
 mod kuberay_finalizer;
+mod kuberay_gcs_storage;
+mod kuberay_recreate;
 mod lifecycle;
 mod limits_authz;
+mod namespaces;
 mod openapi;
+mod pvc_protection;
 mod rules;
 mod ssa;
 mod watch;

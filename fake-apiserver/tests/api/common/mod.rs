@@ -13,6 +13,10 @@ pub const CRD_V130: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../tests/fixtures/kuberay/ray.io_rayclusters.v1.3.0.yaml"
 );
+pub const CRD_V170: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/kuberay/ray.io_rayclusters.v1.7.0.yaml"
+);
 pub const CRD_V122: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../tests/fixtures/kuberay/ray.io_rayclusters.v1.2.2.yaml"
