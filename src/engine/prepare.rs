@@ -66,6 +66,11 @@ impl Engine {
         keep_manifests: bool,
     ) -> anyhow::Result<Prepared> {
         let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
+        // The stack's own warnings (located; e.g. a GPU group on a CPU image) go to stderr
+        // as well as into the preflight findings of the plan.
+        for w in &stack.warnings {
+            self.warn(w.to_string());
+        }
         let rendered = crate::render::render(&stack);
         let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
         let durability = serde_json::to_value(crate::render::summarize(&stack))

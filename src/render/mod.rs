@@ -5,15 +5,19 @@
 //! Objects are built with `serde_json::json!` in a fixed key order (serde_json's
 //! `preserve_order` is on), so the same stack always renders byte-identical YAML.
 
+pub mod check;
 mod meta;
 mod object;
+mod patch;
+mod pod;
 mod ray;
 mod redis;
 mod storage;
 mod summary;
 mod yaml;
 
-pub use meta::{Names, STACK_LABEL, common_labels, names};
+pub use meta::{Names, OWNED_LABEL_KEYS, STACK_LABEL, common_labels, names};
+pub use patch::{PatchError, apply_patches};
 pub use object::{Desired, Rendered};
 pub use ray::{
     EMBEDDED_GCS_PVC_SUFFIX, autoscaling_enabled, embedded_deletion_policy, head_num_cpus,
@@ -33,8 +37,26 @@ use crate::stack::{GcsBackend, Stack};
 /// Every object raystack wants in the cluster for `stack`, in apply order: Namespace (when
 /// `create_namespace`), StorageClass (when raystack owns one), Secret, ConfigMap, PVC,
 /// StatefulSet, Service, NetworkPolicy, RayCluster. With `backend = "embedded"` there is no
-/// Redis object at all: the RayCluster asks KubeRay for its own GCS volume.
+/// Redis object at all: the RayCluster asks KubeRay for its own GCS volume. The stack's
+/// `[[patches]]` are applied last (the stack loader has checked that they apply).
 pub fn render(stack: &Stack) -> Rendered {
+    let mut objects = render_unpatched(stack);
+    if !stack.patches.is_empty() {
+        let mut patched = objects.clone();
+        match apply_patches(stack, &mut patched, &stack.patches) {
+            Ok(()) => objects = patched,
+            // A loaded stack's patches were applied and checked by the loader; a stack built
+            // otherwise with a failing patch renders unpatched.
+            Err(e) => debug_assert!(false, "patch {} failed after validation: {}", e.index, e.message),
+        }
+    }
+    Rendered {
+        objects: objects.into_iter().map(Desired::new).collect(),
+    }
+}
+
+/// The objects before `[[patches]]`.
+pub fn render_unpatched(stack: &Stack) -> Vec<serde_json::Value> {
     let settings = redis_settings(&stack.durability);
     let conf = settings.to_redis_conf();
     let mut objects = Vec::new();
@@ -46,9 +68,7 @@ pub fn render(stack: &Stack) -> Rendered {
     }
     if stack.durability.backend == GcsBackend::Embedded {
         objects.push(ray::ray_cluster(stack));
-        return Rendered {
-            objects: objects.into_iter().map(Desired::new).collect(),
-        };
+        return objects;
     }
     objects.push(redis::secret(stack));
     objects.push(redis::config_map(stack, &conf));
@@ -57,9 +77,7 @@ pub fn render(stack: &Stack) -> Rendered {
     objects.push(redis::service(stack));
     objects.push(redis::network_policy(stack));
     objects.push(ray::ray_cluster(stack));
-    Rendered {
-        objects: objects.into_iter().map(Desired::new).collect(),
-    }
+    objects
 }
 
 #[cfg(test)]
