@@ -182,7 +182,11 @@ fn first_difference(want: &Value, got: &Value, path: &str) -> Option<String> {
                     format!("{path}.{k}")
                 };
                 match g.get(k) {
-                    None => return Some(format!("{child}: unknown field (the API server would prune or reject it)")),
+                    None => {
+                        return Some(format!(
+                            "{child}: unknown field (the API server would prune or reject it)"
+                        ));
+                    }
                     Some(gv) => {
                         if let Some(d) = first_difference(v, gv, &child) {
                             return Some(d);

@@ -17,8 +17,8 @@ mod summary;
 mod yaml;
 
 pub use meta::{Names, OWNED_LABEL_KEYS, STACK_LABEL, common_labels, names};
-pub use patch::{PatchError, apply_patches};
 pub use object::{Desired, Rendered};
+pub use patch::{PatchError, apply_patches};
 pub use ray::{
     EMBEDDED_GCS_PVC_SUFFIX, autoscaling_enabled, embedded_deletion_policy, head_num_cpus,
     redis_address,
@@ -47,7 +47,11 @@ pub fn render(stack: &Stack) -> Rendered {
             Ok(()) => objects = patched,
             // A loaded stack's patches were applied and checked by the loader; a stack built
             // otherwise with a failing patch renders unpatched.
-            Err(e) => debug_assert!(false, "patch {} failed after validation: {}", e.index, e.message),
+            Err(e) => debug_assert!(
+                false,
+                "patch {} failed after validation: {}",
+                e.index, e.message
+            ),
         }
     }
     Rendered {

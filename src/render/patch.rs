@@ -54,7 +54,10 @@ fn protected(object: &Value) -> Vec<(String, Value)> {
     }
     match object["kind"].as_str().unwrap_or_default() {
         "RayCluster" => {
-            at("spec.gcsFaultToleranceOptions", "/spec/gcsFaultToleranceOptions");
+            at(
+                "spec.gcsFaultToleranceOptions",
+                "/spec/gcsFaultToleranceOptions",
+            );
             at(
                 "metadata.annotations.ray.io/ft-enabled",
                 "/metadata/annotations/ray.io~1ft-enabled",
@@ -72,7 +75,10 @@ fn protected(object: &Value) -> Vec<(String, Value)> {
                 "spec.headGroupSpec.template.spec",
                 &mut out,
             );
-            if let Some(groups) = object.pointer("/spec/workerGroupSpecs").and_then(Value::as_array) {
+            if let Some(groups) = object
+                .pointer("/spec/workerGroupSpecs")
+                .and_then(Value::as_array)
+            {
                 for (i, g) in groups.iter().enumerate() {
                     pod_wiring(
                         g.pointer("/template/spec"),
@@ -157,14 +163,12 @@ pub fn apply_patches(
             message,
             help: help.to_string(),
         };
-        let target = match &p.name {
-            Some(n) => format!("{}/{n}", p.kind),
-            None => p.kind.clone(),
-        };
         let mut matched = 0;
         for o in objects.iter_mut() {
             if o["kind"].as_str() != Some(p.kind.as_str())
-                || p.name.as_ref().is_some_and(|n| o["metadata"]["name"].as_str() != Some(n))
+                || p.name
+                    .as_ref()
+                    .is_some_and(|n| o["metadata"]["name"].as_str() != Some(n))
             {
                 continue;
             }
@@ -193,7 +197,8 @@ pub fn apply_patches(
             let now: BTreeMap<String, Value> = protected(o).into_iter().collect();
             // A field the object did not have (e.g. the env of a new sidecar) must stay
             // absent; every other must keep its rendered value (also when its container went).
-            let fields: std::collections::BTreeSet<&String> = was.keys().chain(now.keys()).collect();
+            let fields: std::collections::BTreeSet<&String> =
+                was.keys().chain(now.keys()).collect();
             for field in fields {
                 let (a, b) = (
                     was.get(field).unwrap_or(&Value::Null),
@@ -201,7 +206,9 @@ pub fn apply_patches(
                 );
                 if a != b {
                     return Err(fail(
-                        format!("changes `{field}` of {what}, which raystack owns: the durability of the GCS (or the object's identity) rests on it"),
+                        format!(
+                            "changes `{field}` of {what}, which raystack owns: the durability of the GCS (or the object's identity) rests on it"
+                        ),
                         "patch other fields only; GCS fault tolerance, the Redis persistence config and volume, the password wiring, names and raystack's labels are set by the stack's own keys",
                     ));
                 }
@@ -225,7 +232,7 @@ pub fn apply_patches(
                 })
                 .collect();
             return Err(fail(
-                format!("target `{target}` matches no rendered object"),
+                "matches no rendered object".to_string(),
                 &format!("the stack renders: {}", rendered.join(", ")),
             ));
         }

@@ -88,7 +88,10 @@ pub(crate) fn apply_pod_settings(stack: &Stack, template: &mut Value, pod: &PodS
     }
     let mut annotations: Vec<(String, String)> = Vec::new();
     if let Some(Value::Object(a)) = stack_annotations(stack) {
-        annotations.extend(a.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())));
+        annotations.extend(
+            a.into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())),
+        );
     }
     annotations.extend(pod.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     if !annotations.is_empty() {

@@ -19,8 +19,6 @@ mod pod;
 
 pub use pod::{DerivedName, derived_names};
 
-
-
 /// Past this many problems a file is clearly not a stack file; the rest are summarised.
 const MAX_DIAGNOSTICS: usize = 50;
 /// A DNS label; the names derived from it have their own limits (`pod::derived_names`).
@@ -765,7 +763,13 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let cluster = cluster_section(cx, &top);
     let (durability, backend_span) = durability_section(cx, &top);
     let redis = redis_section(cx, &top, durability.backend);
-    let ray = ray_section(cx, &top, durability.backend, backend_span, &cluster.provider);
+    let ray = ray_section(
+        cx,
+        &top,
+        durability.backend,
+        backend_span,
+        &cluster.provider,
+    );
     let state = state_section(cx, &top, &meta);
     let (patches, patch_spans) = patches::patches(cx, &top);
     if !cx.diags.is_empty() {
@@ -1331,9 +1335,10 @@ fn ray_section(
             pod::warn_version(cx, "ray.head.image", &i, span, &version);
             i
         }
-        None => image
-            .as_ref()
-            .map_or_else(|| pod::default_ray_image(&version, false), |(i, _)| i.clone()),
+        None => image.as_ref().map_or_else(
+            || pod::default_ray_image(&version, false),
+            |(i, _)| i.clone(),
+        ),
     };
     let head = RayHead {
         cpu: hd.quantity(cx, "cpu", "1", "1").0,

@@ -116,7 +116,13 @@ fn defaults_fill_a_minimal_stack() {
     assert_eq!(s.durability.snapshot_min_writes, 1000);
     assert!(s.durability.protect_volume);
     assert_eq!(s.redis.storage.as_str(), "8Gi");
-    assert_eq!(s.ray.image, format!("rayproject/ray:{}", s.ray.version));
+    assert_eq!(s.ray.image, None);
+    assert_eq!(
+        s.ray.head.image,
+        format!("rayproject/ray:{}", s.ray.version)
+    );
+    assert_eq!(s.patches, []);
+    assert_eq!(s.ray.head.pod, stack::PodSettings::default());
     assert!(s.ray.kuberay.has_gcs_ft_options());
     assert_eq!(s.state.path, Path::new("dir/.raystack/ray-dev.state.json"));
 }

@@ -48,7 +48,10 @@ pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Vec<Patch>, Vec<
             cx.error(
                 item.span(),
                 &path,
-                format!("must be a table, found {}", super::type_name(item.get_ref())),
+                format!(
+                    "must be a table, found {}",
+                    super::type_name(item.get_ref())
+                ),
                 "declare each patch as a [[patches]] section",
             );
             continue;

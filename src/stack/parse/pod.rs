@@ -45,14 +45,19 @@ const PREFERRED_KEYS: &[&str] = &["weight", "key", "operator", "values"];
 
 /// The pod keys of `t` (a section whose keys were already checked).
 pub(super) fn pod_settings(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> PodSettings {
-    let node_selector = string_map(cx, t, "node_selector", "{ \"karpenter.sh/nodepool\" = \"gpu\" }")
-        .into_iter()
-        .filter_map(|(k, v, kspan, vspan)| {
-            let path = format!("{}.{k}", t.key("node_selector"));
-            (check_label_key(cx, &path, &k, kspan) & check_label_value(cx, &path, &v, vspan))
-                .then_some((k, v))
-        })
-        .collect();
+    let node_selector = string_map(
+        cx,
+        t,
+        "node_selector",
+        "{ \"karpenter.sh/nodepool\" = \"gpu\" }",
+    )
+    .into_iter()
+    .filter_map(|(k, v, kspan, vspan)| {
+        let path = format!("{}.{k}", t.key("node_selector"));
+        (check_label_key(cx, &path, &k, kspan) & check_label_value(cx, &path, &v, vspan))
+            .then_some((k, v))
+    })
+    .collect();
     let tolerations = tolerations(cx, t);
     let affinity = affinity(cx, t, role);
     let service_account = name_ref(cx, t, "service_account", "ray-workers");
@@ -103,7 +108,8 @@ pub(super) fn pod_settings(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> Po
             _ => cx.error(
                 vspan,
                 &path,
-                format!("\"{v}\" is not a Secret reference"),
+                // The value is not echoed: a value that is no reference may be the secret itself.
+                "is not a Secret reference".to_string(),
                 "write \"SECRET/KEY\": the name of a Secret in the stack's namespace and the key in it, e.g. \"hf-token/token\" (the value itself never belongs in a stack file)",
             ),
         }
@@ -128,7 +134,8 @@ pub(super) fn labels(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str) -> BTreeMap<
     let mut out = BTreeMap::new();
     for (k, v, kspan, vspan) in string_map(cx, t, key, "{ team = \"ml\" }") {
         let path = format!("{}.{k}", t.key(key));
-        if !(check_label_key(cx, &path, &k, kspan.clone()) & check_label_value(cx, &path, &v, vspan))
+        if !(check_label_key(cx, &path, &k, kspan.clone())
+            & check_label_value(cx, &path, &v, vspan))
         {
             continue;
         }
@@ -154,12 +161,8 @@ pub(super) fn annotations(
     key: &str,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (k, v, kspan, _) in string_map(
-        cx,
-        t,
-        key,
-        "{ \"karpenter.sh/do-not-disrupt\" = \"true\" }",
-    ) {
+    for (k, v, kspan, _) in string_map(cx, t, key, "{ \"karpenter.sh/do-not-disrupt\" = \"true\" }")
+    {
         let path = format!("{}.{k}", t.key(key));
         if !check_label_key(cx, &path, &k, kspan.clone()) {
             continue;
@@ -179,7 +182,8 @@ pub(super) fn annotations(
 }
 
 fn owned(key: &str, label: bool) -> bool {
-    (label && crate::render::OWNED_LABEL_KEYS.contains(&key)) || OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
+    (label && crate::render::OWNED_LABEL_KEYS.contains(&key))
+        || OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// An inline table of strings: (key, value, key span, value span) in file order. A value of
@@ -363,10 +367,18 @@ fn enum_value(
         return Some((v, span));
     }
     let help = match did_you_mean(&v, choices) {
-        Some(c) => format!("did you mean \"{c}\"? Kubernetes accepts: {}", choices.join(", ")),
+        Some(c) => format!(
+            "did you mean \"{c}\"? Kubernetes accepts: {}",
+            choices.join(", ")
+        ),
         None => format!("Kubernetes accepts: {}", choices.join(", ")),
     };
-    cx.error(span, &t.key(key), format!("\"{v}\" is not a valid value"), help);
+    cx.error(
+        span,
+        &t.key(key),
+        format!("\"{v}\" is not a valid value"),
+        help,
+    );
     None
 }
 
@@ -377,9 +389,11 @@ fn tolerations(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Vec<Toleration> {
     let mut out = Vec::new();
     for tt in items(cx, t, "tolerations", TOLERATION_EXAMPLE) {
         tt.check_keys(cx, TOLERATION_KEYS);
-        let key = tt.string(cx, "key", "nvidia.com/gpu").and_then(|(k, span)| {
-            (k.is_empty() || check_label_key(cx, &tt.key("key"), &k, span)).then_some(k)
-        });
+        let key = tt
+            .string(cx, "key", "nvidia.com/gpu")
+            .and_then(|(k, span)| {
+                (k.is_empty() || check_label_key(cx, &tt.key("key"), &k, span)).then_some(k)
+            });
         let key = key.filter(|k| !k.is_empty());
         let operator = enum_value(cx, &tt, "operator", &["Equal", "Exists"]);
         let op = operator.as_ref().map_or("Equal", |(o, _)| o.as_str());
@@ -474,7 +488,12 @@ fn affinity(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> Affinity {
         if check_label_value(cx, &a.key("zone"), &z, span.clone()) && !z.is_empty() {
             out.zone = Some(z);
         } else if z.is_empty() {
-            cx.error(span, &a.key("zone"), "must not be empty", "e.g. zone = \"us-west-2a\"");
+            cx.error(
+                span,
+                &a.key("zone"),
+                "must not be empty",
+                "e.g. zone = \"us-west-2a\"",
+            );
         }
     }
     if a.is_present("same_zone_as_redis") {
@@ -501,7 +520,12 @@ fn affinity(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> Affinity {
 
 fn expression(cx: &mut Cx<'_>, e: &Table<'_, '_>) -> Option<NodeExpression> {
     let key = e
-        .required_string(cx, "key", "karpenter.sh/nodepool", ": it names the node label")
+        .required_string(
+            cx,
+            "key",
+            "karpenter.sh/nodepool",
+            ": it names the node label",
+        )
         .and_then(|(k, span)| check_label_key(cx, &e.key("key"), &k, span).then_some(k));
     let operator = if e.is_present("operator") {
         enum_value(
@@ -647,7 +671,13 @@ pub(super) fn image(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<(String, Range
 
 /// Warns when an image's tag names another Ray version than `[ray] version`: head and
 /// workers must run the same Ray, and `rayVersion` tells KubeRay which one that is.
-pub(super) fn warn_version(cx: &mut Cx<'_>, key: &str, image: &str, span: Range<usize>, version: &str) {
+pub(super) fn warn_version(
+    cx: &mut Cx<'_>,
+    key: &str,
+    image: &str,
+    span: Range<usize>,
+    version: &str,
+) {
     if let Some(v) = tag_version(image)
         && v != version
     {
@@ -661,7 +691,13 @@ pub(super) fn warn_version(cx: &mut Cx<'_>, key: &str, image: &str, span: Range<
 }
 
 /// Warns when a GPU group's image does not look like a CUDA build.
-pub(super) fn warn_gpu_image(cx: &mut Cx<'_>, key: &str, image: &str, span: Range<usize>, version: &str) {
+pub(super) fn warn_gpu_image(
+    cx: &mut Cx<'_>,
+    key: &str,
+    image: &str,
+    span: Range<usize>,
+    version: &str,
+) {
     if !looks_like_gpu_image(image) {
         cx.warn(
             span,
@@ -697,17 +733,24 @@ pub(super) fn warn_gpu_placement(
         ),
         ProviderConfig::Gcp(_)
             if !tolerates(&p.tolerations, "nvidia.com/gpu")
-                && !p.node_selector.contains_key("cloud.google.com/gke-accelerator") =>
-        (
-            "the group asks for GPUs but neither tolerates `nvidia.com/gpu` nor selects a GPU type; GKE schedules it on any GPU node pool, or none",
-            "on GKE, GPU node pools are tainted `nvidia.com/gpu=present:NoSchedule` and GKE adds the matching toleration to pods that request nvidia.com/gpu; what is usually needed is the accelerator: node_selector = { \"cloud.google.com/gke-accelerator\" = \"nvidia-l4\" } (and with node auto-provisioning that selector is what creates the pool)",
-        ),
+                && !p
+                    .node_selector
+                    .contains_key("cloud.google.com/gke-accelerator") =>
+        {
+            (
+                "the group asks for GPUs but neither tolerates `nvidia.com/gpu` nor selects a GPU type; GKE schedules it on any GPU node pool, or none",
+                "on GKE, GPU node pools are tainted `nvidia.com/gpu=present:NoSchedule` and GKE adds the matching toleration to pods that request nvidia.com/gpu; what is usually needed is the accelerator: node_selector = { \"cloud.google.com/gke-accelerator\" = \"nvidia-l4\" } (and with node auto-provisioning that selector is what creates the pool)",
+            )
+        }
         ProviderConfig::Azure(_)
-            if !tolerates(&p.tolerations, "nvidia.com/gpu") && !tolerates(&p.tolerations, "sku") =>
-        (
-            "the group asks for GPUs but tolerates neither `sku` nor `nvidia.com/gpu`; AKS GPU node pools are usually tainted, and its pods would stay Pending",
-            "on AKS, GPU node pools are usually created with the taint `sku=gpu:NoSchedule`: add tolerations = [{ key = \"sku\", operator = \"Equal\", value = \"gpu\", effect = \"NoSchedule\" }] and node_selector = { \"kubernetes.azure.com/agentpool\" = \"gpupool\" } (the pool's name)",
-        ),
+            if !tolerates(&p.tolerations, "nvidia.com/gpu")
+                && !tolerates(&p.tolerations, "sku") =>
+        {
+            (
+                "the group asks for GPUs but tolerates neither `sku` nor `nvidia.com/gpu`; AKS GPU node pools are usually tainted, and its pods would stay Pending",
+                "on AKS, GPU node pools are usually created with the taint `sku=gpu:NoSchedule`: add tolerations = [{ key = \"sku\", operator = \"Equal\", value = \"gpu\", effect = \"NoSchedule\" }] and node_selector = { \"kubernetes.azure.com/agentpool\" = \"gpupool\" } (the pool's name)",
+            )
+        }
         _ => return,
     };
     cx.warn(span, path, message, help);
@@ -809,17 +852,31 @@ pub(super) fn check_derived_names(
     name_span: Range<usize>,
     group_spans: &[Range<usize>],
 ) {
+    // One error per stack or group name: the derived name furthest over its limit (fixing
+    // that one fixes the others it derives).
+    let mut worst: Vec<DerivedName> = Vec::new();
     for d in derived_names(stack) {
         if d.name.len() <= d.limit {
             continue;
         }
+        match worst.iter_mut().find(|w| w.group == d.group) {
+            Some(w) if w.name.len() - w.limit >= d.name.len() - d.limit => {}
+            Some(w) => *w = d,
+            None => worst.push(d),
+        }
+    }
+    for d in worst {
         let (span, key, shorten) = match d.group {
             Some(i) => (
                 group_spans.get(i).cloned().unwrap_or(name_span.clone()),
                 format!("ray.workers[{i}].group"),
                 "shorten the group name (or the stack name)",
             ),
-            None => (name_span.clone(), "stack.name".to_string(), "shorten the stack name"),
+            None => (
+                name_span.clone(),
+                "stack.name".to_string(),
+                "shorten the stack name",
+            ),
         };
         cx.error(
             span,
@@ -832,7 +889,10 @@ pub(super) fn check_derived_names(
                 d.limit,
                 d.why
             ),
-            format!("{shorten} by {} characters", d.name.len() - d.limit),
+            match d.name.len() - d.limit {
+                1 => format!("{shorten} by 1 character"),
+                n => format!("{shorten} by {n} characters"),
+            },
         );
     }
 }
@@ -867,8 +927,14 @@ mod tests {
 
     #[test]
     fn tag_versions() {
-        assert_eq!(tag_version("rayproject/ray:2.46.0-py311-gpu").as_deref(), Some("2.46.0"));
-        assert_eq!(tag_version("registry:5000/ray:2.45.0").as_deref(), Some("2.45.0"));
+        assert_eq!(
+            tag_version("rayproject/ray:2.46.0-py311-gpu").as_deref(),
+            Some("2.46.0")
+        );
+        assert_eq!(
+            tag_version("registry:5000/ray:2.45.0").as_deref(),
+            Some("2.45.0")
+        );
         assert_eq!(tag_version("registry:5000/ray").as_deref(), None);
         assert_eq!(tag_version("rayproject/ray:latest-gpu").as_deref(), None);
         assert_eq!(tag_version("rayproject/ray:nightly").as_deref(), None);
