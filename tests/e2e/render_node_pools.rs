@@ -431,3 +431,23 @@ fn the_embedded_crd_schemas_are_the_fixtures_without_descriptions() {
         );
     }
 }
+
+#[test]
+fn plan_prints_the_stack_warnings_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.toml");
+    std::fs::write(&path, minimal(EKS, "", "")).unwrap();
+    let out = Command::cargo_bin("raystack")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["plan", "--offline"])
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stack = raystack::stack::load(&path).unwrap();
+    let want = format!("warning: {}\n", stack.warnings[0]);
+    assert!(stderr.contains(&want), "stderr:\n{stderr}\nwant:\n{want}");
+}
