@@ -130,6 +130,14 @@ pub(crate) fn apply_pod_settings(stack: &Stack, template: &mut Value, pod: &PodS
     if let Some(sa) = &pod.service_account {
         spec.insert("serviceAccountName".into(), json!(sa));
     }
+    if !pod.image_pull_secrets.is_empty() {
+        let secrets: Vec<Value> = pod
+            .image_pull_secrets
+            .iter()
+            .map(|s| json!({ "name": s }))
+            .collect();
+        spec.insert("imagePullSecrets".into(), Value::Array(secrets));
+    }
     if let Some(pc) = &pod.priority_class {
         spec.insert("priorityClassName".into(), json!(pc));
     }

@@ -687,6 +687,7 @@ const REDIS_KEYS: &[&str] = &[
     "labels",
     "annotations",
     "priority_class",
+    "image_pull_secrets",
 ];
 const RAY_KEYS: &[&str] = &[
     "version",
@@ -710,6 +711,7 @@ const HEAD_KEYS: &[&str] = &[
     "labels",
     "annotations",
     "priority_class",
+    "image_pull_secrets",
 ];
 const WORKER_KEYS: &[&str] = &[
     "group",
@@ -729,6 +731,7 @@ const WORKER_KEYS: &[&str] = &[
     "labels",
     "annotations",
     "priority_class",
+    "image_pull_secrets",
 ];
 /// Where the kubernetes state backend keeps state unless `[state] namespace` says otherwise.
 pub const DEFAULT_STATE_NAMESPACE: &str = "raystack-system";

@@ -336,6 +336,9 @@ pub struct PodSettings {
     pub annotations: BTreeMap<String, String>,
     /// `priority_class`: the pod's PriorityClass name.
     pub priority_class: Option<String>,
+    /// `image_pull_secrets = ["regcred"]`: Secrets holding registry credentials (for an
+    /// `image` in a private registry).
+    pub image_pull_secrets: Vec<String>,
 }
 
 /// One `tolerations` entry, as Kubernetes' `Toleration`.

@@ -78,6 +78,7 @@ memory = "32Gi"
 gpu = 1
 {gpu_placement}
 service_account = "ray-worker"
+image_pull_secrets = ["regcred"]
 env = {{ NCCL_DEBUG = "WARN" }}
 env_from_secret = {{ HF_TOKEN = "hf-token/token" }}
 
@@ -450,4 +451,48 @@ fn plan_prints_the_stack_warnings_on_stderr() {
     let stack = raystack::stack::load(&path).unwrap();
     let want = format!("warning: {}\n", stack.warnings[0]);
     assert!(stderr.contains(&want), "stderr:\n{stderr}\nwant:\n{want}");
+}
+
+#[test]
+fn a_patch_shows_in_the_plan_like_any_other_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.toml");
+    let head = dir.path().join("head.toml");
+    std::fs::write(&base, LOCAL).unwrap();
+    std::fs::write(
+        &head,
+        with_patch(
+            "[[patches]]\ntarget = \"RayCluster\"\ntype = \"merge\"\npatch = '{\"spec\": {\"headGroupSpec\": {\"template\": {\"spec\": {\"terminationGracePeriodSeconds\": 300}}}}}'\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::cargo_bin("raystack")
+        .unwrap()
+        .args(["diff", "--format", "json"])
+        .arg(&base)
+        .arg(&head)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes: Vec<(String, String, String)> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .filter(|(_, action, _)| action != "no-op")
+        .collect();
+    insta::assert_debug_snapshot!(changes);
 }

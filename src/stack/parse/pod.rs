@@ -1,7 +1,7 @@
 //! The pod keys shared by `[ray.head]`, each `[[ray.workers]]` and `[redis]` (placement:
 //! `node_selector`, `tolerations`, `affinity`; identity: `service_account`, `env`,
-//! `env_from_secret`, `labels`, `annotations`, `priority_class`), `[stack] labels/annotations`,
-//! the Ray images (GPU default, version and GPU warnings), and the table of derived object
+//! `env_from_secret`, `labels`, `annotations`, `priority_class`, `image_pull_secrets`),
+//! `[stack] labels/annotations`, the Ray images (GPU default, version and GPU warnings), and the table of derived object
 //! names checked against Kubernetes' and KubeRay's length limits. Every check is located.
 
 use std::collections::BTreeMap;
@@ -116,7 +116,9 @@ pub(super) fn pod_settings(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> Po
     }
     let labels = labels(cx, t, "labels");
     let annotations = annotations(cx, t, "annotations");
+    let image_pull_secrets = image_pull_secrets(cx, t);
     PodSettings {
+        image_pull_secrets,
         node_selector,
         tolerations,
         affinity,
@@ -127,6 +129,53 @@ pub(super) fn pod_settings(cx: &mut Cx<'_>, t: &Table<'_, '_>, role: Role) -> Po
         annotations,
         priority_class,
     }
+}
+
+/// `image_pull_secrets = ["regcred"]`: Secret names, each once.
+fn image_pull_secrets(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Vec<String> {
+    let Some((items, _)) = t.typed(
+        cx,
+        "image_pull_secrets",
+        "an array of Secret names",
+        |v| match v {
+            DeValue::Array(a) => Some(a),
+            _ => None,
+        },
+        || "e.g. image_pull_secrets = [\"regcred\"]".into(),
+    ) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{}[{i}]", t.key("image_pull_secrets"));
+        match item.get_ref() {
+            DeValue::String(s) if is_dns_subdomain(s) && !s.is_empty() => {
+                if out.iter().any(|o| o == s.as_ref()) {
+                    cx.error(
+                        item.span(),
+                        &path,
+                        format!("\"{s}\" is listed twice"),
+                        "list each Secret once",
+                    );
+                } else {
+                    out.push(s.to_string());
+                }
+            }
+            DeValue::String(s) => cx.error(
+                item.span(),
+                &path,
+                format!("\"{s}\" is not a valid Secret name"),
+                "Secret names are DNS-1123 subdomains, e.g. \"regcred\"",
+            ),
+            other => cx.error(
+                item.span(),
+                &path,
+                format!("must be a string, found {}", type_name(other)),
+                "e.g. image_pull_secrets = [\"regcred\"]",
+            ),
+        }
+    }
+    out
 }
 
 /// `labels = { … }`: label keys and values by Kubernetes' syntax, none that raystack owns.
