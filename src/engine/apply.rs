@@ -54,7 +54,7 @@ impl Engine {
         // `plan::binding`).
         let stack_file = Path::new(&plan.binding.stack_file);
         let (stack, stack_bytes) =
-            crate::stack::load_with_bytes(stack_file).with_context(|| {
+            crate::render::load_with_bytes(stack_file).with_context(|| {
                 format!("failed to load the stack of plan file `{}`", path.display())
             })?;
         let desired: Vec<serde_json::Value> = crate::render::render(&stack)

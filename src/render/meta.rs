@@ -41,13 +41,7 @@ pub fn common_labels(stack: &Stack) -> Map<String, Value> {
     m
 }
 
-/// The label keys raystack sets besides [`STACK_LABEL`]; a stack may not set them (its
-/// `labels` keys are checked against these) and a patch may not change them.
-pub const OWNED_LABEL_KEYS: [&str; 3] = [
-    "app.kubernetes.io/managed-by",
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/component",
-];
+pub use crate::stack::OWNED_LABEL_KEYS;
 
 /// Common labels plus `app.kubernetes.io/name` and `app.kubernetes.io/component`, then the
 /// stack's own `[stack] labels` (which may not use raystack's keys).

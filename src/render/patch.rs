@@ -3,8 +3,8 @@
 //! rendered objects it targets, in order, after rendering. A patched object must still pass
 //! the schema checks of [`super::check`], keep its identity, and leave alone what the
 //! durability promise rests on (GCS fault tolerance, the Redis persistence config and volume,
-//! the password wiring, raystack's labels); the stack loader runs this and reports a failure
-//! located at the patch.
+//! the password wiring, raystack's labels). [`check_patches`] (run by [`super::load`]) reports a
+//! failure located at the patch.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::check::check_object;
 use super::meta::{OWNED_LABEL_KEYS, STACK_LABEL};
-use crate::stack::{Patch, PatchType, Stack};
+use crate::stack::{Diagnostic, Diagnostics, Patch, PatchType, Stack};
 
 /// Why a patch was refused: the patch's index, the object and the field, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,4 +238,33 @@ pub fn apply_patches(
         }
     }
     Ok(())
+}
+
+/// Applies the stack's patches to its rendered objects; a refusal is a diagnostic located at
+/// the patch's text, keyed `patches[i]`, naming the target, the object and the field.
+pub fn check_patches(stack: &Stack) -> Result<(), Diagnostics> {
+    if stack.patches.is_empty() {
+        return Ok(());
+    }
+    let mut objects = super::render_unpatched(stack);
+    let Err(e) = apply_patches(stack, &mut objects, &stack.patches) else {
+        return Ok(());
+    };
+    let p = &stack.patches[e.index];
+    let target = match &p.name {
+        Some(n) => format!("{}/{n}", p.kind),
+        None => p.kind.clone(),
+    };
+    Err(Diagnostics(vec![Diagnostic {
+        file: stack.source.clone(),
+        line: p.line,
+        column: p.column,
+        key: format!("patches[{}]", e.index),
+        message: format!(
+            "{} patch to `{target}` {}",
+            p.patch_type.as_str(),
+            e.message
+        ),
+        help: Some(e.help),
+    }]))
 }

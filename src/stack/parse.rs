@@ -774,7 +774,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         &cluster.provider,
     );
     let state = state_section(cx, &top, &meta);
-    let (patches, patch_spans) = patches::patches(cx, &top);
+    let patches = patches::patches(cx, &top);
     if !cx.diags.is_empty() {
         return None;
     }
@@ -789,14 +789,11 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         patches,
         warnings: Vec::new(),
     };
-    // Checks of the whole stack: the names derived from it, then the patches (on objects
-    // rendered from a stack known to be valid).
+    // Checks of the whole stack: the names derived from it. (Its patches are checked against
+    // the rendered objects by `crate::render::check_patches`, a floor above.)
     let name_span = value_span(&top, &["stack", "name"]).unwrap_or(0..0);
     let group_spans = group_spans(&top);
     pod::check_derived_names(cx, &stack, name_span, &group_spans);
-    if cx.diags.is_empty() {
-        patches::check(cx, &stack, &patch_spans);
-    }
     cx.diags.is_empty().then_some(stack)
 }
 

@@ -7,6 +7,14 @@ use std::time::Duration;
 
 use super::units::{KubeRayVersion, Quantity};
 
+/// The label keys raystack sets on its objects besides `raystack.dev/stack`; a stack may not
+/// set them (its `labels` are checked against these) and a patch may not change them.
+pub const OWNED_LABEL_KEYS: [&str; 3] = [
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/component",
+];
+
 /// One validated stack file: one RayCluster with its durable Redis, in one namespace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stack {
@@ -398,6 +406,10 @@ pub struct Patch {
     pub patch_type: PatchType,
     /// The patch document, parsed from its YAML or JSON text.
     pub patch: serde_json::Value,
+    /// Where the `patch` text starts in the stack file (1-based), for the errors found when
+    /// the patch is applied to the rendered objects (`crate::render::check_patches`).
+    pub line: usize,
+    pub column: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,7 +90,7 @@ preferred = [{{ weight = 50, key = "capacity-type", operator = "In", values = ["
 }
 
 fn parse(text: &str) -> Result<Stack, stack::Diagnostics> {
-    stack::parse_str(Path::new("stacks/np.toml"), text)
+    raystack::render::parse_str(Path::new("stacks/np.toml"), text)
 }
 
 #[test]

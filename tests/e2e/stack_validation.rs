@@ -31,7 +31,7 @@ fn every_bad_stack_gives_its_expected_errors() {
     let bless = std::env::var_os("RAYSTACK_BLESS").is_some();
     let mut mismatches = Vec::new();
     for file in &files {
-        let diags = match stack::load(file) {
+        let diags = match raystack::render::load(file) {
             Ok(_) => panic!("{} must be rejected", file.display()),
             Err(d) => d,
         };
@@ -97,7 +97,7 @@ fn example_stacks_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             n += 1;
-            if let Err(d) = stack::load(&path) {
+            if let Err(d) = raystack::render::load(&path) {
                 panic!("{} is invalid:\n{d}", path.display());
             }
         }

@@ -1,15 +1,12 @@
 //! `[[patches]]`: each entry's `target` (a rendered kind, or `Kind/name`), `type` (`merge`:
-//! RFC 7386, `json`: RFC 6902) and `patch` (YAML or JSON text), read and located; and, once
-//! the rest of the stack is valid, the patches applied to the rendered objects with every
-//! refusal (no such object, an operation that does not apply, a schema violation, a field
-//! raystack owns) reported at the patch that caused it.
-
-use std::ops::Range;
+//! RFC 7386, `json`: RFC 6902) and `patch` (YAML or JSON text), read, checked and located.
+//! Applying them to the rendered objects is the renderer's (`crate::render::check_patches`,
+//! a floor above), which reports a refusal at the position kept here.
 
 use serde_json::Value;
 
 use super::{Cx, Table, did_you_mean, is_dns_subdomain};
-use crate::stack::{Patch, PatchType, Stack};
+use crate::stack::{Patch, PatchType};
 
 const PATCH_KEYS: &[&str] = &["target", "type", "patch"];
 
@@ -26,10 +23,9 @@ const KINDS: &[&str] = &[
     "RayCluster",
 ];
 
-/// The patches and, for each, the span errors found later point at.
-pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Vec<Patch>, Vec<Range<usize>>) {
+/// The patches, each with the position of its `patch` text.
+pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
     let mut out = Vec::new();
-    let mut spans = Vec::new();
     let Some((items, _)) = top.typed(
         cx,
         "patches",
@@ -40,7 +36,7 @@ pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Vec<Patch>, Vec<
         },
         || "declare each patch as a [[patches]] section".into(),
     ) else {
-        return (out, spans);
+        return out;
     };
     for (i, item) in items.iter().enumerate() {
         let path = format!("patches[{i}]");
@@ -157,40 +153,17 @@ pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Vec<Patch>, Vec<
             }
             Some(doc)
         });
-        spans.push(p.span_of("patch"));
+        let (line, column) = cx.position(p.span_of("patch").start);
         if let (Some((kind, name)), Some(patch)) = (target, document) {
             out.push(Patch {
                 kind,
                 name,
                 patch_type,
                 patch,
+                line,
+                column,
             });
         }
     }
-    (out, spans)
-}
-
-/// Applies the stack's patches to its rendered objects; a refusal is an error at the patch.
-pub(super) fn check(cx: &mut Cx<'_>, stack: &Stack, spans: &[Range<usize>]) {
-    if stack.patches.is_empty() {
-        return;
-    }
-    let mut objects = crate::render::render_unpatched(stack);
-    if let Err(e) = crate::render::apply_patches(stack, &mut objects, &stack.patches) {
-        let p = &stack.patches[e.index];
-        let target = match &p.name {
-            Some(n) => format!("{}/{n}", p.kind),
-            None => p.kind.clone(),
-        };
-        cx.error(
-            spans.get(e.index).cloned().unwrap_or(0..0),
-            &format!("patches[{}]", e.index),
-            format!(
-                "{} patch to `{target}` {}",
-                p.patch_type.as_str(),
-                e.message
-            ),
-            e.help,
-        );
-    }
+    out
 }

@@ -231,7 +231,7 @@ pub(super) fn annotations(
 }
 
 fn owned(key: &str, label: bool) -> bool {
-    (label && crate::render::OWNED_LABEL_KEYS.contains(&key))
+    (label && crate::stack::OWNED_LABEL_KEYS.contains(&key))
         || OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
