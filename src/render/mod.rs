@@ -3,7 +3,10 @@
 //! cloud, no secret values (the Redis Secret is rendered empty; apply generates its value once).
 //!
 //! Objects are built with `serde_json::json!` in a fixed key order (serde_json's
-//! `preserve_order` is on), so the same stack always renders byte-identical YAML.
+//! `preserve_order` is on), so the same stack always renders byte-identical YAML. The stack's
+//! pod settings are applied to every pod template (`pod.rs`) and its `[[patches]]` last
+//! (`patch.rs`, checked by `check.rs`); [`load`] is how commands load a stack: the file read
+//! and parsed by `crate::stack`, then its patches checked against what it renders.
 
 pub mod check;
 mod meta;
