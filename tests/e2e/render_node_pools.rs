@@ -276,6 +276,18 @@ patch = '''
 }
 
 #[test]
+fn a_json_patch_may_add_a_sidecar_that_leaves_the_wiring_alone() {
+    let diff = patch_diff(
+        r#"[[patches]]
+target = "RayCluster"
+type = "json"
+patch = '[{"op": "add", "path": "/spec/headGroupSpec/template/spec/containers/-", "value": {"name": "log-shipper", "image": "fluent/fluent-bit:3.1", "env": [{"name": "LEVEL", "value": "info"}]}}]'
+"#,
+    );
+    insta::assert_snapshot!(diff);
+}
+
+#[test]
 fn refused_patches_are_located_and_name_the_field() {
     let mut all = String::new();
     for (what, patch) in [
@@ -302,6 +314,10 @@ fn refused_patches_are_located_and_name_the_field() {
         (
             "owned: the password wiring of the Redis container",
             "[[patches]]\ntarget = \"StatefulSet\"\ntype = \"json\"\npatch = '[{\"op\": \"remove\", \"path\": \"/spec/template/spec/containers/0/env/1\"}]'\n",
+        ),
+        (
+            "owned: a new sidecar of the head that reads the Redis password",
+            "[[patches]]\ntarget = \"RayCluster\"\ntype = \"json\"\npatch = '[{\"op\": \"add\", \"path\": \"/spec/headGroupSpec/template/spec/containers/-\", \"value\": {\"name\": \"exporter\", \"image\": \"exporter:1\", \"env\": [{\"name\": \"REDIS_PASSWORD\", \"value\": \"x\"}]}}]'\n",
         ),
         (
             "owned: raystack's labels",
