@@ -827,7 +827,8 @@ fn group_spans(top: &Table<'_, '_>) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// `[stack]`: the name (required, a DNS label of at most 40 characters), the namespace
+/// `[stack]`: the name (required, a DNS label; its derived names are checked by
+/// `pod::check_derived_names`), the labels and annotations of every object, the namespace
 /// (default: the name) and whether to create it.
 fn stack_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> StackMeta {
     let st = top.section(cx, "stack", STACK_KEYS);

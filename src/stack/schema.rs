@@ -36,7 +36,8 @@ pub struct Stack {
 /// `[stack]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackMeta {
-    /// DNS-1123 label, at most 40 characters; prefixes every object name.
+    /// DNS-1123 label; prefixes every object name, and the names derived from it fit their
+    /// limits (`super::derived_names`; 41 characters at most in practice).
     pub name: String,
     /// Defaults to the stack name.
     pub namespace: String,
