@@ -1171,7 +1171,8 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Rang
     )
 }
 
-/// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources.
+/// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources, and the
+/// pod settings (`pod::pod_settings`).
 /// With `backend = "embedded"` there is no Redis: every key of the section is an error.
 fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> Redis {
     let re = top.section(cx, "redis", REDIS_KEYS);
@@ -1239,7 +1240,8 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
 }
 
 /// `[ray]`: the Ray version and image, the KubeRay version (1.0 or later), the storage
-/// namespace, `[ray.head]` and the worker groups.
+/// namespace, `[ray.head]` (its image and pod settings) and the worker groups; images whose
+/// tag names another Ray version are warned about.
 fn ray_section(
     cx: &mut Cx<'_>,
     top: &Table<'_, '_>,
@@ -1421,7 +1423,9 @@ fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> Stat
     }
 }
 
-/// `[[ray.workers]]`: each group's name (unique), replica bounds, resources and GPUs.
+/// `[[ray.workers]]`: each group's name (unique), replica bounds, resources, GPUs, image (Ray's
+/// GPU image by default for a GPU group) and pod settings; a GPU group on a CPU-looking image,
+/// or without the toleration its cloud's GPU pools usually need, is warned about.
 fn workers(
     cx: &mut Cx<'_>,
     ray: &Table<'_, '_>,
