@@ -9,10 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::render::{document, file_name, render, to_yaml};
-use crate::stack;
 
 pub fn run(stack_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let stack = match stack::load(stack_path) {
+    let stack = match crate::render::load(stack_path) {
         Ok(stack) => stack,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

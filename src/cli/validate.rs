@@ -13,7 +13,7 @@ pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
     // (stack file, state file) of every valid stack with a local state file.
     let mut state_files: Vec<(&PathBuf, PathBuf)> = Vec::new();
     for path in stacks {
-        match stack::load(path) {
+        match crate::render::load(path) {
             Ok(s) => {
                 if s.state.backend == stack::StateBackend::Local {
                     let state = std::path::absolute(&s.state.path).unwrap_or(s.state.path.clone());

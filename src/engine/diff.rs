@@ -44,8 +44,8 @@ fn compare(base: Option<&Stack>, head: Option<&Stack>) -> anyhow::Result<Plan> {
 
 /// `diff BASE_STACK HEAD_STACK`: the plan taking one stack file to the other.
 pub fn diff_files(base: &Path, head: &Path) -> anyhow::Result<Plan> {
-    let base_stack = crate::stack::load(base)?;
-    let head_stack = crate::stack::load(head)?;
+    let base_stack = crate::render::load(base)?;
+    let head_stack = crate::render::load(head)?;
     compare(Some(&base_stack), Some(&head_stack))
 }
 
@@ -86,11 +86,14 @@ fn diff_at(
 ) -> anyhow::Result<Plan> {
     let base = match base {
         // Diagnostics name the revision, e.g. `main:stacks/prod.toml:12:3`.
-        Some(text) => Some(crate::stack::parse_str(&base_name(file, reference), &text)?),
+        Some(text) => Some(crate::render::parse_str(
+            &base_name(file, reference),
+            &text,
+        )?),
         None => None,
     };
     let head = if path.exists() {
-        Some(crate::stack::load(path)?)
+        Some(crate::render::load(path)?)
     } else {
         None
     };

@@ -84,7 +84,12 @@ impl Engine {
         listing: Option<&Listing>,
         keep_manifests: bool,
     ) -> anyhow::Result<Prepared> {
-        let (stack, stack_bytes) = crate::stack::load_with_bytes(path)?;
+        let (stack, stack_bytes) = crate::render::load_with_bytes(path)?;
+        // The stack's own warnings (located; e.g. a GPU group on a CPU image) go to stderr
+        // as well as into the preflight findings of the plan.
+        for w in &stack.warnings {
+            self.warn(w.to_string());
+        }
         let rendered = crate::render::render(&stack);
         let desired: Vec<Value> = rendered.objects.into_iter().map(|d| d.manifest).collect();
         let durability = serde_json::to_value(crate::render::summarize(&stack))
@@ -232,7 +237,7 @@ impl Engine {
         let listing = (!offline && stacks.len() > 1).then(|| {
             let loaded: Vec<_> = stacks
                 .iter()
-                .filter_map(|path| crate::stack::load(path).ok())
+                .filter_map(|path| crate::render::load(path).ok())
                 .collect();
             let mut contexts: Vec<Option<String>> = Vec::new();
             for stack in &loaded {

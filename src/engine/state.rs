@@ -54,7 +54,7 @@ pub struct Migrated {
 impl Engine {
     /// Reads the state of the stack at `stack_path`.
     pub async fn read_state(&self, stack_path: &Path) -> anyhow::Result<StateRead> {
-        let stack = crate::stack::load(stack_path)?;
+        let stack = crate::render::load(stack_path)?;
         let backend = open(&stack, &self.target, &self.notify).await?;
         let state = backend.read().await?;
         if state.is_none() {
@@ -70,7 +70,7 @@ impl Engine {
 
     /// Finds the lock on the stack's state and checks it carries `id`.
     pub async fn find_lock(&self, stack_path: &Path, id: &str) -> anyhow::Result<Unlocking> {
-        let stack = crate::stack::load(stack_path)?;
+        let stack = crate::render::load(stack_path)?;
         let backend = open(&stack, &self.target, &self.notify).await?;
         let Some(holder) = backend.holder().await? else {
             bail!(
@@ -97,7 +97,7 @@ impl Engine {
     /// Copies the state from the other backend to `to` (same lineage, serial + 1) under both
     /// locks, reads the copy back, and only then retires the source.
     pub async fn migrate(&self, stack_path: &Path, to: BackendKind) -> anyhow::Result<Migrated> {
-        let stack = crate::stack::load(stack_path)?;
+        let stack = crate::render::load(stack_path)?;
         let from = match to {
             BackendKind::Local => BackendKind::Kubernetes,
             BackendKind::Kubernetes => BackendKind::Local,

@@ -58,7 +58,7 @@ impl Engine {
         disrupt: Disrupt,
         timeout: Duration,
     ) -> anyhow::Result<VerifyPrepared> {
-        let stack = crate::stack::load(path)?;
+        let stack = crate::render::load(path)?;
         // An embedded-backend stack has no Redis pod: `both` means the head there.
         let disrupt = crate::verify::disrupt_for(&stack, disrupt)?;
         let prepared = self

@@ -15,7 +15,7 @@ use crate::kind::Kind;
 pub const CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
 
 /// The cleanup Job KubeRay creates for a deleted RayCluster `name` (KubeRay trims it to 63
-/// characters; stack names are at most 40).
+/// characters; the stack loader keeps this name within 63, see `stack::derived_names`).
 pub fn cleanup_job_name(ray_cluster: &str) -> String {
     format!("{ray_cluster}-redis-cleanup")
 }

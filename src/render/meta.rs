@@ -1,4 +1,5 @@
-//! Object names and labels shared by every rendered object, and the Namespace.
+//! Object names, labels and `[stack]` annotations shared by every rendered object, and the
+//! Namespace.
 
 use serde_json::{Map, Value, json};
 
@@ -40,12 +41,23 @@ pub fn common_labels(stack: &Stack) -> Map<String, Value> {
     m
 }
 
-/// Common labels plus `app.kubernetes.io/name` and `app.kubernetes.io/component`.
+pub use crate::stack::OWNED_LABEL_KEYS;
+
+/// Common labels plus `app.kubernetes.io/name` and `app.kubernetes.io/component`, then the
+/// stack's own `[stack] labels` (which may not use raystack's keys).
 pub(crate) fn labels(stack: &Stack, app: &str, component: &str) -> Value {
     let mut m = common_labels(stack);
     m.insert("app.kubernetes.io/name".into(), json!(app));
     m.insert("app.kubernetes.io/component".into(), json!(component));
+    for (k, v) in &stack.meta.labels {
+        m.entry(k.clone()).or_insert_with(|| json!(v));
+    }
     Value::Object(m)
+}
+
+/// `[stack] annotations` as a JSON object, `None` when there are none.
+pub(crate) fn stack_annotations(stack: &Stack) -> Option<Value> {
+    (!stack.meta.annotations.is_empty()).then(|| json!(stack.meta.annotations))
 }
 
 /// The labels that select the Redis pod. Kept small and fixed: a StatefulSet's selector is
@@ -59,11 +71,15 @@ pub(crate) fn redis_selector(stack: &Stack) -> Value {
 
 /// `metadata` of a namespaced object.
 pub(crate) fn namespaced(stack: &Stack, name: &str, labels: Value) -> Value {
-    object([
+    let mut m = object([
         ("name", json!(name)),
         ("namespace", json!(stack.meta.namespace)),
         ("labels", labels),
-    ])
+    ]);
+    if let Some(a) = stack_annotations(stack) {
+        m["annotations"] = a;
+    }
+    m
 }
 
 /// A JSON object of `entries`, in this order. Unlike `json!`, which copies every value it is
@@ -77,12 +93,20 @@ pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
 }
 
 pub(crate) fn namespace(stack: &Stack) -> Value {
+    let mut labels = common_labels(stack);
+    for (k, v) in &stack.meta.labels {
+        labels.entry(k.clone()).or_insert_with(|| json!(v));
+    }
+    let mut metadata = object([
+        ("name", json!(stack.meta.namespace)),
+        ("labels", Value::Object(labels)),
+    ]);
+    if let Some(a) = stack_annotations(stack) {
+        metadata["annotations"] = a;
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {
-            "name": stack.meta.namespace,
-            "labels": Value::Object(common_labels(stack)),
-        },
+        "metadata": metadata,
     })
 }

@@ -1,11 +1,13 @@
 //! The RayCluster (`ray.io/v1`) with GCS fault tolerance pointed at the stack's Redis, in the
 //! shape the installed KubeRay understands (docs/design.md §4), or (KubeRay >= 1.7, `backend = "embedded"`) at
 //! the GCS's own RocksDB store on a volume KubeRay creates; and `spec.upgradeStrategy` where
-//! the operator has it (>= 1.6).
+//! the operator has it (>= 1.6). Each group runs its own image and carries its pod settings
+//! (`super::pod`).
 
 use serde_json::{Map, Value, json};
 
 use super::meta::{labels, names, namespaced, object};
+use super::pod::apply_pod_settings;
 use super::redis::{REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY};
 use super::storage::storage_class_name;
 use crate::durability::REDIS_PORT;
@@ -112,7 +114,7 @@ pub(crate) fn ray_cluster(stack: &Stack) -> Value {
     }
     let mut head = Map::new();
     head.insert("name".into(), json!("ray-head"));
-    head.insert("image".into(), json!(stack.ray.image));
+    head.insert("image".into(), json!(stack.ray.head.image));
     if !ft_options && !embedded {
         head_params.insert(
             "redis-password".into(),
@@ -196,26 +198,25 @@ pub(crate) fn ray_cluster(stack: &Stack) -> Value {
         }
         spec.insert("gcsFaultToleranceOptions".into(), Value::Object(ft));
     }
+    let mut head_template = object([
+        (
+            "metadata",
+            object([("labels", labels(stack, "ray", "head"))]),
+        ),
+        (
+            "spec",
+            object([
+                ("containers", Value::Array(vec![Value::Object(head)])),
+                ("volumes", log_volume()),
+            ]),
+        ),
+    ]);
+    apply_pod_settings(stack, &mut head_template, &stack.ray.head.pod);
     spec.insert(
         "headGroupSpec".into(),
         object([
             ("rayStartParams", Value::Object(head_params)),
-            (
-                "template",
-                object([
-                    (
-                        "metadata",
-                        object([("labels", labels(stack, "ray", "head"))]),
-                    ),
-                    (
-                        "spec",
-                        object([
-                            ("containers", Value::Array(vec![Value::Object(head)])),
-                            ("volumes", log_volume()),
-                        ]),
-                    ),
-                ]),
-            ),
+            ("template", head_template),
         ]),
     );
     spec.insert("workerGroupSpecs".into(), Value::Array(workers));
@@ -239,28 +240,27 @@ fn worker_group(stack: &Stack, g: &WorkerGroup) -> Value {
     group.insert("rayStartParams".into(), json!({}));
     let container = object([
         ("name", json!("ray-worker")),
-        ("image", json!(stack.ray.image)),
+        ("image", json!(g.image)),
         (
             "resources",
             resources(g.cpu.as_str(), g.memory.as_str(), g.gpu),
         ),
         ("volumeMounts", log_mount()),
     ]);
-    group.insert(
-        "template".into(),
-        object([
-            (
-                "metadata",
-                object([("labels", labels(stack, "ray", "worker"))]),
-            ),
-            (
-                "spec",
-                object([
-                    ("containers", Value::Array(vec![container])),
-                    ("volumes", log_volume()),
-                ]),
-            ),
-        ]),
-    );
+    let mut template = object([
+        (
+            "metadata",
+            object([("labels", labels(stack, "ray", "worker"))]),
+        ),
+        (
+            "spec",
+            object([
+                ("containers", Value::Array(vec![container])),
+                ("volumes", log_volume()),
+            ]),
+        ),
+    ]);
+    apply_pod_settings(stack, &mut template, &g.pod);
+    group.insert("template".into(), template);
     Value::Object(group)
 }

@@ -98,6 +98,20 @@ fn redis_cli_ping() -> String {
 }
 
 pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
+    let mut sts = stateful_set_base(stack, conf);
+    redis_pod_settings(stack, &mut sts);
+    sts
+}
+
+/// `[redis]`'s pod settings (placement, identity, env, labels, annotations) on the Redis pod
+/// template; see `super::pod`.
+fn redis_pod_settings(stack: &Stack, sts: &mut Value) {
+    if let Some(template) = sts.pointer_mut("/spec/template") {
+        super::pod::apply_pod_settings(stack, template, &stack.redis.pod);
+    }
+}
+
+fn stateful_set_base(stack: &Stack, conf: &str) -> Value {
     let n = names(stack);
     let conf_hash = hex::encode(Sha256::digest(conf.as_bytes()));
     let resources = json!({

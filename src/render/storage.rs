@@ -57,7 +57,7 @@ pub fn storage_class(stack: &Stack) -> Option<Value> {
         }
         _ => return None,
     };
-    Some(json!({
+    let mut class = json!({
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {
@@ -71,7 +71,11 @@ pub fn storage_class(stack: &Stack) -> Option<Value> {
         "allowVolumeExpansion": true,
         // Provision the disk in the zone where the Redis pod is scheduled.
         "volumeBindingMode": "WaitForFirstConsumer",
-    }))
+    });
+    if let Some(a) = super::meta::stack_annotations(stack) {
+        class["metadata"]["annotations"] = a;
+    }
+    Some(class)
 }
 
 /// The EBS CSI add-on's provisioner, or EKS Auto Mode's built-in one when the stack says the

@@ -17,6 +17,8 @@ pub(crate) fn stack() -> Stack {
             name: "ray-prod".into(),
             namespace: "ray-prod".into(),
             create_namespace: true,
+            labels: Default::default(),
+            annotations: Default::default(),
         },
         cluster: Cluster {
             context: None,
@@ -37,16 +39,19 @@ pub(crate) fn stack() -> Stack {
             storage_class: None,
             cpu: q("500m"),
             memory: q("1Gi"),
+            pod: PodSettings::default(),
         },
         ray: Ray {
             version: "2.45.0".into(),
-            image: "rayproject/ray:2.45.0".into(),
+            image: None,
             kuberay: KubeRayVersion::new(1, 3, 0),
             external_storage_namespace: None,
             upgrade_strategy: None,
             head: RayHead {
                 cpu: q("1"),
                 memory: q("4Gi"),
+                image: "rayproject/ray:2.45.0".into(),
+                pod: PodSettings::default(),
             },
             workers: vec![WorkerGroup {
                 group: "cpu".into(),
@@ -56,6 +61,8 @@ pub(crate) fn stack() -> Stack {
                 cpu: q("1"),
                 memory: q("2Gi"),
                 gpu: None,
+                image: "rayproject/ray:2.45.0".into(),
+                pod: PodSettings::default(),
             }],
         },
         state: StateConfig {
@@ -66,6 +73,7 @@ pub(crate) fn stack() -> Stack {
             context: None,
             kubeconfig: None,
         },
+        patches: Vec::new(),
         warnings: Vec::new(),
     }
 }

@@ -9,7 +9,9 @@ mod source;
 pub mod units;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use parse::{DEFAULT_STATE_NAMESPACE, load, load_with_bytes, parse_str};
+pub use parse::{
+    DEFAULT_STATE_NAMESPACE, DerivedName, derived_names, load, load_with_bytes, parse_str,
+};
 pub use schema::*;
 pub use source::MAX_STACK_FILE_BYTES;
 pub use units::{KubeRayVersion, Quantity};

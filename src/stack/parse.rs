@@ -14,9 +14,15 @@ use toml::de::{DeTable, DeValue};
 use super::units::{KubeRayVersion, Quantity, parse_duration};
 use super::*;
 
+mod patches;
+mod pod;
+
+pub use pod::{DerivedName, derived_names};
+
 /// Past this many problems a file is clearly not a stack file; the rest are summarised.
 const MAX_DIAGNOSTICS: usize = 50;
-const MAX_STACK_NAME: usize = 40;
+/// A DNS label; the names derived from it have their own limits (`pod::derived_names`).
+const MAX_STACK_NAME: usize = 63;
 
 /// Reads and validates a stack file. Unreadable and non-UTF-8 files are reported as diagnostics.
 pub fn load(path: &Path) -> Result<Stack, Diagnostics> {
@@ -627,8 +633,22 @@ fn check_label(cx: &mut Cx<'_>, key: &str, value: &str, span: Range<usize>, max:
     false
 }
 
-const ROOT_KEYS: &[&str] = &["stack", "cluster", "durability", "redis", "ray", "state"];
-const STACK_KEYS: &[&str] = &["name", "namespace", "create_namespace"];
+const ROOT_KEYS: &[&str] = &[
+    "stack",
+    "cluster",
+    "durability",
+    "redis",
+    "ray",
+    "state",
+    "patches",
+];
+const STACK_KEYS: &[&str] = &[
+    "name",
+    "namespace",
+    "create_namespace",
+    "labels",
+    "annotations",
+];
 const CLUSTER_KEYS: &[&str] = &[
     "provider",
     "context",
@@ -652,7 +672,23 @@ const DURABILITY_KEYS: &[&str] = &[
     "backend",
     "storage",
 ];
-const REDIS_KEYS: &[&str] = &["image", "storage", "storage_class", "cpu", "memory"];
+const REDIS_KEYS: &[&str] = &[
+    "image",
+    "storage",
+    "storage_class",
+    "cpu",
+    "memory",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "service_account",
+    "env",
+    "env_from_secret",
+    "labels",
+    "annotations",
+    "priority_class",
+    "image_pull_secrets",
+];
 const RAY_KEYS: &[&str] = &[
     "version",
     "image",
@@ -662,7 +698,21 @@ const RAY_KEYS: &[&str] = &[
     "head",
     "workers",
 ];
-const HEAD_KEYS: &[&str] = &["cpu", "memory"];
+const HEAD_KEYS: &[&str] = &[
+    "cpu",
+    "memory",
+    "image",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "service_account",
+    "env",
+    "env_from_secret",
+    "labels",
+    "annotations",
+    "priority_class",
+    "image_pull_secrets",
+];
 const WORKER_KEYS: &[&str] = &[
     "group",
     "replicas",
@@ -671,6 +721,17 @@ const WORKER_KEYS: &[&str] = &[
     "cpu",
     "memory",
     "gpu",
+    "image",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "service_account",
+    "env",
+    "env_from_secret",
+    "labels",
+    "annotations",
+    "priority_class",
+    "image_pull_secrets",
 ];
 /// Where the kubernetes state backend keeps state unless `[state] namespace` says otherwise.
 pub const DEFAULT_STATE_NAMESPACE: &str = "raystack-system";
@@ -705,9 +766,19 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let cluster = cluster_section(cx, &top);
     let (durability, backend_span) = durability_section(cx, &top);
     let redis = redis_section(cx, &top, durability.backend);
-    let ray = ray_section(cx, &top, durability.backend, backend_span);
+    let ray = ray_section(
+        cx,
+        &top,
+        durability.backend,
+        backend_span,
+        &cluster.provider,
+    );
     let state = state_section(cx, &top, &meta);
-    cx.diags.is_empty().then(|| Stack {
+    let patches = patches::patches(cx, &top);
+    if !cx.diags.is_empty() {
+        return None;
+    }
+    let stack = Stack {
         source: PathBuf::from(cx.file),
         meta,
         cluster,
@@ -715,11 +786,49 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         redis,
         ray,
         state,
+        patches,
         warnings: Vec::new(),
-    })
+    };
+    // Checks of the whole stack: the names derived from it. (Its patches are checked against
+    // the rendered objects by `crate::render::check_patches`, a floor above.)
+    let name_span = value_span(&top, &["stack", "name"]).unwrap_or(0..0);
+    let group_spans = group_spans(&top);
+    pod::check_derived_names(cx, &stack, name_span, &group_spans);
+    cx.diags.is_empty().then_some(stack)
 }
 
-/// `[stack]`: the name (required, a DNS label of at most 40 characters), the namespace
+/// The span of the value at `path` (tables by key), if present.
+fn value_span(top: &Table<'_, '_>, path: &[&str]) -> Option<Range<usize>> {
+    let mut table = top.table?;
+    let (last, parents) = path.split_last()?;
+    for key in parents {
+        match table.get(*key)?.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => return None,
+        }
+    }
+    table.get(*last).map(|v| v.span())
+}
+
+/// The span of each `[[ray.workers]]` item's `group` (or of the item, without one).
+fn group_spans(top: &Table<'_, '_>) -> Vec<Range<usize>> {
+    let Some(DeValue::Table(ray)) = top.get("ray").map(|v| v.get_ref()) else {
+        return Vec::new();
+    };
+    let Some(DeValue::Array(items)) = ray.get("workers").map(|v| v.get_ref()) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::Table(t) => t.get("group").map_or(item.span(), |g| g.span()),
+            _ => item.span(),
+        })
+        .collect()
+}
+
+/// `[stack]`: the name (required, a DNS label; its derived names are checked by
+/// `pod::check_derived_names`), the labels and annotations of every object, the namespace
 /// (default: the name) and whether to create it.
 fn stack_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> StackMeta {
     let st = top.section(cx, "stack", STACK_KEYS);
@@ -744,6 +853,8 @@ fn stack_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> StackMeta {
         name,
         namespace,
         create_namespace: st.boolean(cx, "create_namespace", true),
+        labels: pod::labels(cx, &st, "labels"),
+        annotations: pod::annotations(cx, &st, "annotations"),
     }
 }
 
@@ -1060,7 +1171,8 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Rang
     )
 }
 
-/// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources.
+/// `[redis]`: image, volume size (whole bytes, at least 1 MiB) and class, resources, and the
+/// pod settings (`pod::pod_settings`).
 /// With `backend = "embedded"` there is no Redis: every key of the section is an error.
 fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> Redis {
     let re = top.section(cx, "redis", REDIS_KEYS);
@@ -1123,16 +1235,19 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
         storage_class,
         cpu: re.quantity(cx, "cpu", "500m", "500m").0,
         memory: re.quantity(cx, "memory", "1Gi", "1Gi").0,
+        pod: pod::pod_settings(cx, &re, pod::Role::Redis),
     }
 }
 
 /// `[ray]`: the Ray version and image, the KubeRay version (1.0 or later), the storage
-/// namespace, `[ray.head]` and the worker groups.
+/// namespace, `[ray.head]` (its image and pod settings) and the worker groups; images whose
+/// tag names another Ray version are warned about.
 fn ray_section(
     cx: &mut Cx<'_>,
     top: &Table<'_, '_>,
     backend: GcsBackend,
     backend_span: Range<usize>,
+    provider: &ProviderConfig,
 ) -> Ray {
     let ra = top.section(cx, "ray", RAY_KEYS);
     let version = match ra.string(cx, "version", "2.45.0") {
@@ -1152,9 +1267,10 @@ fn ray_section(
         }
         None => "2.45.0".to_string(),
     };
-    let image = ra
-        .string(cx, "image", "rayproject/ray:2.45.0")
-        .map_or_else(|| format!("rayproject/ray:{version}"), |(s, _)| s);
+    let image = pod::image(cx, &ra);
+    if let Some((i, span)) = &image {
+        pod::warn_version(cx, "ray.image", i, span.clone(), &version);
+    }
     let kuberay = match ra.string(cx, "kuberay", "1.3.0") {
         Some((v, span)) => match KubeRayVersion::parse(&v) {
             Ok(k) if k < KubeRayVersion::new(1, 0, 0) => {
@@ -1217,14 +1333,34 @@ fn ray_section(
             .then_some(UpgradeStrategy::Recreate)
     };
     let hd = ra.section(cx, "head", HEAD_KEYS);
+    let head_image = match pod::image(cx, &hd) {
+        Some((i, span)) => {
+            pod::warn_version(cx, "ray.head.image", &i, span, &version);
+            i
+        }
+        None => image.as_ref().map_or_else(
+            || pod::default_ray_image(&version, false),
+            |(i, _)| i.clone(),
+        ),
+    };
     let head = RayHead {
         cpu: hd.quantity(cx, "cpu", "1", "1").0,
         memory: hd.quantity(cx, "memory", "4Gi", "4Gi").0,
+        image: head_image,
+        pod: pod::pod_settings(cx, &hd, pod::Role::Head),
     };
-    let workers = workers(cx, &ra);
+    if backend == GcsBackend::Embedded && head.pod.affinity.same_zone_as_redis {
+        cx.error(
+            value_span(&hd, &["affinity"]).unwrap_or(hd.span.clone()),
+            "ray.head.affinity.same_zone_as_redis",
+            "follows the Redis volume, but backend = \"embedded\" deploys no Redis",
+            "remove it; KubeRay's GCS volume follows the head pod by itself",
+        );
+    }
+    let workers = workers(cx, &ra, &version, image.as_ref(), provider, backend);
     Ray {
         version,
-        image,
+        image: image.map(|(i, _)| i),
         kuberay,
         external_storage_namespace,
         upgrade_strategy,
@@ -1289,8 +1425,17 @@ fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> Stat
     }
 }
 
-/// `[[ray.workers]]`: each group's name (unique), replica bounds, resources and GPUs.
-fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
+/// `[[ray.workers]]`: each group's name (unique), replica bounds, resources, GPUs, image (Ray's
+/// GPU image by default for a GPU group) and pod settings; a GPU group on a CPU-looking image,
+/// or without the toleration its cloud's GPU pools usually need, is warned about.
+fn workers(
+    cx: &mut Cx<'_>,
+    ray: &Table<'_, '_>,
+    version: &str,
+    ray_image: Option<&(String, Range<usize>)>,
+    provider: &ProviderConfig,
+    backend: GcsBackend,
+) -> Vec<WorkerGroup> {
     let Some((items, _)) = ray.typed(
         cx,
         "workers",
@@ -1323,7 +1468,7 @@ fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
         w.check_keys(cx, WORKER_KEYS);
         let group = match w.required_string(cx, "group", "cpu", ": it names the worker group") {
             Some((g, span)) => {
-                if check_label(cx, &format!("{path}.group"), &g, span.clone(), 40)
+                if check_label(cx, &format!("{path}.group"), &g, span.clone(), 63)
                     && groups.iter().any(|o| o.group == g)
                 {
                     cx.error(
@@ -1381,11 +1526,46 @@ fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
         }
         let cpu = w.quantity(cx, "cpu", "1", "1").0;
         let memory = w.quantity(cx, "memory", "2Gi", "2Gi").0;
-        let gpu = w
-            .integer(cx, "gpu", 0..=64)
-            .map(|(n, _)| n as u32)
-            .filter(|n| *n > 0);
-        groups.push(WorkerGroup {
+        let gpu_value = w.integer(cx, "gpu", 0..=64);
+        let gpu_span = gpu_value.as_ref().map(|(_, s)| s.clone());
+        let gpu = gpu_value.map(|(n, _)| n as u32).filter(|n| *n > 0);
+        // The group's image, else [ray] image, else Ray's image for the version (the GPU
+        // build for a group with GPUs). A GPU group on a CPU-looking image is warned about
+        // where that image is named.
+        let image = match pod::image(cx, &w) {
+            Some((i, span)) => {
+                pod::warn_version(cx, &format!("{path}.image"), &i, span.clone(), version);
+                if gpu.is_some() {
+                    pod::warn_gpu_image(cx, &format!("{path}.image"), &i, span, version);
+                }
+                i
+            }
+            None => match ray_image {
+                Some((i, _)) => {
+                    if gpu.is_some() {
+                        pod::warn_gpu_image(
+                            cx,
+                            &format!("{path}.gpu"),
+                            i,
+                            gpu_span.clone().unwrap_or(w.span.clone()),
+                            version,
+                        );
+                    }
+                    i.clone()
+                }
+                None => pod::default_ray_image(version, gpu.is_some()),
+            },
+        };
+        let pod_settings = pod::pod_settings(cx, &w, pod::Role::Worker);
+        if backend == GcsBackend::Embedded && pod_settings.affinity.same_zone_as_redis {
+            cx.error(
+                w.span_of("affinity"),
+                &format!("{path}.affinity.same_zone_as_redis"),
+                "follows the Redis volume, but backend = \"embedded\" deploys no Redis",
+                "remove it",
+            );
+        }
+        let g = WorkerGroup {
             group,
             replicas: replicas_n as u32,
             min_replicas: min_n as u32,
@@ -1393,7 +1573,19 @@ fn workers(cx: &mut Cx<'_>, ray: &Table<'_, '_>) -> Vec<WorkerGroup> {
             cpu,
             memory,
             gpu,
-        });
+            image,
+            pod: pod_settings,
+        };
+        if g.gpu.is_some() {
+            pod::warn_gpu_placement(
+                cx,
+                gpu_span.unwrap_or(w.span.clone()),
+                &format!("{path}.gpu"),
+                provider,
+                &g,
+            );
+        }
+        groups.push(g);
     }
     groups
 }

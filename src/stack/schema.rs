@@ -1,10 +1,19 @@
 //! The typed stack: what a validated stack file means, with every default filled in.
 //! Plain data only; parsing and validation live in `parse.rs`, so this file never does I/O.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::units::{KubeRayVersion, Quantity};
+
+/// The label keys raystack sets on its objects besides `raystack.dev/stack`; a stack may not
+/// set them (its `labels` are checked against these) and a patch may not change them.
+pub const OWNED_LABEL_KEYS: [&str; 3] = [
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/component",
+];
 
 /// One validated stack file: one RayCluster with its durable Redis, in one namespace.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +26,8 @@ pub struct Stack {
     pub redis: Redis,
     pub ray: Ray,
     pub state: StateConfig,
+    /// `[[patches]]`, applied in order to the rendered objects (validated at load time).
+    pub patches: Vec<Patch>,
     /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
     /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
     pub warnings: Vec<super::Diagnostic>,
@@ -25,12 +36,17 @@ pub struct Stack {
 /// `[stack]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackMeta {
-    /// DNS-1123 label, at most 40 characters; prefixes every object name.
+    /// DNS-1123 label; prefixes every object name, and the names derived from it fit their
+    /// limits (`super::derived_names`; 41 characters at most in practice).
     pub name: String,
     /// Defaults to the stack name.
     pub namespace: String,
     /// Create the namespace when missing (default true).
     pub create_namespace: bool,
+    /// `[stack] labels`: added to every rendered object (and every pod template).
+    pub labels: BTreeMap<String, String>,
+    /// `[stack] annotations`: added to every rendered object (and every pod template).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// `[cluster]`
@@ -233,6 +249,8 @@ pub struct Redis {
     pub storage_class: Option<String>,
     pub cpu: Quantity,
     pub memory: Quantity,
+    /// Where the Redis pod runs and what it carries (`node_selector`, `tolerations`, ...).
+    pub pod: PodSettings,
 }
 
 /// `[ray]`
@@ -240,8 +258,9 @@ pub struct Redis {
 pub struct Ray {
     /// Ray version, e.g. `2.45.0`.
     pub version: String,
-    /// Container image; defaults to `rayproject/ray:<version>`.
-    pub image: String,
+    /// `[ray] image` as written: the image of every group that names none itself. `None`:
+    /// `rayproject/ray:<version>`, or `rayproject/ray:<version>-gpu` for a group with GPUs.
+    pub image: Option<String>,
     /// KubeRay operator version in the cluster; selects the GCS fault-tolerance API shape.
     pub kuberay: KubeRayVersion,
     /// `externalStorageNamespace`; `None` leaves it to KubeRay (the RayCluster UID).
@@ -284,6 +303,9 @@ impl UpgradeStrategy {
 pub struct RayHead {
     pub cpu: Quantity,
     pub memory: Quantity,
+    /// The resolved image (`[ray.head] image`, else `[ray] image`, else Ray's CPU image).
+    pub image: String,
+    pub pod: PodSettings,
 }
 
 /// One `[[ray.workers]]` entry.
@@ -298,6 +320,114 @@ pub struct WorkerGroup {
     pub memory: Quantity,
     /// `nvidia.com/gpu` per worker.
     pub gpu: Option<u32>,
+    /// The resolved image (the group's `image`, else `[ray] image`, else Ray's image for the
+    /// version: `rayproject/ray:<version>-gpu` when `gpu` is set).
+    pub image: String,
+    pub pod: PodSettings,
+}
+
+/// Pod placement and identity, the same keys on `[ray.head]`, each `[[ray.workers]]` and
+/// `[redis]`. Empty by default: nothing is rendered for an empty setting.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodSettings {
+    /// `node_selector = { "karpenter.sh/nodepool" = "gpu" }`
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub affinity: Affinity,
+    /// `service_account`: the pod's ServiceAccount (which raystack does not create).
+    pub service_account: Option<String>,
+    /// `env = { NAME = "value" }`, in name order.
+    pub env: BTreeMap<String, String>,
+    /// `env_from_secret = { NAME = "secret/key" }`, in name order: (secret, key).
+    pub env_from_secret: BTreeMap<String, (String, String)>,
+    /// Pod labels and annotations (on the pod template, not on the owning object).
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// `priority_class`: the pod's PriorityClass name.
+    pub priority_class: Option<String>,
+    /// `image_pull_secrets = ["regcred"]`: Secrets holding registry credentials (for an
+    /// `image` in a private registry).
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// One `tolerations` entry, as Kubernetes' `Toleration`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toleration {
+    pub key: Option<String>,
+    /// `Equal` (the default) or `Exists`.
+    pub operator: String,
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; `None` tolerates every effect.
+    pub effect: Option<String>,
+    /// Only with `NoExecute`.
+    pub toleration_seconds: Option<i64>,
+}
+
+/// `affinity = { … }`: a typed subset of Kubernetes' node and pod affinity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Affinity {
+    /// `required = [{ key, operator, values }]`: every expression must hold (one node selector
+    /// term).
+    pub required: Vec<NodeExpression>,
+    /// `preferred = [{ weight, key, operator, values }]`: one weighted term each.
+    pub preferred: Vec<(i32, NodeExpression)>,
+    /// `zone = "us-west-2a"`: required `topology.kubernetes.io/zone In [zone]`. On `[redis]` it
+    /// also fixes the zone of the Redis volume (the StorageClass binds where the pod lands).
+    pub zone: Option<String>,
+    /// `same_zone_as_redis = true` (head and workers): required pod affinity to the Redis pod
+    /// with topology key `topology.kubernetes.io/zone`, so the pod runs in the zone of the
+    /// Redis volume.
+    pub same_zone_as_redis: bool,
+}
+
+impl Affinity {
+    pub fn is_empty(&self) -> bool {
+        self.required.is_empty()
+            && self.preferred.is_empty()
+            && self.zone.is_none()
+            && !self.same_zone_as_redis
+    }
+}
+
+/// One node selector requirement (`matchExpressions` entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeExpression {
+    pub key: String,
+    /// `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`.
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+/// One `[[patches]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    /// `Kind` (every rendered object of that kind) or `Kind/name`.
+    pub kind: String,
+    pub name: Option<String>,
+    pub patch_type: PatchType,
+    /// The patch document, parsed from its YAML or JSON text.
+    pub patch: serde_json::Value,
+    /// Where the `patch` text starts in the stack file (1-based), for the errors found when
+    /// the patch is applied to the rendered objects (`crate::render::check_patches`).
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// RFC 7386 JSON merge patch.
+    Merge,
+    /// RFC 6902 JSON patch.
+    Json,
+}
+
+impl PatchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchType::Merge => "merge",
+            PatchType::Json => "json",
+        }
+    }
 }
 
 /// `[state]`

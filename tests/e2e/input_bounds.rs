@@ -115,7 +115,7 @@ fn a_huge_value_is_not_echoed_whole() {
         );
         assert!(
             stderr.contains(&format!(
-                "`stack.name`: \"{}… (900002 characters) is 900000 characters long; the limit is 40",
+                "`stack.name`: \"{}… (900002 characters) is 900000 characters long; the limit is 63",
                 "a".repeat(39)
             )),
             "{cmd}: {stderr}"

@@ -37,6 +37,7 @@ mod provider_storage;
 mod render_crd;
 mod render_golden;
 mod render_k8s_types;
+mod render_node_pools;
 
 // Redis and Ray on real processes.
 mod ray_gcs_failover;

@@ -18,7 +18,7 @@ use raystack::stack::KubeRayVersion;
 use serde_json::{Value, json};
 
 /// The `v1` openAPIV3Schema of the CRD fixture for `version`.
-fn crd_schema(fixture: &str) -> Value {
+pub(crate) fn crd_schema(fixture: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/kuberay")
         .join(format!("ray.io_rayclusters.v{fixture}.yaml"));
@@ -123,7 +123,7 @@ fn crd(fixture: &str) -> &'static Crd {
 }
 
 /// All problems of `rc` against the CRD `fixture`.
-fn problems(rc: &Value, fixture: &str) -> Vec<String> {
+pub(crate) fn problems(rc: &Value, fixture: &str) -> Vec<String> {
     let crd = crd(fixture);
     let mut out: Vec<String> = crd
         .validator

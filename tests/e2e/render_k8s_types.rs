@@ -59,7 +59,7 @@ fn round_trip<T: DeserializeOwned + Serialize>(manifest: &Value) -> Result<(), S
     Ok(())
 }
 
-fn check(manifest: &Value) -> Result<(), String> {
+pub(crate) fn check(manifest: &Value) -> Result<(), String> {
     match manifest["kind"].as_str().unwrap() {
         "Namespace" => round_trip::<Namespace>(manifest),
         "StorageClass" => round_trip::<StorageClass>(manifest),

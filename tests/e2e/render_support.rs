@@ -28,7 +28,7 @@ pub fn examples() -> Vec<(String, Stack)> {
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            let stack = raystack::stack::load(&p)
+            let stack = raystack::render::load(&p)
                 .unwrap_or_else(|d| panic!("{} is invalid:\n{d}", p.display()));
             (name, stack)
         })

@@ -31,7 +31,7 @@ fn every_bad_stack_gives_its_expected_errors() {
     let bless = std::env::var_os("RAYSTACK_BLESS").is_some();
     let mut mismatches = Vec::new();
     for file in &files {
-        let diags = match stack::load(file) {
+        let diags = match raystack::render::load(file) {
             Ok(_) => panic!("{} must be rejected", file.display()),
             Err(d) => d,
         };
@@ -97,7 +97,7 @@ fn example_stacks_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             n += 1;
-            if let Err(d) = stack::load(&path) {
+            if let Err(d) = raystack::render::load(&path) {
                 panic!("{} is invalid:\n{d}", path.display());
             }
         }
@@ -116,7 +116,13 @@ fn defaults_fill_a_minimal_stack() {
     assert_eq!(s.durability.snapshot_min_writes, 1000);
     assert!(s.durability.protect_volume);
     assert_eq!(s.redis.storage.as_str(), "8Gi");
-    assert_eq!(s.ray.image, format!("rayproject/ray:{}", s.ray.version));
+    assert_eq!(s.ray.image, None);
+    assert_eq!(
+        s.ray.head.image,
+        format!("rayproject/ray:{}", s.ray.version)
+    );
+    assert_eq!(s.patches, []);
+    assert_eq!(s.ray.head.pod, stack::PodSettings::default());
     assert!(s.ray.kuberay.has_gcs_ft_options());
     assert_eq!(s.state.path, Path::new("dir/.raystack/ray-dev.state.json"));
 }

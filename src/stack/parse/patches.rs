@@ -1,0 +1,169 @@
+//! `[[patches]]`: each entry's `target` (a rendered kind, or `Kind/name`), `type` (`merge`:
+//! RFC 7386, `json`: RFC 6902) and `patch` (YAML or JSON text), read, checked and located.
+//! Applying them to the rendered objects is the renderer's (`crate::render::check_patches`,
+//! a floor above), which reports a refusal at the position kept here.
+
+use serde_json::Value;
+
+use super::{Cx, Table, did_you_mean, is_dns_subdomain};
+use crate::stack::{Patch, PatchType};
+
+const PATCH_KEYS: &[&str] = &["target", "type", "patch"];
+
+/// The kinds raystack renders (and so the kinds a patch can target).
+const KINDS: &[&str] = &[
+    "Namespace",
+    "StorageClass",
+    "Secret",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "StatefulSet",
+    "Service",
+    "NetworkPolicy",
+    "RayCluster",
+];
+
+/// The patches, each with the position of its `patch` text.
+pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
+    let mut out = Vec::new();
+    let Some((items, _)) = top.typed(
+        cx,
+        "patches",
+        "an array of tables",
+        |v| match v {
+            toml::de::DeValue::Array(a) => Some(a),
+            _ => None,
+        },
+        || "declare each patch as a [[patches]] section".into(),
+    ) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("patches[{i}]");
+        let toml::de::DeValue::Table(t) = item.get_ref() else {
+            cx.error(
+                item.span(),
+                &path,
+                format!(
+                    "must be a table, found {}",
+                    super::type_name(item.get_ref())
+                ),
+                "declare each patch as a [[patches]] section",
+            );
+            continue;
+        };
+        let p = Table {
+            path: path.clone(),
+            span: item.span(),
+            table: Some(t),
+        };
+        p.check_keys(cx, PATCH_KEYS);
+        let target = p.required_string(
+            cx,
+            "target",
+            "RayCluster",
+            ": a rendered kind, or Kind/name",
+        );
+        let target = target.and_then(|(t, span)| {
+            let (kind, name) = match t.split_once('/') {
+                Some((k, n)) => (k.to_string(), Some(n.to_string())),
+                None => (t.clone(), None),
+            };
+            if !KINDS.contains(&kind.as_str()) {
+                let help = match did_you_mean(&kind, KINDS) {
+                    Some(k) => format!("did you mean `{k}`? raystack renders: {}", KINDS.join(", ")),
+                    None => format!("raystack renders: {}", KINDS.join(", ")),
+                };
+                cx.error(
+                    span,
+                    &p.key("target"),
+                    format!("\"{t}\" names no kind that raystack renders"),
+                    help,
+                );
+                return None;
+            }
+            if let Some(n) = &name
+                && !is_dns_subdomain(n)
+            {
+                cx.error(
+                    span,
+                    &p.key("target"),
+                    format!("\"{n}\" is not an object name"),
+                    "write Kind/name with the name `raystack render` shows, e.g. \"StatefulSet/ray-prod-redis\"",
+                );
+                return None;
+            }
+            Some((kind, name))
+        });
+        let (patch_type, _) = p.choice(
+            cx,
+            "type",
+            &[("merge", PatchType::Merge), ("json", PatchType::Json)],
+        );
+        let text = p.required_string(
+            cx,
+            "patch",
+            "spec: {}",
+            ": the patch document, as YAML or JSON text",
+        );
+        let document = text.and_then(|(text, span)| {
+            let doc: Value = match serde_saphyr::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    let first = e.to_string();
+                    let first = first.lines().next().unwrap_or_default().to_string();
+                    cx.error(
+                        span,
+                        &p.key("patch"),
+                        format!("is not YAML or JSON: {first}"),
+                        "write the patch as YAML or JSON text in a multi-line string ('''…''')",
+                    );
+                    return None;
+                }
+            };
+            let ok = match patch_type {
+                PatchType::Merge => doc.is_object(),
+                PatchType::Json => doc.is_array(),
+            };
+            if !ok {
+                cx.error(
+                    span,
+                    &p.key("patch"),
+                    match patch_type {
+                        PatchType::Merge => "a merge patch (RFC 7386) must be a mapping of the fields to change",
+                        PatchType::Json => "a JSON patch (RFC 6902) must be a list of operations",
+                    },
+                    match patch_type {
+                        PatchType::Merge => "e.g. patch = '''\nspec:\n  template: …'''",
+                        PatchType::Json => "e.g. patch = '''\n- op: add\n  path: /spec/…\n  value: …'''",
+                    },
+                );
+                return None;
+            }
+            if patch_type == PatchType::Json
+                && let Err(e) = serde_json::from_value::<json_patch::Patch>(doc.clone())
+            {
+                cx.error(
+                    span,
+                    &p.key("patch"),
+                    format!("is not an RFC 6902 JSON patch: {e}"),
+                    "each operation has `op` (add, remove, replace, move, copy, test) and `path`, plus `value` or `from`",
+                );
+                return None;
+            }
+            Some(doc)
+        });
+        let (line, column) = cx.position(p.span_of("patch").start);
+        if let (Some((kind, name)), Some(patch)) = (target, document) {
+            out.push(Patch {
+                kind,
+                name,
+                patch_type,
+                patch,
+                line,
+                column,
+            });
+        }
+    }
+    out
+}
