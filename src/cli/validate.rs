@@ -1,12 +1,24 @@
 //! `raystack validate STACK...`: parse and validate each file, report every problem, and
 //! refuse stacks given together that share a state file (each would plan to delete the
-//! other's objects). Exit 0 when all files are valid, 1 otherwise.
+//! other's objects). Each valid stack is followed by what its durability settings really
+//! promise, in numbers. Exit 0 when all files are valid, 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::durability::redis_settings;
 use crate::output::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::stack;
+
+/// What the stack's durability settings really promise, in numbers (docs/design.md §2).
+fn durability_promise(s: &stack::Stack) -> String {
+    match s.durability.backend {
+        stack::GcsBackend::Redis => redis_settings(&s.durability).guarantee(),
+        stack::GcsBackend::Embedded => {
+            "backend = \"embedded\": Ray's RocksDB store on one volume; Ray documents no per-write fsync guarantee, so no loss bound in seconds is promised".to_string()
+        }
+    }
+}
 
 pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
     let mut invalid = 0usize;
@@ -31,7 +43,8 @@ pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
                     s.meta.namespace,
                     s.ray.workers.len(),
                     if s.ray.workers.len() == 1 { "" } else { "s" },
-                )
+                );
+                println!("  durability: {}", durability_promise(&s));
             }
             Err(diags) => {
                 invalid += 1;

@@ -23,7 +23,7 @@ pub(crate) fn stack() -> Stack {
             provider: ProviderConfig::Local,
         },
         durability: Durability {
-            max_data_loss: Duration::from_secs(1),
+            max_data_loss: Duration::from_secs(2),
             snapshot_every: Duration::from_secs(60),
             snapshot_min_writes: 1000,
             volume: VolumeKind::Disk,

@@ -13,6 +13,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::units::{KubeRayVersion, Quantity, parse_duration};
 use super::*;
+use crate::durability::EVERYSEC_WORST_CASE;
 
 /// Past this many problems a file is clearly not a stack file; the rest are summarised.
 const MAX_DIAGNOSTICS: usize = 50;
@@ -954,7 +955,7 @@ fn azure_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> AzureConfig 
 /// Returns the section and the span of `backend` (for errors that other sections find).
 fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Range<usize>) {
     let du = top.section(cx, "durability", DURABILITY_KEYS);
-    let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "1s");
+    let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "2s");
     let (snapshot_every, snap_span) = du.duration(cx, "snapshot_every", "60s");
     if snapshot_every.is_zero() {
         cx.error(
@@ -1031,6 +1032,21 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Rang
                 "remove `volume`, or set backend = \"redis\"",
             );
         }
+    }
+    if volume == VolumeKind::Disk
+        && backend == GcsBackend::Redis
+        && !max_data_loss.is_zero()
+        && max_data_loss < EVERYSEC_WORST_CASE
+    {
+        cx.error(
+            rpo_span.clone(),
+            "durability.max_data_loss",
+            format!(
+                "max_data_loss = \"{}\" cannot be promised: appendfsync everysec can lose about 2 s of acknowledged writes (Redis postpones writing the append-only file for up to 2 s while a background fsync is still running, aof.c), and the only stricter policy fsyncs every write",
+                units::format_duration(max_data_loss)
+            ),
+            "set max_data_loss = \"2s\" (appendfsync everysec, loses at most ~2 s) or \"0s\" (appendfsync always, loses no acknowledged write, one fsync per write)",
+        );
     }
     if volume == VolumeKind::ObjectFuse
         && backend == GcsBackend::Redis
