@@ -20,8 +20,9 @@ pub use ray::{
     redis_address,
 };
 pub use redis::{
-    AUTH_CONF, AUTH_DIR, CONF_DIR, REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV,
-    REDIS_PASSWORD_KEY, REDISCLI_AUTH_ENV, redis_start_script,
+    AUTH_CONF, AUTH_DIR, CONF_DIR, EXPORTER_CONTAINER, METRICS_PORT, METRICS_PORT_NAME,
+    REDIS_CONF_HASH_ANNOTATION, REDIS_EXPORTER_IMAGE, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY,
+    REDISCLI_AUTH_ENV, redis_start_script,
 };
 pub use storage::{aws_provisioner, storage_class, storage_class_name};
 pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, EmbeddedSummary, Summary, summarize};

@@ -37,6 +37,7 @@ pub(crate) fn stack() -> Stack {
             storage_class: None,
             cpu: q("500m"),
             memory: q("1Gi"),
+            metrics: true,
         },
         ray: Ray {
             version: "2.45.0".into(),
@@ -65,6 +66,7 @@ pub(crate) fn stack() -> Stack {
             context: None,
             kubeconfig: None,
         },
+        monitoring: Monitoring::default(),
         warnings: Vec::new(),
     }
 }

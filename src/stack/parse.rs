@@ -628,7 +628,15 @@ fn check_label(cx: &mut Cx<'_>, key: &str, value: &str, span: Range<usize>, max:
     false
 }
 
-const ROOT_KEYS: &[&str] = &["stack", "cluster", "durability", "redis", "ray", "state"];
+const ROOT_KEYS: &[&str] = &[
+    "stack",
+    "cluster",
+    "durability",
+    "redis",
+    "ray",
+    "state",
+    "monitoring",
+];
 const STACK_KEYS: &[&str] = &["name", "namespace", "create_namespace"];
 const CLUSTER_KEYS: &[&str] = &[
     "provider",
@@ -653,7 +661,15 @@ const DURABILITY_KEYS: &[&str] = &[
     "backend",
     "storage",
 ];
-const REDIS_KEYS: &[&str] = &["image", "storage", "storage_class", "cpu", "memory"];
+const REDIS_KEYS: &[&str] = &[
+    "image",
+    "storage",
+    "storage_class",
+    "cpu",
+    "memory",
+    "metrics",
+];
+const MONITORING_KEYS: &[&str] = &["prometheus_rules"];
 const RAY_KEYS: &[&str] = &[
     "version",
     "image",
@@ -708,6 +724,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let redis = redis_section(cx, &top, durability.backend);
     let ray = ray_section(cx, &top, durability.backend, backend_span);
     let state = state_section(cx, &top, &meta);
+    let monitoring = monitoring_section(cx, &top, &redis, durability.backend);
     cx.diags.is_empty().then(|| Stack {
         source: PathBuf::from(cx.file),
         meta,
@@ -716,8 +733,39 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         redis,
         ray,
         state,
+        monitoring,
         warnings: Vec::new(),
     })
+}
+
+/// `[monitoring]`: whether to render the persistence alerts as a `PrometheusRule`. The rules
+/// read the Redis exporter's metrics, so they need a Redis backend with `metrics` on.
+fn monitoring_section(
+    cx: &mut Cx<'_>,
+    top: &Table<'_, '_>,
+    redis: &Redis,
+    backend: GcsBackend,
+) -> Monitoring {
+    let mo = top.section(cx, "monitoring", MONITORING_KEYS);
+    let prometheus_rules = mo.boolean(cx, "prometheus_rules", false);
+    if prometheus_rules && let Some(v) = mo.get("prometheus_rules") {
+        if backend == GcsBackend::Embedded {
+            cx.error(
+                v.span(),
+                "monitoring.prometheus_rules",
+                "the alerts watch the Redis exporter, but backend = \"embedded\" runs no Redis",
+                "remove it, or set backend = \"redis\"",
+            );
+        } else if !redis.metrics {
+            cx.error(
+                v.span(),
+                "monitoring.prometheus_rules",
+                "the alerts read the Redis exporter's metrics, but `[redis] metrics = false` turns the exporter off",
+                "remove `metrics = false` from [redis], or set prometheus_rules = false",
+            );
+        }
+    }
+    Monitoring { prometheus_rules }
 }
 
 /// `[stack]`: the name (required, a DNS label of at most 40 characters), the namespace
@@ -1139,6 +1187,7 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
         storage_class,
         cpu: re.quantity(cx, "cpu", "500m", "500m").0,
         memory: re.quantity(cx, "memory", "1Gi", "1Gi").0,
+        metrics: re.boolean(cx, "metrics", true),
     }
 }
 

@@ -17,6 +17,7 @@ pub struct Stack {
     pub redis: Redis,
     pub ray: Ray,
     pub state: StateConfig,
+    pub monitoring: Monitoring,
     /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
     /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
     pub warnings: Vec<super::Diagnostic>,
@@ -233,6 +234,15 @@ pub struct Redis {
     pub storage_class: Option<String>,
     pub cpu: Quantity,
     pub memory: Quantity,
+    /// Run the `redis_exporter` sidecar next to Redis (default true).
+    pub metrics: bool,
+}
+
+/// `[monitoring]`
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Monitoring {
+    /// Render a prometheus-operator `PrometheusRule` with the persistence alerts (default false).
+    pub prometheus_rules: bool,
 }
 
 /// `[ray]`

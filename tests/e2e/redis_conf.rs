@@ -355,3 +355,77 @@ fn probes_keep_a_loading_redis_alive_but_not_ready() {
     loading.wait().unwrap();
     assert!(!probe("livenessProbe"), "liveness with Redis down");
 }
+
+/// The rendered `redis_exporter` sidecar, run as Debian's build of the same program with the
+/// container's environment: it reads Redis with the password from `REDIS_PASSWORD` (never an
+/// argument) and reports the persistence figures `raystack status` and the alerts use.
+#[test]
+fn the_exporter_sidecar_reads_redis_with_the_password_from_its_environment() {
+    let (_, stack) = support::examples()
+        .into_iter()
+        .find(|(n, _)| n == "local")
+        .unwrap();
+    let rendered = render(&stack);
+    let sts = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == "StatefulSet")
+        .unwrap();
+    let containers = sts.manifest["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let exporter = containers
+        .iter()
+        .find(|c| c["name"] == "redis-exporter")
+        .expect("the exporter sidecar");
+    assert!(exporter.get("command").is_none() && exporter.get("args").is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&rendered_conf(&stack), dir.path());
+    let exporter = support::ExporterProcess::start(exporter, redis.port);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", exporter.child.id())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(support::PASSWORD),
+        "password in the exporter's arguments"
+    );
+    let metrics = exporter.metrics();
+    let value = |name: &str| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    let got: Vec<(&str, Option<String>)> = [
+        "redis_up",
+        "redis_aof_enabled",
+        "redis_aof_last_write_status",
+        "redis_aof_last_bgrewrite_status",
+        "redis_rdb_last_bgsave_status",
+        "redis_aof_delayed_fsync",
+        "redis_loading_dump_file",
+    ]
+    .into_iter()
+    .map(|n| (n, value(n)))
+    .collect();
+    assert_eq!(
+        got,
+        [
+            ("redis_up", Some("1".to_string())),
+            ("redis_aof_enabled", Some("1".to_string())),
+            ("redis_aof_last_write_status", Some("1".to_string())),
+            ("redis_aof_last_bgrewrite_status", Some("1".to_string())),
+            ("redis_rdb_last_bgsave_status", Some("1".to_string())),
+            ("redis_aof_delayed_fsync", Some("0".to_string())),
+            ("redis_loading_dump_file", Some("0".to_string())),
+        ],
+        "{metrics}"
+    );
+    for name in [
+        "redis_rdb_last_save_timestamp_seconds",
+        "redis_memory_used_bytes",
+        "redis_memory_max_bytes",
+    ] {
+        assert!(value(name).is_some(), "{name} missing:\n{metrics}");
+    }
+}
