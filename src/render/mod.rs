@@ -5,6 +5,7 @@
 //! Objects are built with `serde_json::json!` in a fixed key order (serde_json's
 //! `preserve_order` is on), so the same stack always renders byte-identical YAML.
 
+mod alerts;
 mod meta;
 mod object;
 mod ray;
@@ -13,6 +14,7 @@ mod storage;
 mod summary;
 mod yaml;
 
+pub use alerts::prometheus_rule_name;
 pub use meta::{Names, STACK_LABEL, common_labels, names};
 pub use object::{Desired, Rendered};
 pub use ray::{
@@ -33,7 +35,8 @@ use crate::stack::{GcsBackend, Stack};
 
 /// Every object raystack wants in the cluster for `stack`, in apply order: Namespace (when
 /// `create_namespace`), StorageClass (when raystack owns one), Secret, ConfigMap, PVC,
-/// StatefulSet, Service, NetworkPolicy, RayCluster. With `backend = "embedded"` there is no
+/// StatefulSet, Service, NetworkPolicy, RayCluster, and the PrometheusRule when
+/// `[monitoring] prometheus_rules` asks for it. With `backend = "embedded"` there is no
 /// Redis object at all: the RayCluster asks KubeRay for its own GCS volume.
 pub fn render(stack: &Stack) -> Rendered {
     let settings = redis_settings(&stack.durability);
@@ -58,6 +61,9 @@ pub fn render(stack: &Stack) -> Rendered {
     objects.push(redis::service(stack));
     objects.push(redis::network_policy(stack));
     objects.push(ray::ray_cluster(stack));
+    if stack.monitoring.prometheus_rules {
+        objects.push(alerts::prometheus_rule(stack));
+    }
     Rendered {
         objects: objects.into_iter().map(Desired::new).collect(),
     }

@@ -33,6 +33,7 @@ mod usage_exit;
 
 // Rendering: golden YAML, schema and type validity, storage classes.
 mod provider_storage;
+mod render_alerts;
 mod render_crd;
 mod render_golden;
 mod render_k8s_types;
