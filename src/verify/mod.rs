@@ -21,6 +21,7 @@
 pub mod jobs;
 pub mod preflight;
 pub mod probe;
+pub mod record;
 pub mod report;
 
 use std::time::{Duration, Instant};

@@ -56,6 +56,7 @@ mod review;
 mod review_parity;
 mod state_cli;
 mod state_kubernetes;
+mod status_cli;
 mod team;
 mod verify_cli;
 
