@@ -699,3 +699,112 @@ fn finish(stack: &Stack, checks: Vec<Check>) -> StackStatus {
         healthy,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(extra: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        let mut m: BTreeMap<String, f64> = [
+            ("redis_up", 1.0),
+            ("redis_aof_enabled", 1.0),
+            ("redis_aof_last_write_status", 1.0),
+            ("redis_aof_last_bgrewrite_status", 1.0),
+            ("redis_rdb_last_bgsave_status", 1.0),
+            ("redis_rdb_last_save_timestamp_seconds", 1000.0),
+            ("redis_rdb_changes_since_last_save", 5.0),
+            ("redis_aof_delayed_fsync", 0.0),
+            ("redis_loading_dump_file", 0.0),
+            ("redis_memory_used_bytes", 2048.0),
+            ("redis_memory_max_bytes", 0.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            m.insert(k.to_string(), *v);
+        }
+        m
+    }
+
+    fn failed(checks: &[Check]) -> Vec<(String, String)> {
+        checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .map(|c| (c.name.clone(), c.value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_exposition_format_is_read_by_series_name() {
+        let m = parse_metrics(
+            "# HELP redis_up up\n# TYPE redis_up gauge\nredis_up 1\nredis_memory_used_bytes 1.5e+06\nredis_db_keys{db=\"db0\"} 12\n",
+        );
+        assert_eq!(m["redis_up"], 1.0);
+        assert_eq!(m["redis_memory_used_bytes"], 1.5e6);
+        assert_eq!(m["redis_db_keys"], 12.0);
+    }
+
+    #[test]
+    fn a_healthy_everysec_redis_passes_every_check() {
+        let s = crate::render::testing::stack();
+        assert_eq!(failed(&persistence_checks(&s, &metrics(&[]), 1010.0)), []);
+    }
+
+    #[test]
+    fn failures_are_named() {
+        let s = crate::render::testing::stack();
+        let checks = persistence_checks(
+            &s,
+            &metrics(&[
+                ("redis_rdb_last_bgsave_status", 0.0),
+                ("redis_loading_dump_file", 1.0),
+                ("redis_memory_max_bytes", 2200.0),
+            ]),
+            1010.0,
+        );
+        assert_eq!(
+            failed(&checks),
+            [
+                ("rdb_last_bgsave_status".to_string(), "err".to_string()),
+                (
+                    "loading".to_string(),
+                    "yes: Redis is loading its data set and serves no GCS request yet".to_string()
+                ),
+                (
+                    "memory".to_string(),
+                    "2.0 KiB of maxmemory 2.1 KiB (93 %)".to_string()
+                ),
+            ]
+        );
+        let down = persistence_checks(&s, &metrics(&[("redis_up", 0.0)]), 1010.0);
+        assert_eq!(down.len(), 1);
+        assert_eq!(down[0].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn an_rdb_only_redis_fails_when_unsaved_writes_outlive_the_rpo() {
+        let mut s = crate::render::testing::stack();
+        s.durability.max_data_loss = std::time::Duration::from_secs(300);
+        let m = metrics(&[("redis_aof_enabled", 0.0)]);
+        assert_eq!(failed(&persistence_checks(&s, &m, 1000.0 + 300.0)), []);
+        assert_eq!(
+            failed(&persistence_checks(&s, &m, 1000.0 + 301.0)),
+            [(
+                "last_successful_save".to_string(),
+                "301 s ago (5 changes since)".to_string()
+            )]
+        );
+        // Nothing to save: no loss, however old the snapshot.
+        let idle = metrics(&[
+            ("redis_aof_enabled", 0.0),
+            ("redis_rdb_changes_since_last_save", 0.0),
+        ]);
+        assert_eq!(failed(&persistence_checks(&s, &idle, 99_999.0)), []);
+        // An AOF the stack does not want (or the reverse) means the conf was not applied.
+        assert_eq!(
+            failed(&persistence_checks(&s, &metrics(&[]), 1010.0))[0].0,
+            "aof_enabled"
+        );
+    }
+}

@@ -101,14 +101,9 @@ fn normalized(env: &Env, text: &str, exporter: &str) -> String {
             line = format!("{}[age]{tail}", &line[..start]);
         }
         if let Some(end) = line.find(" used; no maxmemory") {
-            let start = line
-                .find("memory: ")
-                .map(|i| i + "memory: ".len())
-                .or_else(|| {
-                    line.find("\"value\": \"")
-                        .map(|i| i + "\"value\": \"".len())
-                })
-                .unwrap();
+            // The figure and its unit: the two words before " used".
+            let unit = line[..end].rfind(' ').unwrap();
+            let start = line[..unit].rfind([' ', '"']).unwrap() + 1;
             line.replace_range(start..end, "[used]");
         }
         out.push_str(&line);
@@ -134,6 +129,7 @@ fn digits_to_n(s: &str) -> String {
     out
 }
 
+/// `raystack status` with the fake's credentials.
 fn status(env: &Env, format: &str) -> Run {
     env.run(&[
         "status",
@@ -150,7 +146,11 @@ fn status_reports_persistence_health_a_failing_aof_write_and_a_missing_exporter(
     let tmpfs = Tmpfs::mount("2m");
     // The fake needs the exporter's URL when it starts, and the exporter needs Redis: render
     // the stack the environment will write, from the same text.
-    let stack_text = crate::support::stack_toml(&crate::support::worker("cpu", 1), "", "");
+    // State in the cluster, so the read-only credentials below read it there.
+    let stack_text = crate::support::stack_toml(&crate::support::worker("cpu", 1), "", "").replace(
+        "[cluster]",
+        "[state]\nbackend = \"kubernetes\"\n\n[cluster]",
+    );
     let scratch = tempfile::tempdir().unwrap();
     let scratch_stack = scratch.path().join("stack.toml");
     std::fs::write(&scratch_stack, &stack_text).unwrap();
@@ -167,6 +167,24 @@ fn status_reports_persistence_health_a_failing_aof_write_and_a_missing_exporter(
     let r = status(&env, "text");
     assert_eq!(r.code, 0, "{r}");
     insta::assert_snapshot!("healthy_text", normalized(&env, &r.stdout, &url));
+    // The same with read-only credentials (no lock is taken, nothing is written).
+    let ro = env.run(&[
+        "status",
+        env.stack_arg(),
+        "--kubeconfig",
+        env.fake.kubeconfig.to_str().unwrap(),
+        "--context",
+        "fake-readonly",
+    ]);
+    assert_eq!(ro.code, 0, "{ro}");
+    assert_eq!(
+        normalized(&env, &ro.stdout, &url),
+        normalized(&env, &r.stdout, &url)
+    );
+    insta::assert_snapshot!(
+        "healthy_markdown",
+        normalized(&env, &status(&env, "markdown").stdout, &url)
+    );
 
     // The data directory fills up: the append-only file can no longer be written.
     let mut con = redis.connect();
