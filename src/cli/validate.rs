@@ -6,19 +6,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::durability::redis_settings;
+use crate::engine::durability_promise;
 use crate::output::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::stack;
-
-/// What the stack's durability settings really promise, in numbers (docs/design.md §2).
-fn durability_promise(s: &stack::Stack) -> String {
-    match s.durability.backend {
-        stack::GcsBackend::Redis => redis_settings(&s.durability).guarantee(),
-        stack::GcsBackend::Embedded => {
-            "backend = \"embedded\": Ray's RocksDB store on one volume; Ray documents no per-write fsync guarantee, so no loss bound in seconds is promised".to_string()
-        }
-    }
-}
 
 pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
     let mut invalid = 0usize;

@@ -31,7 +31,10 @@ pub use apply::guard;
 pub use diff::{Diffed, diff_at_revision, diff_files};
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};
-pub use status::{Check, Outcome, StackStatus, parse_metrics, persistence_checks};
+pub use status::{
+    Check, Outcome, StackStatus, durability_promise, parse_metrics, persistence_checks,
+    usage_from_summary,
+};
 pub use verify::VerifyPrepared;
 
 use crate::cluster::Cluster;

@@ -636,6 +636,12 @@ async fn volume_usage(
             e => e.to_string(),
         })?;
     let summary: Value = serde_json::from_str(&text).map_err(|e| format!("{uri}: {e}"))?;
+    Ok(usage_from_summary(&summary, ns, pvc))
+}
+
+/// The used and capacity bytes of the volume `ns/pvc` in a kubelet stats summary
+/// (`/stats/summary`: `pods[].volume[]` with `pvcRef`, `usedBytes`, `capacityBytes`).
+pub fn usage_from_summary(summary: &Value, ns: &str, pvc: &str) -> Option<(f64, f64)> {
     let found = summary["pods"]
         .as_array()
         .into_iter()
@@ -644,8 +650,11 @@ async fn volume_usage(
         .find(|v| {
             v.pointer("/pvcRef/name").and_then(Value::as_str) == Some(pvc)
                 && v.pointer("/pvcRef/namespace").and_then(Value::as_str) == Some(ns)
-        });
-    Ok(found.and_then(|v| Some((v["usedBytes"].as_f64()?, v["capacityBytes"].as_f64()?))))
+        })?;
+    Some((
+        found["usedBytes"].as_f64()?,
+        found["capacityBytes"].as_f64()?,
+    ))
 }
 
 /// The pod matching `selector`: ready or not, its restarts; no pod, or an unreadable list, fails.
@@ -733,6 +742,51 @@ mod tests {
             .filter(|c| c.outcome == Outcome::Fail)
             .map(|c| (c.name.clone(), c.value.clone()))
             .collect()
+    }
+
+    #[test]
+    fn volume_usage_comes_from_the_pvc_ref_in_the_kubelet_summary() {
+        // The shape of a kubelet's /stats/summary (k8s.io/kubelet/pkg/apis/stats/v1alpha1).
+        let summary = serde_json::json!({
+            "node": {"nodeName": "n1"},
+            "pods": [
+                {"podRef": {"name": "other", "namespace": "ns"}, "volume": [
+                    {"name": "data", "usedBytes": 1, "capacityBytes": 2, "pvcRef": {"name": "other-data", "namespace": "ns"}}
+                ]},
+                {"podRef": {"name": "ray-prod-redis-0", "namespace": "ns"}, "volume": [
+                    {"name": "auth", "usedBytes": 0, "capacityBytes": 1048576},
+                    {"name": "data", "availableBytes": 700, "usedBytes": 300, "capacityBytes": 1000,
+                     "pvcRef": {"name": "ray-prod-redis-data", "namespace": "ns"}}
+                ]}
+            ]
+        });
+        assert_eq!(
+            usage_from_summary(&summary, "ns", "ray-prod-redis-data"),
+            Some((300.0, 1000.0))
+        );
+        assert_eq!(
+            usage_from_summary(&summary, "other-ns", "ray-prod-redis-data"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_pod_line_names_restarts_and_the_last_reason() {
+        let pod = serde_json::json!({
+            "metadata": {"name": "ray-prod-redis-0"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {"name": "redis", "restartCount": 2, "lastState": {"terminated": {"reason": "OOMKilled"}}},
+                    {"name": "redis-exporter", "restartCount": 0}
+                ]}
+        });
+        assert_eq!(
+            pod_line(&pod),
+            (
+                true,
+                "ray-prod-redis-0: ready, 2 restarts (last: redis: OOMKilled)".to_string()
+            )
+        );
     }
 
     #[test]

@@ -88,3 +88,35 @@ pub fn read(stack: &Stack) -> Option<Recorded> {
     let text = std::fs::read_to_string(path(stack)).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_round_trips_next_to_the_state_file_and_describes_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stack = crate::render::testing::stack();
+        stack.state.path = dir.path().join(".raystack/ray-prod.state.json");
+        assert_eq!(read(&stack), None);
+        let r = Recorded {
+            time: "2026-12-07T22:00:00Z".into(),
+            passed: true,
+            result: "pass".into(),
+            head_ready_seconds: Some(12.0),
+            redis_ready_seconds: Some(3.06),
+            gcs_answering_seconds: None,
+            total_seconds: 40.0,
+        };
+        write(&stack, &r).unwrap();
+        assert_eq!(
+            path(&stack),
+            dir.path().join(".raystack/ray-prod.verify.json")
+        );
+        assert_eq!(read(&stack), Some(r.clone()));
+        assert_eq!(
+            r.describe(),
+            "pass at 2026-12-07T22:00:00Z (head ready after 12.0 s, Redis ready after 3.1 s, 40.0 s in all)"
+        );
+    }
+}

@@ -238,3 +238,61 @@ fn status_reports_persistence_health_a_failing_aof_write_and_a_missing_exporter(
     drop(con);
     drop(redis);
 }
+
+/// An embedded stack has no Redis: status shows the head and the GCS volume KubeRay creates, and
+/// the last recorded verify. Before KubeRay created the claim, the volume check fails.
+#[test]
+fn an_embedded_stack_shows_the_head_and_the_gcs_volume() {
+    let env = Env::with_crd(crate::support::CRD_1_7, &[]);
+    env.write_stack(&crate::kuberay::embedded_stack(""));
+    env.apply();
+    let r = status(&env, "text");
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout.contains(&format!(
+            "FAIL  volume       pvc: PersistentVolumeClaim/{NAME}/{NAME}-gcs-pvc does not exist"
+        )),
+        "{r}"
+    );
+    crate::verify_cli::create_gcs_claim(&env);
+    // Bound, as the cluster's provisioner would leave it.
+    let claim = format!("/api/v1/namespaces/{NAME}/persistentvolumeclaims/{NAME}-gcs-pvc/status");
+    let code = env.fake.merge_patch(
+        &claim,
+        &serde_json::json!({"status": {"phase": "Bound", "capacity": {"storage": "2Gi"}}}),
+    );
+    assert_eq!(code, 200);
+    // A recorded drill, as `raystack verify` writes it.
+    std::fs::write(
+        env.dir.path().join(format!(".raystack/{NAME}.verify.json")),
+        r#"{"time": "2026-12-07T22:00:00Z", "passed": true, "result": "pass", "head_ready_seconds": 12.5, "redis_ready_seconds": null, "gcs_answering_seconds": 14.0, "total_seconds": 41.2}"#,
+    )
+    .unwrap();
+    let r = status(&env, "text");
+    assert_eq!(r.code, 0, "{r}");
+    insta::assert_snapshot!("embedded_text", normalized(&env, &r.stdout, "http://none"));
+}
+
+/// A cluster that cannot be reached is a failure that says so, not a healthy report.
+#[test]
+fn an_unreachable_cluster_fails_the_status() {
+    let env = Env::new(&[]);
+    env.apply();
+    let dead = env.dir.path().join("dead-kubeconfig");
+    let text = std::fs::read_to_string(&env.fake.kubeconfig).unwrap();
+    let url = env.fake.url.trim_end_matches('/');
+    std::fs::write(&dead, text.replace(url, "http://127.0.0.1:9")).unwrap();
+    let r = env.run(&[
+        "status",
+        env.stack_arg(),
+        "--kubeconfig",
+        dead.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stdout
+            .contains("FAIL  cluster      cluster: cannot reach the cluster at http://127.0.0.1:9"),
+        "{r}"
+    );
+    assert!(r.stdout.ends_with("UNHEALTHY: 1 check failed\n"), "{r}");
+}
