@@ -298,7 +298,7 @@ pub(crate) fn service(stack: &Stack) -> Value {
 /// (`exec`), so they need no rule.
 ///
 /// The exporter's port (when `[redis] metrics` is on) is open to every source: a scraper may run
-/// in any namespace (kube-prometheus, a managed agent), and `raystack status` reads it through
+/// in any namespace (kube-prometheus, a managed collector), and `raystack status` reads it through
 /// the API server's service proxy, whose traffic comes from the control plane rather than from a
 /// pod a selector could name. The port serves metrics only (no keys, no values, no password, no
 /// commands); the Redis port itself stays closed to everything but the Ray pods.
