@@ -98,10 +98,11 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let mut progress = StderrVerifyProgress { color };
+    let ran = !v.blocked();
     let r = v.drill(&mut progress).await;
-    // Recorded for `raystack status`; a record that cannot be written does not change the
-    // drill's outcome.
-    if let Ok(stack) = crate::stack::load(&args.stack) {
+    // Recorded for `raystack status` when the drill ran (a refusal disrupted nothing and says
+    // nothing about the GCS); a record that cannot be written does not change the outcome.
+    if ran && let Ok(stack) = crate::stack::load(&args.stack) {
         let record = crate::verify::record::Recorded::of(&r, std::time::SystemTime::now());
         if let Err(e) = crate::verify::record::write(&stack, &record) {
             eprintln!(

@@ -296,3 +296,31 @@ fn an_unreachable_cluster_fails_the_status() {
     );
     assert!(r.stdout.ends_with("UNHEALTHY: 1 check failed\n"), "{r}");
 }
+
+/// A drill that preflight refused disrupted nothing: it is not recorded as the last verify.
+#[test]
+fn a_refused_verify_is_not_recorded() {
+    let env = Env::new(&[]);
+    env.apply();
+    // No route to the dashboard: the drill's preflight refuses.
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["steps"], serde_json::json!([]), "nothing ran");
+    assert!(
+        !env.dir
+            .path()
+            .join(format!(".raystack/{NAME}.verify.json"))
+            .exists()
+    );
+    let r = status(&env, "json");
+    let s: Value = serde_json::from_str(&r.stdout).unwrap();
+    let last = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "last_verify")
+        .unwrap();
+    assert_eq!(last["value"], "none recorded");
+    assert_eq!(last["outcome"], "unavailable");
+}
