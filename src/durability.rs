@@ -15,13 +15,9 @@ use crate::stack::{Durability, VolumeKind};
 /// Recovery point objectives at or above this are met with RDB snapshots alone (no AOF).
 pub const RDB_ONLY_MIN_RPO: Duration = Duration::from_secs(60);
 
-/// The most `appendfsync everysec` can lose, and so the smallest non-zero RPO raystack accepts.
-/// Redis fsyncs the append-only file in a background thread once a second; while one fsync is
-/// still running, `flushAppendOnlyFile` (Redis 7 `aof.c`) postpones writing the buffer, for as
-/// long as `server.unixtime - aof_flush_postponed_start < 2`, then writes anyway and counts
-/// `aof_delayed_fsync`. Acknowledged writes can therefore sit in memory for about 2 s: an RPO
-/// under that cannot be promised with `everysec`, and validation refuses it (docs/design.md §2).
-pub const EVERYSEC_WORST_CASE: Duration = Duration::from_secs(2);
+/// The most `appendfsync everysec` can lose (defined with the stack schema, whose validation
+/// refuses a smaller non-zero RPO; the reason, from Redis's `aof.c`, is documented there).
+pub use crate::stack::EVERYSEC_WORST_CASE;
 
 /// The port Redis listens on, in the container and behind the Service.
 pub const REDIS_PORT: u16 = 6379;

@@ -13,7 +13,6 @@ use toml::de::{DeTable, DeValue};
 
 use super::units::{KubeRayVersion, Quantity, parse_duration};
 use super::*;
-use crate::durability::EVERYSEC_WORST_CASE;
 
 /// Past this many problems a file is clearly not a stack file; the rest are summarised.
 const MAX_DIAGNOSTICS: usize = 50;
