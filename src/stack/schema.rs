@@ -173,7 +173,7 @@ impl AzureDiskSku {
 /// long as `server.unixtime - aof_flush_postponed_start < 2`, then writes anyway and counts
 /// `aof_delayed_fsync`. Acknowledged writes can therefore sit in memory for about 2 s: an RPO
 /// under that cannot be promised with `everysec`, and validation refuses it (docs/design.md §2).
-pub const EVERYSEC_WORST_CASE: std::time::Duration = std::time::Duration::from_secs(2);
+pub const EVERYSEC_WORST_CASE: Duration = Duration::from_secs(2);
 
 /// `[durability]`: goals, not Redis knobs (see `crate::durability` for the mapping).
 #[derive(Debug, Clone, PartialEq)]
