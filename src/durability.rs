@@ -264,7 +264,7 @@ impl RedisSettings {
                     );
                 }
                 lines.push(format!(
-                    "RPO {rpo}: appendonly no: RDB snapshots only; a crash loses the writes since the last snapshot (up to {rpo}), acceptable for idempotent jobs"
+                    "RPO {rpo}: appendonly no: RDB snapshots only; a crash loses the writes since the last completed snapshot (at most {rpo} plus the time one snapshot takes to write), acceptable for idempotent jobs"
                 ));
             }
         }
