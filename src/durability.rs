@@ -15,6 +15,10 @@ use crate::stack::{Durability, VolumeKind};
 /// Recovery point objectives at or above this are met with RDB snapshots alone (no AOF).
 pub const RDB_ONLY_MIN_RPO: Duration = Duration::from_secs(60);
 
+/// The most `appendfsync everysec` can lose (defined with the stack schema, whose validation
+/// refuses a smaller non-zero RPO; the reason, from Redis's `aof.c`, is documented there).
+pub use crate::stack::EVERYSEC_WORST_CASE;
+
 /// The port Redis listens on, in the container and behind the Service.
 pub const REDIS_PORT: u16 = 6379;
 
@@ -26,7 +30,8 @@ pub const REDIS_DATA_DIR: &str = "/data";
 pub enum AppendFsync {
     /// fsync before every reply: no acknowledged write is ever lost.
     Always,
-    /// fsync once a second in the background: a crash loses about the last 1–2 s.
+    /// fsync once a second in the background: a crash loses up to about 2 s
+    /// ([`EVERYSEC_WORST_CASE`]).
     Everysec,
 }
 
@@ -83,19 +88,21 @@ pub struct RedisSettings {
 /// | max_data_loss | appendonly | appendfsync | save |
 /// |---|---|---|---|
 /// | `0s` | yes | always | `<snapshot_every> <snapshot_min_writes>` |
-/// | `1s`..`59s` | yes | everysec | same |
+/// | `2s`..`59s` | yes | everysec | same |
 /// | `>= 1m` (R) | no | — | `R 1` and `<snapshot_every> <snapshot_min_writes>` |
 ///
 /// `volume = "object-fuse"` never gets an append-only file (object storage cannot append).
 /// Validation rejects object-fuse with an RPO under a minute; should such a value reach this
 /// function anyway, it still yields RDB-only settings (with `save R 1`, R at least 1 s) rather
-/// than an AOF that cannot work.
+/// than an AOF that cannot work. Likewise validation refuses an RPO between `0s` and
+/// [`EVERYSEC_WORST_CASE`]; should one reach this function, it gets `always`, the only policy
+/// that keeps such a promise.
 pub fn redis_settings(d: &Durability) -> RedisSettings {
     let rpo = d.max_data_loss;
     if d.volume == VolumeKind::ObjectFuse || rpo >= RDB_ONLY_MIN_RPO {
         return rdb_only_settings(rpo.max(Duration::from_secs(1)), d);
     }
-    let fsync = if rpo.is_zero() {
+    let fsync = if rpo < EVERYSEC_WORST_CASE {
         AppendFsync::Always
     } else {
         AppendFsync::Everysec
@@ -222,6 +229,23 @@ impl RedisSettings {
         c
     }
 
+    /// What these settings really promise, in numbers, in one line (`validate`, the plan's
+    /// summary and `status` print it).
+    pub fn guarantee(&self) -> String {
+        let rpo = format_duration(self.max_data_loss);
+        match self.appendfsync {
+            Some(AppendFsync::Always) => format!(
+                "max_data_loss = \"{rpo}\": appendfsync always: Redis fsyncs the append-only file before it answers a write, so an acknowledged write is never lost (a failed write or fsync stops Redis instead)"
+            ),
+            Some(AppendFsync::Everysec) => format!(
+                "max_data_loss = \"{rpo}\": appendfsync everysec: a crash loses at most about 2 s of acknowledged writes (typically under 1 s); a disk whose fsync stalls longer than 2 s widens this, and Redis counts each such write in aof_delayed_fsync"
+            ),
+            None => format!(
+                "max_data_loss = \"{rpo}\": RDB snapshots only: a crash loses the writes since the last completed snapshot, at most {rpo} plus the time one snapshot takes to write"
+            ),
+        }
+    }
+
     /// Human lines for the plan: what was derived and why.
     pub fn explain(&self) -> Vec<String> {
         let rpo = format_duration(self.max_data_loss);
@@ -231,7 +255,7 @@ impl RedisSettings {
                 "RPO {rpo}: appendonly yes, appendfsync always: every acknowledged write is on disk"
             )),
             Some(AppendFsync::Everysec) => lines.push(format!(
-                "RPO {rpo}: appendonly yes, appendfsync everysec: the append-only file is fsynced every second, so a crash loses at most ~1-2 s of writes"
+                "RPO {rpo}: appendonly yes, appendfsync everysec: the append-only file is fsynced once a second in the background, and Redis postpones writing it for up to 2 s while an fsync is still running, so a crash loses at most about 2 s of acknowledged writes"
             )),
             None => {
                 if self.volume == VolumeKind::ObjectFuse {
@@ -240,7 +264,7 @@ impl RedisSettings {
                     );
                 }
                 lines.push(format!(
-                    "RPO {rpo}: appendonly no: RDB snapshots only; a crash loses the writes since the last snapshot (up to {rpo}), acceptable for idempotent jobs"
+                    "RPO {rpo}: appendonly no: RDB snapshots only; a crash loses the writes since the last completed snapshot (at most {rpo} plus the time one snapshot takes to write), acceptable for idempotent jobs"
                 ));
             }
         }
@@ -308,7 +332,8 @@ mod tests {
         use VolumeKind::*;
         let table: &[Row] = &[
             (0, Disk, true, Some(Always), &[rule(60, 1000)]),
-            (1, Disk, true, Some(Everysec), &[rule(60, 1000)]),
+            (1, Disk, true, Some(Always), &[rule(60, 1000)]),
+            (2, Disk, true, Some(Everysec), &[rule(60, 1000)]),
             (59, Disk, true, Some(Everysec), &[rule(60, 1000)]),
             (60, Disk, false, None, &[rule(60, 1), rule(60, 1000)]),
             (300, Disk, false, None, &[rule(300, 1), rule(60, 1000)]),
@@ -395,8 +420,8 @@ mod tests {
             always[0],
             "RPO 0s: appendonly yes, appendfsync always: every acknowledged write is on disk"
         );
-        let everysec = redis_settings(&durability(1, VolumeKind::Disk)).explain();
-        assert!(everysec[0].starts_with("RPO 1s: appendonly yes, appendfsync everysec"));
+        let everysec = redis_settings(&durability(2, VolumeKind::Disk)).explain();
+        assert!(everysec[0].starts_with("RPO 2s: appendonly yes, appendfsync everysec"));
         assert!(
             everysec
                 .iter()
@@ -410,6 +435,26 @@ mod tests {
         ));
         let fuse = redis_settings(&durability(60, VolumeKind::ObjectFuse)).explain();
         assert!(fuse[0].starts_with("volume object-fuse: object storage cannot append"));
+    }
+
+    #[test]
+    fn guarantees_are_stated_in_numbers() {
+        let lines: Vec<String> = [
+            (0, VolumeKind::Disk),
+            (2, VolumeKind::Disk),
+            (300, VolumeKind::Disk),
+        ]
+        .into_iter()
+        .map(|(rpo, v)| redis_settings(&durability(rpo, v)).guarantee())
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "max_data_loss = \"0s\": appendfsync always: Redis fsyncs the append-only file before it answers a write, so an acknowledged write is never lost (a failed write or fsync stops Redis instead)",
+                "max_data_loss = \"2s\": appendfsync everysec: a crash loses at most about 2 s of acknowledged writes (typically under 1 s); a disk whose fsync stalls longer than 2 s widens this, and Redis counts each such write in aof_delayed_fsync",
+                "max_data_loss = \"5m\": RDB snapshots only: a crash loses the writes since the last completed snapshot, at most 5m plus the time one snapshot takes to write",
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum Kind {
     Service,
     NetworkPolicy,
     RayCluster,
+    /// prometheus-operator's alerting rules (`[monitoring] prometheus_rules`).
+    PrometheusRule,
     /// Never rendered: read and deleted only (to release a PVC a pod mounts).
     Pod,
     /// Never rendered: KubeRay's Redis cleanup Job, read while a deleted RayCluster's
@@ -52,7 +54,7 @@ pub struct ImmutableField {
 
 impl Kind {
     /// Every kind, in apply order (then the kinds that are never applied).
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::StorageClass,
         Kind::Secret,
@@ -62,6 +64,7 @@ impl Kind {
         Kind::Service,
         Kind::NetworkPolicy,
         Kind::RayCluster,
+        Kind::PrometheusRule,
         Kind::Pod,
         Kind::Job,
     ];
@@ -78,6 +81,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::RayCluster => "RayCluster",
+            Kind::PrometheusRule => "PrometheusRule",
             Kind::Pod => "Pod",
             Kind::Job => "Job",
         }
@@ -95,6 +99,7 @@ impl Kind {
             Kind::StatefulSet => "apps",
             Kind::NetworkPolicy => "networking.k8s.io",
             Kind::RayCluster => "ray.io",
+            Kind::PrometheusRule => "monitoring.coreos.com",
             Kind::Job => "batch",
             Kind::Namespace
             | Kind::Secret
@@ -130,6 +135,7 @@ impl Kind {
             Kind::Service => "services",
             Kind::NetworkPolicy => "networkpolicies",
             Kind::RayCluster => "rayclusters",
+            Kind::PrometheusRule => "prometheusrules",
             Kind::Pod => "pods",
             Kind::Job => "jobs",
         }
@@ -153,8 +159,9 @@ impl Kind {
             Kind::Service => 6,
             Kind::NetworkPolicy => 7,
             Kind::RayCluster => 8,
-            Kind::Pod => 9,
-            Kind::Job => 10,
+            Kind::PrometheusRule => 9,
+            Kind::Pod => 10,
+            Kind::Job => 11,
         }
     }
 
@@ -219,6 +226,7 @@ impl Kind {
             | Kind::ConfigMap
             | Kind::NetworkPolicy
             | Kind::RayCluster
+            | Kind::PrometheusRule
             | Kind::Pod
             | Kind::Job => &[],
         }

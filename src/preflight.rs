@@ -1,6 +1,7 @@
 //! Provider preflight checks (docs/design.md §3): the cloud side through each provider crate
 //! (behind its cargo feature) and the cluster side through the Kubernetes API (a usable
-//! StorageClass, the RayCluster CRD and whether it matches the stack's KubeRay version). Returns
+//! StorageClass, the RayCluster CRD and whether it matches the stack's KubeRay version, and the
+//! PrometheusRule CRD when `[monitoring] prometheus_rules` asks for alerts). Returns
 //! plain findings for the plan; never prints, never panics on a cloud or cluster error.
 //!
 //! Several stacks planned in one command often share a cloud cluster and a Kubernetes API
@@ -20,6 +21,7 @@ use crate::stack::{ProviderConfig, Stack};
 
 /// One Kubernetes read during preflight may take this long before it is reported as a finding.
 const RAYCLUSTER_CRD: &str = "rayclusters.ray.io";
+const PROMETHEUS_RULE_CRD: &str = "prometheusrules.monitoring.coreos.com";
 const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
@@ -288,14 +290,62 @@ pub fn auto_mode_findings(
     }
 }
 
-/// Cluster-side checks: the StorageClass the PVC will use, and the RayCluster CRD.
+/// Cluster-side checks: the StorageClass the PVC will use, the RayCluster CRD, and the
+/// PrometheusRule CRD when the stack renders alerts.
 async fn cluster(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> Vec<Finding> {
-    let (mut findings, crd) = tokio::join!(
+    let (mut findings, crd, rules) = tokio::join!(
         storage_class(stack, target, memo),
-        raycluster_crd(stack, target, memo)
+        raycluster_crd(stack, target, memo),
+        prometheus_rule_crd(stack, target)
     );
     findings.extend(crd);
+    findings.extend(rules);
     findings
+}
+
+/// With `[monitoring] prometheus_rules`, the PrometheusRule CRD must be installed (apply would
+/// fail on the object otherwise). Nothing is read when the stack renders no alerts.
+async fn prometheus_rule_crd(stack: &Stack, target: KubeTarget<'_>) -> Vec<Finding> {
+    if !stack.monitoring.prometheus_rules {
+        return Vec::new();
+    }
+    let check = "prometheusrule-crd";
+    let request =
+        match kube::core::Request::new(CRD_PATH).get(PROMETHEUS_RULE_CRD, &Default::default()) {
+            Ok(r) => r,
+            Err(e) => return vec![unreachable(check, &e.to_string())],
+        };
+    let address = format!("CustomResourceDefinition/{PROMETHEUS_RULE_CRD}");
+    let read = match target
+        .cluster
+        .send("read", &address, Retry::BusyOrDropped, || {
+            target
+                .cluster
+                .client()
+                .request::<CrdOutline>(request.clone())
+        })
+        .await
+    {
+        Ok(crd) => Ok(Some(crd)),
+        Err(crate::cluster::ClusterError::Api { code: 404, .. }) => Ok(None),
+        Err(err) => Err(err.to_string()),
+    };
+    match read {
+        Ok(Some(crd)) if served_specs(&crd).next().is_some() => vec![Finding::ok(
+            "kubernetes",
+            check,
+            "the PrometheusRule CRD is installed: the persistence alerts can be applied",
+        )],
+        Ok(_) => vec![Finding::error(
+            "kubernetes",
+            check,
+            format!(
+                "`[monitoring] prometheus_rules = true` renders a PrometheusRule, but its CRD (`{PROMETHEUS_RULE_CRD}`) is not installed: prometheus-operator is missing"
+            ),
+            "install prometheus-operator (e.g. the kube-prometheus-stack chart) first, or set prometheus_rules = false",
+        )],
+        Err(err) => vec![unreachable(check, &err)],
+    }
 }
 
 /// Reads the class `name` (or lists the classes, for `None`), once per API server.

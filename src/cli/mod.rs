@@ -19,6 +19,7 @@ mod plan;
 mod render;
 mod review;
 mod state;
+mod status;
 mod unlock;
 mod validate;
 mod verify;
@@ -85,6 +86,10 @@ pub enum Command {
     /// detached actor, delete the Ray head and Redis pods, wait for them to come back, check
     /// that both survived, report. Exit 0 pass, 1 fail or error.
     Verify(verify::VerifyArgs),
+    /// Is the GCS safe right now? Read-only, no lock: the durability promise, the RayCluster and
+    /// head pod, the Redis pod, Redis's persistence health (through its exporter), the volume,
+    /// the state and the last verify. Exit 0 when every check holds, 1 otherwise.
+    Status(status::StatusArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -101,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(cmd) => state::run(cmd).await,
         Command::ForceUnlock(args) => unlock::force_unlock(args).await,
         Command::Verify(args) => verify::run(args, color).await,
+        Command::Status(args) => status::run(args, color).await,
     }
 }
 

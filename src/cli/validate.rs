@@ -1,10 +1,12 @@
 //! `raystack validate STACK...`: parse and validate each file, report every problem, and
 //! refuse stacks given together that share a state file (each would plan to delete the
-//! other's objects). Exit 0 when all files are valid, 1 otherwise.
+//! other's objects). Each valid stack is followed by what its durability settings really
+//! promise, in numbers. Exit 0 when all files are valid, 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::engine::durability_promise;
 use crate::output::{BOLD, GREEN, RED, YELLOW, paint};
 use crate::stack;
 
@@ -31,7 +33,8 @@ pub fn run(stacks: &[PathBuf], color: bool) -> anyhow::Result<ExitCode> {
                     s.meta.namespace,
                     s.ray.workers.len(),
                     if s.ray.workers.len() == 1 { "" } else { "s" },
-                )
+                );
+                println!("  durability: {}", durability_promise(&s));
             }
             Err(diags) => {
                 invalid += 1;

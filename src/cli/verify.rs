@@ -1,6 +1,7 @@
 //! `raystack verify STACK`: arguments, consent and the view. The engine plans the stack and runs
 //! the drill's preflight (`Engine::prepare_verify`), the drill is `crate::verify`; this file
-//! refuses early (no terminal without `--auto-approve`), asks for `yes` and prints the report.
+//! refuses early (no terminal without `--auto-approve`), asks for `yes`, prints the report and
+//! records its result for `raystack status` (`crate::verify::record`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -102,7 +103,19 @@ pub async fn run(args: VerifyArgs, color: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let mut progress = StderrVerifyProgress { color };
+    let ran = !v.blocked();
     let r = v.drill(&mut progress).await;
+    // Recorded for `raystack status` when the drill ran (a refusal disrupted nothing and says
+    // nothing about the GCS); a record that cannot be written does not change the outcome.
+    if ran && let Ok(stack) = crate::stack::load(&args.stack) {
+        let record = crate::verify::record::Recorded::of(&r, std::time::SystemTime::now());
+        if let Err(e) = crate::verify::record::write(&stack, &record) {
+            eprintln!(
+                "warning: could not record the result for `raystack status` in {}: {e}",
+                crate::verify::record::path(&stack).display()
+            );
+        }
+    }
     print_stdout(&report(
         &r,
         args.format.format,

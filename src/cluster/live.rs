@@ -1,4 +1,4 @@
-//! Live reads and actions the fault-tolerance drill needs beyond apply: pods by label, deleting
+//! Live reads and actions the fault-tolerance drill and `status` need beyond apply: pods by label, deleting
 //! one pod (bound to its UID), and HTTP through the API server's service proxy
 //! (`/api/v1/namespaces/{ns}/services/{svc}:{port}/proxy/...`), which reaches a Service's pods
 //! without a port-forward. Nothing here decides what to disrupt or when.

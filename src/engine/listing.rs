@@ -32,10 +32,11 @@ type Listed = Option<Arc<Mutex<HashMap<String, Value>>>>;
 type Key = (Named, Kind, usize);
 
 /// Whether `kind` is listed as soon as the cluster's client exists, alongside its identity
-/// read: every kind a stack renders but a StorageClass, which is listed when a stack first
-/// needs it.
+/// read: every kind a stack renders but a StorageClass and a PrometheusRule (only stacks with
+/// `[monitoring] prometheus_rules` render one, and a cluster without prometheus-operator has no
+/// such resource to list), which are listed when a stack first needs them.
 fn prefetched(kind: Kind) -> bool {
-    kind.rendered() && kind != Kind::StorageClass
+    kind.rendered() && !matches!(kind, Kind::StorageClass | Kind::PrometheusRule)
 }
 
 /// The listings of one command, made as stacks first need them and shared by all of them.

@@ -1,4 +1,4 @@
-//! The engine room: runs plan, apply, destroy, diff, verify and the state commands from start
+//! The engine room: runs plan, apply, destroy, diff, verify, status and the state commands from start
 //! to end, so the CLI only parses arguments and picks a view. It loads and renders the stack,
 //! opens its state backend and takes the lock, connects to the cluster, runs preflight and
 //! observes the cluster, then hands the plan to `crate::apply` (execute) or `crate::verify`
@@ -24,12 +24,17 @@ mod listing;
 mod observe;
 mod prepare;
 mod state;
+mod status;
 mod verify;
 
 pub use apply::{guard, guard_adoption};
 pub use diff::{Diffed, diff_at_revision, diff_files};
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};
+pub use status::{
+    Check, Outcome, StackStatus, durability_promise, parse_metrics, persistence_checks,
+    usage_from_summary,
+};
 pub use verify::VerifyPrepared;
 
 use crate::cluster::Cluster;

@@ -85,6 +85,7 @@ pub mod plan_text;
 pub mod progress;
 pub mod review;
 pub mod state;
+pub mod status;
 pub mod verify;
 pub mod yaml;
 

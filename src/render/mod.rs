@@ -9,6 +9,7 @@
 //! and parsed by `crate::stack`, then its patches checked against what it renders.
 
 pub mod check;
+mod alerts;
 mod meta;
 mod object;
 mod patch;
@@ -19,6 +20,7 @@ mod storage;
 mod summary;
 mod yaml;
 
+pub use alerts::prometheus_rule_name;
 pub use meta::{Names, OWNED_LABEL_KEYS, STACK_LABEL, common_labels, names};
 pub use object::{Desired, Rendered};
 pub use patch::{PatchError, apply_patches, check_patches};
@@ -27,8 +29,9 @@ pub use ray::{
     redis_address,
 };
 pub use redis::{
-    AUTH_CONF, AUTH_DIR, CONF_DIR, REDIS_CONF_HASH_ANNOTATION, REDIS_PASSWORD_ENV,
-    REDIS_PASSWORD_KEY, REDISCLI_AUTH_ENV, redis_start_script,
+    AUTH_CONF, AUTH_DIR, CONF_DIR, EXPORTER_CONTAINER, METRICS_PORT, METRICS_PORT_NAME,
+    REDIS_CONF_HASH_ANNOTATION, REDIS_EXPORTER_IMAGE, REDIS_PASSWORD_ENV, REDIS_PASSWORD_KEY,
+    REDISCLI_AUTH_ENV, redis_start_script,
 };
 pub use storage::{aws_provisioner, storage_class, storage_class_name};
 pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, EmbeddedSummary, Summary, summarize};
@@ -61,7 +64,8 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
 
 /// Every object raystack wants in the cluster for `stack`, in apply order: Namespace (when
 /// `create_namespace`), StorageClass (when raystack owns one), Secret, ConfigMap, PVC,
-/// StatefulSet, Service, NetworkPolicy, RayCluster. With `backend = "embedded"` there is no
+/// StatefulSet, Service, NetworkPolicy, RayCluster, and the PrometheusRule when
+/// `[monitoring] prometheus_rules` asks for it. With `backend = "embedded"` there is no
 /// Redis object at all: the RayCluster asks KubeRay for its own GCS volume. The stack's
 /// `[[patches]]` are applied last ([`load`] has checked that they apply).
 pub fn render(stack: &Stack) -> Rendered {
@@ -106,6 +110,9 @@ pub fn render_unpatched(stack: &Stack) -> Vec<serde_json::Value> {
     objects.push(redis::service(stack));
     objects.push(redis::network_policy(stack));
     objects.push(ray::ray_cluster(stack));
+    if stack.monitoring.prometheus_rules {
+        objects.push(alerts::prometheus_rule(stack));
+    }
     objects
 }
 

@@ -1,5 +1,5 @@
-//! The durable Redis behind the Ray GCS: Secret (no values), ConfigMap, PVC, StatefulSet,
-//! Service and NetworkPolicy.
+//! The durable Redis behind the Ray GCS: Secret (no values), ConfigMap, PVC, StatefulSet (Redis
+//! and, with `[redis] metrics`, the `redis_exporter` sidecar), Service and NetworkPolicy.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -46,6 +46,20 @@ pub fn redis_start_script() -> String {
          exec redis-server {CONF_DIR}/redis.conf --include {AUTH_CONF}"
     )
 }
+
+/// The pinned `redis_exporter` image of the metrics sidecar (Debian packages the same program
+/// as `prometheus-redis-exporter`, which the tests run).
+pub const REDIS_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.67.0";
+
+/// The exporter's port, in the container and behind the Service, named [`METRICS_PORT_NAME`].
+pub const METRICS_PORT: u16 = 9121;
+
+/// The name of the exporter's port on the container and the Service; `status` reaches
+/// `/metrics` through the API server's service proxy by this name.
+pub const METRICS_PORT_NAME: &str = "metrics";
+
+/// The sidecar's container name.
+pub const EXPORTER_CONTAINER: &str = "redis-exporter";
 
 /// Seconds Kubernetes waits after SIGTERM before SIGKILL. On SIGTERM Redis fsyncs the AOF and,
 /// with save rules configured, writes a final RDB snapshot; a few GiB at disk speed fits well
@@ -100,6 +114,9 @@ fn redis_cli_ping() -> String {
 pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
     let mut sts = stateful_set_base(stack, conf);
     redis_pod_settings(stack, &mut sts);
+    if stack.redis.metrics {
+        add_exporter_sidecar(stack, &mut sts);
+    }
     sts
 }
 
@@ -108,6 +125,49 @@ pub(crate) fn stateful_set(stack: &Stack, conf: &str) -> Value {
 fn redis_pod_settings(stack: &Stack, sts: &mut Value) {
     if let Some(template) = sts.pointer_mut("/spec/template") {
         super::pod::apply_pod_settings(stack, template, &stack.redis.pod);
+    }
+}
+
+/// The `redis_exporter` sidecar: it scrapes Redis over loopback and serves Prometheus metrics
+/// on [`METRICS_PORT`]. The password reaches it as `REDIS_PASSWORD` from the Secret (the
+/// exporter reads that variable), never as an argument.
+fn exporter_container(stack: &Stack) -> Value {
+    let n = names(stack);
+    json!({
+        "name": EXPORTER_CONTAINER,
+        "image": REDIS_EXPORTER_IMAGE,
+        "env": [
+            { "name": "REDIS_ADDR", "value": format!("redis://127.0.0.1:{REDIS_PORT}") },
+            {
+                "name": REDIS_PASSWORD_ENV,
+                "valueFrom": { "secretKeyRef": { "name": n.secret, "key": REDIS_PASSWORD_KEY } },
+            },
+        ],
+        "ports": [{ "name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP" }],
+        "resources": {
+            "requests": { "cpu": "50m", "memory": "64Mi" },
+            "limits": { "cpu": "50m", "memory": "64Mi" },
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        },
+    })
+}
+
+fn add_exporter_sidecar(stack: &Stack, sts: &mut Value) {
+    if let Some(Value::Array(containers)) = sts.pointer_mut("/spec/template/spec/containers") {
+        containers.push(exporter_container(stack));
+    }
+}
+
+/// The Service's and NetworkPolicy's metrics port, when the exporter runs.
+fn add_metrics_port(stack: &Stack, obj: &mut Value, pointer: &str, port: Value) {
+    if stack.redis.metrics
+        && let Some(Value::Array(ports)) = obj.pointer_mut(pointer)
+    {
+        ports.push(port);
     }
 }
 
@@ -223,7 +283,7 @@ fn stateful_set_base(stack: &Stack, conf: &str) -> Value {
 
 pub(crate) fn service(stack: &Stack) -> Value {
     let n = names(stack);
-    json!({
+    let mut svc = json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
@@ -232,15 +292,28 @@ pub(crate) fn service(stack: &Stack) -> Value {
             "selector": redis_selector(stack),
             "ports": [{ "name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP" }],
         },
-    })
+    });
+    add_metrics_port(
+        stack,
+        &mut svc,
+        "/spec/ports",
+        json!({ "name": METRICS_PORT_NAME, "port": METRICS_PORT, "targetPort": METRICS_PORT_NAME, "protocol": "TCP" }),
+    );
+    svc
 }
 
 /// Only this stack's Ray pods (KubeRay labels every pod of a RayCluster, including its Redis
 /// cleanup job, with `ray.io/cluster: <name>`) may reach Redis. Probes run inside the container
 /// (`exec`), so they need no rule.
+///
+/// The exporter's port (when `[redis] metrics` is on) is open to every source: a scraper may run
+/// in any namespace (kube-prometheus, a managed collector), and `raystack status` reads it through
+/// the API server's service proxy, whose traffic comes from the control plane rather than from a
+/// pod a selector could name. The port serves metrics only (no keys, no values, no password, no
+/// commands); the Redis port itself stays closed to everything but the Ray pods.
 pub(crate) fn network_policy(stack: &Stack) -> Value {
     let n = names(stack);
-    json!({
+    let mut policy = json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
@@ -252,5 +325,12 @@ pub(crate) fn network_policy(stack: &Stack) -> Value {
                 "ports": [{ "protocol": "TCP", "port": REDIS_PORT }],
             }],
         },
-    })
+    });
+    add_metrics_port(
+        stack,
+        &mut policy,
+        "/spec/ingress",
+        json!({ "ports": [{ "protocol": "TCP", "port": METRICS_PORT }] }),
+    );
+    policy
 }

@@ -25,7 +25,7 @@ pub(crate) fn stack() -> Stack {
             provider: ProviderConfig::Local,
         },
         durability: Durability {
-            max_data_loss: Duration::from_secs(1),
+            max_data_loss: Duration::from_secs(2),
             snapshot_every: Duration::from_secs(60),
             snapshot_min_writes: 1000,
             volume: VolumeKind::Disk,
@@ -40,6 +40,7 @@ pub(crate) fn stack() -> Stack {
             cpu: q("500m"),
             memory: q("1Gi"),
             pod: PodSettings::default(),
+            metrics: true,
         },
         ray: Ray {
             version: "2.45.0".into(),
@@ -74,6 +75,7 @@ pub(crate) fn stack() -> Stack {
             kubeconfig: None,
         },
         patches: Vec::new(),
+        monitoring: Monitoring::default(),
         warnings: Vec::new(),
     }
 }

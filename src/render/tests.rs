@@ -327,11 +327,69 @@ fn a_config_change_rolls_the_redis_pod() {
 
 #[test]
 fn network_policy_admits_only_this_ray_cluster() {
+    // The Redis port: this RayCluster's pods only. The metrics port: any source (a scraper's
+    // namespace is not known, and the API server's service proxy is not a pod).
     let r = render(&stack());
     let np = find(&r, "NetworkPolicy");
     assert_eq!(
         np["spec"]["ingress"],
+        json!([
+            { "from": [{ "podSelector": { "matchLabels": { "ray.io/cluster": "ray-prod" } } }], "ports": [{ "protocol": "TCP", "port": 6379 }] },
+            { "ports": [{ "protocol": "TCP", "port": 9121 }] },
+        ])
+    );
+    let mut s = stack();
+    s.redis.metrics = false;
+    let r = render(&s);
+    assert_eq!(
+        find(&r, "NetworkPolicy")["spec"]["ingress"],
         json!([{ "from": [{ "podSelector": { "matchLabels": { "ray.io/cluster": "ray-prod" } } }], "ports": [{ "protocol": "TCP", "port": 6379 }] }])
+    );
+}
+
+#[test]
+fn the_exporter_sidecar_takes_the_password_from_the_secret_and_can_be_turned_off() {
+    let r = render(&stack());
+    let containers = &find(&r, "StatefulSet")["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().unwrap().len(), 2);
+    let exporter = &containers[1];
+    assert_eq!(
+        exporter,
+        &json!({
+            "name": "redis-exporter",
+            "image": "oliver006/redis_exporter:v1.67.0",
+            "env": [
+                { "name": "REDIS_ADDR", "value": "redis://127.0.0.1:6379" },
+                { "name": "REDIS_PASSWORD", "valueFrom": { "secretKeyRef": { "name": "ray-prod-redis-auth", "key": "password" } } },
+            ],
+            "ports": [{ "name": "metrics", "containerPort": 9121, "protocol": "TCP" }],
+            "resources": {
+                "requests": { "cpu": "50m", "memory": "64Mi" },
+                "limits": { "cpu": "50m", "memory": "64Mi" },
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": { "drop": ["ALL"] },
+            },
+        })
+    );
+    assert_eq!(
+        find(&r, "Service")["spec"]["ports"],
+        json!([
+            { "name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP" },
+            { "name": "metrics", "port": 9121, "targetPort": "metrics", "protocol": "TCP" },
+        ])
+    );
+
+    let mut s = stack();
+    s.redis.metrics = false;
+    let r = render(&s);
+    let containers = &find(&r, "StatefulSet")["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers.as_array().unwrap().len(), 1);
+    assert_eq!(
+        find(&r, "Service")["spec"]["ports"],
+        json!([{ "name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP" }])
     );
 }
 

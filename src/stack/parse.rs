@@ -641,6 +641,7 @@ const ROOT_KEYS: &[&str] = &[
     "ray",
     "state",
     "patches",
+    "monitoring",
 ];
 const STACK_KEYS: &[&str] = &[
     "name",
@@ -688,7 +689,9 @@ const REDIS_KEYS: &[&str] = &[
     "annotations",
     "priority_class",
     "image_pull_secrets",
+    "metrics",
 ];
+const MONITORING_KEYS: &[&str] = &["prometheus_rules"];
 const RAY_KEYS: &[&str] = &[
     "version",
     "image",
@@ -775,6 +778,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     );
     let state = state_section(cx, &top, &meta);
     let patches = patches::patches(cx, &top);
+    let monitoring = monitoring_section(cx, &top, &redis, durability.backend);
     if !cx.diags.is_empty() {
         return None;
     }
@@ -787,6 +791,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         ray,
         state,
         patches,
+        monitoring,
         warnings: Vec::new(),
     };
     // Checks of the whole stack: the names derived from it. (Its patches are checked against
@@ -825,6 +830,36 @@ fn group_spans(top: &Table<'_, '_>) -> Vec<Range<usize>> {
             _ => item.span(),
         })
         .collect()
+}
+
+/// `[monitoring]`: whether to render the persistence alerts as a `PrometheusRule`. The rules
+/// read the Redis exporter's metrics, so they need a Redis backend with `metrics` on.
+fn monitoring_section(
+    cx: &mut Cx<'_>,
+    top: &Table<'_, '_>,
+    redis: &Redis,
+    backend: GcsBackend,
+) -> Monitoring {
+    let mo = top.section(cx, "monitoring", MONITORING_KEYS);
+    let prometheus_rules = mo.boolean(cx, "prometheus_rules", false);
+    if prometheus_rules && let Some(v) = mo.get("prometheus_rules") {
+        if backend == GcsBackend::Embedded {
+            cx.error(
+                v.span(),
+                "monitoring.prometheus_rules",
+                "the alerts watch the Redis exporter, but backend = \"embedded\" runs no Redis",
+                "remove it, or set backend = \"redis\"",
+            );
+        } else if !redis.metrics {
+            cx.error(
+                v.span(),
+                "monitoring.prometheus_rules",
+                "the alerts read the Redis exporter's metrics, but `[redis] metrics = false` turns the exporter off",
+                "remove `metrics = false` from [redis], or set prometheus_rules = false",
+            );
+        }
+    }
+    Monitoring { prometheus_rules }
 }
 
 /// `[stack]`: the name (required, a DNS label; its derived names are checked by
@@ -1065,7 +1100,7 @@ fn azure_options(cx: &mut Cx<'_>, cl: &Table<'_, '_>, why: &str) -> AzureConfig 
 /// Returns the section and the span of `backend` (for errors that other sections find).
 fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Range<usize>) {
     let du = top.section(cx, "durability", DURABILITY_KEYS);
-    let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "1s");
+    let (max_data_loss, rpo_span) = du.duration(cx, "max_data_loss", "2s");
     let (snapshot_every, snap_span) = du.duration(cx, "snapshot_every", "60s");
     if snapshot_every.is_zero() {
         cx.error(
@@ -1142,6 +1177,21 @@ fn durability_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> (Durability, Rang
                 "remove `volume`, or set backend = \"redis\"",
             );
         }
+    }
+    if volume == VolumeKind::Disk
+        && backend == GcsBackend::Redis
+        && !max_data_loss.is_zero()
+        && max_data_loss < EVERYSEC_WORST_CASE
+    {
+        cx.error(
+            rpo_span.clone(),
+            "durability.max_data_loss",
+            format!(
+                "max_data_loss = \"{}\" cannot be promised: appendfsync everysec can lose about 2 s of acknowledged writes (Redis postpones writing the append-only file for up to 2 s while a background fsync is still running, aof.c), and the only stricter policy fsyncs every write",
+                units::format_duration(max_data_loss)
+            ),
+            "set max_data_loss = \"2s\" (appendfsync everysec, loses at most ~2 s) or \"0s\" (appendfsync always, loses no acknowledged write, one fsync per write)",
+        );
     }
     if volume == VolumeKind::ObjectFuse
         && backend == GcsBackend::Redis
@@ -1236,6 +1286,7 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
         cpu: re.quantity(cx, "cpu", "500m", "500m").0,
         memory: re.quantity(cx, "memory", "1Gi", "1Gi").0,
         pod: pod::pod_settings(cx, &re, pod::Role::Redis),
+        metrics: re.boolean(cx, "metrics", true),
     }
 }
 

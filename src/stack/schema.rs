@@ -28,6 +28,7 @@ pub struct Stack {
     pub state: StateConfig,
     /// `[[patches]]`, applied in order to the rendered objects (validated at load time).
     pub patches: Vec<Patch>,
+    pub monitoring: Monitoring,
     /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
     /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
     pub warnings: Vec<super::Diagnostic>,
@@ -182,6 +183,14 @@ impl AzureDiskSku {
     ];
 }
 
+/// The most `appendfsync everysec` can lose, and so the smallest non-zero RPO raystack accepts.
+/// Redis fsyncs the append-only file in a background thread once a second; while one fsync is
+/// still running, `flushAppendOnlyFile` (Redis 7 `aof.c`) postpones writing the buffer, for as
+/// long as `server.unixtime - aof_flush_postponed_start < 2`, then writes anyway and counts
+/// `aof_delayed_fsync`. Acknowledged writes can therefore sit in memory for about 2 s: an RPO
+/// under that cannot be promised with `everysec`, and validation refuses it (docs/design.md §2).
+pub const EVERYSEC_WORST_CASE: Duration = Duration::from_secs(2);
+
 /// `[durability]`: goals, not Redis knobs (see `crate::durability` for the mapping).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Durability {
@@ -251,6 +260,15 @@ pub struct Redis {
     pub memory: Quantity,
     /// Where the Redis pod runs and what it carries (`node_selector`, `tolerations`, ...).
     pub pod: PodSettings,
+    /// Run the `redis_exporter` sidecar next to Redis (default true).
+    pub metrics: bool,
+}
+
+/// `[monitoring]`
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Monitoring {
+    /// Render a prometheus-operator `PrometheusRule` with the persistence alerts (default false).
+    pub prometheus_rules: bool,
 }
 
 /// `[ray]`

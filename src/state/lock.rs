@@ -257,7 +257,7 @@ fn read_holder(mut file: File, state_path: &Path) -> LockInfo {
 }
 
 /// Seconds-precision RFC 3339 in UTC, without a date-time dependency.
-pub(super) fn rfc3339_utc(time: SystemTime) -> String {
+pub fn rfc3339_utc(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -25,7 +25,7 @@ pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
 pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
 pub use local::{LocalBackend, StateLock, migrated_path};
-pub use lock::{LockInfo, lock_path};
+pub use lock::{LockInfo, lock_path, rfc3339_utc};
 pub use seen::seen_path;
 
 /// The on-disk format this build reads and writes.

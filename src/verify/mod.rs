@@ -11,6 +11,8 @@
 //! 5. **cleanup**, always: kill the actor, delete the probe job records; a failed cleanup is
 //!    reported, never hidden.
 //!
+//! The outcome of a drill that ran is recorded for `raystack status` ([`record`]).
+//!
 //! With `backend = "embedded"` there is no Redis: the GCS is a RocksDB store on a volume
 //! mounted on the head, so the drill disrupts the head only ([`disrupt_for`]).
 //!
@@ -21,6 +23,7 @@
 pub mod jobs;
 pub mod preflight;
 pub mod probe;
+pub mod record;
 pub mod report;
 
 use std::time::{Duration, Instant};

@@ -246,7 +246,7 @@ pub fn likely_causes(e: &Evidence) -> Vec<String> {
                 .to_string()
         } else {
             "the actor survived but the job record did not: writes from just before the disruption were lost \
-             (appendfsync everysec loses up to ~1 s; `max_data_loss = \"0s\"` fsyncs every write)"
+             (appendfsync everysec loses up to ~2 s; `max_data_loss = \"0s\"` fsyncs every write)"
                 .to_string()
         });
     }

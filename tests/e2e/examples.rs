@@ -196,7 +196,12 @@ fn every_example_applies_to_the_fake_and_converges() {
             env!("CARGO_MANIFEST_DIR"),
             fixture_for(stack_def.ray.kuberay)
         );
-        let fake = Fake::start_with_crd(dir.path(), &crd, &[]);
+        // prometheus-operator's PrometheusRule CRD too, for the stacks that render alerts.
+        let rules_crd = format!(
+            "{}/tests/fixtures/prometheus-operator/monitoring.coreos.com_prometheusrules.v0.93.0.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fake = Fake::start_with_crd(dir.path(), &crd, &["--crd", &rules_crd]);
         if !stack_def.meta.create_namespace {
             // The stack deploys into a namespace someone else owns: it exists already.
             let ns = json!({"apiVersion": "v1", "kind": "Namespace",

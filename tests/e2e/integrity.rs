@@ -134,8 +134,8 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
     for protect in [true, false] {
         let env = Env::new(&[]);
         let toml = stack_toml(&worker("cpu", 1), "", "").replace(
-            "max_data_loss = \"1s\"",
-            &format!("max_data_loss = \"1s\"\nprotect_volume = {protect}"),
+            "max_data_loss = \"2s\"",
+            &format!("max_data_loss = \"2s\"\nprotect_volume = {protect}"),
         );
         env.write_stack(&toml);
         env.apply();
@@ -171,8 +171,8 @@ fn protect_volume_decides_whether_destroy_deletes_the_volume() {
     let unprotected = |storage: &str| {
         stack_toml(&worker("cpu", 1), "", "")
             .replace(
-                "max_data_loss = \"1s\"",
-                "max_data_loss = \"1s\"\nprotect_volume = false",
+                "max_data_loss = \"2s\"",
+                "max_data_loss = \"2s\"\nprotect_volume = false",
             )
             .replace("storage = \"1Gi\"", &format!("storage = \"{storage}\""))
     };

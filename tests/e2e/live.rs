@@ -65,7 +65,7 @@ namespace = "{name}"
 provider = "local"
 
 [durability]
-max_data_loss = "1s"
+max_data_loss = "2s"
 
 [redis]
 image = "redis:7.4.0"

@@ -34,6 +34,7 @@ mod usage_exit;
 
 // Rendering: golden YAML, schema and type validity, storage classes.
 mod provider_storage;
+mod render_alerts;
 mod render_crd;
 mod render_golden;
 mod render_k8s_types;
@@ -62,6 +63,7 @@ mod review_parity;
 mod saved_plans;
 mod state_cli;
 mod state_kubernetes;
+mod status_cli;
 mod team;
 mod verify_cli;
 

@@ -176,6 +176,60 @@ fn missing_raycluster_crd_blocks_apply() {
     drop(fake);
 }
 
+/// `[monitoring] prometheus_rules`: without prometheus-operator's CRD the plan fails naming it;
+/// with the CRD the check passes. A stack without alerts does not ask.
+#[test]
+fn prometheus_rules_need_the_prometheus_rule_crd() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = write_stack(dir.path(), "[cluster]\nprovider = \"local\"\n", "1.3.0");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    std::fs::write(
+        &stack,
+        format!("{text}\n[monitoring]\nprometheus_rules = true\n"),
+    )
+    .unwrap();
+    let s = stack.to_str().unwrap();
+
+    let (fake, kubeconfig) = fake_with(dir.path(), &["--crd", &crd("1.3.0")]);
+    let run = raystack(
+        dir.path(),
+        &kubeconfig,
+        &["plan", s, "--format", "json"],
+        &[],
+    );
+    drop(fake);
+    assert_eq!(run.code, 1, "{run}");
+    let plan = json_plan(&run);
+    assert_eq!(
+        finding(&plan, "prometheusrule-crd"),
+        &serde_json::json!({
+            "provider": "kubernetes",
+            "check": "prometheusrule-crd",
+            "severity": "error",
+            "message": "`[monitoring] prometheus_rules = true` renders a PrometheusRule, but its CRD (`prometheusrules.monitoring.coreos.com`) is not installed: prometheus-operator is missing",
+            "fix": "install prometheus-operator (e.g. the kube-prometheus-stack chart) first, or set prometheus_rules = false",
+        })
+    );
+
+    let rules_crd = format!(
+        "{}/tests/fixtures/prometheus-operator/monitoring.coreos.com_prometheusrules.v0.93.0.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (fake, kubeconfig) = fake_with(dir.path(), &["--crd", &crd("1.3.0"), "--crd", &rules_crd]);
+    let run = raystack(
+        dir.path(),
+        &kubeconfig,
+        &["plan", s, "--format", "json"],
+        &[],
+    );
+    drop(fake);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        finding(&json_plan(&run), "prometheusrule-crd")["severity"],
+        "ok"
+    );
+}
+
 #[test]
 fn kuberay_version_must_match_the_installed_crd() {
     let dir = tempfile::tempdir().unwrap();

@@ -212,3 +212,220 @@ fn the_statefulset_keeps_the_password_out_of_process_arguments() {
     assert!(status.success(), "the rendered readiness probe failed");
     redis.sigkill();
 }
+
+/// The rendered probes against a real redis-server that is loading a large append-only file
+/// (slowed by Redis's own test knob `key-load-delay`, so loading lasts while the probes run):
+/// liveness passes on the `LOADING` reply (killing a loading Redis would restart the load
+/// forever), readiness fails until the data set is in memory, then passes; with no server at
+/// all, liveness fails. Both authenticate through `REDISCLI_AUTH`, never an argument.
+#[test]
+fn probes_keep_a_loading_redis_alive_but_not_ready() {
+    let (_, stack) = support::examples()
+        .into_iter()
+        .find(|(n, _)| n == "local")
+        .unwrap();
+    let rendered = render(&stack);
+    let sts = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == "StatefulSet")
+        .unwrap();
+    let container = &sts.manifest["spec"]["template"]["spec"]["containers"][0];
+    let conf = rendered_conf(&stack);
+    assert!(conf.contains("\nappendonly yes\n"), "{conf}");
+
+    // A data set worth loading: 100 000 keys in the append-only file.
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisProcess::start(&conf, dir.path());
+    let mut con = redis.connect();
+    for batch in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..5_000 {
+            pipe.cmd("SET")
+                .arg(format!("key:{batch}:{i}"))
+                .arg("value")
+                .ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    // A clean shutdown fsyncs the append-only file.
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
+    let _ = redis.child.wait();
+    let port = redis.port;
+
+    // Restart it slowed down: 1 ms per key (100 s for the whole file), answering clients
+    // every KiB of the file.
+    let mut loading = std::process::Command::new(support::redis_server_binary())
+        .arg(&redis.conf)
+        .args(["--requirepass", support::PASSWORD])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--key-load-delay", "1000"])
+        .args(["--loading-process-events-interval-bytes", "1024"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let info = |field: &str| -> Option<String> {
+        let mut con = client
+            .get_connection_with_timeout(std::time::Duration::from_secs(5))
+            .ok()?;
+        let text: String = redis::cmd("INFO").arg("persistence").query(&mut con).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while info("loading").as_deref() != Some("1") {
+        assert!(
+            loading.try_wait().unwrap().is_none(),
+            "redis-server exited before loading"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server never reported loading:1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let secret_env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["valueFrom"]["secretKeyRef"]["key"] == "password")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    let probe = |which: &str| -> bool {
+        let cmd = container[which]["exec"]["command"].as_array().unwrap();
+        assert_eq!(cmd[..2], [serde_json::json!("sh"), serde_json::json!("-c")]);
+        let script = cmd[2]
+            .as_str()
+            .unwrap()
+            .replace("-p 6379", &format!("-p {port}"));
+        assert!(!script.contains(support::PASSWORD), "{script}");
+        let mut run = std::process::Command::new("sh");
+        run.args(["-c", &script])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for name in &secret_env {
+            run.env(name, support::PASSWORD);
+        }
+        run.status().unwrap().success()
+    };
+
+    assert!(
+        probe("livenessProbe"),
+        "liveness must pass while Redis loads"
+    );
+    assert!(
+        !probe("readinessProbe"),
+        "readiness must fail while Redis loads"
+    );
+    // Both probes ran while the load was still going on.
+    assert_eq!(info("loading").as_deref(), Some("1"));
+
+    // Let the load finish: both probes pass.
+    let mut con = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("key-load-delay")
+        .arg("0")
+        .query(&mut con)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while info("loading").as_deref() != Some("0") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server never finished loading"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let keys: u64 = redis::cmd("DBSIZE")
+        .query(&mut client.get_connection().unwrap())
+        .unwrap();
+    assert_eq!(keys, 100_000);
+    assert!(probe("readinessProbe"), "readiness after loading");
+    assert!(probe("livenessProbe"), "liveness after loading");
+
+    // No server: liveness fails.
+    loading.kill().unwrap();
+    loading.wait().unwrap();
+    assert!(!probe("livenessProbe"), "liveness with Redis down");
+}
+
+/// The rendered `redis_exporter` sidecar, run as Debian's build of the same program with the
+/// container's environment: it reads Redis with the password from `REDIS_PASSWORD` (never an
+/// argument) and reports the persistence figures `raystack status` and the alerts use.
+#[test]
+fn the_exporter_sidecar_reads_redis_with_the_password_from_its_environment() {
+    let (_, stack) = support::examples()
+        .into_iter()
+        .find(|(n, _)| n == "local")
+        .unwrap();
+    let rendered = render(&stack);
+    let sts = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == "StatefulSet")
+        .unwrap();
+    let containers = sts.manifest["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let exporter = containers
+        .iter()
+        .find(|c| c["name"] == "redis-exporter")
+        .expect("the exporter sidecar");
+    assert!(exporter.get("command").is_none() && exporter.get("args").is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisProcess::start(&rendered_conf(&stack), dir.path());
+    let exporter = support::ExporterProcess::start(exporter, redis.port);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", exporter.child.id())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(support::PASSWORD),
+        "password in the exporter's arguments"
+    );
+    let metrics = exporter.metrics();
+    let value = |name: &str| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    let got: Vec<(&str, Option<String>)> = [
+        "redis_up",
+        "redis_aof_enabled",
+        "redis_aof_last_write_status",
+        "redis_aof_last_bgrewrite_status",
+        "redis_rdb_last_bgsave_status",
+        "redis_aof_delayed_fsync",
+        "redis_loading_dump_file",
+    ]
+    .into_iter()
+    .map(|n| (n, value(n)))
+    .collect();
+    assert_eq!(
+        got,
+        [
+            ("redis_up", Some("1".to_string())),
+            ("redis_aof_enabled", Some("1".to_string())),
+            ("redis_aof_last_write_status", Some("1".to_string())),
+            ("redis_aof_last_bgrewrite_status", Some("1".to_string())),
+            ("redis_rdb_last_bgsave_status", Some("1".to_string())),
+            ("redis_aof_delayed_fsync", Some("0".to_string())),
+            ("redis_loading_dump_file", Some("0".to_string())),
+        ],
+        "{metrics}"
+    );
+    for name in [
+        "redis_rdb_last_save_timestamp_seconds",
+        "redis_memory_used_bytes",
+        "redis_memory_max_bytes",
+    ] {
+        assert!(value(name).is_some(), "{name} missing:\n{metrics}");
+    }
+}

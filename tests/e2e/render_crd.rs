@@ -46,7 +46,7 @@ pub(crate) fn fixture_for(v: KubeRayVersion) -> &'static str {
 /// OpenAPI v3 (structural schema) → JSON Schema. `x-kubernetes-*` keywords are unknown to JSON
 /// Schema and ignored; int-or-string fields carry `anyOf: [integer, string]` already. `nullable`
 /// widens the type to admit null.
-fn to_json_schema(s: &Value) -> Value {
+pub(crate) fn to_json_schema(s: &Value) -> Value {
     match s {
         Value::Object(m) => {
             let mut out = serde_json::Map::new();
@@ -66,7 +66,7 @@ fn to_json_schema(s: &Value) -> Value {
 }
 
 /// Fields the API server would prune: present in `value`, not declared by `schema`.
-fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+pub(crate) fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }

@@ -70,6 +70,7 @@ pub(crate) fn check(manifest: &Value) -> Result<(), String> {
         "Service" => round_trip::<Service>(manifest),
         "NetworkPolicy" => round_trip::<NetworkPolicy>(manifest),
         "RayCluster" => Ok(()), // checked against the CRD schema in render_crd.rs
+        "PrometheusRule" => Ok(()), // checked against the CRD schema in render_alerts.rs
         other => Err(format!("no typed check for kind {other}")),
     }
 }
@@ -93,6 +94,7 @@ fn built_in_objects_round_trip_through_their_typed_structs() {
             "Namespace",
             "NetworkPolicy",
             "PersistentVolumeClaim",
+            "PrometheusRule",
             "RayCluster",
             "Secret",
             "Service",

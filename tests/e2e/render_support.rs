@@ -288,3 +288,89 @@ fn free_ports_are_outside_the_kernels_ephemeral_range_and_distinct() {
     let kernel = TcpListener::bind("127.0.0.1:0").unwrap();
     assert!(kernel.local_addr().unwrap().port() >= low);
 }
+
+/// Debian's packaging of `redis_exporter` (the metrics sidecar's program), from
+/// $REDIS_EXPORTER or /usr/bin/prometheus-redis-exporter. Missing is a failure, not a skip: CI
+/// installs it (`apt-get install -y prometheus-redis-exporter`).
+pub fn redis_exporter_binary() -> PathBuf {
+    let path = std::env::var_os("REDIS_EXPORTER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/prometheus-redis-exporter".into());
+    assert!(
+        path.exists(),
+        "{} not found: these tests need the real exporter (apt-get install -y prometheus-redis-exporter, or set REDIS_EXPORTER)",
+        path.display()
+    );
+    path
+}
+
+/// The rendered exporter sidecar run as a local process: the container's environment (the
+/// Secret's password as `REDIS_PASSWORD`, `REDIS_ADDR` pointed at `redis_port`), listening on
+/// a free loopback port instead of the container's 9121.
+pub struct ExporterProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl ExporterProcess {
+    pub fn start(container: &serde_json::Value, redis_port: u16) -> ExporterProcess {
+        let port = free_port();
+        let mut cmd = Command::new(redis_exporter_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "REDIS_EXPORTER_WEB_LISTEN_ADDRESS",
+                format!("127.0.0.1:{port}"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for e in container["env"].as_array().expect("the sidecar's env") {
+            let name = e["name"].as_str().unwrap();
+            if let Some(v) = e["value"].as_str() {
+                cmd.env(name, v.replace(":6379", &format!(":{redis_port}")));
+            } else if e["valueFrom"]["secretKeyRef"]["key"] == "password" {
+                cmd.env(name, PASSWORD);
+            } else {
+                panic!("unexpected env entry {e}");
+            }
+        }
+        let child = cmd.spawn().expect("failed to start the exporter");
+        let p = ExporterProcess { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(port, "/health").is_none() {
+            assert!(Instant::now() < deadline, "the exporter never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `/metrics`, as text.
+    pub fn metrics(&self) -> String {
+        http_get(self.port, "/metrics").expect("the exporter's /metrics")
+    }
+}
+
+impl Drop for ExporterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; the body when the answer is 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}

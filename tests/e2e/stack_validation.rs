@@ -111,7 +111,7 @@ fn defaults_fill_a_minimal_stack() {
     assert_eq!(s.meta.namespace, "ray-dev");
     assert!(s.meta.create_namespace);
     assert_eq!(s.cluster.provider, stack::ProviderConfig::Local);
-    assert_eq!(s.durability.max_data_loss.as_secs(), 1);
+    assert_eq!(s.durability.max_data_loss.as_secs(), 2);
     assert_eq!(s.durability.snapshot_every.as_secs(), 60);
     assert_eq!(s.durability.snapshot_min_writes, 1000);
     assert!(s.durability.protect_volume);
@@ -157,10 +157,12 @@ fn validate_command_exit_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .contains("stack `ok`")
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "valid {}: stack `ok` (local provider, namespace `ok`, 0 worker groups)\n  durability: max_data_loss = \"2s\": appendfsync everysec: a crash loses at most about 2 s of acknowledged writes (typically under 1 s); a disk whose fsync stalls longer than 2 s widens this, and Redis counts each such write in aof_delayed_fsync\n",
+            good.display()
+        )
     );
 }
 

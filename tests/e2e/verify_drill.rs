@@ -649,7 +649,7 @@ fn readme_text_report() {
 #[test]
 fn verify_fails_with_rdb_only_persistence_and_says_why() {
     let toml = support::stack_toml(&support::worker("cpu", 1), "", "")
-        .replace("max_data_loss = \"1s\"", "max_data_loss = \"5m\"");
+        .replace("max_data_loss = \"2s\"", "max_data_loss = \"5m\"");
     assert!(toml.contains("\"5m\""));
     let drill = Drill::start(&toml);
     let (r, report) = drill.verify(&[]);
