@@ -12,9 +12,11 @@ use crate::output::{Format, print_stdout, status};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The stack file whose cluster, Redis and state to check.
+    #[arg(value_name = "STACK")]
     pub stack: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub format: super::args::FormatArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -22,7 +24,7 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs, color: bool) -> anyhow::Result<ExitCode> {
     let engine = args.cluster.engine();
     let s = engine.status(&args.stack).await?;
-    let text = match args.format {
+    let text = match args.format.format {
         Format::Text => status::text(&s, color),
         Format::Json => status::json(&s),
         Format::Markdown => status::markdown(&s),

@@ -14,7 +14,7 @@ use crate::state::{ResourceState, State, applied_hash};
 
 use super::listing::Listing;
 use crate::apply::secret::{self, PASSWORD_KEY};
-use crate::plan::ownership;
+use crate::plan::{autoscaler, ownership};
 
 /// What a plan is made from, besides the cluster.
 pub struct PlanInputs<'a> {
@@ -212,9 +212,27 @@ async fn observe_desired(
         .as_ref()
         .expect("inputs_for keeps the desired object");
     let recorded = state.and_then(|s| s.resource(&inputs.address));
+    // A RayCluster with autoscaled groups: the live sizes go into what is dry-run and applied
+    // (`plan::autoscaler`), so the live object is read first.
+    let mut autoscaler_notes = Vec::new();
     let (live, dry_run) = match recorded {
         // Its namespace does not exist (asked first, above): as a 404 from its dry-run says.
         _ if namespace_absent && r.kind.namespaced() => (None, DryRun::NotRun),
+        _ if r.kind == Kind::RayCluster && autoscaler::has_autoscaled_groups(d) => {
+            let live = cluster.get(&r).await?;
+            let desired = inputs
+                .desired
+                .as_mut()
+                .expect("inputs_for keeps the desired object");
+            if let Some(l) = &live {
+                autoscaler_notes = autoscaler::keep_live_replicas(desired, l);
+            }
+            let dry_run = dry_run_of(
+                cluster.apply(desired, FIELD_MANAGER, true).await,
+                live.is_none(),
+            )?;
+            (live, dry_run)
+        }
         // Applied before, and changed in the stack since: the plan shows the live object next
         // to what the apply makes of it, so read it while the server dry-runs the apply.
         Some(_) if inputs.desired_hash != inputs.prior_hash => {
@@ -263,6 +281,7 @@ async fn observe_desired(
             .as_ref()
             .is_some_and(|live| secret::password_changed(state, &r.name, live));
     let mut change = classify(inputs);
+    change.notes.extend(autoscaler_notes);
     if secret_missing && change.action == Action::NoOp {
         change.action = Action::Update;
         change.reason = Some("the password is missing; apply generates it".into());

@@ -2,6 +2,7 @@
 //! Nothing here talks to a cluster or prints; `crate::apply` gathers inputs, `crate::output`
 //! renders.
 
+pub mod autoscaler;
 pub mod binding;
 pub mod compare;
 pub mod diff;

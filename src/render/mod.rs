@@ -8,8 +8,8 @@
 //! (`patch.rs`, checked by `check.rs`); [`load`] is how commands load a stack: the file read
 //! and parsed by `crate::stack`, then its patches checked against what it renders.
 
-pub mod check;
 mod alerts;
+pub mod check;
 mod meta;
 mod object;
 mod patch;

@@ -129,7 +129,8 @@ fn every_argument_and_option_of_every_command_has_help_text() {
             "state pull",
             "state migrate",
             "force-unlock",
-            "verify"
+            "verify",
+            "status"
         ]
     );
     let mut problems = Vec::new();

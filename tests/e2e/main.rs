@@ -46,6 +46,7 @@ mod redis_conf;
 mod redis_durability;
 
 // The real binary against fake-apiserver.
+mod autoscaler;
 mod ci_state;
 mod examples;
 mod faults;

@@ -47,7 +47,7 @@ annotations = {{ "acme.com/owner" = "ml" }}
 {cluster}
 
 [durability]
-max_data_loss = "1s"
+max_data_loss = "2s"
 
 [redis]
 storage = "8Gi"
