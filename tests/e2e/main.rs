@@ -48,6 +48,7 @@ mod ci_state;
 mod examples;
 mod faults;
 mod fencing;
+mod gcs_store;
 mod integrity;
 mod interrupt;
 mod kill;
