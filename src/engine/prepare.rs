@@ -136,6 +136,16 @@ impl Engine {
             let (c, id) = self.cluster(context.as_deref()).await?;
             (Some(c), Some(id))
         };
+        // A second state of this stack in the other backend: a plan warns, a run that writes
+        // refuses before it touches anything.
+        if let Some(fork) =
+            super::backend::other_state(&stack, backend.as_ref(), cluster.as_ref()).await
+        {
+            if matches!(operation, "apply" | "destroy") {
+                anyhow::bail!("refusing to {operation}: {fork}");
+            }
+            self.warn(fork);
+        }
         // How the command names this cluster: the key of its listing.
         let named = listing.map(|_| super::connect::Connections::key(self, context.as_deref()));
         // Preflight runs concurrently with observing the cluster; both only read.

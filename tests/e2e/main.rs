@@ -60,6 +60,7 @@ mod review;
 mod review_parity;
 mod saved_plans;
 mod state_cli;
+mod state_fork;
 mod state_kubernetes;
 mod team;
 mod verify_cli;
