@@ -60,6 +60,9 @@ pub struct AwsPreflight {
     pub auto_mode: bool,
     /// The cluster's Kubernetes version (e.g. `1.31`), when the cluster could be described.
     pub kubernetes_version: Option<String>,
+    /// The API server endpoint EKS gives for the cluster (`cluster.endpoint`, a URL), which a
+    /// kubeconfig for it names as its server; empty when the cluster could not be described.
+    pub endpoints: Vec<String>,
 }
 
 impl AwsPreflight {
@@ -96,6 +99,7 @@ pub async fn inspect(target: &EksTarget) -> AwsPreflight {
             )],
             auto_mode: false,
             kubernetes_version: None,
+            endpoints: Vec::new(),
         };
     }
     match tokio::time::timeout(OVERALL_TIMEOUT, inspect_inner(target)).await {
@@ -104,6 +108,7 @@ pub async fn inspect(target: &EksTarget) -> AwsPreflight {
             findings: vec![errors::overall_timeout(target)],
             auto_mode: false,
             kubernetes_version: None,
+            endpoints: Vec::new(),
         },
     }
 }
@@ -133,6 +138,7 @@ async fn inspect_inner(target: &EksTarget) -> AwsPreflight {
         findings: Vec::new(),
         auto_mode: false,
         kubernetes_version: None,
+        endpoints: Vec::new(),
     };
 
     let cluster = match client
@@ -160,6 +166,7 @@ async fn inspect_inner(target: &EksTarget) -> AwsPreflight {
         }
     };
 
+    out.endpoints = cluster.endpoint().map(str::to_owned).into_iter().collect();
     out.findings.extend(cluster_findings(&cluster, target));
     if matches!(
         cluster.status(),
