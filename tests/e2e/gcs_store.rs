@@ -1,11 +1,12 @@
 //! A RayCluster pointed at another Redis loses its GCS state: the real `raystack` binary against
 //! `fake-apiserver`, with a RayCluster created outside raystack (as `kubectl apply` would) under
 //! the stack's name. Another Redis server is DATA LOSS in text, JSON and Markdown with its
-//! reason, and apply refuses it without `--allow-data-loss`; the same Service written another
+//! reason, and apply refuses it without `--allow-data-loss` (also in KubeRay's pre-1.3 form, the
+//! address in the head's `RAY_REDIS_ADDRESS`); the same Service written another
 //! way is no change at all.
 
 use crate::kuberay::change_lines;
-use crate::support::{Env, NAME};
+use crate::support::{Env, NAME, stack_toml, worker};
 use serde_json::{Value, json};
 
 fn rc_address() -> String {
@@ -134,4 +135,59 @@ fn the_same_service_written_another_way_is_no_change() {
     // Applied without --allow-data-loss.
     let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 0, "{r}");
+}
+
+/// KubeRay before 1.3: the `ray.io/ft-enabled` annotation, the address in the head container's
+/// `RAY_REDIS_ADDRESS` (KubeRay v1.2.2 passes it through to Ray as it is).
+#[test]
+fn the_pre_1_3_form_pointed_at_another_redis_is_data_loss_too() {
+    let crd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/kuberay/ray.io_rayclusters.v1.2.2.yaml"
+    );
+    let env = Env::with_crd(crd, &[]);
+    env.write_stack(
+        &stack_toml(&worker("cpu", 1), "", "")
+            .replace("kuberay = \"1.3.0\"", "kuberay = \"1.2.2\""),
+    );
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAME}});
+    let (status, body) = env.fake.request(
+        "POST",
+        "/api/v1/namespaces?fieldManager=kubectl",
+        "application/json",
+        &ns.to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let rc = json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": NAME, "namespace": NAME, "annotations": {"ray.io/ft-enabled": "true"}},
+        "spec": {
+            "rayVersion": "2.45.0",
+            "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [
+                {"name": "ray-head", "image": "rayproject/ray:2.45.0",
+                 "env": [{"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}]}]}}},
+        }
+    });
+    let (status, body) = env.fake.request(
+        "POST",
+        &format!("/apis/ray.io/v1/namespaces/{NAME}/rayclusters?fieldManager=kubectl"),
+        "application/json",
+        &rc.to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let json = env.plan(&["--format", "json"]);
+    assert_eq!(json.code, 2, "{json}");
+    let plan: Value = serde_json::from_str(&json.stdout).unwrap();
+    let rc = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "RayCluster")
+        .unwrap();
+    assert_eq!(rc["action"], "update");
+    assert_eq!(rc["data_loss_reason"], REASON);
+    let refused = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains(REASON), "{refused}");
 }
