@@ -1,5 +1,6 @@
 //! EKS preflight for raystack: asks the EKS API (aws-sdk-eks) whether the cluster is ready for a
-//! Ray stack with durable Redis storage and returns the answers as plain findings.
+//! Ray stack with durable Redis storage and returns the answers as plain findings, with the
+//! cluster's API server endpoint (which the main crate compares with the kubeconfig's server).
 //!
 //! Checks: the cluster is ACTIVE (and its Kubernetes version), whether EKS Auto Mode block storage
 //! is on (then the built-in `ebs.csi.eks.amazonaws.com` provisioner serves volumes), and otherwise

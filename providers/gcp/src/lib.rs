@@ -1,6 +1,7 @@
 //! GKE preflight for raystack: asks the GKE API (google-cloud-container-v1) whether the cluster
 //! is RUNNING and can provision persistent disks (the Compute Engine PD CSI driver add-on), and
-//! returns the answers as plain findings. The StorageClass is chosen and rendered by the main crate
+//! returns the answers as plain findings, with the cluster's API server endpoints (which the main
+//! crate compares with the kubeconfig's server). The StorageClass is chosen and rendered by the main crate
 //! (`render/storage.rs`), so that choice has one home.
 //!
 //! Credentials are the SDK's Application Default Credentials, unless `RAYSTACK_GKE_ENDPOINT`
