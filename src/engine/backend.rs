@@ -107,16 +107,14 @@ pub async fn other_state(
             let found = other.read().await.ok()??;
             Some(format!(
                 "stack `{name}` keeps its state in {} (the local backend), but the cluster also holds a state of stack `{name}` in {} (lineage {}, serial {}): two states would manage the same objects, each with its own lock. \
-                 If the Secret is this stack's state, restore the stack's `[state]` section (backend = \"kubernetes\", namespace = \"{}\"), then `raystack state pull {}` shows it; \
-                 if it is obsolete, delete it (`kubectl -n {} delete secret {}`)",
+                 If the Secret is this stack's state, restore the stack's `[state]` section (backend = \"kubernetes\", namespace = \"{ns}\"), then `raystack state pull {}` shows it; \
+                 if it is obsolete, delete it with its chunks (`kubectl -n {ns} delete secret -l raystack.dev/stack={name},raystack.dev/state`)",
                 backend.location(),
                 other.location(),
                 found.lineage,
                 found.serial,
-                stack.state.namespace,
                 stack.source.display(),
-                stack.state.namespace,
-                other.head_name(),
+                ns = stack.state.namespace,
             ))
         }
         BackendKind::Kubernetes => {
@@ -131,11 +129,13 @@ pub async fn other_state(
             };
             Some(format!(
                 "stack `{name}` keeps its state in {} (the kubernetes backend), but a local state file `{}` of stack `{name}` exists too{what}: two states would manage the same objects, each with its own lock. \
-                 If the file is this stack's state, set `[state] backend = \"local\"` (or move the Secret's state away first); \
-                 if it is obsolete, remove it (`raystack state pull {}` shows what the Secret holds)",
+                 If the file is obsolete, remove it (`raystack state pull {}` shows what the Secret holds); \
+                 if it is this stack's state, delete the Secret's (`kubectl -n {ns} delete secret -l raystack.dev/stack={name},raystack.dev/state`) and move the file there with `raystack state migrate {} --to kubernetes`",
                 backend.location(),
                 path.display(),
                 stack.source.display(),
+                stack.source.display(),
+                ns = stack.state.namespace,
             ))
         }
     }

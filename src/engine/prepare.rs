@@ -1,7 +1,8 @@
 //! Making a plan: load and render the stack, connect, check that the cluster reached is the
 //! cloud cluster the stack names, open its state backend, lock and read the state (a plan
-//! reads without the lock), then run preflight and observe the cluster concurrently. `plan` stops here; `apply`, `destroy` and `verify` go on
-//! from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
+//! reads without the lock), look for a second state of the stack in the other backend, then
+//! run preflight and observe the cluster concurrently. `plan` stops here; `apply`, `destroy`
+//! and `verify` go on from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
 //! once, in the order given.
 
 use std::path::{Path, PathBuf};
