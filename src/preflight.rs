@@ -2,7 +2,9 @@
 //! (behind its cargo feature) and the cluster side through the Kubernetes API (a usable
 //! StorageClass, the RayCluster CRD and whether it matches the stack's KubeRay version, and the
 //! PrometheusRule CRD when `[monitoring] prometheus_rules` asks for alerts). Returns
-//! plain findings for the plan; never prints, never panics on a cloud or cluster error.
+//! plain findings for the plan; never prints, never panics on a cloud or cluster error. Also
+//! whether the kubeconfig's server is the API server of the cloud cluster the stack names
+//! ([`identity_mismatch`]), which the engine checks before it reads state or the cluster.
 //!
 //! Several stacks planned in one command often share a cloud cluster and a Kubernetes API
 //! server. A [`Memo`] makes each distinct call once per command: the cloud checks per cloud
@@ -30,7 +32,7 @@ type Cells<T> = crate::memo::OnceMap<String, T>;
 /// Results of preflight calls already made in this command, by what they asked.
 #[derive(Default)]
 pub struct Memo {
-    cloud: Cells<Vec<Finding>>,
+    cloud: Cells<CloudFacts>,
     crds: Cells<Result<Option<CrdFields>, String>>,
     classes: Cells<Result<ClassLookup, String>>,
 }
@@ -142,10 +144,7 @@ pub async fn run_with(
         ));
         return findings;
     }
-    findings.extend(match cloud_key(stack) {
-        Some(key) => memo.cloud.once(key, cloud(stack)).await,
-        None => cloud(stack).await,
-    });
+    findings.extend(cloud_facts(stack, memo).await.findings);
     if let Some(target) = kube {
         findings.extend(cluster(stack, target, memo).await);
     }
@@ -201,10 +200,119 @@ pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
 
-/// The cloud-side checks of the stack's provider, or a finding saying this build lacks them.
-async fn cloud(stack: &Stack) -> Vec<Finding> {
+/// What the cloud said about the cluster a stack names: the findings of its checks, and the
+/// addresses of the cluster's API server (empty when it could not be read, for the local
+/// provider, and in a build without the provider's feature).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudFacts {
+    pub findings: Vec<Finding>,
+    pub endpoints: Vec<String>,
+}
+
+impl From<Vec<Finding>> for CloudFacts {
+    fn from(findings: Vec<Finding>) -> Self {
+        CloudFacts {
+            findings,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// The cloud-side facts of `stack`, each cloud target asked once per command through `memo`.
+pub async fn cloud_facts(stack: &Stack, memo: &Memo) -> CloudFacts {
+    match cloud_key(stack) {
+        Some(key) => memo.cloud.once(key, cloud(stack)).await,
+        None => cloud(stack).await,
+    }
+}
+
+/// The host (or IP) an API server URL or endpoint names, lower-cased: `https://1.2.3.4:443/` and
+/// `1.2.3.4` are one host; IPv6 without its brackets.
+pub fn endpoint_host(endpoint: &str) -> String {
+    let rest = endpoint
+        .trim()
+        .split_once("://")
+        .map_or(endpoint.trim(), |(_, r)| r);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The cloud cluster a stack names, for messages, and how to get a kubeconfig context for it.
+fn cloud_cluster(stack: &Stack) -> Option<(String, String)> {
     match &stack.cluster.provider {
-        ProviderConfig::Local => Vec::new(),
+        ProviderConfig::Local => None,
+        ProviderConfig::Aws(aws) => Some((
+            format!("EKS cluster `{}` ({})", aws.name, aws.region),
+            format!(
+                "`aws eks update-kubeconfig --name {} --region {}`",
+                aws.name, aws.region
+            ),
+        )),
+        ProviderConfig::Gcp(gcp) => Some((
+            format!(
+                "GKE cluster `{}` ({}, project {})",
+                gcp.name, gcp.location, gcp.project
+            ),
+            format!(
+                "`gcloud container clusters get-credentials {} --location {} --project {}`",
+                gcp.name, gcp.location, gcp.project
+            ),
+        )),
+        ProviderConfig::Azure(az) => Some((
+            format!(
+                "AKS cluster `{}` (resource group {})",
+                az.name, az.resource_group
+            ),
+            format!(
+                "`az aks get-credentials --resource-group {} --name {}`",
+                az.resource_group, az.name
+            ),
+        )),
+    }
+}
+
+/// When the stack names a cloud cluster whose API server the cloud gave (`facts.endpoints`),
+/// whether the kubeconfig context raystack uses (`context`, `None`: the current one) reaches
+/// it: its `server`'s host must be one of the endpoints' hosts. The mismatch as an error
+/// naming both and the fix, or `None` (a match, or nothing to compare: the cloud could not be
+/// read, and a finding already says why).
+pub fn identity_mismatch(
+    stack: &Stack,
+    facts: &CloudFacts,
+    server: &str,
+    context: Option<&str>,
+) -> Option<String> {
+    let (cluster, get_credentials) = cloud_cluster(stack)?;
+    if facts.endpoints.is_empty() {
+        return None;
+    }
+    let host = endpoint_host(server);
+    if facts.endpoints.iter().any(|e| endpoint_host(e) == host) {
+        return None;
+    }
+    let context = match context {
+        Some(c) => format!("the kubeconfig context `{c}`"),
+        None => "the current kubeconfig context".to_string(),
+    };
+    Some(format!(
+        "{}: [cluster] names {cluster}, whose API server is {}, but {context} points at {server}: \
+         raystack would read and write another cluster than the one preflight checked. \
+         Use the context of {cluster} (`--context`, or `context` under [cluster]; {get_credentials} creates one), \
+         or fix [cluster] to name the cluster that context reaches",
+        stack.source.display(),
+        facts.endpoints.join(", "),
+    ))
+}
+
+/// The cloud-side checks of the stack's provider, or a finding saying this build lacks them.
+async fn cloud(stack: &Stack) -> CloudFacts {
+    match &stack.cluster.provider {
+        ProviderConfig::Local => CloudFacts::default(),
         #[cfg(feature = "aws")]
         ProviderConfig::Aws(aws) => {
             let target = raystack_aws::EksTarget {
@@ -221,7 +329,10 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
                 result.auto_mode,
                 cluster_known,
             ));
-            findings
+            CloudFacts {
+                findings,
+                endpoints: result.endpoints,
+            }
         }
         #[cfg(feature = "gcp")]
         ProviderConfig::Gcp(gcp) => {
@@ -230,7 +341,12 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
                 location: gcp.location.clone(),
                 name: gcp.name.clone(),
             };
-            raystack_gcp::preflight(&target).await
+            let result =
+                raystack_gcp::inspect(&target, &raystack_gcp::GkeConnection::from_env()).await;
+            CloudFacts {
+                findings: result.findings,
+                endpoints: result.endpoints,
+            }
         }
         #[cfg(feature = "azure")]
         ProviderConfig::Azure(az) => {
@@ -241,10 +357,14 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
                 location: az.location.clone(),
                 disk_sku: az.disk_sku.as_str().to_string(),
             };
-            raystack_azure::preflight(&target).await
+            let result = raystack_azure::inspect(&target).await;
+            CloudFacts {
+                findings: result.findings,
+                endpoints: result.endpoints,
+            }
         }
         #[allow(unreachable_patterns)]
-        other => vec![Finding::warning(
+        other => CloudFacts::from(vec![Finding::warning(
             other.name(),
             "provider-not-built",
             format!(
@@ -255,7 +375,7 @@ async fn cloud(stack: &Stack) -> Vec<Finding> {
                 "install a build with the `{}` feature (the default) to check the cloud side",
                 other.name()
             ),
-        )],
+        )]),
     }
 }
 
@@ -629,7 +749,7 @@ mod tests {
                     "install a build with the `{provider}` feature (the default) to check the cloud side"
                 )),
             }];
-            assert_eq!(cloud(&stack).await, expected, "{provider}");
+            assert_eq!(cloud(&stack).await.findings, expected, "{provider}");
             checked += 1;
         }
         assert!(
@@ -671,5 +791,65 @@ mod tests {
         assert!(crd_spec_has(&crd("1.7.0"), &backend));
         assert!(!crd_spec_has(&crd("1.3.0"), &["upgradeStrategy"]));
         assert!(crd_spec_has(&crd("1.7.0"), &["upgradeStrategy"]));
+    }
+    fn stack_for(cluster: &str) -> Stack {
+        let toml = format!(
+            "[stack]\nname = \"pf\"\n\n[cluster]\n{cluster}\n\n[ray]\nkuberay = \"1.3.0\"\n\n[[ray.workers]]\ngroup = \"cpu\"\nreplicas = 1\n"
+        );
+        crate::stack::parse_str(std::path::Path::new("stack.toml"), &toml)
+            .unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn facts(endpoints: &[&str]) -> CloudFacts {
+        CloudFacts {
+            findings: Vec::new(),
+            endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn endpoint_hosts_compare_hosts_not_strings() {
+        for (endpoint, host) in [
+            (
+                "https://ABCDEF.gr7.us-west-2.eks.amazonaws.com",
+                "abcdef.gr7.us-west-2.eks.amazonaws.com",
+            ),
+            ("https://34.1.2.3:443/", "34.1.2.3"),
+            ("34.1.2.3", "34.1.2.3"),
+            (
+                "prod-aks-dns-1a2b.hcp.eastus.azmk8s.io",
+                "prod-aks-dns-1a2b.hcp.eastus.azmk8s.io",
+            ),
+            ("https://[fd00::1]:6443", "fd00::1"),
+        ] {
+            assert_eq!(endpoint_host(endpoint), host, "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn the_kubeconfig_server_must_be_the_named_cloud_clusters() {
+        let gke = stack_for(
+            "provider = \"gcp\"\nproject = \"acme-ml\"\nlocation = \"us-central1\"\nname = \"prod-gke\"",
+        );
+        // GKE's endpoint is an IP; the kubeconfig's server is a URL around it.
+        assert_eq!(
+            identity_mismatch(&gke, &facts(&["34.1.2.3"]), "https://34.1.2.3", None),
+            None
+        );
+        assert_eq!(
+            identity_mismatch(&gke, &facts(&["34.1.2.3"]), "https://35.9.9.9/", Some("staging")),
+            Some("stack.toml: [cluster] names GKE cluster `prod-gke` (us-central1, project acme-ml), whose API server is 34.1.2.3, but the kubeconfig context `staging` points at https://35.9.9.9/: raystack would read and write another cluster than the one preflight checked. Use the context of GKE cluster `prod-gke` (us-central1, project acme-ml) (`--context`, or `context` under [cluster]; `gcloud container clusters get-credentials prod-gke --location us-central1 --project acme-ml` creates one), or fix [cluster] to name the cluster that context reaches".to_string())
+        );
+        // Nothing to compare: the cloud could not be read (a finding says why).
+        assert_eq!(
+            identity_mismatch(&gke, &facts(&[]), "https://35.9.9.9/", None),
+            None
+        );
+        // The local provider names no cloud cluster.
+        let local = stack_for("provider = \"local\"");
+        assert_eq!(
+            identity_mismatch(&local, &facts(&["34.1.2.3"]), "https://35.9.9.9/", None),
+            None
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Opening a stack's state backend from its `[state]` section and the target: the local file,
 //! or Secrets and a Lease in the cluster the state names (else the cluster the stack is managed
-//! in).
+//! in); and finding a second state of the same stack in the backend the stack does not name (a
+//! fork: two states, two locks, one set of objects).
 
 use anyhow::{Context, bail};
 
@@ -82,4 +83,60 @@ pub fn refuse_unmigrated(stack: &Stack, backend: &dyn Backend) -> anyhow::Result
         );
     }
     Ok(())
+}
+
+/// A state of the stack in the backend its `[state]` section does not name: with the local
+/// backend, a `raystack-state-<stack>` Secret in the stack's cluster (`[state] namespace`,
+/// default `raystack-system`); with the kubernetes backend, a local state file. Migration
+/// retires its source (the Secret deleted, the file renamed `.migrated`), so a state found there
+/// is a fork: a copy of the stack that lost its `[state]` section, applied with its own state
+/// and its own lock. Returns the problem as a sentence with its fix, or `None`.
+///
+/// The Secret is looked for only when connected (`cluster`); a read that fails (an account
+/// that may not read Secrets there) finds nothing: it cannot tell, and the local state is the
+/// one the stack names.
+pub async fn other_state(
+    stack: &Stack,
+    backend: &dyn Backend,
+    cluster: Option<&crate::cluster::Cluster>,
+) -> Option<String> {
+    let name = &stack.meta.name;
+    match backend.kind() {
+        BackendKind::Local => {
+            let other = KubernetesBackend::new(cluster?.clone(), &stack.state.namespace, name);
+            let found = other.read().await.ok()??;
+            Some(format!(
+                "stack `{name}` keeps its state in {} (the local backend), but the cluster also holds a state of stack `{name}` in {} (lineage {}, serial {}): two states would manage the same objects, each with its own lock. \
+                 If the Secret is this stack's state, restore the stack's `[state]` section (backend = \"kubernetes\", namespace = \"{ns}\"), then `raystack state pull {}` shows it; \
+                 if it is obsolete, delete it with its chunks (`kubectl -n {ns} delete secret -l raystack.dev/stack={name},raystack.dev/state`)",
+                backend.location(),
+                other.location(),
+                found.lineage,
+                found.serial,
+                stack.source.display(),
+                ns = stack.state.namespace,
+            ))
+        }
+        BackendKind::Kubernetes => {
+            let path = &stack.state.path;
+            if !path.exists() {
+                return None;
+            }
+            let local = LocalBackend::new(path);
+            let what = match local.read() {
+                Ok(Some(s)) => format!(" (lineage {}, serial {})", s.lineage, s.serial),
+                _ => String::new(),
+            };
+            Some(format!(
+                "stack `{name}` keeps its state in {} (the kubernetes backend), but a local state file `{}` of stack `{name}` exists too{what}: two states would manage the same objects, each with its own lock. \
+                 If the file is obsolete, remove it (`raystack state pull {}` shows what the Secret holds); \
+                 if it is this stack's state, delete the Secret's (`kubectl -n {ns} delete secret -l raystack.dev/stack={name},raystack.dev/state`) and move the file there with `raystack state migrate {} --to kubernetes`",
+                backend.location(),
+                path.display(),
+                stack.source.display(),
+                stack.source.display(),
+                ns = stack.state.namespace,
+            ))
+        }
+    }
 }

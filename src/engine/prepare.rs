@@ -1,7 +1,8 @@
-//! Making a plan: load and render the stack, open its state backend, lock and read the state (a
-//! plan reads without the lock), connect, then run preflight and observe the cluster
-//! concurrently. `plan` stops here; `apply`, `destroy` and `verify` go on
-//! from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
+//! Making a plan: load and render the stack, connect, check that the cluster reached is the
+//! cloud cluster the stack names, open its state backend, lock and read the state (a plan
+//! reads without the lock), look for a second state of the stack in the other backend, then
+//! run preflight and observe the cluster concurrently. `plan` stops here; `apply`, `destroy`
+//! and `verify` go on from the [`Prepared`] plan under the same lock. [`Engine::plan_many`] plans several stacks at
 //! once, in the order given.
 
 use std::path::{Path, PathBuf};
@@ -95,6 +96,30 @@ impl Engine {
         let durability = serde_json::to_value(crate::render::summarize(&stack))
             .context("failed to summarize durability")?;
 
+        let offline = matches!(mode, Mode::Plan { offline: true });
+        let context = self
+            .target
+            .context
+            .clone()
+            .or_else(|| stack.cluster.context.clone());
+        let (cluster, identity) = if offline {
+            (None, None)
+        } else {
+            let (c, id) = self.cluster(context.as_deref()).await?;
+            (Some(c), Some(id))
+        };
+        // The cluster the kubeconfig context reaches must be the cloud cluster the stack
+        // names, before any state is read or locked and any object observed: a green preflight
+        // of prod must not apply to staging. The cloud's answer is kept for the preflight
+        // below (`preflight::Memo`), so the cloud is asked once.
+        if let Some(c) = &cluster {
+            let facts = crate::preflight::cloud_facts(&stack, &self.preflight).await;
+            if let Some(mismatch) =
+                crate::preflight::identity_mismatch(&stack, &facts, &c.server, context.as_deref())
+            {
+                anyhow::bail!(mismatch);
+            }
+        }
         let backend = super::backend::open(&stack, &self.target, &self.notify).await?;
         let (lock, existing) = if operation == "plan" {
             // A plan only reads, and a read is consistent without the lock on either backend
@@ -129,18 +154,16 @@ impl Engine {
         if let Some(s) = &existing {
             s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
         }
-        let offline = matches!(mode, Mode::Plan { offline: true });
-        let context = self
-            .target
-            .context
-            .clone()
-            .or_else(|| stack.cluster.context.clone());
-        let (cluster, identity) = if offline {
-            (None, None)
-        } else {
-            let (c, id) = self.cluster(context.as_deref()).await?;
-            (Some(c), Some(id))
-        };
+        // A second state of this stack in the other backend: a plan warns, a run that writes
+        // refuses before it touches anything.
+        if let Some(fork) =
+            super::backend::other_state(&stack, backend.as_ref(), cluster.as_ref()).await
+        {
+            if matches!(operation, "apply" | "destroy") {
+                anyhow::bail!("refusing to {operation}: {fork}");
+            }
+            self.warn(fork);
+        }
         // How the command names this cluster: the key of its listing.
         let named = listing.map(|_| super::connect::Connections::key(self, context.as_deref()));
         // Preflight runs concurrently with observing the cluster; both only read.

@@ -206,6 +206,15 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         (_, Some(owned)) => Cow::Owned(merge_shapes(desired, &owned)),
         (_, None) => Cow::Borrowed(desired),
     };
+    // Where a RayCluster's GCS lives is compared in full, also the parts the stack does not
+    // declare (a storage namespace annotation left by `kubectl`): moving it loses the GCS
+    // state (`kuberay::gcs_move_reason`). Not without a dry-run, whose `after` is the stack's
+    // own fields only.
+    let shape = if i.kind == Kind::RayCluster && !matches!(i.dry_run, DryRun::NotRun) {
+        Cow::Owned(merge_shapes(&shape, &super::kuberay::gcs_shape()))
+    } else {
+        shape
+    };
     let before = project(&shape, live);
     let immutable = immutable_change(i.kind, desired, live).or_else(|| {
         (i.kind == Kind::RayCluster)
@@ -235,6 +244,11 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         }
         DryRun::NotRun => project(&shape, desired),
     };
+    let mut after = after;
+    if i.kind == Kind::RayCluster {
+        let ns = i.namespace.as_deref().unwrap_or("default");
+        super::kuberay::keep_written_address(&before, &mut after, ns);
+    }
     if before != after {
         c.action = Action::Update;
         let drifted = in_state && i.prior_hash == i.desired_hash;

@@ -2,7 +2,8 @@
 //! what a plan must tell: whose GCS state a delete or replace destroys (the Redis cleanup
 //! finalizer and the UID-named storage namespace, or the embedded volume's deletionPolicy),
 //! and whether an update reaches the running pods (`spec.upgradeStrategy`). Pure functions of
-//! a change's before/after; the facts come from KubeRay's controller at v1.2.2, v1.3.0, v1.6.0
+//! a change's before/after, and whether an update in place points the head at a store that
+//! does not hold its GCS state (another Redis, storage namespace or backend); the facts come from KubeRay's controller at v1.2.2, v1.3.0, v1.6.0
 //! and v1.7.0.
 
 use serde_json::Value;
@@ -47,21 +48,231 @@ pub fn gcs_store(rc: &Value) -> GcsStore {
                 == Some("Retain");
             return GcsStore::Embedded { retain };
         }
-        let namespace = ft
-            .get("externalStorageNamespace")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        return GcsStore::Redis { namespace };
-    }
-    let ann = |k: &str| rc.pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1")));
-    if ann("ray.io/ft-enabled").and_then(Value::as_str) == Some("true") {
         return GcsStore::Redis {
-            namespace: ann("ray.io/external-storage-namespace")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            namespace: storage_namespace(rc),
+        };
+    }
+    if annotation(rc, FT_ENABLED) == Some("true") {
+        return GcsStore::Redis {
+            namespace: storage_namespace(rc),
         };
     }
     GcsStore::None
+}
+
+/// The pre-1.3 switch of GCS fault tolerance (still honoured by 1.3 and later).
+const FT_ENABLED: &str = "ray.io/ft-enabled";
+/// The pre-1.3 storage namespace (still honoured, below `externalStorageNamespace`).
+const STORAGE_NAMESPACE_ANNOTATION: &str = "ray.io/external-storage-namespace";
+/// The head container's variable Ray reads the Redis address from; KubeRay 1.3+ sets it from
+/// `redisAddress`, before 1.3 the RayCluster sets it itself.
+const REDIS_ADDRESS_ENV: &str = "RAY_REDIS_ADDRESS";
+/// The head container's variable Ray reads the storage namespace from; KubeRay sets it only
+/// when the container does not already.
+const STORAGE_NAMESPACE_ENV: &str = "RAY_external_storage_namespace";
+/// Redis's port when an address names none.
+const REDIS_DEFAULT_PORT: u16 = 6379;
+
+fn annotation<'a>(rc: &'a Value, key: &str) -> Option<&'a str> {
+    rc.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+/// The head's Ray container (KubeRay's `RayContainerIndex` is 0) variable `name`: its literal
+/// value, or its `valueFrom` as JSON (compared as it is, never resolved).
+fn head_env(rc: &Value, name: &str) -> Option<String> {
+    let env = rc
+        .pointer("/spec/headGroupSpec/template/spec/containers/0/env")?
+        .as_array()?;
+    let var = env
+        .iter()
+        .rev()
+        .find(|e| e.get("name").and_then(Value::as_str) == Some(name))?;
+    match (var.get("value"), var.get("valueFrom")) {
+        (Some(Value::String(v)), _) => Some(v.clone()),
+        (_, Some(from)) => Some(format!("valueFrom {from}")),
+        _ => Some(String::new()),
+    }
+}
+
+/// The GCS's storage namespace in Redis, as KubeRay's `configureGCSFaultTolerance` (v1.3.0,
+/// `common/pod.go`; v1.2.2 the same without the options) picks it: a
+/// `RAY_external_storage_namespace` the head container sets itself wins, then
+/// `gcsFaultToleranceOptions.externalStorageNamespace`, then the
+/// `ray.io/external-storage-namespace` annotation; `None` is the RayCluster's UID.
+pub fn storage_namespace(rc: &Value) -> Option<String> {
+    if let Some(ns) = head_env(rc, STORAGE_NAMESPACE_ENV) {
+        return Some(ns);
+    }
+    let options = rc
+        .pointer("/spec/gcsFaultToleranceOptions/externalStorageNamespace")
+        .and_then(Value::as_str)
+        .filter(|ns| !ns.is_empty());
+    options
+        .or_else(|| annotation(rc, STORAGE_NAMESPACE_ANNOTATION))
+        .map(str::to_string)
+}
+
+/// The Redis address a RayCluster's head is given, as written: `gcsFaultToleranceOptions.
+/// redisAddress` (1.3+), else the head container's `RAY_REDIS_ADDRESS` (the pre-1.3 form).
+pub fn redis_address(rc: &Value) -> Option<String> {
+    match rc.pointer("/spec/gcsFaultToleranceOptions") {
+        Some(ft) if ft.is_object() => ft
+            .get("redisAddress")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => head_env(rc, REDIS_ADDRESS_ENV),
+    }
+}
+
+/// Writes `after`'s Redis address as `before` has it when both name the same server written
+/// another way (`redis:6379` and `redis.NS.svc.cluster.local:6379`): that is no change, and
+/// the plan shows none. Both forms (`redisAddress`, the head's `RAY_REDIS_ADDRESS`).
+pub fn keep_written_address(before: &Value, after: &mut Value, fallback_namespace: &str) {
+    let (Some(old), Some(new)) = (redis_address(before), redis_address(after)) else {
+        return;
+    };
+    if old == new
+        || canonical_redis_address(&old, namespace_of(before, fallback_namespace))
+            != canonical_redis_address(&new, namespace_of(after, fallback_namespace))
+    {
+        return;
+    }
+    if let Some(slot) = after.pointer_mut("/spec/gcsFaultToleranceOptions/redisAddress") {
+        *slot = Value::String(old);
+        return;
+    }
+    let env = after
+        .pointer_mut("/spec/headGroupSpec/template/spec/containers/0/env")
+        .and_then(Value::as_array_mut);
+    if let Some(var) = env.and_then(|env| {
+        env.iter_mut()
+            .rev()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(REDIS_ADDRESS_ENV))
+    }) && var.get("value").is_some_and(Value::is_string)
+    {
+        var["value"] = Value::String(old);
+    }
+}
+
+/// The server a Redis address reaches, written one way: the first of a comma-separated list
+/// (what Ray and KubeRay's cleanup Job use), without scheme, credentials or database, the host
+/// lower-cased, a Service name completed to `<svc>.<ns>.svc.cluster.local` (a one-label name is
+/// in the RayCluster's namespace `namespace`, two labels are `<svc>.<ns>`, the resolver's search
+/// path), and the port 6379 when none is given. So `redis:6379`, `redis.NS.svc:6379`,
+/// `redis.NS.svc.cluster.local` and `redis://redis.NS:6379` are one server.
+pub fn canonical_redis_address(address: &str, namespace: &str) -> String {
+    let first = address.split(',').next().unwrap_or("").trim();
+    let rest = first.split_once("://").map_or(first, |(_, r)| r);
+    let rest = rest.split('/').next().unwrap_or("");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => (v6, None),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    let port = port
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(REDIS_DEFAULT_PORT);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = if host.parse::<std::net::IpAddr>().is_ok() || host.ends_with(".svc.cluster.local") {
+        host
+    } else if host.ends_with(".svc") {
+        format!("{host}.cluster.local")
+    } else {
+        match host.split('.').count() {
+            1 => format!("{host}.{namespace}.svc.cluster.local"),
+            2 => format!("{host}.svc.cluster.local"),
+            _ => host,
+        }
+    };
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// An address as a plan shows it: the first of a list, without credentials.
+fn shown_address(address: &str) -> String {
+    let first = address.split(',').next().unwrap_or("").trim();
+    match first.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => first.to_string(),
+        },
+        None => first.rsplit_once('@').map_or(first, |(_, h)| h).to_string(),
+    }
+}
+
+/// The RayCluster's own namespace, for resolving a Service name in its Redis address.
+fn namespace_of<'a>(rc: &'a Value, fallback: &'a str) -> &'a str {
+    rc.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(fallback)
+}
+
+/// The fields that say where a RayCluster's GCS lives, as a projection shape: an update's
+/// before and after carry them even when the stack does not declare them (an annotation
+/// `kubectl` left), so a storage namespace that changes underneath shows.
+pub fn gcs_shape() -> Value {
+    serde_json::json!({
+        "metadata": {"annotations": {FT_ENABLED: true, STORAGE_NAMESPACE_ANNOTATION: true}},
+        "spec": {"gcsFaultToleranceOptions": {
+            "backend": true, "redisAddress": true, "externalStorageNamespace": true}},
+    })
+}
+
+/// Why an update in place loses the RayCluster's GCS state: it points the head at another
+/// store (another Redis server, another storage namespace in it, another backend), which does
+/// not hold that state; the head restarts on it with an empty GCS. `None` when the GCS stays
+/// where it is (the same server written another way included) or either side's address is not
+/// known.
+pub fn gcs_move_reason(c: &ResourceChange) -> Option<String> {
+    if c.kind != Kind::RayCluster || c.action != Action::Update {
+        return None;
+    }
+    let (before, after) = (c.before.as_ref()?, c.after.as_ref()?);
+    let fallback = c.namespace.as_deref().unwrap_or("default");
+    let stays = "the head restarts on it with an empty GCS, and this cluster's GCS state";
+    let (b, a) = (backend_name(before), backend_name(after));
+    // From no fault tolerance nothing was persisted: there is nothing to leave behind.
+    if b != a && b != "none" {
+        return Some(format!(
+            "the GCS moves to another store ({b} → {a}), which starts empty: {stays} ({GCS_STATE}) stays behind"
+        ));
+    }
+    if b != "redis" || a != "redis" {
+        return None;
+    }
+    if let (Some(old), Some(new)) = (redis_address(before), redis_address(after)) {
+        let canonical =
+            |addr: &str, rc: &Value| canonical_redis_address(addr, namespace_of(rc, fallback));
+        if canonical(&old, before) != canonical(&new, after) {
+            return Some(format!(
+                "the GCS moves to another Redis (`{}` → `{}`), which does not hold this cluster's GCS state: {stays} ({GCS_STATE}) stays behind in the old one",
+                shown_address(&old),
+                shown_address(&new)
+            ));
+        }
+    }
+    let (old, new) = (storage_namespace(before), storage_namespace(after));
+    if old != new {
+        let name = |ns: Option<String>| {
+            ns.map_or("the RayCluster's UID".to_string(), |ns| format!("`{ns}`"))
+        };
+        return Some(format!(
+            "the GCS moves to another storage namespace in Redis ({} → {}), which does not hold this cluster's GCS state: {stays} ({GCS_STATE}) stays behind under the old one",
+            name(old),
+            name(new)
+        ));
+    }
+    None
 }
 
 /// `gcsFaultToleranceOptions.backend` as the server holds it (absent means `redis`).
@@ -91,6 +302,9 @@ pub fn immutable_change(desired: &Value, live: &Value) -> Option<String> {
 /// (not a RayCluster, not destructive, an embedded store whose volume is retained and reused,
 /// or no GCS fault tolerance at all).
 pub fn data_loss_reason(c: &ResourceChange) -> Option<String> {
+    if c.kind == Kind::RayCluster && c.action == Action::Update {
+        return gcs_move_reason(c);
+    }
     if c.kind != Kind::RayCluster || !matches!(c.action, Action::Delete | Action::Replace) {
         return None;
     }
@@ -278,20 +492,25 @@ pub fn rollout_note(c: &ResourceChange) -> Option<String> {
         return None;
     }
     let what = changes.join(", ");
+    let restart = if gcs_move_reason(c).is_some() {
+        "the head restarts with an empty GCS (see the data loss above)"
+    } else {
+        "the head restarts and GCS fault tolerance restores its state"
+    };
     let strategy = after
         .pointer("/spec/upgradeStrategy/type")
         .and_then(Value::as_str);
     let ns = c.namespace.as_deref().unwrap_or("default");
     Some(match strategy {
         Some("Recreate") => format!(
-            "{what}: pods will be recreated (upgradeStrategy Recreate: KubeRay deletes every pod of the cluster; the head restarts and GCS fault tolerance restores its state; running jobs are interrupted)"
+            "{what}: pods will be recreated (upgradeStrategy Recreate: KubeRay deletes every pod of the cluster; {restart}; running jobs are interrupted)"
         ),
         Some(_) => format!(
-            "{what}: KubeRay will not restart running pods (upgradeStrategy None): the change reaches only new pods; to roll it out now, set `[ray] upgrade_strategy = \"recreate\"`, or delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; the head restarts and GCS fault tolerance restores its state; running jobs are interrupted)",
+            "{what}: KubeRay will not restart running pods (upgradeStrategy None): the change reaches only new pods; to roll it out now, set `[ray] upgrade_strategy = \"recreate\"`, or delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; {restart}; running jobs are interrupted)",
             c.name
         ),
         None => format!(
-            "{what}: KubeRay will not restart running pods (this KubeRay has no spec.upgradeStrategy; 1.6 added it): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; the head restarts and GCS fault tolerance restores its state; running jobs are interrupted), or upgrade KubeRay to 1.6 or later and set `[ray] kuberay`",
+            "{what}: KubeRay will not restart running pods (this KubeRay has no spec.upgradeStrategy; 1.6 added it): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; {restart}; running jobs are interrupted), or upgrade KubeRay to 1.6 or later and set `[ray] kuberay`",
             c.name
         ),
     })
@@ -450,5 +669,216 @@ mod tests {
         let mut c = change(Action::Update, Some(b), Some(a));
         annotate(&mut c);
         assert_eq!(c.rollout, None);
+    }
+    fn pointed_at(ft: Value) -> Value {
+        rc(ft, "2.45.0", "r", Some("Recreate"))
+    }
+
+    /// A pre-1.3 RayCluster: the annotation switch, the address in the head's environment.
+    fn legacy(address: &str, namespace: Option<&str>) -> Value {
+        let mut v = rc(Value::Null, "2.45.0", "r", None);
+        v["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("gcsFaultToleranceOptions");
+        v["metadata"]["annotations"] = json!({"ray.io/ft-enabled": "true"});
+        if let Some(ns) = namespace {
+            v["metadata"]["annotations"]["ray.io/external-storage-namespace"] = json!(ns);
+        }
+        v["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "RAY_REDIS_ADDRESS", "value": address}]);
+        v
+    }
+
+    fn update(before: Value, after: Value) -> ResourceChange {
+        let mut c = change(Action::Update, Some(before), Some(after));
+        annotate(&mut c);
+        c
+    }
+
+    #[test]
+    fn another_redis_address_is_data_loss_and_restores_nothing() {
+        let c = update(
+            pointed_at(json!({"redisAddress": "redis:6379"})),
+            pointed_at(json!({"redisAddress": "s-redis.s.svc:6379"})),
+        );
+        assert!(c.data_loss);
+        assert_eq!(
+            c.data_loss_reason.as_deref(),
+            Some(
+                "the GCS moves to another Redis (`redis:6379` → `s-redis.s.svc:6379`), which does not hold this cluster's GCS state: the head restarts on it with an empty GCS, and this cluster's GCS state (detached actors, job records, Serve config) stays behind in the old one"
+            )
+        );
+        assert_eq!(
+            c.rollout.as_deref(),
+            Some(
+                "gcsFaultToleranceOptions: pods will be recreated (upgradeStrategy Recreate: KubeRay deletes every pod of the cluster; the head restarts with an empty GCS (see the data loss above); running jobs are interrupted)"
+            )
+        );
+    }
+
+    #[test]
+    fn the_same_service_written_another_way_is_no_move() {
+        let forms = [
+            "redis:6379",
+            "redis",
+            "redis.s:6379",
+            "redis.s.svc:6379",
+            "REDIS.s.svc.cluster.local:6379",
+            "redis.s.svc.cluster.local.",
+            "redis://redis.s.svc:6379/0",
+            "redis://:secret@redis:6379",
+            "redis:6379,redis-replica:6379",
+        ];
+        for a in forms {
+            for b in forms {
+                let c = update(
+                    pointed_at(json!({"redisAddress": a})),
+                    pointed_at(json!({"redisAddress": b})),
+                );
+                assert_eq!(c.data_loss_reason, None, "{a} → {b}");
+            }
+        }
+        // Another namespace's Service, another port, another host are other servers.
+        for other in [
+            "redis.t:6379",
+            "redis:6380",
+            "redis-2:6379",
+            "10.0.0.7:6379",
+        ] {
+            let c = update(
+                pointed_at(json!({"redisAddress": "redis:6379"})),
+                pointed_at(json!({"redisAddress": other})),
+            );
+            assert!(c.data_loss, "{other}");
+        }
+    }
+
+    #[test]
+    fn canonical_addresses() {
+        let cases = [
+            ("redis", "redis.s.svc.cluster.local:6379"),
+            ("redis.t:7000", "redis.t.svc.cluster.local:7000"),
+            (
+                "rediss://u:p@redis.t.svc:6380",
+                "redis.t.svc.cluster.local:6380",
+            ),
+            ("10.0.0.7", "10.0.0.7:6379"),
+            ("[fd00::7]:6380", "[fd00::7]:6380"),
+            ("redis.example.com:6379", "redis.example.com:6379"),
+        ];
+        for (written, canonical) in cases {
+            assert_eq!(
+                canonical_redis_address(written, "s"),
+                canonical,
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_in_an_address_never_show() {
+        let c = update(
+            pointed_at(json!({"redisAddress": "redis://:hunter2@redis:6379"})),
+            pointed_at(json!({"redisAddress": "rediss://user:hunter2@other:6379"})),
+        );
+        let why = c.data_loss_reason.unwrap();
+        assert!(
+            why.contains("(`redis://redis:6379` → `rediss://other:6379`)"),
+            "{why}"
+        );
+        assert!(!why.contains("hunter2"), "{why}");
+    }
+
+    #[test]
+    fn another_storage_namespace_is_data_loss() {
+        let c = update(
+            pointed_at(json!({"redisAddress": "redis:6379"})),
+            pointed_at(json!({"redisAddress": "redis:6379", "externalStorageNamespace": "s-gcs"})),
+        );
+        assert_eq!(
+            c.data_loss_reason.as_deref(),
+            Some(
+                "the GCS moves to another storage namespace in Redis (the RayCluster's UID → `s-gcs`), which does not hold this cluster's GCS state: the head restarts on it with an empty GCS, and this cluster's GCS state (detached actors, job records, Serve config) stays behind under the old one"
+            )
+        );
+        // The annotation still names the namespace when the options do not (KubeRay 1.3's
+        // order): the same namespace written in the newer field is no move.
+        let mut annotated = pointed_at(json!({"redisAddress": "redis:6379"}));
+        annotated["metadata"]["annotations"] =
+            json!({"ray.io/external-storage-namespace": "s-gcs"});
+        let c = update(
+            annotated,
+            pointed_at(json!({"redisAddress": "redis:6379", "externalStorageNamespace": "s-gcs"})),
+        );
+        assert_eq!(c.data_loss_reason, None);
+    }
+
+    #[test]
+    fn the_pre_1_3_form_moves_too() {
+        let c = update(
+            legacy("redis:6379", Some("a")),
+            legacy("other:6379", Some("a")),
+        );
+        assert!(
+            c.data_loss_reason
+                .unwrap()
+                .starts_with("the GCS moves to another Redis (`redis:6379` → `other:6379`)")
+        );
+        let c = update(
+            legacy("redis:6379", Some("a")),
+            legacy("redis.s.svc:6379", Some("b")),
+        );
+        assert!(
+            c.data_loss_reason
+                .unwrap()
+                .starts_with("the GCS moves to another storage namespace in Redis (`a` → `b`)")
+        );
+        // Upgrading the form (1.2 → 1.3) at the same server and namespace keeps the GCS.
+        let c = update(
+            legacy("redis:6379", Some("a")),
+            pointed_at(
+                json!({"redisAddress": "redis.s.svc:6379", "externalStorageNamespace": "a"}),
+            ),
+        );
+        assert_eq!(c.data_loss_reason, None);
+        // The head's own RAY_external_storage_namespace wins over both.
+        let mut pinned = legacy("redis:6379", Some("a"));
+        pinned["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "RAY_external_storage_namespace", "value": "pinned"}));
+        assert_eq!(storage_namespace(&pinned).as_deref(), Some("pinned"));
+    }
+
+    #[test]
+    fn turning_fault_tolerance_off_leaves_the_state_behind_but_turning_it_on_loses_nothing() {
+        let mut off = pointed_at(Value::Null);
+        off["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("gcsFaultToleranceOptions");
+        let on = pointed_at(redis());
+        assert!(
+            update(on.clone(), off.clone())
+                .data_loss_reason
+                .unwrap()
+                .starts_with("the GCS moves to another store (redis → none)")
+        );
+        assert_eq!(update(off, on).data_loss_reason, None);
+    }
+    #[test]
+    fn the_same_server_written_another_way_is_written_as_it_was() {
+        let before = pointed_at(json!({"redisAddress": "redis:6379"}));
+        let mut after = pointed_at(json!({"redisAddress": "redis.s.svc.cluster.local"}));
+        keep_written_address(&before, &mut after, "s");
+        assert_eq!(after, before);
+        let (old, mut new) = (legacy("redis", None), legacy("redis.s.svc:6379", None));
+        keep_written_address(&old, &mut new, "s");
+        assert_eq!(new, old);
+        // Another server stays what the stack says.
+        let mut other = pointed_at(json!({"redisAddress": "redis.t:6379"}));
+        keep_written_address(&before, &mut other, "s");
+        assert_eq!(redis_address(&other).as_deref(), Some("redis.t:6379"));
     }
 }

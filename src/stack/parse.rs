@@ -862,6 +862,36 @@ fn monitoring_section(
     Monitoring { prometheus_rules }
 }
 
+/// Namespaces Kubernetes itself uses: a stack there would share them with everything else
+/// (`default`) or with the control plane (`kube-*`), and `raystack destroy` deletes a stack's
+/// namespace. Refused for stacks and for state.
+pub const RESERVED_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Reports `ns` at `span` if it is one of [`RESERVED_NAMESPACES`].
+fn refuse_reserved_namespace(cx: &mut Cx<'_>, key: &str, ns: &str, span: std::ops::Range<usize>) {
+    if !RESERVED_NAMESPACES.contains(&ns) {
+        return;
+    }
+    let what = match key {
+        "stack.name" => format!(
+            "names the stack's namespace (the namespace defaults to the name), and `{ns}` is reserved by Kubernetes"
+        ),
+        "state.namespace" => format!(
+            "`{ns}` is reserved by Kubernetes: the state's Secrets and Lease would share it with everything else in the cluster"
+        ),
+        _ => format!(
+            "`{ns}` is reserved by Kubernetes: objects there share it with everything else in the cluster, and `raystack destroy` deletes a stack's namespace"
+        ),
+    };
+    let help = match key {
+        "state.namespace" => format!("keep state in a namespace of its own, e.g. namespace = \"{DEFAULT_STATE_NAMESPACE}\" (the default)"),
+        "stack.name" => "set `[stack] namespace` to a namespace of the stack's own, e.g. namespace = \"ray-prod\"".to_string(),
+        _ => "give the stack a namespace of its own, e.g. namespace = \"ray-prod\"".to_string(),
+    };
+    cx.error(span, key, what, help);
+}
+
 /// `[stack]`: the name (required, a DNS label; its derived names are checked by
 /// `pod::check_derived_names`), the labels and annotations of every object, the namespace
 /// (default: the name) and whether to create it.
@@ -876,13 +906,22 @@ fn stack_section(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> StackMeta {
     if let Some((n, span)) = &name {
         check_label(cx, "stack.name", n, span.clone(), MAX_STACK_NAME);
     }
+    let name_span = name.as_ref().map(|(_, span)| span.clone());
     let name = name.map(|(n, _)| n).unwrap_or_default();
     let namespace = match st.string(cx, "namespace", "ray-prod") {
         Some((ns, span)) => {
-            check_label(cx, "stack.namespace", &ns, span, 63);
+            if check_label(cx, "stack.namespace", &ns, span.clone(), 63) {
+                refuse_reserved_namespace(cx, "stack.namespace", &ns, span);
+            }
             ns
         }
-        None => name.clone(),
+        None => {
+            // The namespace defaults to the name: a stack named `kube-system` would live there.
+            if let Some(span) = name_span {
+                refuse_reserved_namespace(cx, "stack.name", &name, span);
+            }
+            name.clone()
+        }
     };
     StackMeta {
         name,
@@ -1445,7 +1484,11 @@ fn state_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, meta: &StackMeta) -> Stat
     // the state (and its lock) must survive that to record the destruction.
     let namespace = match sa.string(cx, "namespace", DEFAULT_STATE_NAMESPACE) {
         Some((ns, span)) => {
-            if check_label(cx, "state.namespace", &ns, span.clone(), 63) && ns == meta.namespace {
+            let valid = check_label(cx, "state.namespace", &ns, span.clone(), 63);
+            let reserved = RESERVED_NAMESPACES.contains(&ns.as_str());
+            if valid && reserved {
+                refuse_reserved_namespace(cx, "state.namespace", &ns, span.clone());
+            } else if valid && ns == meta.namespace {
                 cx.error(
                     span,
                     "state.namespace",

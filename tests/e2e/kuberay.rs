@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The change block of `address` in a text plan: its header line and the indented lines after
 /// it up to the diff (reason, data loss, rollout, notes).
-fn change_lines(plan: &str, address: &str) -> String {
+pub(crate) fn change_lines(plan: &str, address: &str) -> String {
     let mut out = Vec::new();
     let mut inside = false;
     for line in plan.lines() {

@@ -565,6 +565,8 @@ fn a_plan_reads_only_the_objects_whose_dry_run_cannot_show_them() {
     let n = NAME;
     let discovery = [
         "get /api/v1/namespaces/kube-system (200)".to_string(),
+        // A local-backend stack looks for a second state of itself (`engine::backend::other_state`).
+        format!("get /api/v1/namespaces/raystack-system/secrets/raystack-state-{n} (404)"),
         "get /apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io (200)"
             .to_string(),
         "list /apis/storage.k8s.io/v1/storageclasses (200)".to_string(),
@@ -721,6 +723,11 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
         "list /api/v1/services (200)",
         "list /apis/networking.k8s.io/v1/networkpolicies (200)",
         "list /apis/ray.io/v1/rayclusters (200)",
+        // Each local-backend stack looks for a second state of itself.
+        "get /api/v1/namespaces/raystack-system/secrets/raystack-state-e2e (404)",
+        "get /api/v1/namespaces/raystack-system/secrets/raystack-state-e2e-b (404)",
+        "get /api/v1/namespaces/raystack-system/secrets/raystack-state-e2e-c (404)",
+        "get /api/v1/namespaces/raystack-system/secrets/raystack-state-e2e-d (404)",
         "patch dry-run /api/v1/namespaces/e2e-c/configmaps/e2e-c-redis-config (200)",
         "get /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",
         "patch dry-run /apis/ray.io/v1/namespaces/e2e-b/rayclusters/e2e-b (200)",

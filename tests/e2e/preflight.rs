@@ -2,7 +2,8 @@
 //! pointed at a local HTTP fake that answers in the real API's shape (EKS, GKE, ARM). Checks
 //! that findings reach the text, JSON and Markdown plans, that errors make the plan fail (exit 1)
 //! and apply refuse, and that the Kubernetes-side checks (StorageClass, RayCluster CRD version)
-//! see the cluster as it is.
+//! see the cluster as it is; and that a kubeconfig reaching another cluster than the cloud
+//! cluster the stack names fails plan and apply before anything is read.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -104,6 +105,56 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// The identity check (`preflight::identity_mismatch`): a stack naming the cloud cluster whose
+/// fake answers with another API server than fake-apiserver's (127.0.0.1). `plan` and `apply`
+/// fail (exit 1) naming both, and the only request the cluster saw is the identity read
+/// (`kube-system`): no state read or lock (no state file), no object observed or written.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+fn assert_other_cluster_refused(cluster: &str, env: &[(&str, &str)], snapshot: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let fake = Fake::start(dir.path(), &["--audit-log-path", log.to_str().unwrap()]);
+    let stack = write_stack(dir.path(), cluster, "1.3.0");
+    let s = stack.to_str().unwrap();
+    let scrub = |text: &str| {
+        text.replace(&dir.path().display().to_string(), "[DIR]")
+            .replace(fake.url.trim_end_matches('/'), "[FAKE]")
+    };
+    let plan = raystack(dir.path(), &fake.kubeconfig, &["plan", s], env);
+    assert_eq!(plan.code, 1, "{plan}");
+    insta::assert_snapshot!(snapshot, scrub(&plan.stderr));
+    let apply = raystack(
+        dir.path(),
+        &fake.kubeconfig,
+        &["apply", s, "--auto-approve"],
+        env,
+    );
+    assert_eq!(apply.code, 1, "{apply}");
+    assert_eq!(scrub(&apply.stderr), scrub(&plan.stderr));
+    let requests: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let e: Value = serde_json::from_str(line).unwrap();
+            format!(
+                "{} {}",
+                e["verb"].as_str().unwrap(),
+                e["requestURI"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r == "get /api/v1/namespaces/kube-system"),
+        "{requests:#?}"
+    );
+    assert!(
+        !dir.path().join(".raystack").exists(),
+        "state was read or locked"
+    );
 }
 
 // ---------------------------------------------------------------- kubernetes side (every build)
@@ -314,7 +365,8 @@ mod aws {
             "arn": "arn:aws:eks:us-west-2:123456789012:cluster/prod-eks",
             "version": "1.31",
             "status": status,
-            "endpoint": "https://ABCDEF.gr7.us-west-2.eks.amazonaws.com",
+            // fake-apiserver's host: the kubeconfig's server is this cluster's.
+            "endpoint": "https://127.0.0.1",
             "roleArn": "arn:aws:iam::123456789012:role/eks-cluster",
             "health": {"issues": []}
         }})
@@ -493,6 +545,20 @@ mod aws {
     }
 
     #[test]
+    fn another_clusters_kubeconfig_fails_plan_and_apply_before_reading_anything() {
+        let rt = runtime();
+        let mut other = cluster("ACTIVE");
+        other["cluster"]["endpoint"] = json!("https://ABCDEF.gr7.us-west-2.eks.amazonaws.com");
+        let server = rt.block_on(eks_with(other, Some("ACTIVE")));
+        let uri = server.uri();
+        assert_other_cluster_refused(
+            EKS,
+            &[("AWS_ENDPOINT_URL_EKS", uri.as_str())],
+            "preflight_aws_other_cluster",
+        );
+    }
+
+    #[test]
     fn unreachable_eks_is_one_sentence() {
         let (dir, fake, stack) = cluster_with(EKS);
         let run = raystack(
@@ -522,6 +588,12 @@ mod gcp {
     const GKE: &str = "[cluster]\nprovider = \"gcp\"\nproject = \"acme-ml\"\nlocation = \"us-central1\"\nname = \"prod-gke\"\n";
 
     async fn gke(csi_enabled: bool) -> MockServer {
+        // fake-apiserver's host: the kubeconfig's server is this cluster's.
+        gke_at(csi_enabled, "127.0.0.1").await
+    }
+
+    /// GKE answering for a cluster whose API server is at `endpoint` (an IP, as GKE gives it).
+    async fn gke_at(csi_enabled: bool, endpoint: &str) -> MockServer {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path(
@@ -529,12 +601,24 @@ mod gcp {
             ))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "name": "prod-gke", "location": "us-central1", "status": "RUNNING",
-                "currentMasterVersion": "1.30.5-gke.1014001",
+                "currentMasterVersion": "1.30.5-gke.1014001", "endpoint": endpoint,
                 "addonsConfig": {"gcePersistentDiskCsiDriverConfig": {"enabled": csi_enabled}}
             })))
             .mount(&server)
             .await;
         server
+    }
+
+    #[test]
+    fn another_clusters_kubeconfig_fails_plan_and_apply_before_reading_anything() {
+        let rt = runtime();
+        let server = rt.block_on(gke_at(true, "34.1.2.3"));
+        let uri = server.uri();
+        assert_other_cluster_refused(
+            GKE,
+            &[("RAYSTACK_GKE_ENDPOINT", uri.as_str())],
+            "preflight_gcp_other_cluster",
+        );
     }
 
     #[test]
@@ -604,7 +688,21 @@ mod azure {
     const AKS: &str = "[cluster]\nprovider = \"azure\"\nsubscription_id = \"00000000-0000-0000-0000-000000000000\"\nresource_group = \"ml\"\nname = \"prod-aks\"\nlocation = \"eastus\"\n\n[cluster.azure]\ndisk_sku = \"Premium_LRS\"\n";
 
     async fn arm(skus: &[&str]) -> MockServer {
+        // fake-apiserver's host: the kubeconfig's server is this cluster's.
+        arm_at(skus, "127.0.0.1").await
+    }
+
+    /// ARM answering the SKU list and a managed cluster whose API server FQDN is `fqdn`.
+    async fn arm_at(skus: &[&str], fqdn: &str) -> MockServer {
         let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml/providers/Microsoft.ContainerService/managedClusters/prod-aks"))
+            .and(header("authorization", "Bearer raystack-test-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"name": "prod-aks", "properties": {"fqdn": fqdn}}),
+            ))
+            .mount(&server)
+            .await;
         let value: Vec<Value> = skus
             .iter()
             .map(|name| json!({
@@ -621,6 +719,21 @@ mod azure {
             .mount(&server)
             .await;
         server
+    }
+
+    #[test]
+    fn another_clusters_kubeconfig_fails_plan_and_apply_before_reading_anything() {
+        let rt = runtime();
+        let server = rt.block_on(arm_at(
+            &["Premium_LRS"],
+            "prod-aks-dns-1a2b.hcp.eastus.azmk8s.io",
+        ));
+        let uri = server.uri();
+        assert_other_cluster_refused(
+            AKS,
+            &[("RAYSTACK_AZURE_ENDPOINT", uri.as_str())],
+            "preflight_azure_other_cluster",
+        );
     }
 
     #[test]

@@ -336,3 +336,28 @@ fn toml_document() -> impl Strategy<Value = String> {
         .prop_map(|(s, ls)| format!("{s}\n{}\n", ls.join("\n")));
     prop::collection::vec(block, 0..8).prop_map(|bs| bs.concat())
 }
+
+/// Every namespace Kubernetes reserves is refused for the stack and for its state, each at its
+/// own line (the fixtures 35 and 36 hold the whole wording).
+#[test]
+fn every_reserved_namespace_is_refused_for_stack_and_state() {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let toml = format!(
+            "[stack]\nname = \"s\"\nnamespace = \"{ns}\"\n\n[state]\nbackend = \"kubernetes\"\nnamespace = \"{ns}\"\n"
+        );
+        let diags = stack::parse_str(Path::new("s.toml"), &toml).unwrap_err();
+        let located: Vec<(usize, String)> =
+            diags.0.iter().map(|d| (d.line, d.key.clone())).collect();
+        assert_eq!(
+            located,
+            [
+                (3, "stack.namespace".to_string()),
+                (7, "state.namespace".to_string())
+            ],
+            "{ns}: {diags}"
+        );
+    }
+    // A namespace merely starting like one is the stack's own.
+    let ok = "[stack]\nname = \"s\"\nnamespace = \"kube-systems\"\n";
+    assert!(stack::parse_str(Path::new("s.toml"), ok).is_ok());
+}

@@ -1,5 +1,6 @@
 //! EKS preflight for raystack: asks the EKS API (aws-sdk-eks) whether the cluster is ready for a
-//! Ray stack with durable Redis storage and returns the answers as plain findings.
+//! Ray stack with durable Redis storage and returns the answers as plain findings, with the
+//! cluster's API server endpoint (which the main crate compares with the kubeconfig's server).
 //!
 //! Checks: the cluster is ACTIVE (and its Kubernetes version), whether EKS Auto Mode block storage
 //! is on (then the built-in `ebs.csi.eks.amazonaws.com` provisioner serves volumes), and otherwise
@@ -60,6 +61,9 @@ pub struct AwsPreflight {
     pub auto_mode: bool,
     /// The cluster's Kubernetes version (e.g. `1.31`), when the cluster could be described.
     pub kubernetes_version: Option<String>,
+    /// The API server endpoint EKS gives for the cluster (`cluster.endpoint`, a URL), which a
+    /// kubeconfig for it names as its server; empty when the cluster could not be described.
+    pub endpoints: Vec<String>,
 }
 
 impl AwsPreflight {
@@ -96,6 +100,7 @@ pub async fn inspect(target: &EksTarget) -> AwsPreflight {
             )],
             auto_mode: false,
             kubernetes_version: None,
+            endpoints: Vec::new(),
         };
     }
     match tokio::time::timeout(OVERALL_TIMEOUT, inspect_inner(target)).await {
@@ -104,6 +109,7 @@ pub async fn inspect(target: &EksTarget) -> AwsPreflight {
             findings: vec![errors::overall_timeout(target)],
             auto_mode: false,
             kubernetes_version: None,
+            endpoints: Vec::new(),
         },
     }
 }
@@ -133,6 +139,7 @@ async fn inspect_inner(target: &EksTarget) -> AwsPreflight {
         findings: Vec::new(),
         auto_mode: false,
         kubernetes_version: None,
+        endpoints: Vec::new(),
     };
 
     let cluster = match client
@@ -160,6 +167,7 @@ async fn inspect_inner(target: &EksTarget) -> AwsPreflight {
         }
     };
 
+    out.endpoints = cluster.endpoint().map(str::to_owned).into_iter().collect();
     out.findings.extend(cluster_findings(&cluster, target));
     if matches!(
         cluster.status(),

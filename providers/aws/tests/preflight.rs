@@ -139,6 +139,11 @@ async fn active_cluster_with_active_addon_passes() {
     assert!(result.passed(), "{:#?}", result.findings);
     assert!(!result.auto_mode);
     assert_eq!(result.kubernetes_version.as_deref(), Some("1.31"));
+    // The API server a kubeconfig for the cluster names, for the identity check.
+    assert_eq!(
+        result.endpoints,
+        ["https://ABCDEF.gr7.us-west-2.eks.amazonaws.com"]
+    );
     assert_eq!(result.findings.len(), 3, "{:#?}", result.findings);
     let active = find(&result.findings, checks::CLUSTER_ACTIVE);
     assert_eq!(active.severity, Severity::Ok);
@@ -217,7 +222,9 @@ async fn missing_cluster_is_one_not_found_error() {
     )
     .await;
     let _env = env_for(Some(&server.uri()), true).await;
-    let findings = preflight(&target()).await;
+    let result = inspect(&target()).await;
+    assert!(result.endpoints.is_empty(), "no cluster, no endpoint");
+    let findings = result.findings;
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Error);
     assert_eq!(findings[0].check, checks::CLUSTER_ACTIVE);

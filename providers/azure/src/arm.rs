@@ -1,5 +1,6 @@
-//! Every Azure SDK call of this crate: listing Microsoft.Compute resource SKUs through
-//! azure_mgmt_compute 0.21 / azure_core 0.21, and the credential plumbing it needs. Everything
+//! Every Azure call of this crate: listing Microsoft.Compute resource SKUs through
+//! azure_mgmt_compute 0.21 / azure_core 0.21, reading the AKS managed cluster's API server
+//! FQDNs (one ARM GET with the same credential), and the credential plumbing they need. Everything
 //! leaves this module as plain data ([`Sku`], [`ArmError`]), so the module can be swapped for the
 //! same ARM call (`GET /subscriptions/{sub}/providers/Microsoft.Compute/skus?api-version=2021-07-01
 //! &$filter=location eq '{loc}'`) through azure_core 1.x without touching the checks.
@@ -181,4 +182,83 @@ fn find_reqwest<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a re
         current = e.source();
     }
     None
+}
+
+/// ARM's public endpoint.
+const ARM: &str = "https://management.azure.com";
+/// The token scope of ARM.
+const ARM_SCOPE: &str = "https://management.azure.com/.default";
+/// The Microsoft.ContainerService API version read (GA, has `fqdn` and `privateFQDN`).
+const AKS_API_VERSION: &str = "2024-05-01";
+
+/// The API server FQDNs ARM gives the AKS cluster (`properties.fqdn`, `properties.privateFQDN`,
+/// `properties.azurePortalFQDN`), by `GET .../managedClusters/{name}`. There is no
+/// Microsoft.ContainerService crate for azure_core 0.21's generation small enough to be worth
+/// it for one GET: the request goes through reqwest with a token from the same credential.
+pub async fn managed_cluster_fqdns(
+    connection: &AzureConnection,
+    subscription: &str,
+    resource_group: &str,
+    name: &str,
+) -> Result<Vec<String>, ArmError> {
+    let token = credential(connection)?
+        .get_token(&[ARM_SCOPE])
+        .await
+        .map_err(|e| ArmError::Credential(error_root_cause(&e)))?;
+    let base = connection
+        .endpoint
+        .as_deref()
+        .unwrap_or(ARM)
+        .trim_end_matches('/');
+    let url = format!(
+        "{base}/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/{name}?api-version={AKS_API_VERSION}"
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| ArmError::Other(error_root_cause(&e)))?;
+    let response = http
+        .get(&url)
+        .bearer_auth(token.token.secret())
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                ArmError::Network("timed out".into())
+            } else {
+                ArmError::Network(error_root_cause(&e))
+            }
+        })?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ArmError::Network(error_root_cause(&e)))?;
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if status != 200 {
+        let field = |k: &str| {
+            json.pointer(&format!("/error/{k}"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        return Err(ArmError::Status {
+            status,
+            code: field("code"),
+            message: field("message"),
+        });
+    }
+    let properties = json
+        .get("properties")
+        .ok_or_else(|| ArmError::Unreadable("the managed cluster has no `properties`".into()))?;
+    let mut fqdns = Vec::new();
+    for key in ["fqdn", "privateFQDN", "azurePortalFQDN"] {
+        if let Some(fqdn) = properties.get(key).and_then(serde_json::Value::as_str)
+            && !fqdn.is_empty()
+            && !fqdns.iter().any(|f: &String| f == fqdn)
+        {
+            fqdns.push(fqdn.to_owned());
+        }
+    }
+    Ok(fqdns)
 }

@@ -1,7 +1,9 @@
 //! AKS preflight for raystack: asks Azure Resource Manager (Microsoft.Compute resource SKUs)
 //! whether the stack's managed-disk SKU is offered in the cluster's location, unrestricted for the
-//! subscription, and zone-redundant where the SKU needs zones. Returns plain findings. The
-//! StorageClass is chosen and rendered by the main crate (`render/storage.rs`).
+//! subscription, and zone-redundant where the SKU needs zones; and reads the managed cluster's
+//! API server FQDNs, which the main crate compares with the kubeconfig's server. Returns plain
+//! findings and those FQDNs. The StorageClass is chosen and rendered by the main crate
+//! (`render/storage.rs`).
 //!
 //! The SDK calls live in [`arm`]; the checks below work on plain [`Sku`] data. Credentials are
 //! azure_identity's default chain unless `RAYSTACK_AZURE_ENDPOINT` points at another endpoint
@@ -31,6 +33,8 @@ pub mod checks {
     pub const DISK_ZONES: &str = "azure-disk-zones";
     /// Used when ARM could not be asked at all (credentials, access, network).
     pub const API: &str = "azure-api";
+    /// The managed cluster's read (its API server FQDNs).
+    pub const CLUSTER: &str = "aks-cluster";
 }
 
 /// The AKS cluster a stack targets (`[cluster]` and `[cluster.azure] disk_sku`).
@@ -106,6 +110,117 @@ pub struct Restriction {
 /// Runs the AKS checks with the connection from the environment.
 pub async fn preflight(target: &AksTarget) -> Vec<Finding> {
     preflight_with(target, &AzureConnection::from_env()).await
+}
+
+/// Everything the AKS preflight learned: the findings, and the cluster's API server FQDNs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzurePreflight {
+    pub findings: Vec<Finding>,
+    /// `properties.fqdn`, `privateFQDN`, `azurePortalFQDN` of the managed cluster, any of
+    /// which a kubeconfig for it may name as its server; empty when it could not be read.
+    pub endpoints: Vec<String>,
+}
+
+/// Runs the AKS checks with the connection from the environment, keeping the facts.
+pub async fn inspect(target: &AksTarget) -> AzurePreflight {
+    inspect_with(target, &AzureConnection::from_env()).await
+}
+
+/// The SKU checks and the managed cluster's read, concurrently, over `connection`. A cluster
+/// ARM does not know is an error; one that cannot be read otherwise is a warning (its endpoint
+/// is then not compared with the kubeconfig's server).
+pub async fn inspect_with(target: &AksTarget, connection: &AzureConnection) -> AzurePreflight {
+    let cluster = async {
+        if target.resource_group.trim().is_empty() || target.name.trim().is_empty() {
+            return Err(None);
+        }
+        match tokio::time::timeout(
+            OVERALL_TIMEOUT,
+            arm::managed_cluster_fqdns(
+                connection,
+                &target.subscription_id,
+                &target.resource_group,
+                &target.name,
+            ),
+        )
+        .await
+        {
+            Ok(Ok(fqdns)) => Ok(fqdns),
+            Ok(Err(err)) => Err(Some(cluster_finding(&err, target))),
+            Err(_) => Err(Some(Finding::warning(
+                PROVIDER,
+                checks::CLUSTER,
+                format!(
+                    "Reading AKS cluster `{}` did not finish within {} seconds, so its API server was not compared with the kubeconfig's.",
+                    target.name,
+                    OVERALL_TIMEOUT.as_secs()
+                ),
+                NETWORK_FIX,
+            ))),
+        }
+    };
+    let (mut findings, cluster) = tokio::join!(preflight_with(target, connection), cluster);
+    let endpoints = match cluster {
+        Ok(fqdns) => fqdns,
+        Err(finding) => {
+            findings.extend(finding);
+            Vec::new()
+        }
+    };
+    AzurePreflight {
+        findings,
+        endpoints,
+    }
+}
+
+/// Why the managed cluster could not be read, as a finding.
+fn cluster_finding(err: &ArmError, target: &AksTarget) -> Finding {
+    let (name, rg) = (&target.name, &target.resource_group);
+    match err {
+        ArmError::Status { status: 404, .. } => Finding::error(
+            PROVIDER,
+            checks::CLUSTER,
+            format!(
+                "AKS cluster `{name}` does not exist in resource group `{rg}` of subscription {}.",
+                target.subscription_id
+            ),
+            format!(
+                "Check `name`, `resource_group` and `subscription_id` under [cluster] (`az aks list --resource-group {rg} -o table`)."
+            ),
+        ),
+        other => Finding::warning(
+            PROVIDER,
+            checks::CLUSTER,
+            format!(
+                "AKS cluster `{name}` could not be read ({}), so its API server was not compared with the kubeconfig's.",
+                describe_arm_error(other)
+            ),
+            format!(
+                "Grant the identity Microsoft.ContainerService/managedClusters/read on the cluster (the Reader role on `{rg}`), or check `az aks show --resource-group {rg} --name {name}`."
+            ),
+        ),
+    }
+}
+
+fn describe_arm_error(err: &ArmError) -> String {
+    match err {
+        ArmError::Status {
+            status,
+            code,
+            message,
+        } => {
+            let mut s = format!("ARM answered {status}");
+            if let Some(code) = code {
+                s.push_str(&format!(" {code}"));
+            }
+            if let Some(message) = message {
+                s.push_str(&format!(": {}", message.trim_end_matches('.')));
+            }
+            s
+        }
+        ArmError::Credential(e) => format!("no Azure credential: {e}"),
+        ArmError::Network(e) | ArmError::Unreadable(e) | ArmError::Other(e) => e.clone(),
+    }
 }
 
 /// Runs the AKS checks over `connection`. Never panics and never takes longer than

@@ -8,7 +8,9 @@
     reason = "the SDK reads its endpoint and credentials from the environment, and setting a variable is unsafe since edition 2024; every test holds one lock while it does"
 )]
 
-use raystack_azure::{AksTarget, AzureConnection, Severity, checks, preflight, preflight_with};
+use raystack_azure::{
+    AksTarget, AzureConnection, Severity, checks, inspect_with, preflight, preflight_with,
+};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
@@ -402,5 +404,65 @@ async fn unreadable_sku_list_is_a_warning_not_a_crash() {
         !findings[0].message.contains('\n'),
         "{}",
         findings[0].message
+    );
+}
+
+const CLUSTER_PATH: &str = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/ml/providers/Microsoft.ContainerService/managedClusters/prod-aks";
+
+/// ARM's managed cluster, with its API server FQDNs, or `status` with an ARM error body.
+async fn mount_cluster(server: &MockServer, status: u16, properties: Value) {
+    let body = if status == 200 {
+        json!({"name": "prod-aks", "location": "eastus", "properties": properties})
+    } else {
+        json!({"error": {"code": "ResourceNotFound", "message": "The Resource 'Microsoft.ContainerService/managedClusters/prod-aks' under resource group 'ml' was not found."}})
+    };
+    Mock::given(method("GET"))
+        .and(path(CLUSTER_PATH))
+        .and(query_param("api-version", "2024-05-01"))
+        .and(header("authorization", "Bearer raystack-test-token"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn the_managed_clusters_api_server_fqdns_are_returned() {
+    let _g = lock().await;
+    let server = server_with(vec![disk("StandardSSD_LRS", "E4", &[], json!([]))], None).await;
+    mount_cluster(
+        &server,
+        200,
+        json!({"fqdn": "prod-aks-dns-1a2b.hcp.eastus.azmk8s.io",
+               "privateFQDN": "prod-aks-dns-1a2b.privatelink.eastus.azmk8s.io",
+               "azurePortalFQDN": "prod-aks-dns-1a2b.portal.hcp.eastus.azmk8s.io"}),
+    )
+    .await;
+    let result = inspect_with(&target("StandardSSD_LRS"), &fake(&server)).await;
+    assert_eq!(
+        result.endpoints,
+        [
+            "prod-aks-dns-1a2b.hcp.eastus.azmk8s.io",
+            "prod-aks-dns-1a2b.privatelink.eastus.azmk8s.io",
+            "prod-aks-dns-1a2b.portal.hcp.eastus.azmk8s.io"
+        ]
+    );
+    assert_eq!(result.findings.len(), 1, "{:#?}", result.findings);
+    assert_eq!(result.findings[0].check, checks::DISK_SKU);
+}
+
+#[tokio::test]
+async fn a_managed_cluster_arm_does_not_know_is_an_error() {
+    let _g = lock().await;
+    let server = server_with(vec![disk("StandardSSD_LRS", "E4", &[], json!([]))], None).await;
+    mount_cluster(&server, 404, json!(null)).await;
+    let result = inspect_with(&target("StandardSSD_LRS"), &fake(&server)).await;
+    assert!(result.endpoints.is_empty());
+    let cluster = find(&result.findings, checks::CLUSTER);
+    assert_eq!(cluster.severity, Severity::Error);
+    assert_eq!(
+        cluster.message,
+        format!(
+            "AKS cluster `prod-aks` does not exist in resource group `ml` of subscription {SUB}."
+        )
     );
 }

@@ -1,6 +1,7 @@
 //! GKE preflight for raystack: asks the GKE API (google-cloud-container-v1) whether the cluster
 //! is RUNNING and can provision persistent disks (the Compute Engine PD CSI driver add-on), and
-//! returns the answers as plain findings. The StorageClass is chosen and rendered by the main crate
+//! returns the answers as plain findings, with the cluster's API server endpoints (which the main
+//! crate compares with the kubeconfig's server). The StorageClass is chosen and rendered by the main crate
 //! (`render/storage.rs`), so that choice has one home.
 //!
 //! Credentials are the SDK's Application Default Credentials, unless `RAYSTACK_GKE_ENDPOINT`
@@ -89,6 +90,10 @@ pub struct GcpPreflight {
     pub autopilot: bool,
     /// `currentMasterVersion`, when the cluster could be read.
     pub kubernetes_version: Option<String>,
+    /// Every address GKE gives the cluster's API server, any of which a kubeconfig for it may
+    /// name as its server: `endpoint` (an IP), the private endpoint, and the DNS endpoint
+    /// (`controlPlaneEndpointsConfig`). Empty when the cluster could not be read.
+    pub endpoints: Vec<String>,
 }
 
 impl GcpPreflight {
@@ -110,6 +115,7 @@ pub async fn inspect(target: &GkeTarget, connection: &GkeConnection) -> GcpPrefl
         findings: Vec::new(),
         autopilot: false,
         kubernetes_version: None,
+        endpoints: Vec::new(),
     };
     if [&target.project, &target.location, &target.name]
         .iter()
@@ -138,6 +144,38 @@ pub async fn inspect(target: &GkeTarget, connection: &GkeConnection) -> GcpPrefl
     out.findings = cluster_findings(&cluster, target);
     out.autopilot = cluster.autopilot.as_ref().is_some_and(|a| a.enabled);
     out.kubernetes_version = Some(cluster.current_master_version.clone()).filter(|v| !v.is_empty());
+    out.endpoints = endpoints(&cluster);
+    out
+}
+
+/// The cluster's API server addresses, without empty ones and duplicates.
+fn endpoints(cluster: &Cluster) -> Vec<String> {
+    let mut all = vec![cluster.endpoint.clone()];
+    if let Some(private) = &cluster.private_cluster_config {
+        #[allow(
+            deprecated,
+            reason = "superseded by ipEndpointsConfig (read below), but GKE still fills these in, and a kubeconfig made from them names them"
+        )]
+        {
+            all.push(private.private_endpoint.clone());
+            all.push(private.public_endpoint.clone());
+        }
+    }
+    if let Some(config) = &cluster.control_plane_endpoints_config {
+        if let Some(dns) = &config.dns_endpoint_config {
+            all.push(dns.endpoint.clone());
+        }
+        if let Some(ip) = &config.ip_endpoints_config {
+            all.push(ip.public_endpoint.clone());
+            all.push(ip.private_endpoint.clone());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for e in all {
+        if !e.is_empty() && !out.contains(&e) {
+            out.push(e);
+        }
+    }
     out
 }
 

@@ -91,6 +91,7 @@ async fn running_cluster_with_pd_csi_enabled_passes() {
         result.kubernetes_version.as_deref(),
         Some("1.30.5-gke.1014001")
     );
+    assert_eq!(result.endpoints, ["34.1.2.3"]);
     let running = find(&result.findings, checks::CLUSTER_RUNNING);
     assert_eq!(running.severity, Severity::Ok);
     assert_eq!(
@@ -253,7 +254,9 @@ async fn missing_cluster_is_not_found() {
         "Not found: projects/acme-ml/locations/us-central1/clusters/prod-gke.",
     ))
     .await;
-    let findings = inspect(&target(), &fake(&server)).await.findings;
+    let result = inspect(&target(), &fake(&server)).await;
+    assert!(result.endpoints.is_empty(), "no cluster, no endpoint");
+    let findings = result.findings;
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Error);
     assert_eq!(findings[0].check, checks::CLUSTER_RUNNING);
@@ -352,5 +355,26 @@ async fn endpoint_variable_sends_anonymous_requests_there() {
     assert!(
         requests[0].headers.get("authorization").is_none(),
         "anonymous requests carry no token"
+    );
+}
+
+/// A private cluster has a private endpoint, and a DNS endpoint when it is enabled: a kubeconfig
+/// may name any of them.
+#[tokio::test]
+async fn every_api_server_endpoint_is_returned() {
+    let _g = lock().await;
+    let mut body = cluster(2, csi(true));
+    body["privateClusterConfig"] = json!({"enablePrivateNodes": true, "privateEndpoint": "10.0.0.2", "publicEndpoint": "34.1.2.3"});
+    body["controlPlaneEndpointsConfig"] = json!({"dnsEndpointConfig": {
+        "endpoint": "gke-0123456789abcdef-acme-ml.us-central1.gke.goog", "allowExternalTraffic": true}});
+    let server = server_with(ResponseTemplate::new(200).set_body_json(body)).await;
+    let result = inspect(&target(), &fake(&server)).await;
+    assert_eq!(
+        result.endpoints,
+        [
+            "34.1.2.3",
+            "10.0.0.2",
+            "gke-0123456789abcdef-acme-ml.us-central1.gke.goog"
+        ]
     );
 }
