@@ -130,6 +130,15 @@ pub fn data_loss_line(plan: &Plan) -> Option<String> {
 /// other notes. Shared by the text and Markdown renderings.
 pub fn change_notes(c: &ResourceChange) -> Vec<(&'static str, &str)> {
     let mut out = Vec::new();
+    if let Some(why) = &c.data_loss_reason {
+        out.push(("data loss", why.as_str()));
+    }
+    if let Some(r) = &c.rollout {
+        out.push(("rollout", r.as_str()));
+    }
+    for n in &c.notes {
+        out.push(("note", n.as_str()));
+    }
     if let Some(a) = &c.adopt {
         out.push((
             "adopt",
@@ -140,15 +149,6 @@ pub fn change_notes(c: &ResourceChange) -> Vec<(&'static str, &str)> {
             },
         ));
         out.push(("owner", a.owner.as_str()));
-    }
-    if let Some(why) = &c.data_loss_reason {
-        out.push(("data loss", why.as_str()));
-    }
-    if let Some(r) = &c.rollout {
-        out.push(("rollout", r.as_str()));
-    }
-    for n in &c.notes {
-        out.push(("note", n.as_str()));
     }
     out
 }

@@ -95,11 +95,13 @@ fn a_raycluster_pointed_at_another_redis_is_data_loss_in_every_format_and_refuse
         "a refused apply re-pointed the RayCluster"
     );
 
+    // Created outside raystack: taking it over needs --adopt too.
     let accepted = env.run(&[
         "apply",
         env.stack_arg(),
         "--auto-approve",
         "--allow-data-loss",
+        "--adopt",
     ]);
     assert_eq!(accepted.code, 0, "{accepted}");
     assert_eq!(live_address(&env), "e2e-redis.e2e.svc:6379");
@@ -133,7 +135,7 @@ fn the_same_service_written_another_way_is_no_change() {
         )
     );
     // Applied without --allow-data-loss.
-    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve", "--adopt"]);
     assert_eq!(r.code, 0, "{r}");
 }
 

@@ -23,9 +23,17 @@ pub(crate) fn change_lines(plan: &str, address: &str) -> String {
         }
         if inside {
             let t = line.trim_start();
-            if ["reason:", "data loss:", "rollout:", "note:", "drift:"]
-                .iter()
-                .any(|p| t.starts_with(p))
+            if [
+                "reason:",
+                "data loss:",
+                "rollout:",
+                "note:",
+                "drift:",
+                "adopt:",
+                "owner:",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
             {
                 out.push(line.to_string());
             } else {
