@@ -47,6 +47,19 @@ pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
             }
         }
         Some(Kind::RayCluster) => {
+            // KubeRay records the generation its status describes (`status.observedGeneration`,
+            // in every CRD raystack supports); until it has seen the spec just written, a
+            // "ready" status describes the old pods (under `upgradeStrategy: Recreate` those are
+            // about to be replaced).
+            let generation = n("/metadata/generation");
+            let observed = n("/status/observedGeneration");
+            if let (Some(g), Some(o)) = (generation, observed)
+                && o < g
+            {
+                return Readiness::Waiting(format!(
+                    "KubeRay has not seen the new spec yet (status describes generation {o}, the spec is {g})"
+                ));
+            }
             let head_ready = obj
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
@@ -77,6 +90,31 @@ pub fn check(obj: &Value, binding_mode: Option<&str>) -> Readiness {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_ray_cluster_status_of_an_older_generation_is_not_ready() {
+        let rc = |generation: i64, observed: i64| {
+            json!({"kind": "RayCluster", "metadata": {"generation": generation},
+                   "status": {"observedGeneration": observed, "state": "ready",
+                              "conditions": [{"type": "HeadPodReady", "status": "True"}]}})
+        };
+        assert_eq!(
+            check(&rc(3, 2), None),
+            Readiness::Waiting(
+                "KubeRay has not seen the new spec yet (status describes generation 2, the spec is 3)"
+                    .into()
+            )
+        );
+        assert_eq!(check(&rc(3, 3), None), Readiness::Ready(None));
+        // A status without observedGeneration (an operator that does not write it) is read as
+        // before.
+        let mut old = rc(3, 0);
+        old["status"]
+            .as_object_mut()
+            .unwrap()
+            .remove("observedGeneration");
+        assert_eq!(check(&old, None), Readiness::Ready(None));
+    }
 
     #[test]
     fn a_pending_pvc_under_wait_for_first_consumer_is_not_a_deadlock() {
