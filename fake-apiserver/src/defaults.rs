@@ -6,6 +6,10 @@ use crate::util::{default_at, get, get_str, obj_at};
 use base64::Engine;
 use serde_json::{Value, json};
 
+/// The finalizer the StorageObjectInUseProtection admission plugin puts on every PVC; the
+/// pvc-protection controller ([`crate::pvc_protection`]) drops it.
+pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
+
 /// What defaulting may need from the rest of the server.
 pub struct Ctx<'a> {
     pub is_create: bool,
@@ -258,9 +262,9 @@ fn pvc(obj: &mut Value, ctx: &mut Ctx) {
             .entry("finalizers")
             .or_insert(json!([]));
         if let Some(f) = f.as_array_mut()
-            && !f.iter().any(|x| x == crate::pvc_protection::FINALIZER)
+            && !f.iter().any(|x| x == PVC_PROTECTION_FINALIZER)
         {
-            f.push(json!(crate::pvc_protection::FINALIZER));
+            f.push(json!(PVC_PROTECTION_FINALIZER));
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::store::{Key, State};
 use crate::util::{get, get_str};
 use serde_json::{Value, json};
 
-/// The finalizer every PVC carries.
-pub const FINALIZER: &str = "kubernetes.io/pvc-protection";
+/// The finalizer every PVC carries (added at admission, [`crate::defaults`]).
+pub use crate::defaults::PVC_PROTECTION_FINALIZER as FINALIZER;
 
 /// One pass over the PVCs being deleted.
 pub fn tick(st: &mut State) {

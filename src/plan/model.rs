@@ -43,6 +43,17 @@ impl Action {
     }
 }
 
+/// An object raystack would create that exists already and was not created by raystack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// Who manages it now, as its field managers and labels say ("kubectl-client-side-apply").
+    pub owner: String,
+    /// The deployment tool that manages it (Helm, Argo CD, kapp): taking it from that tool
+    /// needs `--take-ownership`, since the tool would fight raystack over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
 /// One object's planned change. `before` and `after` are restricted to the fields raystack
 /// manages, with secret values replaced by `(sensitive)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +81,7 @@ pub struct ResourceChange {
     /// The live object exists but raystack did not create it: applying takes it over
     /// (`--adopt`; `--take-ownership` when a deployment tool manages it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adopt: Option<super::ownership::Adoption>,
+    pub adopt: Option<Adoption>,
     /// Set when the live object changed outside raystack: what was seen.
     pub drift: Option<String>,
     pub before: Option<Value>,

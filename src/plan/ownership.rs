@@ -9,26 +9,15 @@
 //! records, the UID it recorded. A name alone proves nothing: another app, another checkout or an
 //! edited state document can name any object.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::model::Adoption;
 use super::model::{Action, ResourceChange};
 use crate::kind::{Kind, ObjectRef};
 use crate::state::ResourceState;
 
 /// The label that says which stack an object belongs to.
 pub const STACK_LABEL: &str = "raystack.dev/stack";
-
-/// An object raystack would create that exists already and was not created by raystack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Adoption {
-    /// Who manages it now, as its field managers and labels say ("kubectl-client-side-apply").
-    pub owner: String,
-    /// The deployment tool that manages it (Helm, Argo CD, kapp): taking it from that tool
-    /// needs `--take-ownership`, since the tool would fight raystack over it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-}
 
 /// Who a live object belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
