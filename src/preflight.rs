@@ -430,26 +430,7 @@ async fn prometheus_rule_crd(stack: &Stack, target: KubeTarget<'_>) -> Vec<Findi
         return Vec::new();
     }
     let check = "prometheusrule-crd";
-    let request =
-        match kube::core::Request::new(CRD_PATH).get(PROMETHEUS_RULE_CRD, &Default::default()) {
-            Ok(r) => r,
-            Err(e) => return vec![unreachable(check, &e.to_string())],
-        };
-    let address = format!("CustomResourceDefinition/{PROMETHEUS_RULE_CRD}");
-    let read = match target
-        .cluster
-        .send("read", &address, Retry::BusyOrDropped, || {
-            target
-                .cluster
-                .client()
-                .request::<CrdOutline>(request.clone())
-        })
-        .await
-    {
-        Ok(crd) => Ok(Some(crd)),
-        Err(crate::cluster::ClusterError::Api { code: 404, .. }) => Ok(None),
-        Err(err) => Err(err.to_string()),
-    };
+    let read = read_crd(target, PROMETHEUS_RULE_CRD).await;
     match read {
         Ok(Some(crd)) if served_specs(&crd).next().is_some() => vec![Finding::ok(
             "kubernetes",
@@ -559,24 +540,9 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     let check = "raycluster-crd";
     // Only which fields the CRD has is read and kept: the CRD itself is about 1 MB of YAML.
     let read = memo.crds.once(target.key.to_string(), async {
-        let request = kube::core::Request::new(CRD_PATH)
-            .get(RAYCLUSTER_CRD, &Default::default())
-            .map_err(|e| e.to_string())?;
-        let address = format!("CustomResourceDefinition/{RAYCLUSTER_CRD}");
-        let outline = target
-            .cluster
-            .send("read", &address, Retry::BusyOrDropped, || {
-                target
-                    .cluster
-                    .client()
-                    .request::<CrdOutline>(request.clone())
-            })
-            .await;
-        match outline {
-            Ok(crd) => Ok(Some(CrdFields::of(&crd))),
-            Err(crate::cluster::ClusterError::Api { code: 404, .. }) => Ok(None),
-            Err(err) => Err(err.to_string()),
-        }
+        read_crd(target, RAYCLUSTER_CRD)
+            .await
+            .map(|crd| crd.as_ref().map(CrdFields::of))
     });
     let fields = match read.await {
         Ok(Some(fields)) => fields,
@@ -668,6 +634,28 @@ fn served_specs(
         .filter(|v| v.served)
         .filter_map(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
         .filter_map(|root| root.properties.get("spec"))
+}
+
+/// The outline of CRD `name` (`None`: not installed), read through the cluster's door.
+async fn read_crd(target: KubeTarget<'_>, name: &str) -> Result<Option<CrdOutline>, String> {
+    let request = kube::core::Request::new(CRD_PATH)
+        .get(name, &Default::default())
+        .map_err(|e| e.to_string())?;
+    let address = format!("CustomResourceDefinition/{name}");
+    let read = target
+        .cluster
+        .send("read", &address, Retry::BusyOrDropped, || {
+            target
+                .cluster
+                .client()
+                .request::<CrdOutline>(request.clone())
+        })
+        .await;
+    match read {
+        Ok(crd) => Ok(Some(crd)),
+        Err(crate::cluster::ClusterError::Api { code: 404, .. }) => Ok(None),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// One read through the cluster's door; its error as the one sentence every command prints.

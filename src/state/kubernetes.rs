@@ -184,18 +184,24 @@ impl KubernetesBackend {
         }
     }
 
+    /// The head Secret as it is, if any.
+    async fn get_head(&self) -> Result<Option<Secret>, ClusterError> {
+        self.cluster
+            .send(
+                "read",
+                &self.secret_address(self.head_name()),
+                Retry::BusyOrDropped,
+                || self.secrets().get_opt(self.head_name()),
+            )
+            .await
+    }
+
     /// The head and the document it names, read consistently (see the module doc).
     async fn read_consistent(&self) -> Result<Option<(Head, State)>, StateError> {
         let location = self.head_location();
         for _ in 0..READ_ATTEMPTS {
             let head = self
-                .cluster
-                .send(
-                    "read",
-                    &self.secret_address(self.head_name()),
-                    Retry::BusyOrDropped,
-                    || self.secrets().get_opt(self.head_name()),
-                )
+                .get_head()
                 .await
                 .map_err(|e| self.kube_err("read state", location.clone(), e))?;
             let Some(head) = head else {
@@ -403,16 +409,7 @@ impl KubernetesBackend {
     /// The head as it is, when it holds exactly the version `state` with `digest`: a write
     /// answered 409 went through on an attempt whose answer was lost.
     async fn written_by_us(&self, state: &State, digest: &str) -> Option<Secret> {
-        let head = self
-            .cluster
-            .send(
-                "read",
-                &self.secret_address(self.head_name()),
-                Retry::BusyOrDropped,
-                || self.secrets().get_opt(self.head_name()),
-            )
-            .await
-            .ok()??;
+        let head = self.get_head().await.ok()??;
         let ours = annotation(&head, ANN_LINEAGE).as_deref() == Some(state.lineage.as_str())
             && annotation(&head, ANN_SERIAL) == Some(state.serial.to_string())
             && annotation(&head, ANN_DIGEST).as_deref() == Some(digest);
