@@ -1,7 +1,8 @@
 //! Every example in `stacks/` is planned by the test suite, so the examples cannot rot: all of
 //! them offline, and all of them applied to `fake-apiserver` until `plan` says no changes. The
 //! cloud examples are planned and applied online too: their cloud SDK is pointed at a local
-//! fake of its API (EKS, GKE, ARM) that answers "healthy", the fake cluster holds the
+//! fake of its API (EKS, GKE, ARM) that answers "healthy" with fake-apiserver's host as the
+//! cluster's API server, the fake cluster holds the
 //! StorageClass that cloud would have built in (or that the stack names), a namespace the stack
 //! does not create exists already, and the fake's RayCluster CRD is the one of the stack's
 //! KubeRay version. None is skipped.
@@ -107,7 +108,9 @@ async fn healthy_clouds() -> MockServer {
                 "arn": format!("arn:aws:eks:us-west-2:123456789012:cluster/{name}"),
                 "version": "1.31",
                 "status": "ACTIVE",
-                "endpoint": "https://ABCDEF.gr7.us-west-2.eks.amazonaws.com",
+                // fake-apiserver's host: the kubeconfig's server is this cluster's (preflight
+                // compares them).
+                "endpoint": "https://127.0.0.1",
                 "roleArn": "arn:aws:iam::123456789012:role/eks-cluster",
                 "health": {"issues": []}
             }}))
@@ -133,9 +136,21 @@ async fn healthy_clouds() -> MockServer {
         .respond_with(|req: &Request| {
             ResponseTemplate::new(200).set_body_json(json!({
                 "name": segment(req, 0), "location": segment(req, 2), "status": "RUNNING",
-                "currentMasterVersion": "1.30.5-gke.1014001",
+                "currentMasterVersion": "1.30.5-gke.1014001", "endpoint": "127.0.0.1",
                 "addonsConfig": {"gcePersistentDiskCsiDriverConfig": {"enabled": true}}
             }))
+        })
+        .mount(&server)
+        .await;
+    // ARM managed cluster: its API server is fake-apiserver's host.
+    Mock::given(method("GET"))
+        .and(path_regex(
+            r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.ContainerService/managedClusters/[^/]+$",
+        ))
+        .respond_with(|req: &Request| {
+            ResponseTemplate::new(200).set_body_json(
+                json!({"name": segment(req, 0), "properties": {"fqdn": "127.0.0.1"}}),
+            )
         })
         .mount(&server)
         .await;
