@@ -590,9 +590,17 @@ pub fn annotate(c: &mut ResourceChange) {
         c.data_loss_reason = Some(why);
     }
     c.notes.extend(delete_notes(c));
-    c.notes.extend(gcs_volume_notes(c));
+    let volume = gcs_volume_notes(c);
+    if volume.iter().any(|n| n.starts_with(VOLUME_UNCHANGED)) {
+        let r = c.reason.take().unwrap_or_default();
+        c.reason = Some(format!("{r}; {VOLUME_UNCHANGED} (see the note)"));
+    }
+    c.notes.extend(volume);
     c.rollout = rollout_note(c);
 }
+
+/// How a plan says that a changed `storage` of an embedded RayCluster reaches no volume.
+const VOLUME_UNCHANGED: &str = "KubeRay will not resize or reconfigure the existing GCS volume";
 
 /// What an update of an embedded-backend RayCluster does to its GCS volume `<name>-gcs-pvc`.
 /// KubeRay 1.7 (`reconcileGCSStoragePVC`) creates the claim once from `storage.size`,
@@ -645,7 +653,7 @@ pub fn gcs_volume_notes(c: &ResourceChange) -> Vec<String> {
             None => "a claim's class and access modes cannot change: a new volume means deleting the RayCluster and the claim (`raystack destroy --allow-data-loss`) and applying again, which is DATA LOSS (the GCS starts empty)".to_string(),
         };
         notes.push(format!(
-            "KubeRay will not resize or reconfigure the existing GCS volume `{pvc}` ({}): it creates the claim once and only emits a warning event for a different one; {instead}",
+            "{VOLUME_UNCHANGED} `{pvc}` ({}): it creates the claim once and only emits a warning event for a different one; {instead}",
             changed.join(", ")
         ));
     }

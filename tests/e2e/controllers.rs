@@ -2,8 +2,9 @@
 //! against `fake-apiserver` (whose dry-run is a real server-side apply): a field another manager
 //! set inside an atomic list raystack applies is a change the plan names, with who set it, and
 //! apply removes it; a field raystack does not apply is left alone and is no change; a Redis
-//! rollout says the Ray head restarts, in text, JSON and Markdown; an embedded stack's
-//! `[durability] storage` change says KubeRay will not resize the GCS volume and what to do.
+//! rollout (a new image, a new `redis.conf`) says the Ray head restarts, in text, JSON and
+//! Markdown; an embedded stack's `[durability] storage` change says KubeRay will not resize
+//! the GCS volume and what to do, and a `protect_volume` change whether the volume now goes.
 
 use crate::kuberay::{change_lines, embedded_stack};
 use crate::support::{CRD_1_7, Env, NAME, stack_toml, worker};
@@ -111,6 +112,14 @@ fn a_redis_image_change_says_the_head_restarts_in_text_json_and_markdown() {
         .find(|l| l.contains("**Rollout**"))
         .expect("the Markdown plan has a rollout line");
     insta::assert_snapshot!("redis_image_rollout_markdown", line);
+    // A new redis.conf reaches the pod through its hash annotation: the same restart.
+    env.write_stack(
+        &stack_toml(&worker("cpu", 1), "", "")
+            .replace("max_data_loss = \"2s\"", "max_data_loss = \"0s\""),
+    );
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    insta::assert_snapshot!("redis_conf_rollout", change_lines(&plan.stdout, &address));
 }
 
 #[test]
