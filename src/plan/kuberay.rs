@@ -418,6 +418,18 @@ fn show(v: Option<Value>) -> String {
     }
 }
 
+/// Pod template fields that KubeRay's Recreate hash leaves out (`shouldRecreatePodsForUpgrade`:
+/// tolerations and scheduling gates), named on their own: their change alone restarts nothing.
+const UNHASHED: [(&str, &str); 2] = [
+    ("tolerations", "tolerations"),
+    ("schedulingGates", "scheduling gates"),
+];
+
+/// Whether a `pod_changes` item is only a change of fields the Recreate hash leaves out.
+fn unhashed(change: &str) -> bool {
+    UNHASHED.iter().any(|(_, name)| change.ends_with(name))
+}
+
 /// What changed in a head or worker group's pods: image, resources, start params, the rest of
 /// the template.
 fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
@@ -444,6 +456,12 @@ fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
     }
     if b.get("rayStartParams") != a.get("rayStartParams") {
         out.push("start params".to_string());
+    }
+    for (field, name) in UNHASHED {
+        let at = |v: &Value| v.pointer(&format!("/template/spec/{field}")).cloned();
+        if at(b) != at(a) {
+            out.push(name.to_string());
+        }
     }
     let rest = |v: &Value, cs: &[Value]| {
         let mut v = v.clone();
@@ -473,6 +491,9 @@ fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
             && let Some(m) = spec.as_object_mut()
         {
             m.insert("containers".into(), Value::Array(stripped));
+            for (field, _) in UNHASHED {
+                m.remove(field);
+            }
         }
         v
     };
@@ -504,6 +525,10 @@ pub fn rollout_note(c: &ResourceChange) -> Option<String> {
         .and_then(Value::as_str);
     let ns = c.namespace.as_deref().unwrap_or("default");
     Some(match strategy {
+        Some("Recreate") if changes.iter().all(|c| unhashed(c)) => format!(
+            "{what}: KubeRay will not restart running pods (its upgradeStrategy Recreate hash leaves tolerations and scheduling gates out): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; {restart}; running jobs are interrupted)",
+            c.name
+        ),
         Some("Recreate") => format!(
             "{what}: pods will be recreated (upgradeStrategy Recreate: KubeRay deletes every pod of the cluster; {restart}; running jobs are interrupted)"
         ),
@@ -803,6 +828,95 @@ mod tests {
                 .contains("KubeRay will not restart running pods (upgradeStrategy None)")
         );
         assert!(note(None).contains("this KubeRay has no spec.upgradeStrategy"));
+    }
+
+    #[test]
+    fn tolerations_alone_are_outside_the_recreate_hash() {
+        let b = rc(redis(), "2.45.0", "r", Some("Recreate"));
+        let mut a = b.clone();
+        a["spec"]["workerGroupSpecs"][0]["template"]["spec"]["tolerations"] =
+            json!([{"key": "gpu", "operator": "Exists"}]);
+        let mut c = change(Action::Update, Some(b.clone()), Some(a.clone()));
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout.as_deref(),
+            Some(
+                "worker group `cpu` tolerations: KubeRay will not restart running pods (its upgradeStrategy Recreate hash leaves tolerations and scheduling gates out): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n s delete pod -l ray.io/cluster=s`; the head restarts and GCS fault tolerance restores its state; running jobs are interrupted)"
+            )
+        );
+        // With another template change, the hash moves: pods are recreated.
+        a["spec"]["workerGroupSpecs"][0]["template"]["spec"]["priorityClassName"] = json!("high");
+        let mut c = change(Action::Update, Some(b), Some(a));
+        annotate(&mut c);
+        assert!(
+            c.rollout
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("worker group `cpu` tolerations, worker group `cpu` pod template: pods will be recreated"),
+            "{:?}",
+            c.rollout
+        );
+    }
+
+    #[test]
+    fn a_redis_statefulset_replace_or_template_change_restarts_the_head() {
+        let sts = |image: &str| {
+            json!({"kind": "StatefulSet", "spec": {"replicas": 1, "template": {
+                "metadata": {"annotations": {crate::render::REDIS_CONF_HASH_ANNOTATION: "a"}},
+                "spec": {"containers": [{"name": "redis", "image": image}]}}}})
+        };
+        let mut c = change(Action::Replace, Some(sts("redis:7")), Some(sts("redis:7")));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout,
+            Some(format!(
+                "the StatefulSet is deleted and recreated: {REDIS_RESTART_EFFECT}"
+            ))
+        );
+        let mut c = change(Action::Update, Some(sts("redis:7")), Some(sts("redis:8")));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout,
+            Some(format!("Redis image: {REDIS_RESTART_EFFECT}"))
+        );
+        // Outside the pod template (the StatefulSet's own labels): no pod restarts.
+        let mut labelled = sts("redis:7");
+        labelled["metadata"] = json!({"labels": {"team": "ml"}});
+        let mut c = change(Action::Update, Some(sts("redis:7")), Some(labelled));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(c.rollout, None);
+    }
+
+    #[test]
+    fn an_embedded_volume_change_that_cannot_be_had_in_place_says_data_loss() {
+        let emb = |size: &str, class: Option<&str>| {
+            let mut storage = json!({"size": size, "deletionPolicy": "Retain"});
+            if let Some(cl) = class {
+                storage["storageClassName"] = json!(cl);
+            }
+            rc(
+                json!({"backend": "rocksdb", "storage": storage}),
+                "2.60.0",
+                "r",
+                Some("Recreate"),
+            )
+        };
+        let notes =
+            |b: Value, a: Value| gcs_volume_notes(&change(Action::Update, Some(b), Some(a)));
+        assert_eq!(
+            notes(emb("4Gi", None), emb("2Gi", None)),
+            [
+                "KubeRay will not resize or reconfigure the existing GCS volume `s-gcs-pvc` (size 4Gi → 2Gi): it creates the claim once and only emits a warning event for a different one; a claim's class and access modes cannot change: a new volume means deleting the RayCluster and the claim (`raystack destroy --allow-data-loss`) and applying again, which is DATA LOSS (the GCS starts empty)"
+            ]
+        );
+        assert!(
+            notes(emb("2Gi", Some("a")), emb("2Gi", Some("b")))[0]
+                .contains("(storageClassName a → b)")
+        );
+        assert!(notes(emb("2Gi", None), emb("2Gi", None)).is_empty());
     }
 
     #[test]
