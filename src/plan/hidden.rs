@@ -265,7 +265,7 @@ pub fn note(h: &Hidden) -> String {
         "the apply resets it"
     };
     format!(
-        "`{}` was set {who} and is not in the stack: {does} (raystack's apply replaces the fields it renders whole, atomic lists included); add it to the stack to keep it",
+        "`{}` was set {who} and is not in the stack: {does} (raystack's apply replaces the fields it renders whole, atomic lists included); to keep it, put it in the stack (its setting, or a `[[patches]]` entry)",
         h.path
     )
 }
@@ -311,7 +311,7 @@ mod tests {
         );
         assert_eq!(
             note(&hidden[0]),
-            "`spec.workerGroupSpecs[cpu].template.spec.tolerations` was set by kubectl-patch and is not in the stack: the apply removes it (raystack's apply replaces the fields it renders whole, atomic lists included); add it to the stack to keep it"
+            "`spec.workerGroupSpecs[cpu].template.spec.tolerations` was set by kubectl-patch and is not in the stack: the apply removes it (raystack's apply replaces the fields it renders whole, atomic lists included); to keep it, put it in the stack (its setting, or a `[[patches]]` entry)"
         );
         let shape = difference_shape(&live, &after).unwrap();
         assert_eq!(
