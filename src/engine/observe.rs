@@ -293,6 +293,11 @@ async fn observe_desired(
             change.action = Action::Update;
         }
         change.reason = Some(secret::PASSWORD_DRIFT_REASON.into());
+        // Redis restarts to read the password, and the Ray head with it (`REDIS_RESTART_EFFECT`).
+        change.rollout = Some(format!(
+            "apply restarts the pods that read the password: {}",
+            crate::plan::kuberay::REDIS_RESTART_EFFECT
+        ));
     }
     let problem = match claim {
         // Two stacks may share a namespace: the one that created it keeps it.

@@ -244,7 +244,20 @@ fn classify_online(c: &mut ResourceChange, desired: &Value, i: &ObjectInputs, in
         }
         DryRun::NotRun => project(&shape, desired),
     };
-    let mut after = after;
+    let (mut before, mut after) = (before, after);
+    // What the apply changes outside the fields projected above (an atomic list replaced
+    // whole, a default restored): compared over the whole object, and shown (`plan::hidden`).
+    if let DryRun::Ok(r) = &i.dry_run {
+        let hidden = super::hidden::hidden_changes(live, r, &before, &after);
+        if !hidden.is_empty()
+            && let Some(extra) = super::hidden::difference_shape(live, r)
+        {
+            let wider = merge_shapes(&shape, &extra);
+            before = project(&wider, live);
+            after = project(&wider, r);
+            c.notes.extend(hidden.iter().map(super::hidden::note));
+        }
+    }
     if i.kind == Kind::RayCluster {
         let ns = i.namespace.as_deref().unwrap_or("default");
         super::kuberay::keep_written_address(&before, &mut after, ns);

@@ -4,7 +4,9 @@
 //! and whether an update reaches the running pods (`spec.upgradeStrategy`). Pure functions of
 //! a change's before/after, and whether an update in place points the head at a store that
 //! does not hold its GCS state (another Redis, storage namespace or backend); the facts come from KubeRay's controller at v1.2.2, v1.3.0, v1.6.0
-//! and v1.7.0.
+//! and v1.7.0. Also what follows from them for other objects and fields: a Redis StatefulSet
+//! change that restarts the Redis pod restarts the Ray head (Ray's GCS does not outlive a Redis
+//! restart), and KubeRay never resizes or reconfigures an embedded GCS volume it created.
 
 use serde_json::Value;
 
@@ -416,6 +418,18 @@ fn show(v: Option<Value>) -> String {
     }
 }
 
+/// Pod template fields that KubeRay's Recreate hash leaves out (`shouldRecreatePodsForUpgrade`:
+/// tolerations and scheduling gates), named on their own: their change alone restarts nothing.
+const UNHASHED: [(&str, &str); 2] = [
+    ("tolerations", "tolerations"),
+    ("schedulingGates", "scheduling gates"),
+];
+
+/// Whether a `pod_changes` item is only a change of fields the Recreate hash leaves out.
+fn unhashed(change: &str) -> bool {
+    UNHASHED.iter().any(|(_, name)| change.ends_with(name))
+}
+
 /// What changed in a head or worker group's pods: image, resources, start params, the rest of
 /// the template.
 fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
@@ -442,6 +456,12 @@ fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
     }
     if b.get("rayStartParams") != a.get("rayStartParams") {
         out.push("start params".to_string());
+    }
+    for (field, name) in UNHASHED {
+        let at = |v: &Value| v.pointer(&format!("/template/spec/{field}")).cloned();
+        if at(b) != at(a) {
+            out.push(name.to_string());
+        }
     }
     let rest = |v: &Value, cs: &[Value]| {
         let mut v = v.clone();
@@ -471,6 +491,9 @@ fn group_changes(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
             && let Some(m) = spec.as_object_mut()
         {
             m.insert("containers".into(), Value::Array(stripped));
+            for (field, _) in UNHASHED {
+                m.remove(field);
+            }
         }
         v
     };
@@ -502,6 +525,10 @@ pub fn rollout_note(c: &ResourceChange) -> Option<String> {
         .and_then(Value::as_str);
     let ns = c.namespace.as_deref().unwrap_or("default");
     Some(match strategy {
+        Some("Recreate") if changes.iter().all(|c| unhashed(c)) => format!(
+            "{what}: KubeRay will not restart running pods (its upgradeStrategy Recreate hash leaves tolerations and scheduling gates out): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n {ns} delete pod -l ray.io/cluster={}`; {restart}; running jobs are interrupted)",
+            c.name
+        ),
         Some("Recreate") => format!(
             "{what}: pods will be recreated (upgradeStrategy Recreate: KubeRay deletes every pod of the cluster; {restart}; running jobs are interrupted)"
         ),
@@ -516,8 +543,70 @@ pub fn rollout_note(c: &ResourceChange) -> Option<String> {
     })
 }
 
-/// Fills `data_loss_reason` and `notes` of a RayCluster change from what KubeRay will do.
+/// What the Ray head does when the Redis pod restarts, as plans say it. Ray 2.45–2.60's GCS
+/// Redis client retries a failed command `RAY_num_redis_request_retries` (5) times with a
+/// backoff from 100 ms doubling to 1 s, and never reconnects a dropped connection (the async
+/// context is dropped on disconnect), so the GCS exits about 3.5 s into any Redis restart;
+/// raising the retries would only postpone that (docs/design.md, "What the plan knows about
+/// the operator and the autoscaler").
+pub const REDIS_RESTART_EFFECT: &str = "the Redis pod restarts, and Ray's GCS gives up about 3.5 s without Redis (it does not reconnect): the Ray head restarts, running jobs are interrupted, and the GCS state survives only as far as the durability settings kept it (see the durability summary)";
+
+/// The rollout note of a change to the Redis StatefulSet: which parts of the Redis pod change
+/// (a new `redis.conf` shows as its hash annotation on the template) and what that does to the
+/// Ray head. `None` when no pod restarts (e.g. labels on the StatefulSet itself).
+pub fn redis_rollout_note(c: &ResourceChange) -> Option<String> {
+    if c.kind != Kind::StatefulSet {
+        return None;
+    }
+    match c.action {
+        Action::Replace => Some(format!(
+            "the StatefulSet is deleted and recreated: {REDIS_RESTART_EFFECT}"
+        )),
+        Action::Update => {
+            let (before, after) = (c.before.as_ref()?, c.after.as_ref()?);
+            let template = |v: &Value| v.pointer("/spec/template").cloned();
+            if template(before) == template(after) {
+                return None;
+            }
+            let conf = |v: &Value| {
+                v.pointer("/spec/template/metadata/annotations")
+                    .and_then(|a| a.get(crate::render::REDIS_CONF_HASH_ANNOTATION))
+                    .cloned()
+            };
+            // The config hash annotation is named as `redis.conf`, not as a template change.
+            let (b, a) = (without_conf_hash(before), without_conf_hash(after));
+            let mut what = group_changes(b.get("spec"), a.get("spec"));
+            if conf(before) != conf(after) {
+                what.insert(0, "redis.conf".to_string());
+            }
+            if what.is_empty() {
+                what.push("pod template".to_string());
+            }
+            Some(format!("Redis {}: {REDIS_RESTART_EFFECT}", what.join(", ")))
+        }
+        _ => None,
+    }
+}
+
+/// A StatefulSet without the `redis.conf` hash annotation on its pod template.
+fn without_conf_hash(sts: &Value) -> Value {
+    let mut v = sts.clone();
+    if let Some(a) = v
+        .pointer_mut("/spec/template/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(crate::render::REDIS_CONF_HASH_ANNOTATION);
+    }
+    v
+}
+
+/// Fills `data_loss_reason` and `notes` of a RayCluster change from what KubeRay will do, and
+/// the rollout note of a Redis StatefulSet change (the Ray head restarts with Redis).
 pub fn annotate(c: &mut ResourceChange) {
+    if c.kind == Kind::StatefulSet {
+        c.rollout = redis_rollout_note(c);
+        return;
+    }
     if c.kind != Kind::RayCluster {
         return;
     }
@@ -526,7 +615,88 @@ pub fn annotate(c: &mut ResourceChange) {
         c.data_loss_reason = Some(why);
     }
     c.notes.extend(delete_notes(c));
+    let volume = gcs_volume_notes(c);
+    if volume.iter().any(|n| n.starts_with(VOLUME_UNCHANGED)) {
+        let r = c.reason.take().unwrap_or_default();
+        c.reason = Some(format!("{r}; {VOLUME_UNCHANGED} (see the note)"));
+    }
+    c.notes.extend(volume);
     c.rollout = rollout_note(c);
+}
+
+/// How a plan says that a changed `storage` of an embedded RayCluster reaches no volume.
+const VOLUME_UNCHANGED: &str = "KubeRay will not resize or reconfigure the existing GCS volume";
+
+/// What an update of an embedded-backend RayCluster does to its GCS volume `<name>-gcs-pvc`.
+/// KubeRay 1.7 (`reconcileGCSStoragePVC`) creates the claim once from `storage.size`,
+/// `storageClassName` and `accessModes` and never changes it (a different size or class only
+/// emits a warning event), so such a change reaches nothing; `deletionPolicy` it does follow,
+/// moving the claim's owner reference.
+pub fn gcs_volume_notes(c: &ResourceChange) -> Vec<String> {
+    if c.kind != Kind::RayCluster || c.action != Action::Update {
+        return Vec::new();
+    }
+    let (Some(before), Some(after)) = (c.before.as_ref(), c.after.as_ref()) else {
+        return Vec::new();
+    };
+    if !matches!(gcs_store(before), GcsStore::Embedded { .. })
+        || !matches!(gcs_store(after), GcsStore::Embedded { .. })
+    {
+        return Vec::new();
+    }
+    let field = |v: &Value, f: &str| {
+        v.pointer(&format!("/spec/gcsFaultToleranceOptions/storage/{f}"))
+            .cloned()
+    };
+    let pvc = format!("{}-gcs-pvc", c.name);
+    let ns = c.namespace.as_deref().unwrap_or("default");
+    let mut notes = Vec::new();
+    let changed: Vec<String> = ["size", "storageClassName", "accessModes"]
+        .into_iter()
+        .filter(|f| field(before, f) != field(after, f))
+        .map(|f| format!("{f} {} → {}", show(field(before, f)), show(field(after, f))))
+        .collect();
+    if !changed.is_empty() {
+        // Only a larger size alone can be had in place (a claim never shrinks).
+        let size = |v: &Value| {
+            field(v, "size")
+                .and_then(|q| q.as_str().map(str::to_string))
+                .and_then(|q| {
+                    crate::stack::Quantity::parse(&q)
+                        .ok()
+                        .map(|p| (q, p.millis()))
+                })
+        };
+        let grow = match (size(before), size(after)) {
+            (Some((_, was)), Some((q, now))) if changed.len() == 1 && now > was => Some(q),
+            _ => None,
+        };
+        let instead = match grow {
+            Some(size) => format!(
+                "to grow it, expand the claim itself where its storage class allows it (`allowVolumeExpansion: true`): `kubectl -n {ns} patch pvc {pvc} -p '{{\"spec\":{{\"resources\":{{\"requests\":{{\"storage\":\"{size}\"}}}}}}}}'`; a claim cannot shrink, and a class without expansion needs a new volume: `raystack destroy --allow-data-loss` (or delete the RayCluster and the claim) and apply again, which is DATA LOSS (the GCS starts empty)"
+            ),
+            None => "a claim's class and access modes cannot change: a new volume means deleting the RayCluster and the claim (`raystack destroy --allow-data-loss`) and applying again, which is DATA LOSS (the GCS starts empty)".to_string(),
+        };
+        notes.push(format!(
+            "{VOLUME_UNCHANGED} `{pvc}` ({}): it creates the claim once and only emits a warning event for a different one; {instead}",
+            changed.join(", ")
+        ));
+    }
+    let policy = |v: &Value| field(v, "deletionPolicy");
+    if policy(before) != policy(after) {
+        let goes = matches!(gcs_store(after), GcsStore::Embedded { retain: false });
+        notes.push(format!(
+            "deletionPolicy {} → {}: KubeRay moves the owner reference of `{pvc}`; from now on deleting the RayCluster (or `raystack destroy`) {}",
+            show(policy(before)),
+            show(policy(after)),
+            if goes {
+                "deletes the GCS volume with it (DATA LOSS)"
+            } else {
+                "keeps the GCS volume, and a RayCluster of the same name adopts it"
+            }
+        ));
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -658,6 +828,95 @@ mod tests {
                 .contains("KubeRay will not restart running pods (upgradeStrategy None)")
         );
         assert!(note(None).contains("this KubeRay has no spec.upgradeStrategy"));
+    }
+
+    #[test]
+    fn tolerations_alone_are_outside_the_recreate_hash() {
+        let b = rc(redis(), "2.45.0", "r", Some("Recreate"));
+        let mut a = b.clone();
+        a["spec"]["workerGroupSpecs"][0]["template"]["spec"]["tolerations"] =
+            json!([{"key": "gpu", "operator": "Exists"}]);
+        let mut c = change(Action::Update, Some(b.clone()), Some(a.clone()));
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout.as_deref(),
+            Some(
+                "worker group `cpu` tolerations: KubeRay will not restart running pods (its upgradeStrategy Recreate hash leaves tolerations and scheduling gates out): the change reaches only new pods; to roll it out now, delete the pods (`kubectl -n s delete pod -l ray.io/cluster=s`; the head restarts and GCS fault tolerance restores its state; running jobs are interrupted)"
+            )
+        );
+        // With another template change, the hash moves: pods are recreated.
+        a["spec"]["workerGroupSpecs"][0]["template"]["spec"]["priorityClassName"] = json!("high");
+        let mut c = change(Action::Update, Some(b), Some(a));
+        annotate(&mut c);
+        assert!(
+            c.rollout
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("worker group `cpu` tolerations, worker group `cpu` pod template: pods will be recreated"),
+            "{:?}",
+            c.rollout
+        );
+    }
+
+    #[test]
+    fn a_redis_statefulset_replace_or_template_change_restarts_the_head() {
+        let sts = |image: &str| {
+            json!({"kind": "StatefulSet", "spec": {"replicas": 1, "template": {
+                "metadata": {"annotations": {crate::render::REDIS_CONF_HASH_ANNOTATION: "a"}},
+                "spec": {"containers": [{"name": "redis", "image": image}]}}}})
+        };
+        let mut c = change(Action::Replace, Some(sts("redis:7")), Some(sts("redis:7")));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout,
+            Some(format!(
+                "the StatefulSet is deleted and recreated: {REDIS_RESTART_EFFECT}"
+            ))
+        );
+        let mut c = change(Action::Update, Some(sts("redis:7")), Some(sts("redis:8")));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(
+            c.rollout,
+            Some(format!("Redis image: {REDIS_RESTART_EFFECT}"))
+        );
+        // Outside the pod template (the StatefulSet's own labels): no pod restarts.
+        let mut labelled = sts("redis:7");
+        labelled["metadata"] = json!({"labels": {"team": "ml"}});
+        let mut c = change(Action::Update, Some(sts("redis:7")), Some(labelled));
+        c.kind = Kind::StatefulSet;
+        annotate(&mut c);
+        assert_eq!(c.rollout, None);
+    }
+
+    #[test]
+    fn an_embedded_volume_change_that_cannot_be_had_in_place_says_data_loss() {
+        let emb = |size: &str, class: Option<&str>| {
+            let mut storage = json!({"size": size, "deletionPolicy": "Retain"});
+            if let Some(cl) = class {
+                storage["storageClassName"] = json!(cl);
+            }
+            rc(
+                json!({"backend": "rocksdb", "storage": storage}),
+                "2.60.0",
+                "r",
+                Some("Recreate"),
+            )
+        };
+        let notes =
+            |b: Value, a: Value| gcs_volume_notes(&change(Action::Update, Some(b), Some(a)));
+        assert_eq!(
+            notes(emb("4Gi", None), emb("2Gi", None)),
+            [
+                "KubeRay will not resize or reconfigure the existing GCS volume `s-gcs-pvc` (size 4Gi → 2Gi): it creates the claim once and only emits a warning event for a different one; a claim's class and access modes cannot change: a new volume means deleting the RayCluster and the claim (`raystack destroy --allow-data-loss`) and applying again, which is DATA LOSS (the GCS starts empty)"
+            ]
+        );
+        assert!(
+            notes(emb("2Gi", Some("a")), emb("2Gi", Some("b")))[0]
+                .contains("(storageClassName a → b)")
+        );
+        assert!(notes(emb("2Gi", None), emb("2Gi", None)).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod autoscaler;
 pub mod binding;
 pub mod compare;
 pub mod diff;
+pub mod hidden;
 pub mod kuberay;
 pub mod model;
 pub mod ownership;

@@ -1332,6 +1332,20 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
 /// `[ray]`: the Ray version and image, the KubeRay version (1.0 or later), the storage
 /// namespace, `[ray.head]` (its image and pod settings) and the worker groups; images whose
 /// tag names another Ray version are warned about.
+/// The first Ray release (major, minor) whose GCS server has the RocksDB store client that
+/// KubeRay's `gcsFaultToleranceOptions.backend: rocksdb` turns on: `gcs_server` of the 2.56.0
+/// wheel has no RocksDB code, 2.57.0's has `RocksDbStoreClient` (docs/design.md, "The embedded
+/// backend needs Ray 2.57").
+pub const EMBEDDED_MIN_RAY: (u64, u64) = (2, 57);
+
+/// MAJOR.MINOR of a Ray version string, or `None` when it is not one (reported elsewhere).
+fn ray_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 fn ray_section(
     cx: &mut Cx<'_>,
     top: &Table<'_, '_>,
@@ -1340,23 +1354,44 @@ fn ray_section(
     provider: &ProviderConfig,
 ) -> Ray {
     let ra = top.section(cx, "ray", RAY_KEYS);
-    let version = match ra.string(cx, "version", "2.45.0") {
+    let (version, version_span) = match ra.string(cx, "version", "2.45.0") {
         Some((v, span)) => {
             let ok = v.split('.').count() == 3
                 && v.split('.')
                     .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
             if !ok {
                 cx.error(
-                    span,
+                    span.clone(),
                     "ray.version",
                     format!("\"{v}\" is not a Ray version"),
                     "write MAJOR.MINOR.PATCH, e.g. version = \"2.45.0\"",
                 );
             }
-            v
+            (v, Some(span))
         }
-        None => "2.45.0".to_string(),
+        None => ("2.45.0".to_string(), None),
     };
+    if backend == GcsBackend::Embedded
+        && let Some(have) = ray_minor(&version)
+        && have < EMBEDDED_MIN_RAY
+    {
+        let (need_major, need_minor) = EMBEDDED_MIN_RAY;
+        let given = if version_span.is_some() {
+            format!("the stack says version = \"{version}\"")
+        } else {
+            format!("the stack sets no `[ray] version` (default \"{version}\")")
+        };
+        cx.error(
+            version_span.unwrap_or_else(|| backend_span.clone()),
+            "ray.version",
+            format!(
+                "backend = \"embedded\" needs Ray {need_major}.{need_minor}.0 or later, the first release whose GCS has the RocksDB store (`RAY_gcs_storage=rocksdb`), but {given}"
+            ),
+            format!(
+                "set `[ray] version = \"{need_major}.{need_minor}.0\"` or later (and an image of it), or use backend = \"redis\""
+            ),
+        );
+    }
     let image = pod::image(cx, &ra);
     if let Some((i, span)) = &image {
         pod::warn_version(cx, "ray.image", i, span.clone(), &version);

@@ -76,7 +76,7 @@ storage = "2Gi"
 {extra_durability}
 
 [ray]
-version = "2.52.0"
+version = "2.60.0"
 kuberay = "1.7.0"
 
 [ray.head]

@@ -48,6 +48,7 @@ mod redis_durability;
 // The real binary against fake-apiserver.
 mod autoscaler;
 mod ci_state;
+mod controllers;
 mod examples;
 mod faults;
 mod fencing;
