@@ -198,3 +198,36 @@ fn a_fifo_or_a_device_as_the_state_path_is_refused_without_blocking_or_reading_i
         }
     }
 }
+
+#[test]
+fn a_request_timeout_too_large_for_a_deadline_is_a_usage_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), stack("rt")).unwrap();
+    // A cluster that refuses connections: the deadline is computed before the first request.
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let huge = "18446744073709551615";
+    let (code, stdout, stderr) = raystack(
+        dir.path(),
+        &[
+            "plan",
+            "s.toml",
+            "--kubeconfig",
+            "kubeconfig",
+            "--request-timeout",
+            huge,
+        ],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("request_timeout_too_large_flag", stderr);
+    let (code, stdout, stderr) = raystack_env(
+        dir.path(),
+        &["plan", "s.toml", "--kubeconfig", "kubeconfig"],
+        &[("RAYSTACK_REQUEST_TIMEOUT", "5124095576030431h")],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("request_timeout_too_large_env", stderr);
+}
