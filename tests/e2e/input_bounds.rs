@@ -231,3 +231,16 @@ fn a_request_timeout_too_large_for_a_deadline_is_a_usage_error_not_a_panic() {
     assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
     insta::assert_snapshot!("request_timeout_too_large_env", stderr);
 }
+
+#[test]
+fn validate_names_a_table_defined_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!("{}\n[stack]\nnamespace = \"b\"\n", stack("dup")),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = raystack(dir.path(), &["validate", "s.toml"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("duplicate_table", stderr);
+}
