@@ -340,3 +340,37 @@ async fn a_lock_that_was_force_unlocked_stops_writing() {
     assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
     assert_eq!(b.read().await.unwrap().unwrap().serial, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_that_is_gone_for_good_is_reported_as_missing_not_as_a_race() {
+    let (_dir, fake) = start();
+    let b = backend(&fake, "lostchunk").await.with_chunk_bytes(2_000);
+    let mut lock = b.lock("apply").await.unwrap();
+    let mut state = big_state("lostchunk", 100, "1");
+    lock.write(&mut state).await.unwrap();
+    lock.release().await.unwrap();
+    let chunks: Vec<String> = secret_names(&fake, "lostchunk")
+        .into_iter()
+        .filter(|n| n != "raystack-state-lostchunk")
+        .collect();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    let gone = &chunks[1];
+    let (code, text) = fake.request(
+        "DELETE",
+        &format!("/api/v1/namespaces/{NS}/secrets/{gone}"),
+        "application/json",
+        "",
+    );
+    assert_eq!(code, 200, "{text}");
+    let err = b.read().await.unwrap_err();
+    assert!(matches!(err, StateError::StoredCorrupt { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string()
+            .replace(fake.url.trim_end_matches('/'), "URL"),
+        format!(
+            "state Secret `{NS}/raystack-state-lostchunk` (on URL/) is corrupted: its chunk Secret \
+             `{gone}` is missing though the head Secret still names it; `raystack state pull` on \
+             a copy, or restore it from a backup of the namespace"
+        )
+    );
+}
