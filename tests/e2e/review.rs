@@ -193,6 +193,56 @@ fn diff_base_reports_an_unknown_revision_and_a_broken_base() {
 }
 
 #[test]
+fn diff_base_accepts_a_merge_base_range() {
+    let dir = repo();
+    let root = dir.path();
+    // `main` moves on after `feature` branched: `main...HEAD` is the fork point, not `main`.
+    let fork = {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["rev-parse", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(root, &["checkout", "-q", "main"]);
+    std::fs::write(root.join("stacks/a.toml"), stack("ray-a-renamed")).unwrap();
+    git(root, &["commit", "-q", "-am", "main moves on"]);
+    git(root, &["checkout", "-q", "feature"]);
+    let json = |base: &str| {
+        let r = raystack(
+            root,
+            &["diff", "--base", base, "stacks/a.toml", "--format", "json"],
+        );
+        assert_eq!(r.code, 0, "{base}: {r}");
+        r.stdout
+    };
+    let at_fork = json(&fork);
+    assert_eq!(json("main...HEAD"), at_fork);
+    assert_eq!(json("main..."), at_fork, "an empty side is HEAD");
+    assert_ne!(json("main"), at_fork, "main itself has moved on");
+
+    let r = raystack(root, &["diff", "--base", "nope...HEAD", "stacks/a.toml"]);
+    assert_eq!(r.code, 1, "{r}");
+    insta::assert_snapshot!("diff_base_unknown_side_of_a_range", r.stdout);
+}
+
+#[test]
+fn diff_base_never_suggests_a_command_built_from_a_hostile_revision() {
+    let dir = repo();
+    let root = dir.path();
+    let hostile = "x;touch${IFS}pwned";
+    let r = raystack(root, &["diff", "--base", hostile, "stacks/a.toml"]);
+    assert_eq!(r.code, 1, "{r}");
+    insta::assert_snapshot!(
+        "diff_base_hostile_revision",
+        format!("{}{}", r.stdout, r.stderr)
+    );
+    assert!(!r.stdout.contains("git fetch origin x"), "{r}");
+}
+
+#[test]
 fn two_file_diff_still_works() {
     let dir = repo();
     let root = dir.path();
