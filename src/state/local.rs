@@ -833,9 +833,9 @@ mod tests {
         let held = backend.lock("apply").unwrap();
         assert_eq!(held.info().operation, "apply");
 
-        let start = Instant::now();
+        // `held` is dropped only below: a lock that waited for it would never return here, so
+        // getting `Locked` back at all is what shows the lock does not block.
         let err = backend.lock("plan").unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(1), "non-blocking");
         let StateError::Locked(info) = &err else {
             panic!("expected Locked, got {err:?}");
         };
