@@ -815,3 +815,27 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
     let refused = proxy.seen().iter().filter(|s| s.fault.is_some()).count();
     assert_eq!(refused, 8);
 }
+
+/// "1 beats 2": with `--detailed-exitcode`, a run where one stack has changes and another
+/// fails exits 1 (error), never 2 (changes), whichever order the stacks are given in.
+#[test]
+fn an_error_beside_changes_exits_1_under_detailed_exitcode() {
+    let env = Env::new(&[]);
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[stack]\nname = \"Bad_Name\"\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    for args in [
+        ["plan", env.stack_arg(), bad, "--detailed-exitcode"],
+        ["plan", bad, env.stack_arg(), "--detailed-exitcode"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 1, "{r}");
+        assert_eq!(
+            r.stdout.lines().next(),
+            Some("raystack plan: 2 stacks: 1 with changes, 1 failed"),
+            "{r}"
+        );
+    }
+    // The good stack alone has changes: 2.
+    assert_eq!(env.plan(&[]).code, 2);
+}

@@ -184,6 +184,19 @@ fn diff_base_reports_an_unknown_revision_and_a_broken_base() {
         r.stdout.contains("stacks/c.toml: failed to plan") && r.stdout.contains("`redis.storage`"),
         "{r}"
     );
+    // a has changes and c failed: under --detailed-exitcode the error (1) beats changes (2).
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "main",
+            "stacks/a.toml",
+            "stacks/c.toml",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r}");
 
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("s.toml"), stack("s")).unwrap();
