@@ -206,20 +206,34 @@ fn lease_path(stack: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_lease_is_renewed_and_stops_a_second_run_naming_its_holder() {
     let (_dir, fake) = start();
-    let b = backend(&fake, "held").await.with_lease_seconds(2);
+    let b = backend(&fake, "held").await.with_lease_seconds(3);
     let lock = b.lock("apply").await.unwrap();
     let first = fake.get(&lease_path("held")).unwrap();
-    assert_eq!(first["spec"]["leaseDurationSeconds"], 2);
+    assert_eq!(first["spec"]["leaseDurationSeconds"], 3);
     let identity = first["spec"]["holderIdentity"].as_str().unwrap().to_owned();
     assert!(
         identity.ends_with(&format!(" pid {} (apply)", std::process::id())),
         "{identity}"
     );
     assert!(identity.contains('@'), "{identity}");
-    // Outlive the duration: renewals keep it held.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    let renewed = fake.get(&lease_path("held")).unwrap();
-    assert_ne!(renewed["spec"]["renewTime"], first["spec"]["renewTime"]);
+    // Outlive the duration: wait (bounded) until a renewal lands a whole lease duration after
+    // the first one. The lease is then held on the renewals alone, and the second lock is
+    // tried right after one of them, not after a fixed sleep that a busy machine could stretch
+    // past the lease.
+    let time = |lease: &serde_json::Value| -> k8s_openapi::jiff::Timestamp {
+        lease["spec"]["renewTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let outlived = time(&first) + k8s_openapi::jiff::SignedDuration::from_secs(3);
+    let mut polls = 0;
+    while time(&fake.get(&lease_path("held")).unwrap()) < outlived {
+        polls += 1;
+        assert!(polls < 1_200, "the lease was not renewed for a minute");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let err = match b.lock("plan").await {
         Err(err) => err,
         Ok(_) => panic!("a second lock was granted"),
@@ -334,7 +348,9 @@ async fn a_lock_that_was_force_unlocked_stops_writing() {
     lock.write(&mut state).await.unwrap();
     let id = lock.holder().id.clone();
     b.force_unlock(&id).await.unwrap();
-    // The renewal notices within a third of the lease.
+    // Time passing is the input here, not a wait for something: the last renewal came before
+    // the force-unlock, so after more than a lease duration the write refuses whether or not
+    // the renewer has noticed yet (a lapsed lease counts as lost).
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let err = lock.write(&mut state).await.unwrap_err();
     assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
