@@ -256,6 +256,57 @@ fn diff_base_never_suggests_a_command_built_from_a_hostile_revision() {
 }
 
 #[test]
+fn a_shortened_review_never_suggests_a_command_built_from_a_hostile_branch_name() {
+    let dir = repo();
+    let root = dir.path();
+    // A valid git branch name that is a shell command list.
+    git(root, &["branch", "evil;id", "main"]);
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "evil;id",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "1500",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("_Shortened to fit 1,500 bytes; left out: "),
+        "{r}"
+    );
+    assert!(
+        last.ends_with(
+            " Run `raystack diff` with the same `--base` and `--max-bytes 0` (or `--format text`) to see everything._"
+        ),
+        "{last}"
+    );
+    // A plain revision is still named in the command.
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "main",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "1500",
+        ],
+    );
+    assert!(
+        r.stdout.lines().last().unwrap().ends_with(
+            " Run `raystack diff --base main` with `--max-bytes 0` (or `--format text`) to see everything._"
+        ),
+        "{r}"
+    );
+}
+
+#[test]
 fn two_file_diff_still_works() {
     let dir = repo();
     let root = dir.path();
