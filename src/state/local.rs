@@ -272,7 +272,9 @@ fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::new();
+    // Like `fs::read`: the size is a hint, and an absurd one is not an allocation failure.
+    let _ = bytes.try_reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
