@@ -44,6 +44,10 @@ impl ClusterArgs {
     }
 }
 
+/// The longest `--request-timeout`: a day is far beyond any API call, and a deadline this far
+/// ahead is still representable (a larger one overflowed the clock and panicked).
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     let d = match s.trim().parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -51,6 +55,9 @@ fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     };
     if d.is_zero() {
         return Err("must be more than zero".into());
+    }
+    if d > MAX_REQUEST_TIMEOUT {
+        return Err("is longer than the limit of 24h (each API call's deadline)".into());
     }
     Ok(d)
 }

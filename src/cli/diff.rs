@@ -73,9 +73,20 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let full_hint = format!(
-        "Run `raystack diff --base {reference}` with `--max-bytes 0` (or `--format text`) to see everything."
-    );
+    // The revision goes into the suggested command only when it is plain: a branch name can be
+    // a shell command list (`evil;id` is a valid one), and the document is posted where others
+    // copy commands from.
+    let plain = !reference.starts_with('-')
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '~' | '^'));
+    let full_hint = if plain {
+        format!(
+            "Run `raystack diff --base {reference}` with `--max-bytes 0` (or `--format text`) to see everything."
+        )
+    } else {
+        "Run `raystack diff` with the same `--base` and `--max-bytes 0` (or `--format text`) to see everything.".to_string()
+    };
     let view = args.review.view(args.format.format, color);
     print(&outcomes, view, &args.review, Describe { title, full_hint })?;
     Ok(exit_code(&outcomes, args.detailed_exitcode))

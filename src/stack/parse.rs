@@ -87,8 +87,20 @@ pub fn parse_str(path: &Path, text: &str) -> Result<Stack, Diagnostics> {
 }
 
 /// "duplicate key `namespace` in `[stack]`": the TOML parser says only "duplicate key" and
-/// where; name the key (the text at that place) and the table whose header precedes it.
+/// where; name the key (the text at that place) and the table whose header precedes it, or the
+/// table itself when the place is a header ("table `[stack]` is defined twice").
 fn duplicate_key_message(text: &str, span: Range<usize>) -> String {
+    // The place is in a table header (`[stack]` a second time): the table is the duplicate.
+    let before = text.get(..span.start).unwrap_or_default();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default().trim();
+    if line.starts_with('[') {
+        let header = line.split('#').next().unwrap_or(line).trim();
+        return format!(
+            "table `{}` is defined twice; write each table once",
+            super::diagnostic::shorten(header)
+        );
+    }
     let key = text
         .get(span.clone())
         .map(|k| k.trim().trim_matches(|c| c == '"' || c == '\''))

@@ -22,14 +22,56 @@ pub enum RevisionError {
     GitMissing(#[source] Arc<std::io::Error>),
     #[error("`{path}` is not inside a git repository; --base compares with a git revision")]
     NotARepository { path: String },
+    /// `reference` is the revision git did not find; `range` the `A...B` it is a side of.
     #[error(
-        "unknown git revision `{reference}`: {message}\n  help: fetch it first (in CI: `git fetch origin {reference}`, or check out with `fetch-depth: 0`)"
+        "unknown git revision `{}`{}: {message}\n  help: {}",
+        printable(reference),
+        range.as_deref().map(|r| format!(" (in `{}`)", printable(r))).unwrap_or_default(),
+        fetch_hint(reference)
     )]
-    UnknownRevision { reference: String, message: String },
+    UnknownRevision {
+        reference: String,
+        range: Option<String>,
+        message: String,
+    },
     #[error("`git {args}` failed: {message}")]
     Git { args: String, message: String },
     #[error("`{path}` at `{reference}` is not UTF-8 text")]
     NotText { path: String, reference: String },
+}
+
+/// `text` with control characters escaped: a revision is echoed as given, and one that came
+/// from an untrusted branch name must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// How to get a revision that is not there. A `git fetch` command is suggested only for a
+/// plain ref name (letters, digits, `.`, `_`, `-`, `/`; no leading `-`): anything else would
+/// put text from the command line (or a hostile branch name) into a suggested shell command.
+fn fetch_hint(reference: &str) -> String {
+    let plain = !reference.is_empty()
+        && !reference.starts_with('-')
+        && !reference.contains("..")
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+    if plain {
+        let name = reference.strip_prefix("origin/").unwrap_or(reference);
+        format!(
+            "fetch it first (in CI: `git fetch origin {name}`, or check out with `fetch-depth: 0`)"
+        )
+    } else {
+        "fetch it first (in CI: check out with `fetch-depth: 0`)".to_string()
+    }
 }
 
 /// A stack file located in its repository.
@@ -284,6 +326,40 @@ pub fn toplevel(dir: &Path) -> Result<PathBuf, RevisionError> {
 
 /// The commit `reference` names in the repository at `root` (full hex id).
 pub fn resolve(root: &Path, reference: &str) -> Result<String, RevisionError> {
+    // `A...B` is the merge base of A and B (a side left empty is HEAD), as in `git diff A...B`;
+    // `rev-parse` itself does not resolve it to one commit.
+    if let Some((left, right)) = reference.split_once("...") {
+        let side = |s: &'static str, given: &str| -> String {
+            if given.is_empty() {
+                s.to_string()
+            } else {
+                given.to_string()
+            }
+        };
+        let range = Some(reference.to_string());
+        let a = resolve_one(root, &side("HEAD", left), range.clone())?;
+        let b = resolve_one(root, &side("HEAD", right), range)?;
+        let out = git(root, &["merge-base", &a, &b])?;
+        if !out.status.success() {
+            return Err(RevisionError::Git {
+                args: format!("merge-base {a} {b}"),
+                message: format!(
+                    "the two sides of `{}` have no common ancestor",
+                    printable(reference)
+                ),
+            });
+        }
+        return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    resolve_one(root, reference, None)
+}
+
+/// The commit one revision (not a range) names; `range` is the `A...B` it is a side of.
+fn resolve_one(
+    root: &Path,
+    reference: &str,
+    range: Option<String>,
+) -> Result<String, RevisionError> {
     let spec = format!("{reference}^{{commit}}");
     let out = git(
         root,
@@ -298,6 +374,7 @@ pub fn resolve(root: &Path, reference: &str) -> Result<String, RevisionError> {
     if !out.status.success() {
         return Err(RevisionError::UnknownRevision {
             reference: reference.to_string(),
+            range,
             message: "not found in this repository".into(),
         });
     }

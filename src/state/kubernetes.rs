@@ -13,7 +13,8 @@
 //! changed (each write makes new names), the head is switched to them in one write, and the old
 //! chunks are deleted only after that. A reader reads the head, then the chunks it names; if a
 //! chunk is gone, a writer switched the head meanwhile, and the reader starts over from the new
-//! head. What it assembles is checked against the head's digest before it is parsed.
+//! head (a head read again unchanged means the chunk is gone for good: the state is reported
+//! corrupted, naming the chunk, rather than as a race to retry). What it assembles is checked against the head's digest before it is parsed.
 //!
 //! Concurrency. Every head write carries the resourceVersion read (create when there was none),
 //! so a write racing another fails with 409 Conflict and overwrites nothing; the lease keeps
@@ -199,6 +200,10 @@ impl KubernetesBackend {
     /// The head and the document it names, read consistently (see the module doc).
     async fn read_consistent(&self) -> Result<Option<(Head, State)>, StateError> {
         let location = self.head_location();
+        // A chunk the head names that was missing, and the head's resourceVersion then: a
+        // writer deletes a version's chunks only after switching the head, so the same head
+        // read again means the chunk is gone for good, not that a writer raced this read.
+        let mut missing: Option<(String, String)> = None;
         for _ in 0..READ_ATTEMPTS {
             let head = self
                 .get_head()
@@ -208,6 +213,13 @@ impl KubernetesBackend {
                 return Ok(None);
             };
             let parsed = self.parse_head(&head)?;
+            if let Some((version, chunk)) = &missing
+                && *version == parsed.resource_version
+            {
+                return Err(self.corrupt(format!(
+                    "its chunk Secret `{chunk}` is missing though the head Secret still names it"
+                )));
+            }
             let digest = annotation(&head, ANN_DIGEST).unwrap_or_default();
             let bytes = if parsed.chunks.is_empty() {
                 secret_data(&head)
@@ -229,6 +241,7 @@ impl KubernetesBackend {
                     match chunk.as_ref().and_then(secret_data) {
                         Some(data) => bytes.extend_from_slice(&data),
                         None => {
+                            missing = Some((parsed.resource_version.clone(), name.clone()));
                             complete = false;
                             break;
                         }

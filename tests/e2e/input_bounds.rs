@@ -1,17 +1,24 @@
 //! Hostile and careless input through the real binary, no cluster: a FIFO or a device as the
-//! stack path is refused at once (not read until memory runs out, not blocked on), an oversized
-//! stack file is refused with its size, a huge value is not echoed whole, a duplicate key is
-//! named, and two stacks sharing one state file do not pass `validate`.
+//! stack path or the `[state] path` is refused at once (not read until memory runs out, not
+//! blocked on), an oversized stack file is refused with its size, a huge value is not echoed
+//! whole, a duplicate key or table is named, a `--request-timeout` too large for a deadline is a
+//! usage error (not a panic), and two stacks sharing one state file do not pass `validate`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn raystack(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    raystack_env(dir, args, &[])
+}
+
+fn raystack_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_raystack"))
         .current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .env_remove("RAYSTACK_REQUEST_TIMEOUT")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,4 +166,81 @@ fn validate_rejects_two_stacks_that_share_a_state_file() {
     // Each file alone is valid; their own default state files do not collide.
     let (code, _, _) = raystack(dir.path(), &["validate", "a.toml", "c.toml"]);
     assert_eq!(code, 0);
+}
+
+#[test]
+fn a_fifo_or_a_device_as_the_state_path_is_refused_without_blocking_or_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.state.json");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    for (path, kind) in [
+        (fifo.to_str().unwrap(), "a FIFO (named pipe)"),
+        ("/dev/zero", "a character device"),
+    ] {
+        let file = format!("{}\n[state]\npath = \"{path}\"\n", stack("st"));
+        std::fs::write(dir.path().join("s.toml"), file).unwrap();
+        for cmd in [
+            &["state", "show", "s.toml"][..],
+            &["state", "list", "s.toml"],
+        ] {
+            let (code, stdout, stderr) = raystack(dir.path(), cmd);
+            assert_eq!(code, 1, "{cmd:?} {path}: {stderr}");
+            assert_eq!(stdout, "", "{cmd:?} {path}");
+            assert_eq!(
+                stderr,
+                format!(
+                    "error: failed to read state `{path}`\n  caused by: it is {kind}, not a regular \
+                     file; `[state] path` names the JSON file raystack keeps its state in\n"
+                ),
+                "{cmd:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_request_timeout_too_large_for_a_deadline_is_a_usage_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), stack("rt")).unwrap();
+    // A cluster that refuses connections: the deadline is computed before the first request.
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let huge = "18446744073709551615";
+    let (code, stdout, stderr) = raystack(
+        dir.path(),
+        &[
+            "plan",
+            "s.toml",
+            "--kubeconfig",
+            "kubeconfig",
+            "--request-timeout",
+            huge,
+        ],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("request_timeout_too_large_flag", stderr);
+    let (code, stdout, stderr) = raystack_env(
+        dir.path(),
+        &["plan", "s.toml", "--kubeconfig", "kubeconfig"],
+        &[("RAYSTACK_REQUEST_TIMEOUT", "5124095576030431h")],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("request_timeout_too_large_env", stderr);
+}
+
+#[test]
+fn validate_names_a_table_defined_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!("{}\n[stack]\nnamespace = \"b\"\n", stack("dup")),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = raystack(dir.path(), &["validate", "s.toml"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    insta::assert_snapshot!("duplicate_table", stderr);
 }

@@ -118,6 +118,42 @@ fn render_command_writes_one_file_per_object_in_apply_order() {
 }
 
 #[test]
+fn render_out_dir_replaces_a_symlink_in_dir_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let planted = out_dir.join("01-namespace-ray-prod.yaml");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let path = stack_path("aws.toml");
+    Command::cargo_bin("raystack")
+        .unwrap()
+        .arg("render")
+        .arg(&path)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let meta = std::fs::symlink_metadata(&planted).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+    // The same mode as a file written the ordinary way under this umask.
+    use std::os::unix::fs::PermissionsExt;
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, "x").unwrap();
+    assert_eq!(
+        meta.permissions().mode(),
+        std::fs::metadata(&plain).unwrap().permissions().mode()
+    );
+    let rendered = render(&raystack::stack::load(&path).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&planted).unwrap(),
+        raystack::render::document(&rendered.objects[0])
+    );
+}
+
+#[test]
 fn render_command_reports_an_invalid_stack_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

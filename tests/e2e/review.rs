@@ -184,12 +184,126 @@ fn diff_base_reports_an_unknown_revision_and_a_broken_base() {
         r.stdout.contains("stacks/c.toml: failed to plan") && r.stdout.contains("`redis.storage`"),
         "{r}"
     );
+    // a has changes and c failed: under --detailed-exitcode the error (1) beats changes (2).
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "main",
+            "stacks/a.toml",
+            "stacks/c.toml",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r}");
 
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("s.toml"), stack("s")).unwrap();
     let r = raystack(outside.path(), &["diff", "--base", "main", "s.toml"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains("is not inside a git repository"), "{r}");
+}
+
+#[test]
+fn diff_base_accepts_a_merge_base_range() {
+    let dir = repo();
+    let root = dir.path();
+    // `main` moves on after `feature` branched: `main...HEAD` is the fork point, not `main`.
+    let fork = {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["rev-parse", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(root, &["checkout", "-q", "main"]);
+    std::fs::write(root.join("stacks/a.toml"), stack("ray-a-renamed")).unwrap();
+    git(root, &["commit", "-q", "-am", "main moves on"]);
+    git(root, &["checkout", "-q", "feature"]);
+    let json = |base: &str| {
+        let r = raystack(
+            root,
+            &["diff", "--base", base, "stacks/a.toml", "--format", "json"],
+        );
+        assert_eq!(r.code, 0, "{base}: {r}");
+        r.stdout
+    };
+    let at_fork = json(&fork);
+    assert_eq!(json("main...HEAD"), at_fork);
+    assert_eq!(json("main..."), at_fork, "an empty side is HEAD");
+    assert_ne!(json("main"), at_fork, "main itself has moved on");
+
+    let r = raystack(root, &["diff", "--base", "nope...HEAD", "stacks/a.toml"]);
+    assert_eq!(r.code, 1, "{r}");
+    insta::assert_snapshot!("diff_base_unknown_side_of_a_range", r.stdout);
+}
+
+#[test]
+fn diff_base_never_suggests_a_command_built_from_a_hostile_revision() {
+    let dir = repo();
+    let root = dir.path();
+    let hostile = "x;touch${IFS}pwned";
+    let r = raystack(root, &["diff", "--base", hostile, "stacks/a.toml"]);
+    assert_eq!(r.code, 1, "{r}");
+    insta::assert_snapshot!(
+        "diff_base_hostile_revision",
+        format!("{}{}", r.stdout, r.stderr)
+    );
+    assert!(!r.stdout.contains("git fetch origin x"), "{r}");
+}
+
+#[test]
+fn a_shortened_review_never_suggests_a_command_built_from_a_hostile_branch_name() {
+    let dir = repo();
+    let root = dir.path();
+    // A valid git branch name that is a shell command list.
+    git(root, &["branch", "evil;id", "main"]);
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "evil;id",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "1500",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r}");
+    let last = r.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("_Shortened to fit 1,500 bytes; left out: "),
+        "{r}"
+    );
+    assert!(
+        last.ends_with(
+            " Run `raystack diff` with the same `--base` and `--max-bytes 0` (or `--format text`) to see everything._"
+        ),
+        "{last}"
+    );
+    // A plain revision is still named in the command.
+    let r = raystack(
+        root,
+        &[
+            "diff",
+            "--base",
+            "main",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "1500",
+        ],
+    );
+    assert!(
+        r.stdout.lines().last().unwrap().ends_with(
+            " Run `raystack diff --base main` with `--max-bytes 0` (or `--format text`) to see everything._"
+        ),
+        "{r}"
+    );
 }
 
 #[test]
@@ -236,6 +350,18 @@ fn gfm(md: &str) -> (Vec<String>, String) {
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, Parser::new_ext(md, opts));
     (blocks, html)
+}
+
+/// Every code fence the document opens is closed before the next one opens: an unclosed fence
+/// (a cut in the middle of a diff) swallows what follows, so the parser finds fewer code blocks
+/// than the source has pairs of fence lines. (The parser's own `<pre>`/`</pre>` always pair.)
+fn assert_fences_closed(md: &str, html: &str) {
+    let fences = md
+        .lines()
+        .filter(|l| l.trim_start().starts_with("```"))
+        .count();
+    assert_eq!(fences % 2, 0, "{fences} fence lines: one is not closed");
+    assert_eq!(html.matches("<pre>").count(), fences / 2);
 }
 
 #[test]
@@ -297,10 +423,7 @@ fn two_hundred_stacks_fit_one_comment_and_keep_every_data_loss_line() {
         html.matches("<details>").count(),
         html.matches("</details>").count()
     );
-    assert_eq!(
-        html.matches("<pre>").count(),
-        html.matches("</pre>").count()
-    );
+    assert_fences_closed(md, &html);
 
     // The full document is what --max-bytes 0 prints, and it is far over the limit.
     let full = raystack(
@@ -317,6 +440,7 @@ fn two_hundred_stacks_fit_one_comment_and_keep_every_data_loss_line() {
     );
     assert!(full.stdout.len() > 300_000, "{}", full.stdout.len());
     let (_, html) = gfm(&full.stdout);
+    assert_fences_closed(&full.stdout, &html);
     assert_eq!(
         html.matches("<details>").count(),
         html.matches("</details>").count()
@@ -333,6 +457,7 @@ fn a_small_review_renders_in_a_gfm_parser() {
     assert_eq!(r.code, 0, "{r}");
     insta::assert_snapshot!("diff_base_markdown", r.stdout);
     let (blocks, html) = gfm(&r.stdout);
+    assert_fences_closed(&r.stdout, &html);
     assert_eq!(blocks[..3], ["html", "heading", "table"], "{blocks:?}");
     assert!(html.contains("<th>Stack</th>"), "{html}");
     assert_eq!(

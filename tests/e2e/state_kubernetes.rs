@@ -206,20 +206,34 @@ fn lease_path(stack: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_lease_is_renewed_and_stops_a_second_run_naming_its_holder() {
     let (_dir, fake) = start();
-    let b = backend(&fake, "held").await.with_lease_seconds(2);
+    let b = backend(&fake, "held").await.with_lease_seconds(3);
     let lock = b.lock("apply").await.unwrap();
     let first = fake.get(&lease_path("held")).unwrap();
-    assert_eq!(first["spec"]["leaseDurationSeconds"], 2);
+    assert_eq!(first["spec"]["leaseDurationSeconds"], 3);
     let identity = first["spec"]["holderIdentity"].as_str().unwrap().to_owned();
     assert!(
         identity.ends_with(&format!(" pid {} (apply)", std::process::id())),
         "{identity}"
     );
     assert!(identity.contains('@'), "{identity}");
-    // Outlive the duration: renewals keep it held.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    let renewed = fake.get(&lease_path("held")).unwrap();
-    assert_ne!(renewed["spec"]["renewTime"], first["spec"]["renewTime"]);
+    // Outlive the duration: wait (bounded) until a renewal lands a whole lease duration after
+    // the first one. The lease is then held on the renewals alone, and the second lock is
+    // tried right after one of them, not after a fixed sleep that a busy machine could stretch
+    // past the lease.
+    let time = |lease: &serde_json::Value| -> k8s_openapi::jiff::Timestamp {
+        lease["spec"]["renewTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let outlived = time(&first) + k8s_openapi::jiff::SignedDuration::from_secs(3);
+    let mut polls = 0;
+    while time(&fake.get(&lease_path("held")).unwrap()) < outlived {
+        polls += 1;
+        assert!(polls < 1_200, "the lease was not renewed for a minute");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let err = match b.lock("plan").await {
         Err(err) => err,
         Ok(_) => panic!("a second lock was granted"),
@@ -334,9 +348,45 @@ async fn a_lock_that_was_force_unlocked_stops_writing() {
     lock.write(&mut state).await.unwrap();
     let id = lock.holder().id.clone();
     b.force_unlock(&id).await.unwrap();
-    // The renewal notices within a third of the lease.
+    // Time passing is the input here, not a wait for something: the last renewal came before
+    // the force-unlock, so after more than a lease duration the write refuses whether or not
+    // the renewer has noticed yet (a lapsed lease counts as lost).
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let err = lock.write(&mut state).await.unwrap_err();
     assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
     assert_eq!(b.read().await.unwrap().unwrap().serial, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_that_is_gone_for_good_is_reported_as_missing_not_as_a_race() {
+    let (_dir, fake) = start();
+    let b = backend(&fake, "lostchunk").await.with_chunk_bytes(2_000);
+    let mut lock = b.lock("apply").await.unwrap();
+    let mut state = big_state("lostchunk", 100, "1");
+    lock.write(&mut state).await.unwrap();
+    lock.release().await.unwrap();
+    let chunks: Vec<String> = secret_names(&fake, "lostchunk")
+        .into_iter()
+        .filter(|n| n != "raystack-state-lostchunk")
+        .collect();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    let gone = &chunks[1];
+    let (code, text) = fake.request(
+        "DELETE",
+        &format!("/api/v1/namespaces/{NS}/secrets/{gone}"),
+        "application/json",
+        "",
+    );
+    assert_eq!(code, 200, "{text}");
+    let err = b.read().await.unwrap_err();
+    assert!(matches!(err, StateError::StoredCorrupt { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string()
+            .replace(fake.url.trim_end_matches('/'), "URL"),
+        format!(
+            "state Secret `{NS}/raystack-state-lostchunk` (on URL/) is corrupted: its chunk Secret \
+             `{gone}` is missing though the head Secret still names it; `raystack state pull` on \
+             a copy, or restore it from a backup of the namespace"
+        )
+    );
 }

@@ -520,26 +520,29 @@ fn a_killed_apply_holds_the_stack_until_its_lease_expires_or_force_unlock() {
 #[test]
 fn a_killed_apply_is_taken_over_after_its_lease_expires_and_converges() {
     let env = slow_env();
-    let dead = kill_an_apply(&env, "3");
+    // A lease far longer than the test: the rerun within it fails however slow the machine.
+    let dead = kill_an_apply(&env, "600");
     let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 1, "a rerun within the lease must fail:\n{r}");
     assert!(
         r.stderr.contains(&format!(" pid {dead} (apply) since ")),
         "{r}"
     );
-    // Wait (bounded) until the dead run's lease has expired.
-    let mut r = r;
-    for _ in 0..40 {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
-        if r.code == 0 {
-            break;
-        }
-        assert!(
-            r.stderr.contains(&format!(" pid {dead} (apply) since ")),
-            "{r}"
-        );
-    }
+    // Its expiry, without waiting for it: the dead run's last renewal moved an hour back.
+    let lease = env.fake.get(&lease_path()).expect("the dead run's lease");
+    let renewed: k8s_openapi::jiff::Timestamp = lease["spec"]["renewTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let old = renewed - k8s_openapi::jiff::SignedDuration::from_secs(3600);
+    let old = old.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let code = env.fake.merge_patch(
+        &lease_path(),
+        &serde_json::json!({"spec": {"renewTime": old, "acquireTime": old}}),
+    );
+    assert_eq!(code, 200);
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 0, "{r}");
     assert!(
         r.stderr.contains(&format!(

@@ -427,13 +427,7 @@ async fn connection_refused_is_one_sentence() {
         listener.local_addr().unwrap().port()
     };
     let _env = env_for(Some(&format!("http://127.0.0.1:{port}")), true).await;
-    let started = std::time::Instant::now();
     let findings = preflight(&target()).await;
-    assert!(
-        started.elapsed().as_secs() < 10,
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(findings.len(), 1, "{findings:#?}");
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Error);

@@ -344,13 +344,7 @@ async fn connection_refused_is_one_sentence() {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         token: Some("t".into()),
     };
-    let started = std::time::Instant::now();
     let findings = preflight_with(&target("Premium_LRS"), &connection).await;
-    assert!(
-        started.elapsed().as_secs() < 20,
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Error);
     assert!(

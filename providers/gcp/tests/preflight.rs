@@ -227,13 +227,7 @@ async fn permission_denied_names_the_permission_and_role() {
         "Required \"container.clusters.get\" permission(s) for \"projects/acme-ml/locations/us-central1/clusters/prod-gke\".",
     ))
     .await;
-    let started = std::time::Instant::now();
     let findings = inspect(&target(), &fake(&server)).await.findings;
-    assert!(
-        started.elapsed().as_secs() < 3,
-        "403 must not be retried: {:?}",
-        started.elapsed()
-    );
     assert_eq!(findings.len(), 1, "{findings:#?}");
     let f = &findings[0];
     assert_eq!(f.severity, Severity::Error);
@@ -242,6 +236,7 @@ async fn permission_denied_names_the_permission_and_role() {
         "Permission denied: the account needs container.clusters.get (roles/container.viewer) on project acme-ml to read GKE cluster `prod-gke`."
     );
     assert!(f.fix.as_deref().unwrap().contains("roles/container.viewer"));
+    // A 403 is not retried: the server saw exactly one request.
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -279,13 +274,7 @@ async fn connection_refused_is_one_sentence() {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         anonymous: true,
     };
-    let started = std::time::Instant::now();
     let findings = inspect(&target(), &connection).await.findings;
-    assert!(
-        started.elapsed().as_secs() < 20,
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Error);
     assert!(
