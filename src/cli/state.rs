@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use super::args::ClusterArgs;
 use crate::output::print_stdout;
 use crate::output::state::{list_text, show_text};
-use crate::state::BackendKind;
+use crate::state::StateBackend;
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
@@ -41,20 +42,29 @@ pub enum StateCommand {
     Migrate {
         /// The stack file whose state to move.
         stack: PathBuf,
-        /// The backend to move the state to; it comes from the other one.
-        #[arg(long, value_enum, value_name = "BACKEND")]
-        to: MigrateTo,
+        /// The backend to move the state to; it comes from the other one. `local`: the stack's
+        /// `[state] path` (default `.raystack/<stack>.state.json` next to the stack file);
+        /// `kubernetes`: Secrets in the `[state] namespace` of the cluster (default
+        /// `raystack-system`).
+        #[arg(long, value_name = "BACKEND", value_parser = backends())]
+        to: StateBackend,
         #[command(flatten)]
         cluster: ClusterArgs,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MigrateTo {
-    /// The stack's `[state] path` (default `.raystack/<stack>.state.json` next to the stack file).
-    Local,
-    /// Secrets in the `[state] namespace` of the cluster (default `raystack-system`).
-    Kubernetes,
+/// `--to`'s values: the backends by the names the stack file gives them (`[state] backend`).
+fn backends() -> impl TypedValueParser<Value = StateBackend> {
+    PossibleValuesParser::new(StateBackend::ALL.map(StateBackend::name))
+        .map(|name| backend_named(&name).expect("one of the possible values"))
+}
+
+/// A backend by its name.
+fn backend_named(name: &str) -> Result<StateBackend, String> {
+    StateBackend::ALL
+        .into_iter()
+        .find(|b| b.name() == name)
+        .ok_or_else(|| format!("`{name}` is not a state backend (local or kubernetes)"))
 }
 
 pub async fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
@@ -63,15 +73,11 @@ pub async fn run(cmd: StateCommand) -> anyhow::Result<ExitCode> {
         StateCommand::Show { stack, cluster } => (stack, cluster, View::Show),
         StateCommand::Pull { stack, cluster } => (stack, cluster, View::Pull),
         StateCommand::Migrate { stack, to, cluster } => {
-            let to = match to {
-                MigrateTo::Local => BackendKind::Local,
-                MigrateTo::Kubernetes => BackendKind::Kubernetes,
-            };
             return super::unlock::migrate(&stack, to, &cluster).await;
         }
     };
     let read = cluster.engine().read_state(&stack).await?;
-    let local = read.kind == BackendKind::Local;
+    let local = read.kind == StateBackend::Local;
     let Some(state) = read.state else {
         let location = match (view, local) {
             (View::Pull, _) | (_, false) => read.location,

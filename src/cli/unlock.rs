@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::args::ClusterArgs;
 use super::confirm::confirm;
-use crate::state::BackendKind;
+use crate::state::StateBackend;
 
 #[derive(Debug, Args)]
 pub struct ForceUnlockArgs {
@@ -50,7 +50,7 @@ pub async fn force_unlock(args: ForceUnlockArgs) -> anyhow::Result<ExitCode> {
 /// `raystack state migrate STACK --to KIND`
 pub async fn migrate(
     stack: &Path,
-    to: BackendKind,
+    to: StateBackend,
     cluster: &ClusterArgs,
 ) -> anyhow::Result<ExitCode> {
     let m = cluster.engine().migrate(stack, to).await?;

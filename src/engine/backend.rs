@@ -7,14 +7,11 @@ use anyhow::{Context, bail};
 
 use super::{Notice, Notify, Target};
 use crate::stack::{Stack, StateBackend};
-use crate::state::{Backend, BackendKind, KubernetesBackend, LocalBackend};
+use crate::state::{Backend, KubernetesBackend, LocalBackend};
 
 /// The kind of backend the stack's `[state]` section names.
-pub fn kind_of(stack: &Stack) -> BackendKind {
-    match stack.state.backend {
-        StateBackend::Local => BackendKind::Local,
-        StateBackend::Kubernetes => BackendKind::Kubernetes,
-    }
+pub fn kind_of(stack: &Stack) -> StateBackend {
+    stack.state.backend
 }
 
 /// The backend the stack's `[state]` section names.
@@ -35,11 +32,11 @@ pub async fn open_kind(
     stack: &Stack,
     target: &Target,
     notify: &Notify,
-    kind: BackendKind,
+    kind: StateBackend,
 ) -> anyhow::Result<Box<dyn Backend>> {
     match kind {
-        BackendKind::Local => Ok(Box::new(LocalBackend::new(&stack.state.path))),
-        BackendKind::Kubernetes => {
+        StateBackend::Local => Ok(Box::new(LocalBackend::new(&stack.state.path))),
+        StateBackend::Kubernetes => {
             let kubeconfig = stack
                 .state
                 .kubeconfig
@@ -72,7 +69,7 @@ pub async fn open_kind(
 /// to `backend = "kubernetes"` without moving its state: refuse rather than start from nothing
 /// (which would create every object anew, or fail on their existence).
 pub fn refuse_unmigrated(stack: &Stack, backend: &dyn Backend) -> anyhow::Result<()> {
-    if backend.kind() == BackendKind::Kubernetes && stack.state.path.exists() {
+    if backend.kind() == StateBackend::Kubernetes && stack.state.path.exists() {
         bail!(
             "stack `{}` keeps its state in {}, which is empty, but a local state file `{}` exists; \
              move it with `raystack state migrate {} --to kubernetes`",
@@ -102,7 +99,7 @@ pub async fn other_state(
 ) -> Option<String> {
     let name = &stack.meta.name;
     match backend.kind() {
-        BackendKind::Local => {
+        StateBackend::Local => {
             let other = KubernetesBackend::new(cluster?.clone(), &stack.state.namespace, name);
             let found = other.read().await.ok()??;
             Some(format!(
@@ -117,7 +114,7 @@ pub async fn other_state(
                 ns = stack.state.namespace,
             ))
         }
-        BackendKind::Kubernetes => {
+        StateBackend::Kubernetes => {
             let path = &stack.state.path;
             if !path.exists() {
                 return None;

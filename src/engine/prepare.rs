@@ -17,7 +17,7 @@ use super::listing::Listing;
 use super::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
 use crate::cluster::Cluster;
 use crate::plan::{Binding, Plan};
-use crate::state::{BackendKind, Lock, State};
+use crate::state::{Lock, State, StateBackend};
 
 /// What a plan was made with; apply and destroy continue from here under the same lock.
 pub struct Prepared {
@@ -126,7 +126,7 @@ impl Engine {
             // (writes are atomic): a read-only account, or a read-only checkout, can plan.
             // Taking the local lock cost a created, written and deleted file per stack, a
             // sixth of a many-stack offline plan's CPU (BENCHMARKS.md).
-            if backend.kind() == BackendKind::Kubernetes {
+            if backend.kind() == StateBackend::Kubernetes {
                 self.note(format!(
                     "reading state from {} without locking it (plan only reads; apply takes the lock)",
                     backend.location()

@@ -9,12 +9,12 @@ use anyhow::bail;
 use super::Engine;
 use super::backend::{kind_of, open, open_kind, refuse_unmigrated};
 use crate::stack::Stack;
-use crate::state::{Backend, BackendKind, State};
+use crate::state::{Backend, State, StateBackend};
 
 /// A stack's recorded state, read without the lock (every backend's writes are atomic).
 pub struct StateRead {
     pub stack: Stack,
-    pub kind: BackendKind,
+    pub kind: StateBackend,
     /// For messages: "`.raystack/x.state.json`" or "Secret `ns/raystack-state-x`".
     pub location: String,
     /// `None`: no state recorded.
@@ -96,11 +96,11 @@ impl Engine {
 
     /// Copies the state from the other backend to `to` (same lineage, serial + 1) under both
     /// locks, reads the copy back, and only then retires the source.
-    pub async fn migrate(&self, stack_path: &Path, to: BackendKind) -> anyhow::Result<Migrated> {
+    pub async fn migrate(&self, stack_path: &Path, to: StateBackend) -> anyhow::Result<Migrated> {
         let stack = crate::render::load(stack_path)?;
         let from = match to {
-            BackendKind::Local => BackendKind::Kubernetes,
-            BackendKind::Kubernetes => BackendKind::Local,
+            StateBackend::Local => StateBackend::Kubernetes,
+            StateBackend::Kubernetes => StateBackend::Local,
         };
         let source = open_kind(&stack, &self.target, &self.notify, from).await?;
         let dest = open_kind(&stack, &self.target, &self.notify, to).await?;
@@ -159,7 +159,7 @@ impl Engine {
             new_serial: moved.serial,
             from: source.location(),
             to: dest.location(),
-            kept_local: (from == BackendKind::Local)
+            kept_local: (from == StateBackend::Local)
                 .then(|| crate::state::migrated_path(&stack.state.path)),
             set_backend: (kind_of(&stack) != to).then(|| (to.name(), stack.source.clone())),
         })

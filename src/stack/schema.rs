@@ -469,8 +469,25 @@ pub struct StateConfig {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Where a stack's state lives: the one enum that names a backend, in the stack file, the state
+/// room (`crate::state::Backend::kind`), the engine and the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateBackend {
+    /// A file next to the stack file (`[state] path`).
     Local,
+    /// Secrets and a Lease in a namespace of a cluster (`[state] namespace`).
     Kubernetes,
+}
+
+impl StateBackend {
+    /// Every backend, in the order `--to` lists them.
+    pub const ALL: [StateBackend; 2] = [StateBackend::Local, StateBackend::Kubernetes];
+
+    /// How the stack file and the command line spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateBackend::Local => "local",
+            StateBackend::Kubernetes => "kubernetes",
+        }
+    }
 }

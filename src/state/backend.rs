@@ -13,21 +13,8 @@ use super::{State, StateError};
 /// A boxed, sendable future of a state operation.
 pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StateError>> + Send + 'a>>;
 
-/// Which backend keeps a state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    Local,
-    Kubernetes,
-}
-
-impl BackendKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Local => "local",
-            BackendKind::Kubernetes => "kubernetes",
-        }
-    }
-}
+/// Which backend keeps a state: the stack schema's enum, the one name for it everywhere.
+pub use crate::stack::StateBackend;
 
 /// Who holds a state lock, in the terms of either backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +54,7 @@ impl LockHolder {
 
 /// Where one stack's state lives.
 pub trait Backend: Send + Sync {
-    fn kind(&self) -> BackendKind;
+    fn kind(&self) -> StateBackend;
 
     /// For messages: "`.raystack/x.state.json`" or "Secret `raystack-system/raystack-state-x`".
     fn location(&self) -> String;
@@ -131,8 +118,8 @@ pub trait Lock: Send {
 }
 
 impl Backend for LocalBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Local
+    fn kind(&self) -> StateBackend {
+        StateBackend::Local
     }
 
     fn location(&self) -> String {

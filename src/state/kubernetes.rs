@@ -34,7 +34,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 use sha2::{Digest, Sha256};
 
-use super::backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
+use super::backend::{Backend, Lock, LockHolder, StateBackend, StateFuture};
 use super::lock::rfc3339_utc;
 use super::{State, StateError};
 use crate::cluster::{Cluster, ClusterError, Retry};
@@ -907,8 +907,8 @@ impl Drop for KubernetesLock {
 }
 
 impl Backend for KubernetesBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Kubernetes
+    fn kind(&self) -> StateBackend {
+        StateBackend::Kubernetes
     }
 
     fn location(&self) -> String {

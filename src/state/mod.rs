@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::kind::ObjectRef;
 
-pub use backend::{Backend, BackendKind, Lock, LockHolder, StateFuture};
+pub use backend::{Backend, Lock, LockHolder, StateBackend, StateFuture};
 pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
 pub use local::{LocalBackend, StateLock, migrated_path};
@@ -116,7 +116,7 @@ impl State {
                 found_namespace: self.namespace.clone(),
                 stack: stack.to_owned(),
                 namespace: namespace.to_owned(),
-                shared_by_name: backend.kind() == BackendKind::Kubernetes,
+                shared_by_name: backend.kind() == StateBackend::Kubernetes,
             });
         }
         Ok(())
