@@ -47,6 +47,21 @@ pub fn pod_ready(pod: &Value) -> bool {
     running && ready && !deleting
 }
 
+/// Whether `pod` is controlled by the object of `kind` named `name` (its controller
+/// ownerReference): the pods a RayCluster or a StatefulSet made, not a copy that merely carries
+/// their labels.
+pub fn owned_by(pod: &Value, kind: &str, name: &str) -> bool {
+    pod.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|o| {
+            o.get("controller").and_then(Value::as_bool) == Some(true)
+                && o.get("kind").and_then(Value::as_str) == Some(kind)
+                && o.get("name").and_then(Value::as_str) == Some(name)
+        })
+}
+
 /// A Service port to reach through the API server's proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {

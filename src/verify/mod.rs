@@ -457,8 +457,10 @@ impl Drill<'_> {
             .cluster
             .list_pods(&self.targets.namespace, selector)
             .await?;
+        // Only the owner's pods count: a copy with the same labels is not a replacement.
         let new: Vec<&Value> = pods
             .iter()
+            .filter(|p| crate::cluster::live::owned_by(p, owner.kind.as_str(), &owner.name))
             .filter(|p| old.is_none_or(|o| PodRef::of(p).uid != o.uid))
             .collect();
         if new.is_empty() {

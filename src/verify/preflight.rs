@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::jobs::{Jobs, brief};
 use super::report::{Disrupt, Finding, Level};
 use crate::cluster::Cluster;
-use crate::cluster::live::{PodRef, ServicePort, pod_ready};
+use crate::cluster::live::{PodRef, ServicePort, owned_by, pod_ready};
 use crate::cluster::readiness::{self, Readiness};
 use crate::kind::{Kind, ObjectRef};
 use crate::stack::{GcsBackend, Stack};
@@ -185,12 +185,25 @@ pub fn persistence_of(conf: &str) -> (Option<bool>, Option<u64>) {
     (appendonly, every)
 }
 
-/// One ready pod matching `selector`, or why there is none.
-fn one_ready(pods: &[Value], what: &str, selector: &str) -> Result<PodRef, String> {
-    let ready: Vec<&Value> = pods.iter().filter(|p| pod_ready(p)).collect();
+/// One ready pod matching `selector` and controlled by `owner` (kind, name), or why there is
+/// none. A pod that only carries the labels (a debugging copy) is never the one disrupted.
+fn one_ready(
+    pods: &[Value],
+    owner: (&str, &str),
+    what: &str,
+    selector: &str,
+) -> Result<PodRef, String> {
+    let pods: Vec<&Value> = pods
+        .iter()
+        .filter(|p| owned_by(p, owner.0, owner.1))
+        .collect();
+    let ready: Vec<&&Value> = pods.iter().filter(|p| pod_ready(p)).collect();
     match ready.as_slice() {
         [one] => Ok(PodRef::of(one)),
-        [] if pods.is_empty() => Err(format!("no {what} pod (-l {selector})")),
+        [] if pods.is_empty() => Err(format!(
+            "no {what} pod (-l {selector}) controlled by {} `{}`",
+            owner.0, owner.1
+        )),
         [] => Err(format!("the {what} pod is not ready (-l {selector})")),
         _ => Err(format!(
             "{} ready {what} pods (-l {selector}); expected one",
@@ -270,7 +283,12 @@ pub async fn run(
     }
 
     match cluster.list_pods(&t.namespace, &t.head_selector).await {
-        Ok(pods) => match one_ready(&pods, "Ray head", &t.head_selector) {
+        Ok(pods) => match one_ready(
+            &pods,
+            ("RayCluster", &t.ray_cluster),
+            "Ray head",
+            &t.head_selector,
+        ) {
             Ok(p) => {
                 f.push(Finding::ok("head pod", format!("`{}` is ready", p.name)));
                 t.head_pod = Some(p);
@@ -312,7 +330,12 @@ pub async fn run(
             Err(e) => f.push(Finding::error("Redis ready", format!("{e}"))),
         }
         match cluster.list_pods(&t.namespace, &t.redis_selector).await {
-            Ok(pods) => match one_ready(&pods, "Redis", &t.redis_selector) {
+            Ok(pods) => match one_ready(
+                &pods,
+                ("StatefulSet", &t.redis_statefulset),
+                "Redis",
+                &t.redis_selector,
+            ) {
                 Ok(p) => {
                     if !f.iter().any(|x| x.check == "Redis ready") {
                         f.push(Finding::ok("Redis ready", format!("`{}` is ready", p.name)));

@@ -237,3 +237,47 @@ fn embedded_dry_run_disrupts_the_head_only_and_disrupt_redis_is_refused() {
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(pods(&env), before, "nothing was deleted");
 }
+
+/// A ready pod that only carries the head's labels (a debugging copy, no owner) is never the one
+/// the drill disrupts: it targets the pod the RayCluster controls.
+#[test]
+fn a_decoy_with_the_heads_labels_is_never_chosen() {
+    let env = env_with_dashboard();
+    let decoy = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{NAME}-head-debug"),
+                     "labels": {"ray.io/cluster": NAME, "ray.io/node-type": "head"}},
+        "spec": {"containers": [{"name": "debug", "image": "busybox"}]}});
+    let (code, body) = env.fake.request(
+        "POST",
+        &format!("/api/v1/namespaces/{NAME}/pods"),
+        "application/json",
+        &decoy.to_string(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let status = json!({"status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}]}});
+    assert_eq!(
+        env.fake.merge_patch(
+            &format!("/api/v1/namespaces/{NAME}/pods/{NAME}-head-debug/status"),
+            &status
+        ),
+        200
+    );
+    let decoy_path = format!("/api/v1/namespaces/{NAME}/pods/{NAME}-head-debug");
+    assert!(raystack::cluster::live::pod_ready(
+        &env.fake.get(&decoy_path).unwrap()
+    ));
+    let r = env.run(&["verify", env.stack_arg(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{r}");
+    let disrupt = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("2. disrupt:"))
+        .expect("the disrupt step");
+    assert!(!disrupt.contains("head-debug"), "{disrupt}");
+    assert!(
+        disrupt.contains(&format!("delete pod `{NAME}/{NAME}-head-")),
+        "{disrupt}"
+    );
+    assert!(env.fake.get(&decoy_path).is_some());
+}
