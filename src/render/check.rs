@@ -66,7 +66,7 @@ fn crd(generation: &str) -> &'static Crd {
 
 /// OpenAPI v3 (structural schema) → JSON Schema: `nullable` widens the type to admit null;
 /// `x-kubernetes-*` keywords are unknown to JSON Schema and ignored.
-fn to_json_schema(s: &Value) -> Value {
+pub fn to_json_schema(s: &Value) -> Value {
     match s {
         Value::Object(m) => {
             let mut out = Map::new();
@@ -86,7 +86,7 @@ fn to_json_schema(s: &Value) -> Value {
 }
 
 /// Fields the API server would prune: present in `value`, not declared by `schema`.
-fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+pub fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
@@ -158,7 +158,7 @@ pub fn pointer_to_path(pointer: &str) -> String {
 }
 
 /// Nulls removed (k8s-openapi omits `None`).
-fn strip_nulls(v: &Value) -> Value {
+pub fn strip_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()

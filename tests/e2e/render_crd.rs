@@ -33,72 +33,12 @@ pub(crate) fn crd_schema(fixture: &str) -> Value {
     v1["schema"]["openAPIV3Schema"].clone()
 }
 
-pub(crate) fn fixture_for(v: KubeRayVersion) -> &'static str {
-    if v < KubeRayVersion::new(1, 3, 0) {
-        "1.2.2"
-    } else if v < KubeRayVersion::new(1, 7, 0) {
-        "1.3.0"
-    } else {
-        "1.7.0"
-    }
-}
+/// The CRD fixture generation a KubeRay version is checked against: the product's own mapping.
+pub(crate) use raystack::render::check::crd_generation as fixture_for;
 
-/// OpenAPI v3 (structural schema) → JSON Schema. `x-kubernetes-*` keywords are unknown to JSON
-/// Schema and ignored; int-or-string fields carry `anyOf: [integer, string]` already. `nullable`
-/// widens the type to admit null.
-pub(crate) fn to_json_schema(s: &Value) -> Value {
-    match s {
-        Value::Object(m) => {
-            let mut out = serde_json::Map::new();
-            for (k, v) in m {
-                out.insert(k.clone(), to_json_schema(v));
-            }
-            if m.get("nullable") == Some(&Value::Bool(true))
-                && let Some(Value::String(t)) = m.get("type")
-            {
-                out.insert("type".into(), json!([t, "null"]));
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(to_json_schema).collect()),
-        other => other.clone(),
-    }
-}
-
-/// Fields the API server would prune: present in `value`, not declared by `schema`.
-pub(crate) fn unknown_fields(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
-        return;
-    }
-    match value {
-        Value::Object(m) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            for (k, v) in m {
-                let child = format!("{path}.{k}");
-                // The root `metadata` is ObjectMeta, validated by the API server, not the CRD.
-                if path.is_empty() && k == "metadata" {
-                    continue;
-                }
-                match (props.and_then(|p| p.get(k)), additional) {
-                    (Some(s), _) => unknown_fields(v, s, &child, out),
-                    (None, Some(s)) => unknown_fields(v, s, &child, out),
-                    (None, None)
-                        if schema.get("additionalProperties") == Some(&Value::Bool(true)) => {}
-                    (None, None) => out.push(child),
-                }
-            }
-        }
-        Value::Array(a) => {
-            if let Some(items) = schema.get("items") {
-                for (i, v) in a.iter().enumerate() {
-                    unknown_fields(v, items, &format!("{path}[{i}]"), out);
-                }
-            }
-        }
-        _ => {}
-    }
-}
+/// The CRD's schema as JSON Schema, and the fields it does not declare: the product's own
+/// (`render::check`), which `validate` runs on every rendered RayCluster.
+pub(crate) use raystack::render::check::{to_json_schema, unknown_fields};
 
 struct Crd {
     schema: Value,

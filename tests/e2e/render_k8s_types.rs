@@ -12,19 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Removes nulls (k8s-openapi omits `None`), so only real differences remain.
-fn strip_nulls(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
-        other => other.clone(),
-    }
-}
+use raystack::render::check::strip_nulls;
 
 /// Sorted-key form for comparison (the typed struct has its own field order).
 fn canonical(v: &Value) -> String {
