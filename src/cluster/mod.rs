@@ -449,6 +449,7 @@ impl Cluster {
                     if retry != Retry::Never && matches!(status.code, 429 | 503 | 504) =>
                 {
                     let wait = retry_wait(&status, attempts);
+                    let code = status.code;
                     let give_up = if attempts == 1 {
                         map_err(verb, address.to_string(), kube::Error::Api(status))
                     } else {
@@ -462,7 +463,7 @@ impl Cluster {
                             deadline: self.deadline,
                         }
                     };
-                    (Some(give_up.code().unwrap_or_default()), wait, give_up)
+                    (Some(code), wait, give_up)
                 }
                 Err(err) if retry == Retry::BusyOrDropped && dropped(&err) => {
                     let give_up = ClusterError::Transport {

@@ -9,18 +9,13 @@ use super::{Notice, Notify, Target};
 use crate::stack::{Stack, StateBackend};
 use crate::state::{Backend, KubernetesBackend, LocalBackend};
 
-/// The kind of backend the stack's `[state]` section names.
-pub fn kind_of(stack: &Stack) -> StateBackend {
-    stack.state.backend
-}
-
 /// The backend the stack's `[state]` section names.
 pub async fn open(
     stack: &Stack,
     target: &Target,
     notify: &Notify,
 ) -> anyhow::Result<Box<dyn Backend>> {
-    open_kind(stack, target, notify, kind_of(stack)).await
+    open_kind(stack, target, notify, stack.state.backend).await
 }
 
 /// A backend of `kind` for `stack`, whatever the stack's `[state] backend` says (migration

@@ -299,24 +299,7 @@ async fn observe_desired(
             crate::plan::kuberay::REDIS_RESTART_EFFECT
         ));
     }
-    let problem = match claim {
-        // Two stacks may share a namespace: the one that created it keeps it.
-        Some(ownership::Claim::OtherStack(other)) if r.kind == Kind::Namespace => {
-            ownership::leave_alone(
-                &mut change,
-                &format!("shared with stack `{other}`, which created it and manages it"),
-            );
-            None
-        }
-        Some(ownership::Claim::OtherStack(other)) => {
-            Some(ownership::other_stack_problem(&change.address, &other))
-        }
-        Some(ownership::Claim::Unowned(adoption)) => {
-            change.adopt = Some(adoption);
-            None
-        }
-        Some(ownership::Claim::Ours) | None => None,
-    };
+    let problem = claim.and_then(|claim| ownership::mark_desired(&mut change, claim));
     Ok((change, problem))
 }
 
@@ -429,11 +412,7 @@ pub async fn plan_destroy(
                 let mut why =
                     ownership::deletable(&r, live, recorded, adopted, i.stack, i.namespace);
                 if why.is_none() && r.kind == Kind::Namespace {
-                    why = if tracked {
-                        namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?
-                    } else {
-                        Some("state does not record it, so raystack did not create it".into())
-                    };
+                    why = namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?;
                 }
                 if why.is_none() && i.state.is_none() {
                     without_state.push(r.address());

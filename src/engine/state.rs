@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use super::Engine;
-use super::backend::{kind_of, open, open_kind, refuse_unmigrated};
+use super::backend::{open, open_kind, refuse_unmigrated};
 use crate::stack::Stack;
 use crate::state::{Backend, State, StateBackend};
 
@@ -161,7 +161,7 @@ impl Engine {
             to: dest.location(),
             kept_local: (from == StateBackend::Local)
                 .then(|| crate::state::migrated_path(&stack.state.path)),
-            set_backend: (kind_of(&stack) != to).then(|| (to.name(), stack.source.clone())),
+            set_backend: (stack.state.backend != to).then(|| (to.name(), stack.source.clone())),
         })
     }
 }

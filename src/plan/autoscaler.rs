@@ -25,8 +25,9 @@ fn groups(rc: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
-/// Gives each autoscaled group of `desired` the live group's `replicas` (within the desired
-/// bounds) and `scaleStrategy`. Returns what the plan must say about sizes it moves.
+/// Gives each autoscaled group of `desired` the live group's `replicas` (as it is: KubeRay
+/// applies the bounds itself) and `scaleStrategy`. Returns what the plan must say about groups
+/// that new bounds move.
 pub fn keep_live_replicas(desired: &mut Value, live: &Value) -> Vec<String> {
     let mut notes = Vec::new();
     let live_groups: Vec<&Value> = groups(live).collect();
@@ -74,9 +75,8 @@ pub fn keep_live_replicas(desired: &mut Value, live: &Value) -> Vec<String> {
                 }
             ));
         }
-        let kept = current;
         if let Value::Object(g) = group {
-            g.insert("replicas".into(), Value::from(kept));
+            g.insert("replicas".into(), Value::from(current));
             if let Some(strategy) = live_group.get("scaleStrategy") {
                 g.insert("scaleStrategy".into(), strategy.clone());
             }

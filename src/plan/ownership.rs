@@ -103,11 +103,28 @@ pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str) -> bool {
     place && name
 }
 
-/// Why an object labelled for another stack blocks the plan.
-pub fn other_stack_problem(address: &str, other: &str) -> String {
-    format!(
-        "`{address}` exists and belongs to stack `{other}` (label {STACK_LABEL}={other}); raystack never takes another stack's objects: give one of the stacks another name or namespace"
-    )
+/// Marks the change of a desired object with who owns its live object: an adoption, a shared
+/// Namespace left to the stack that created it (two stacks may share one), or — returned — the
+/// blocking problem of an object labelled for another stack.
+pub fn mark_desired(c: &mut ResourceChange, claim: Claim) -> Option<String> {
+    match claim {
+        Claim::Ours => None,
+        Claim::OtherStack(other) if c.kind == Kind::Namespace => {
+            leave_alone(
+                c,
+                &format!("shared with stack `{other}`, which created it and manages it"),
+            );
+            None
+        }
+        Claim::OtherStack(other) => Some(format!(
+            "`{}` exists and belongs to stack `{other}` (label {STACK_LABEL}={other}); raystack never takes another stack's objects: give one of the stacks another name or namespace",
+            c.address
+        )),
+        Claim::Unowned(adoption) => {
+            c.adopt = Some(adoption);
+            None
+        }
+    }
 }
 
 /// Whether a tracked object no longer desired, or any object of a destroy, may be deleted:
@@ -138,6 +155,9 @@ pub fn deletable(
                 a.owner
             ));
         }
+    }
+    if r.kind == Kind::Namespace && recorded.is_none() {
+        return Some("state does not record it, so raystack did not create it".into());
     }
     if let Some(rec) = recorded {
         let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
