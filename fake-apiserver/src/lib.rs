@@ -6,6 +6,12 @@
 //! Start one with [`Server::bind`] and [`Server::serve`] (the `fake-apiserver` binary is a thin wrapper
 //! around them), or, in a test, with [`testing::FakeApiServer`].
 //!
+//! # Layout
+//! Three wings over two shared helpers (`error`, `util`): `http/` (what a client talks to),
+//! `ops/` (the verbs, as a real apiserver's registry runs them), `controllers/` (the simulated
+//! controllers) and `store/` (admission, field ownership and the stored objects), each
+//! depending only on the ones after it; `faults` and `testing` are tools for tests.
+//!
 //! # What it emulates
 //! - The REST surface for the kinds raystack uses: Namespace, Secret, ConfigMap, PersistentVolumeClaim,
 //!   Service, Pod, StatefulSet, NetworkPolicy, StorageClass, Lease and CustomResourceDefinition, plus every
@@ -62,39 +68,17 @@
 //! - OpenAPI documents are JSON only: kubectl's request for `/openapi/v2` in protobuf gets 406 Not
 //!   Acceptable, which it tolerates (it reads `/openapi/v3`, served in JSON, for everything it needs).
 
-mod admission;
-mod audit;
-mod authz;
-mod autoscaler;
-mod cel;
 mod controllers;
-mod defaults;
-mod discovery;
 mod error;
 pub mod faults;
 mod http;
-mod key;
-pub mod kuberay;
-mod lifecycle;
-mod limits;
-mod namespaces;
-mod objects;
-mod openapi;
 mod ops;
-mod protobuf;
-mod proxy;
-mod pvc_protection;
-mod readiness;
-mod registry;
-mod schema;
-mod server;
-mod ssa;
 mod store;
 pub mod testing;
 mod util;
-mod validate;
 
-pub use authz::{READ_ONLY_TOKEN, READ_ONLY_USER};
-pub use controllers::Hook as PodHook;
-pub use proxy::Route as ProxyRoute;
-pub use server::{Error, Options, Server, kubeconfig};
+pub use controllers::kuberay;
+pub use http::authz::{READ_ONLY_TOKEN, READ_ONLY_USER};
+pub use http::proxy::Route as ProxyRoute;
+pub use http::server::{Error, Options, Server, kubeconfig};
+pub use store::controller_state::Hook as PodHook;

@@ -3,7 +3,7 @@
 //! for it into a temporary directory, answers plain HTTP requests for tests that look behind a client's
 //! back, and stops when dropped.
 
-use crate::server::{Options, Server};
+use crate::http::server::{Options, Server};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
@@ -102,7 +102,8 @@ impl FakeApiServer {
             Err(_) => panic!("fake-apiserver's thread ended before it started"),
         };
         let url = format!("http://{addr}");
-        std::fs::write(&kubeconfig, crate::server::kubeconfig(&url)).expect("write the kubeconfig");
+        std::fs::write(&kubeconfig, crate::http::server::kubeconfig(&url))
+            .expect("write the kubeconfig");
         FakeApiServer {
             url,
             addr,

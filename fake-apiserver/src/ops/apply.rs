@@ -3,9 +3,9 @@
 
 use super::ctx::Ctx;
 use crate::error::{ApiError, Cause};
-use crate::objects::strip;
-use crate::registry::ResourceType;
-use crate::ssa;
+use crate::store::objects::strip;
+use crate::store::registry::ResourceType;
+use crate::store::ssa;
 use crate::util::get;
 use serde_json::{Value, json};
 

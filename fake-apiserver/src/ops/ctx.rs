@@ -3,10 +3,10 @@
 
 use super::Params;
 use crate::error::ApiError;
-use crate::objects::strip;
-use crate::registry::ResourceType;
-use crate::schema::{self, Ty};
-use crate::ssa::{self, Entry, Op};
+use crate::store::objects::strip;
+use crate::store::registry::ResourceType;
+use crate::store::schema::{self, Ty};
+use crate::store::ssa::{self, Entry, Op};
 use crate::util::get_str;
 use serde_json::Value;
 

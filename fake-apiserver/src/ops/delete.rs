@@ -3,7 +3,7 @@
 
 use super::{Outcome, Params, Target, list};
 use crate::error::ApiError;
-use crate::objects::{delete_by, present, remove_cascading};
+use crate::store::objects::{delete_by, present, remove_cascading};
 use crate::store::{State, key};
 use crate::util::{get_str, now_rfc3339};
 use serde_json::{Value, json};
@@ -70,10 +70,10 @@ pub fn delete(
     // A namespace turns Terminating (the namespace controller empties it, then it goes); an
     // object with finalizers is only marked: it stays, with a deletionTimestamp, until they
     // are removed.
-    let has_finalizers = crate::objects::has_finalizers(&live);
+    let has_finalizers = crate::store::objects::has_finalizers(&live);
     if t.rt.is("", "Namespace") || has_finalizers {
         if t.rt.is("", "Namespace") {
-            crate::namespaces::terminate(st, &k);
+            crate::controllers::namespaces::terminate(st, &k);
         } else {
             delete_by(st, &k);
         }
@@ -120,7 +120,7 @@ pub fn delete_collection(
             let ns = get_str(item, &["metadata", "namespace"]).unwrap_or("");
             let k = key(&t.rt.group, &t.rt.plural, ns, name);
             if t.rt.is("", "Namespace") {
-                crate::namespaces::terminate(st, &k);
+                crate::controllers::namespaces::terminate(st, &k);
             } else {
                 delete_by(st, &k);
             }

@@ -2,8 +2,8 @@
 
 use super::Target;
 use crate::error::ApiError;
-use crate::objects::present;
 use crate::store::State;
+use crate::store::objects::present;
 
 pub fn get_one(st: &State, t: &Target) -> Result<serde_json::Value, ApiError> {
     let name = t.name.as_deref().unwrap_or("");

@@ -19,7 +19,7 @@ pub use list::{list, list_json};
 pub use watch::{Events, Watch};
 pub use write::write;
 
-use crate::registry::ResourceType;
+use crate::store::registry::ResourceType;
 use crate::store::{Key, key};
 use serde_json::Value;
 

@@ -3,8 +3,8 @@
 
 use super::ctx::Ctx;
 use crate::error::ApiError;
-use crate::objects::strip;
-use crate::ssa;
+use crate::store::objects::strip;
+use crate::store::ssa;
 use serde_json::{Value, json};
 
 /// A JSON merge patch of the live object; returns the new manager-owned content.

@@ -5,13 +5,13 @@
 
 use super::ctx::Ctx;
 use super::{Outcome, Params, Target, Write, apply, patch};
-use crate::admission;
 use crate::error::{ApiError, Cause};
-use crate::objects::{self, Slot, present, strip};
-use crate::ssa::{self, Op};
 use crate::store::State;
+use crate::store::admission;
+use crate::store::objects::{self, Slot, present, strip};
+use crate::store::ssa::{self, Op};
+use crate::store::validate;
 use crate::util::{get_str, now_rfc3339, rand_suffix};
-use crate::validate;
 use serde_json::{Value, json};
 
 /// Create, replace or patch one object (or its status), returning what was (or, in a dry run, would be) stored.

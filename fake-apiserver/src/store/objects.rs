@@ -6,16 +6,16 @@
 //! an object with a `deletionTimestamp`; the write that removes the last one removes it) and
 //! cascading removal.
 //!
-//! The verbs (`ops`) and the controllers (`readiness`) both build on this module; neither imports the
+//! The verbs (`ops`) and the controllers (`controllers`) both build on this module; neither imports the
 //! other, so there is no import circle between them.
 
-use crate::admission;
-use crate::registry::ResourceType;
-use crate::schema::{self, Ty};
-use crate::ssa::{self, Entry, Op};
+use crate::store::admission;
+use crate::store::registry::ResourceType;
+use crate::store::schema::{self, Ty};
+use crate::store::ssa::{self, Entry, Op};
+use crate::store::validate;
 use crate::store::{Key, State, Stored, key};
 use crate::util::{get, get_str, new_uid, now_rfc3339, rand_suffix};
-use crate::validate;
 use serde_json::{Map, Value, json};
 use std::time::Instant;
 
@@ -479,7 +479,7 @@ pub fn remove_cascading(st: &mut State, k: &Key) {
     }
     if g == "apiextensions.k8s.io"
         && p == "customresourcedefinitions"
-        && let Some(rt) = crate::registry::from_crd(&gone.obj)
+        && let Some(rt) = crate::store::registry::from_crd(&gone.obj)
     {
         follow.extend(
             st.objects

@@ -2,10 +2,10 @@
 //! the KubeRay cleanup Job's behaviour ([`CleanupJob`]) and the pod delete hooks
 //! (`--on-pod-delete SELECTOR:COMMAND`, [`Hook`]) with the ones started ([`Lifecycle`]).
 //! Plain data and child processes only: the controllers that act on the store
-//! ([`crate::readiness`], [`crate::kuberay`], [`crate::lifecycle`], [`crate::namespaces`],
-//! [`crate::pvc_protection`], [`crate::autoscaler`]) sit above the store.
+//! ([`crate::controllers`], [`crate::controllers::kuberay`], [`crate::controllers::lifecycle`], [`crate::controllers::namespaces`],
+//! [`crate::controllers::pvc_protection`], [`crate::controllers::autoscaler`]) sit above the store.
 
-use crate::key::Key;
+use crate::store::key::Key;
 use crate::util::{get, get_str, warn};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};

@@ -2,9 +2,9 @@
 //! StorageClass, CRDs from files), binding 127.0.0.1, the kubeconfig that points at it, and the accept loop.
 
 use crate::http;
-use crate::objects;
 use crate::ops;
 use crate::store::State;
+use crate::store::objects;
 use crate::util;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -28,11 +28,11 @@ pub struct Options {
     /// Delay before simulated controllers mark StatefulSets and RayClusters ready.
     pub readiness_delay: Duration,
     /// Where the services/proxy subresource forwards, per Service port.
-    pub service_proxy: Vec<crate::proxy::Route>,
+    pub service_proxy: Vec<crate::http::proxy::Route>,
     /// Commands run when a matching pod is deleted through the API.
-    pub on_pod_delete: Vec<crate::controllers::Hook>,
+    pub on_pod_delete: Vec<crate::store::controller_state::Hook>,
     /// How KubeRay's simulated Redis cleanup Job behaves when a RayCluster is deleted.
-    pub cleanup_job: crate::controllers::CleanupJob,
+    pub cleanup_job: crate::store::controller_state::CleanupJob,
     /// Where to write the audit log (one JSON audit Event per request), if anywhere.
     pub audit_log: Option<PathBuf>,
     /// Simulate the Ray autoscaler: autoscaled worker groups are scaled to their maxReplicas.
@@ -49,7 +49,7 @@ impl Default for Options {
             readiness_delay: Duration::from_millis(50),
             service_proxy: Vec::new(),
             on_pod_delete: Vec::new(),
-            cleanup_job: crate::controllers::CleanupJob::default(),
+            cleanup_job: crate::store::controller_state::CleanupJob::default(),
             audit_log: None,
             simulate_autoscaler: false,
         }
@@ -118,7 +118,7 @@ impl Server {
             .audit_log
             .as_ref()
             .map(|path| {
-                crate::audit::AuditLog::create(path).map_err(|source| Error::AuditLog {
+                crate::http::audit::AuditLog::create(path).map_err(|source| Error::AuditLog {
                     path: path.clone(),
                     source,
                 })
@@ -185,7 +185,7 @@ impl Server {
 pub fn kubeconfig(url: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\n- name: fake-readonly\n  context:\n    cluster: fake\n    user: fake-readonly\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n- name: fake-readonly\n  user:\n    token: {}\npreferences: {{}}\n",
-        crate::authz::READ_ONLY_TOKEN
+        crate::http::authz::READ_ONLY_TOKEN
     )
 }
 

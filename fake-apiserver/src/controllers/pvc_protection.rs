@@ -1,17 +1,17 @@
 //! `kubernetes.io/pvc-protection`, as kube-apiserver's StorageObjectInUseProtection admission
 //! and kube-controller-manager's pvc-protection controller run it: every PVC gets the
-//! finalizer when it is created ([`crate::defaults`]); a deleted PVC keeps its
+//! finalizer when it is created ([`crate::store::defaults`]); a deleted PVC keeps its
 //! `deletionTimestamp` and its phase while a scheduled pod that has not finished mounts it,
 //! and this controller drops the finalizer (and so the PVC goes) once none does. A pod that
-//! mounts a claim being deleted is not scheduled (`readiness`), so it does not hold the claim.
+//! mounts a claim being deleted is not scheduled (the scheduler in `controllers`), so it does not hold the claim.
 
-use crate::objects::update_by;
+use crate::store::objects::update_by;
 use crate::store::{Key, State};
 use crate::util::{get, get_str};
 use serde_json::{Value, json};
 
-/// The finalizer every PVC carries (added at admission, [`crate::defaults`]).
-pub use crate::defaults::PVC_PROTECTION_FINALIZER as FINALIZER;
+/// The finalizer every PVC carries (added at admission, [`crate::store::defaults`]).
+pub use crate::store::defaults::PVC_PROTECTION_FINALIZER as FINALIZER;
 
 /// One pass over the PVCs being deleted.
 pub fn tick(st: &mut State) {

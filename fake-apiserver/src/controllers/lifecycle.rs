@@ -7,7 +7,7 @@
 //! leaves the owner not ready, like a container that never becomes ready.
 //!
 //! This module is the controllers' side (who owns the pod, its status); the hooks themselves
-//! and the ones running live in [`crate::controllers`], which the store holds.
+//! and the ones running live in [`crate::store::controller_state`], which the store holds.
 
 use crate::store::{Key, State};
 use crate::util::{get, get_str};
@@ -51,7 +51,7 @@ fn mark_not_ready(st: &mut State, k: &Key) {
     let now = crate::util::now_rfc3339();
     match (k.0.as_str(), k.1.as_str()) {
         ("apps", "statefulsets") => {
-            crate::objects::update_by(st, k, "kube-controller-manager", true, |o| {
+            crate::store::objects::update_by(st, k, "kube-controller-manager", true, |o| {
                 if let Some(s) = o.get_mut("status").and_then(Value::as_object_mut) {
                     s.insert("readyReplicas".into(), json!(0));
                     s.insert("availableReplicas".into(), json!(0));
@@ -59,7 +59,7 @@ fn mark_not_ready(st: &mut State, k: &Key) {
             })
         }
         ("ray.io", "rayclusters") => {
-            crate::objects::update_by(st, k, "kuberay-operator", true, |o| {
+            crate::store::objects::update_by(st, k, "kuberay-operator", true, |o| {
                 if let Some(conds) = o
                     .pointer_mut("/status/conditions")
                     .and_then(Value::as_array_mut)

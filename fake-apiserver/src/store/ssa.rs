@@ -1,7 +1,7 @@
 //! Server-side apply: field sets in `fieldsV1` form, merging by list type, comparing, pruning fields a manager
 //! stopped sending, and the managedFields bookkeeping for Apply and Update operations.
 
-use crate::schema::{ListKind, Ty};
+use crate::store::schema::{ListKind, Ty};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -1,4 +1,4 @@
-//! Simulated controllers, run lazily before each request, and again within it until a pass writes
+//! The controllers wing: the simulated controllers, run lazily before each request, and again within it until a pass writes
 //! nothing: PVC binding (Immediate, or WaitForFirstConsumer once a scheduled pod mounts the claim)
 //! and expansion, the scheduler (a controller's pod whose claim is missing or being deleted waits
 //! Pending and unscheduled, and runs once the claim is there), the StatefulSet controller (pods,
@@ -8,7 +8,13 @@
 //! `lifecycle`). The pass also runs the other controllers: `pvc_protection`, `kuberay`,
 //! `namespaces`.
 
-use crate::objects::{
+pub(crate) mod autoscaler;
+pub mod kuberay;
+pub(crate) mod lifecycle;
+pub(crate) mod namespaces;
+pub(crate) mod pvc_protection;
+
+use crate::store::objects::{
     create_by as controller_create, remove_cascading, update_by as controller_write,
 };
 use crate::store::{Key, State, key};
@@ -74,10 +80,10 @@ fn pass(st: &mut State, now: Instant) {
     }
     bind_pvcs(st);
     resize_pvcs(st);
-    crate::pvc_protection::tick(st);
+    crate::controllers::pvc_protection::tick(st);
     schedule_pending(st, now);
-    crate::kuberay::tick(st);
-    crate::namespaces::tick(st);
+    crate::controllers::kuberay::tick(st);
+    crate::controllers::namespaces::tick(st);
 }
 
 /// Whether the controllers may rest until the next write or the next readiness due: not while
@@ -357,8 +363,8 @@ fn raycluster(st: &mut State, k: &Key) {
     let head_template = get(&rc, &["spec", "headGroupSpec", "template"])
         .cloned()
         .unwrap_or(json!({}));
-    crate::kuberay::reconcile_gcs_pvc(st, k, &rc);
-    if crate::kuberay::recreate(st, k, &rc) {
+    crate::controllers::kuberay::reconcile_gcs_pvc(st, k, &rc);
+    if crate::controllers::kuberay::recreate(st, k, &rc) {
         return;
     }
 
@@ -400,13 +406,13 @@ fn raycluster(st: &mut State, k: &Key) {
                 .cloned()
                 .unwrap_or_default();
             annotations.insert(
-                crate::kuberay::RECREATE_HASH.into(),
-                json!(crate::kuberay::recreate_hash(&rc)),
+                crate::controllers::kuberay::RECREATE_HASH.into(),
+                json!(crate::controllers::kuberay::recreate_hash(&rc)),
             );
             meta.insert("annotations".into(), Value::Object(annotations));
             meta.insert("ownerReferences".into(), json!([owner_ref(&rc)]));
             let mut spec = head_template.get("spec").cloned().unwrap_or(json!({}));
-            crate::kuberay::configure_embedded_head(&rc, &mut spec);
+            crate::controllers::kuberay::configure_embedded_head(&rc, &mut spec);
             match start_pod(st, &ns, &pod_name, meta, spec) {
                 Some(x) => x,
                 None => (pod_name, String::new()),
@@ -541,7 +547,7 @@ fn raycluster(st: &mut State, k: &Key) {
         o["status"] = status;
     });
     // The autoscaler scales a running cluster; KubeRay reconciles the new replicas at once.
-    if crate::autoscaler::scale(st, k)
+    if crate::controllers::autoscaler::scale(st, k)
         && let Some(s) = st.objects.get_mut(k)
     {
         s.ready_due = Some(Instant::now());
@@ -635,14 +641,14 @@ fn bind_pvcs(st: &mut State) {
 fn mounted_by_pod(st: &State, ns: &str, claim: &str) -> bool {
     st.list("", "pods", ns).into_iter().any(|(_, p)| {
         get_str(p, &["spec", "nodeName"]).is_some_and(|n| !n.is_empty())
-            && crate::pvc_protection::claims(p).any(|c| c == claim)
+            && crate::controllers::pvc_protection::claims(p).any(|c| c == claim)
     })
 }
 
 /// Why the scheduler would not place `pod` (kube-scheduler's words): a claim it mounts is
 /// missing or being deleted.
 fn unschedulable(st: &State, ns: &str, pod: &Value) -> Option<String> {
-    crate::pvc_protection::claims(pod).find_map(|c| {
+    crate::controllers::pvc_protection::claims(pod).find_map(|c| {
         match st.get("", "persistentvolumeclaims", ns, c) {
             None => Some(format!("persistentvolumeclaim {c:?} not found")),
             Some(pvc) if get(pvc, &["metadata", "deletionTimestamp"]).is_some() => {
@@ -700,7 +706,7 @@ fn schedule_pending(st: &mut State, now: Instant) {
         controller_write(st, &k, "kubelet", true, |o| {
             o["status"] = status;
         });
-        if let Some(owner) = crate::lifecycle::owner_of(st, &pod)
+        if let Some(owner) = crate::controllers::lifecycle::owner_of(st, &pod)
             && let Some(s) = st.objects.get_mut(&owner)
         {
             s.ready_due = Some(now);

@@ -6,7 +6,7 @@
 //! Update by its own field manager, `python-requests` (kube-apiserver names a manager after
 //! the client's User-Agent), so the field is not the applier's and the generation moves.
 
-use crate::objects::update_by;
+use crate::store::objects::update_by;
 use crate::store::{Key, State};
 use crate::util::get;
 use serde_json::{Value, json};

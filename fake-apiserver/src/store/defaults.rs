@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 /// The finalizer the StorageObjectInUseProtection admission plugin puts on every PVC; the
-/// pvc-protection controller ([`crate::pvc_protection`]) drops it.
+/// pvc-protection controller ([`crate::controllers::pvc_protection`]) drops it.
 pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
 
 /// What defaulting may need from the rest of the server.

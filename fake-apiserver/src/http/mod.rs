@@ -1,12 +1,22 @@
+//! The HTTP wing: what a client talks to. This file is the front end; `server` the server as a
+//! value (options, seeding, kubeconfig, accept loop); `discovery` and `openapi` the documents
+//! clients read; `protobuf` the request bodies kubectl's typed clients send; `proxy` the service
+//! proxy subresource; `authz` the read-only token; `audit` the audit log.
+//!
 //! The HTTP front end: accepts connections, applies the configured latency, parses Kubernetes REST paths and
 //! query parameters, dispatches to the verbs and renders JSON responses (Status bodies for errors).
 
-use crate::discovery;
+pub(crate) mod audit;
+pub(crate) mod authz;
+pub(crate) mod discovery;
+pub(crate) mod openapi;
+pub(crate) mod protobuf;
+pub(crate) mod proxy;
+pub(crate) mod server;
+
+use crate::controllers;
 use crate::error::ApiError;
-use crate::openapi;
 use crate::ops::{self, Params, Target, Write};
-use crate::protobuf;
-use crate::readiness;
 use crate::store::State;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -20,11 +30,11 @@ use std::time::Duration;
 pub struct Server {
     pub state: Mutex<State>,
     /// `--audit-log-path`: every answered request is recorded here.
-    pub audit: Option<crate::audit::AuditLog>,
+    pub audit: Option<crate::http::audit::AuditLog>,
     pub latency: Duration,
     pub addr: String,
     /// `--service-proxy` routes for the services/proxy subresource.
-    pub proxy: Vec<crate::proxy::Route>,
+    pub proxy: Vec<crate::http::proxy::Route>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -69,7 +79,7 @@ fn watch_response(server: Arc<Server>, mut w: ops::Watch) -> Reply {
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
-                readiness::tick(&mut st);
+                controllers::tick(&mut st);
                 w.next(&st)
             };
             if !events.is_empty() && tx.send(Bytes::from(events)).await.is_err() {
@@ -204,7 +214,7 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let user = crate::authz::username(header("authorization").as_deref());
+    let user = crate::http::authz::username(header("authorization").as_deref());
     let user_agent = header("user-agent").unwrap_or_default();
     let resp = respond(server.clone(), req).await?;
     audit.record(&method, &uri, user, &user_agent, resp.status().as_u16());
@@ -227,10 +237,10 @@ async fn respond(
             )))));
         }
     };
-    if let Err(e) = crate::limits::request_body(body.len()) {
+    if let Err(e) = crate::store::limits::request_body(body.len()) {
         return Ok(whole(error_response(&e)));
     }
-    let read_only = crate::authz::read_only_user(
+    let read_only = crate::http::authz::read_only_user(
         parts
             .headers
             .get("authorization")
@@ -264,7 +274,7 @@ async fn respond(
             details: serde_json::json!({}),
         })));
     }
-    if let Some(t) = crate::proxy::parse(&path) {
+    if let Some(t) = crate::http::proxy::parse(&path) {
         if read_only.is_some() && parts.method != Method::GET {
             return Ok(whole(error_response(&ApiError::forbidden(
                 "services/proxy",
@@ -279,14 +289,21 @@ async fn respond(
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            readiness::tick(&mut st);
-            crate::proxy::resolve(&st, &server.proxy, &t)
+            controllers::tick(&mut st);
+            crate::http::proxy::resolve(&st, &server.proxy, &t)
         };
         let ct = (!ct.is_empty()).then_some(ct.as_str());
         return Ok(whole(
             match async {
-                crate::proxy::forward(&url?, &parts.method, &t.rest, parts.uri.query(), ct, body)
-                    .await
+                crate::http::proxy::forward(
+                    &url?,
+                    &parts.method,
+                    &t.rest,
+                    parts.uri.query(),
+                    ct,
+                    body,
+                )
+                .await
             }
             .await
             {
@@ -299,7 +316,7 @@ async fn respond(
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    readiness::tick(&mut st);
+    controllers::tick(&mut st);
     let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         route(
             &mut st,
@@ -321,7 +338,7 @@ async fn respond(
             details: serde_json::json!({}),
         })
     });
-    readiness::tick(&mut st);
+    controllers::tick(&mut st);
     drop(st);
     Ok(match resp {
         Ok((code, Body::Value(v), warnings)) => whole(json_response(code, &v, &warnings)),
@@ -429,7 +446,7 @@ fn route(
         name: name.map(String::from),
         sub: sub.map(String::from),
     };
-    crate::authz::check(read_only, method, &t)?;
+    crate::http::authz::check(read_only, method, &t)?;
     let dry_run = match query.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -532,14 +549,14 @@ fn route(
             if t.name.is_some() {
                 let o = ops::delete(st, &t, &params, opts.as_ref())?;
                 if is_pod {
-                    crate::lifecycle::pod_deleted(st, &o.body);
+                    crate::controllers::lifecycle::pod_deleted(st, &o.body);
                 }
                 out(o)
             } else {
                 let deleted = ops::delete_collection(st, &t, &params, ls, fs)?;
                 if is_pod {
                     for pod in deleted["items"].as_array().into_iter().flatten() {
-                        crate::lifecycle::pod_deleted(st, pod);
+                        crate::controllers::lifecycle::pod_deleted(st, pod);
                     }
                 }
                 ok(deleted)

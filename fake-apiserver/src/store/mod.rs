@@ -1,14 +1,33 @@
+//! The store wing: everything a write goes through before it is kept, and what is kept. This
+//! file holds the state itself; `key` names objects, `registry` the served kinds, `objects` the
+//! object API every writer shares, `admission` (with `defaults`, `schema`, `cel`, `validate`,
+//! `limits`) what a candidate passes before it is stored, `ssa` field ownership, and
+//! `controller_state` the simulated controllers' settings and running hooks as the store holds
+//! them. Nothing here serves HTTP or runs a controller.
+//!
 //! The in-memory store: objects keyed by group/resource/namespace/name, the global resourceVersion counter,
 //! IP allocators, and the registry of served kinds (built-ins plus stored CRDs).
 
-use crate::controllers::{CleanupJob, Lifecycle};
-use crate::registry::{self, ResourceType};
+pub(crate) mod admission;
+pub(crate) mod cel;
+pub(crate) mod controller_state;
+pub(crate) mod defaults;
+pub(crate) mod key;
+pub(crate) mod limits;
+pub(crate) mod objects;
+pub(crate) mod registry;
+pub(crate) mod schema;
+pub(crate) mod ssa;
+pub(crate) mod validate;
+
+use crate::store::controller_state::{CleanupJob, Lifecycle};
+use crate::store::registry::ResourceType;
 use crate::util::get_str;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub use crate::key::{Key, key};
+pub use crate::store::key::{Key, key};
 
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -33,9 +52,9 @@ pub struct State {
     pub cleanup_job: CleanupJob,
     pub cleanup_due: BTreeMap<Key, std::time::Instant>,
     /// What the simulated controllers last found: nothing to do until the store changes or the
-    /// next readiness is due (`readiness::tick`).
+    /// next readiness is due (`controllers::tick`).
     pub quiet: Option<Quiet>,
-    /// The simulated Ray autoscaler runs (`crate::autoscaler`).
+    /// The simulated Ray autoscaler runs (`crate::controllers::autoscaler`).
     pub simulate_autoscaler: bool,
 }
 

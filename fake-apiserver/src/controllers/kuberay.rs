@@ -11,14 +11,14 @@
 //! seconds (default 300), e.g. when the Job cannot be created in a namespace being deleted.
 //!
 //! Two more parts of KubeRay's reconcile live here, run by the RayCluster reconcile in
-//! `readiness` (and, for `Recreate`, by this controller as soon as a spec change is stored):
+//! `controllers` (and, for `Recreate`, by this controller as soon as a spec change is stored):
 //! 1.7's storage for the embedded GCS ([`reconcile_gcs_pvc`], [`configure_embedded_head`]) and
 //! 1.6's `upgradeStrategy: Recreate` ([`recreate`], [`recreate_hash`]).
 //!
 //! It runs with the other simulated controllers, before and after each request.
 
-pub use crate::controllers::CleanupJob;
-use crate::objects::{create_by, remove_cascading, update_by};
+pub use crate::store::controller_state::CleanupJob;
+use crate::store::objects::{create_by, remove_cascading, update_by};
 use crate::store::{Key, State, key};
 use crate::util::{get, get_str, now_rfc3339};
 use serde_json::{Value, json};
@@ -320,7 +320,7 @@ pub fn recreate(st: &mut State, k: &Key, rc: &Value) -> bool {
     }
     for (pk, p) in pods {
         remove_cascading(st, &pk);
-        crate::lifecycle::pod_deleted(st, &p);
+        crate::controllers::lifecycle::pod_deleted(st, &p);
     }
     let generation = get(rc, &["metadata", "generation"]).cloned();
     let now = now_rfc3339();

@@ -1,7 +1,7 @@
 //! Discovery documents: /version, /api, /api/v1, /apis, /apis/{group} and /apis/{group}/{version}.
 
-use crate::registry::ResourceType;
 use crate::store::State;
+use crate::store::registry::ResourceType;
 use serde_json::{Value, json};
 
 pub fn version() -> Value {

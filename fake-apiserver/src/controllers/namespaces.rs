@@ -2,14 +2,14 @@
 //! controller run it. Deleting a namespace sets its `deletionTimestamp` and phase
 //! `Terminating` (the `kubernetes` finalizer in `spec.finalizers` holds it); from then on a
 //! create of anything in it is refused with 403 (`ops::write`, and controllers' creates in
-//! [`crate::objects::create_by`]). The controller, run with the other simulated controllers,
+//! [`crate::store::objects::create_by`]). The controller, run with the other simulated controllers,
 //! deletes every object in the namespace as an API delete does (an object with finalizers gets
 //! a `deletionTimestamp` and stays until they are gone: KubeRay's Redis cleanup finalizer,
 //! `kubernetes.io/pvc-protection`), reports what remains in the namespace's conditions, and
 //! once nothing is left drops `kubernetes` from `spec.finalizers` and removes the namespace:
 //! the namespace goes last.
 
-use crate::objects::{delete_by, remove_cascading, update_by};
+use crate::store::objects::{delete_by, remove_cascading, update_by};
 use crate::store::{Key, State, key};
 use crate::util::{get, now_rfc3339};
 use serde_json::{Value, json};
@@ -64,7 +64,7 @@ pub fn tick(st: &mut State) {
             if st
                 .objects
                 .get(&nk)
-                .is_some_and(|s| !crate::objects::has_finalizers(&s.obj))
+                .is_some_and(|s| !crate::store::objects::has_finalizers(&s.obj))
             {
                 remove_cascading(st, &nk);
             }

@@ -40,7 +40,7 @@ impl ResourceType {
     pub fn is(&self, group: &str, kind: &str) -> bool {
         self.group == group && self.kind == kind
     }
-    /// A simulated controller (in `readiness`) reconciles objects of this kind after each spec change.
+    /// A simulated controller (in `controllers`) reconciles objects of this kind after each spec change.
     pub fn has_controller(&self) -> bool {
         self.is("apps", "StatefulSet") || self.is("ray.io", "RayCluster")
     }

@@ -1,15 +1,15 @@
 //! Admission of a candidate object, in the order a real apiserver runs it: built-in defaulting (with the
 //! Service IP and node-port allocators), CRD schema defaulting and validation (the schema's
-//! `x-kubernetes-validations` CEL rules included, [`crate::cel`]), built-in object and update
+//! `x-kubernetes-validations` CEL rules included, [`crate::store::cel`]), built-in object and update
 //! validation, CRD naming rules and the PVC resize admission check.
 
-use crate::defaults;
 use crate::error::{ApiError, Cause};
-use crate::registry::ResourceType;
-use crate::schema;
 use crate::store::State;
+use crate::store::defaults;
+use crate::store::registry::ResourceType;
+use crate::store::schema;
+use crate::store::validate;
 use crate::util::{get, get_str, quantity_of};
-use crate::validate;
 use serde_json::Value;
 
 /// The object being admitted and what it replaces.
@@ -30,7 +30,7 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
     if let Some(sc) = rt.schema(rt.storage_version()) {
         schema::apply_defaults(cand, sc);
         let mut causes = schema::validate(cand, sc);
-        causes.extend(crate::cel::validate(cand, s.live, sc));
+        causes.extend(crate::store::cel::validate(cand, s.live, sc));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, s.name, causes));
         }
@@ -39,7 +39,7 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
         return Ok(());
     }
     let mut causes = validate::object(&rt.group, &rt.kind, cand);
-    causes.extend(crate::limits::data_size(&rt.group, &rt.kind, cand));
+    causes.extend(crate::store::limits::data_size(&rt.group, &rt.kind, cand));
     if let Some(l) = s.live {
         causes.extend(validate::update(&rt.group, &rt.kind, l, cand));
     }
@@ -54,7 +54,7 @@ pub fn admit(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Re
     {
         pvc_resize(st, l, cand, s.name)?;
     }
-    crate::limits::stored_size(cand)
+    crate::store::limits::stored_size(cand)
 }
 
 fn default(st: &mut State, s: &Subject, cand: &mut Value, dry_run: bool) -> Result<(), ApiError> {
