@@ -1,6 +1,7 @@
 //! `raystack verify` without Ray: `--dry-run` (against fake-apiserver, whose service proxy
 //! reaches a stub dashboard that only reports its version) and the refusals — no terminal
-//! without `--yes`, pending changes, GCS fault tolerance off — each of which must leave every
+//! without `--yes`, pending changes, GCS fault tolerance off, a RayCluster that is gone, a head or
+//! Redis pod that is not ready, a dashboard the API server cannot reach — each of which must leave every
 //! pod in place.
 
 use std::io::{Read, Write};
@@ -280,4 +281,104 @@ fn a_decoy_with_the_heads_labels_is_never_chosen() {
         "{disrupt}"
     );
     assert!(env.fake.get(&decoy_path).is_some());
+}
+
+/// The preflight findings of `check`, from a JSON report.
+fn findings<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
+    v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+#[test]
+fn refuses_when_the_dashboard_does_not_answer_through_the_api_server() {
+    // No service proxy route for the head Service's dashboard port: the API server cannot
+    // reach it, as when the head Service has no ready endpoint.
+    let env = Env::new(&[]);
+    env.apply();
+    let before = pods(&env);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    insta::assert_json_snapshot!(
+        "verify_refuses_dashboard_unreachable",
+        findings(&v, "dashboard through the API server")
+    );
+    assert_eq!(pods(&env), before);
+}
+
+/// Marks the pods matching `selector` not ready (their `Ready` condition false), as the kubelet
+/// does when a readiness probe fails.
+fn mark_unready(env: &Env, selector: &str) {
+    let list = env
+        .fake
+        .get(&format!(
+            "/api/v1/namespaces/{NAME}/pods?labelSelector={selector}"
+        ))
+        .expect("pods list");
+    let items = list["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "no pod matches {selector}");
+    for pod in items {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let code = env.fake.merge_patch(
+            &format!("/api/v1/namespaces/{NAME}/pods/{name}/status"),
+            &json!({"status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "ReadinessProbeFailed"}
+            ]}}),
+        );
+        assert_eq!(code, 200, "marking {name} not ready");
+    }
+}
+
+#[test]
+fn refuses_when_the_head_pod_is_not_ready() {
+    let env = env_with_dashboard();
+    mark_unready(&env, "ray.io/node-type%3Dhead");
+    let before = pods(&env);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    insta::assert_json_snapshot!("verify_refuses_head_not_ready", findings(&v, "head pod"));
+    assert_eq!(pods(&env), before);
+}
+
+#[test]
+fn refuses_when_the_redis_pod_is_not_ready() {
+    let env = env_with_dashboard();
+    mark_unready(&env, "app.kubernetes.io/name%3Dredis");
+    let before = pods(&env);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    insta::assert_json_snapshot!(
+        "verify_refuses_redis_not_ready",
+        findings(&v, "Redis ready")
+    );
+    assert_eq!(pods(&env), before);
+}
+
+#[test]
+fn refuses_when_the_raycluster_is_gone() {
+    let env = env_with_dashboard();
+    let (code, _) = env.fake.request(
+        "DELETE",
+        &env.ns_path("rayclusters", NAME),
+        "application/json",
+        "",
+    );
+    assert_eq!(code, 200);
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    insta::assert_json_snapshot!(
+        "verify_refuses_raycluster_gone",
+        findings(&v, "RayCluster ready")
+    );
 }
