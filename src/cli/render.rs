@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::render::{document, file_name, render, to_yaml};
+use crate::render::{document, file_name, render, manifests};
 
 pub fn run(stack_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let stack = match crate::render::load(stack_path) {
@@ -23,7 +23,7 @@ pub fn run(stack_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<ExitCode
     let rendered = render(&stack);
     match out_dir {
         None => {
-            let yaml = to_yaml(&rendered.objects);
+            let yaml = manifests(&rendered.objects);
             let mut out = std::io::stdout().lock();
             match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
                 Ok(()) => {}

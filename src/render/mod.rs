@@ -35,7 +35,7 @@ pub use redis::{
 };
 pub use storage::{aws_provisioner, storage_class, storage_class_name};
 pub use summary::{CLUSTER_DEFAULT_CLASS, DurabilitySummary, EmbeddedSummary, Summary, summarize};
-pub use yaml::{document, file_name, to_yaml};
+pub use yaml::{document, file_name, manifests};
 
 use std::path::Path;
 

@@ -127,7 +127,7 @@ fn the_secret_carries_no_values() {
     assert!(secret.get("data").is_none() && secret.get("stringData").is_none());
     // The password reaches Redis only through the environment and the start script's config
     // include: no rendered object carries a `requirepass` value or a `-a` argument.
-    let yaml = to_yaml(&r.objects);
+    let yaml = manifests(&r.objects);
     assert!(!yaml.contains("--requirepass"), "{yaml}");
     assert!(!yaml.contains(" -a "), "{yaml}");
     assert_eq!(
@@ -529,8 +529,8 @@ fn yaml_is_deterministic_and_round_trips() {
     let mut s = stack();
     s.cluster.provider = ProviderConfig::Aws(aws());
     let r = render(&s);
-    let yaml = to_yaml(&r.objects);
-    assert_eq!(yaml, to_yaml(&render(&s).objects));
+    let yaml = manifests(&r.objects);
+    assert_eq!(yaml, manifests(&render(&s).objects));
     assert!(
         yaml.starts_with("---\napiVersion: v1\nkind: Namespace\n"),
         "{yaml}"

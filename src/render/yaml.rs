@@ -4,7 +4,7 @@ use super::object::Desired;
 
 /// Multi-document YAML, each object preceded by `---`. Deterministic: keys keep the order the
 /// renderer built them in.
-pub fn to_yaml(objects: &[Desired]) -> String {
+pub fn manifests(objects: &[Desired]) -> String {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");

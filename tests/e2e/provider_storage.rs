@@ -40,7 +40,7 @@ fn storage(cluster: &str) -> (Option<String>, String) {
             "the PVC uses the class the stack creates"
         );
     }
-    (pvc_class, render::to_yaml(&classes))
+    (pvc_class, render::manifests(&classes))
 }
 
 const AWS: &str = "[cluster]\nprovider = \"aws\"\nname = \"prod-eks\"\nregion = \"us-west-2\"\n";

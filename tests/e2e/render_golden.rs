@@ -4,12 +4,12 @@
 use crate::render_support as support;
 
 use assert_cmd::Command;
-use raystack::render::{file_name, render, to_yaml};
+use raystack::render::{file_name, manifests, render};
 
 #[test]
 fn every_example_stack_matches_its_golden_yaml() {
     for (name, stack) in support::examples() {
-        let yaml = to_yaml(&render(&stack).objects);
+        let yaml = manifests(&render(&stack).objects);
         insta::assert_snapshot!(name, yaml);
     }
 }
@@ -17,10 +17,10 @@ fn every_example_stack_matches_its_golden_yaml() {
 #[test]
 fn rendering_is_byte_identical_across_runs() {
     for (name, stack) in support::examples() {
-        let first = to_yaml(&render(&stack).objects);
+        let first = manifests(&render(&stack).objects);
         // Parse the file again too: nothing may depend on map iteration order or addresses.
         let again = raystack::stack::load(&stack.source).unwrap();
-        assert_eq!(first, to_yaml(&render(&again).objects), "{name}");
+        assert_eq!(first, manifests(&render(&again).objects), "{name}");
     }
 }
 
@@ -28,7 +28,7 @@ fn rendering_is_byte_identical_across_runs() {
 fn yaml_parses_back_to_the_rendered_objects() {
     for (name, stack) in support::examples() {
         let rendered = render(&stack);
-        let yaml = to_yaml(&rendered.objects);
+        let yaml = manifests(&rendered.objects);
         let docs: Vec<serde_json::Value> =
             serde_saphyr::from_multiple(&yaml).unwrap_or_else(|e| panic!("{name}: {e}"));
         let want: Vec<serde_json::Value> = rendered
@@ -77,7 +77,7 @@ fn render_command_prints_the_yaml() {
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        to_yaml(&render(&stack).objects)
+        manifests(&render(&stack).objects)
     );
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use raystack::render::{render, to_yaml};
+use raystack::render::{render, manifests};
 use raystack::stack::{self, Stack};
 
 use crate::render_crd::{fixture_for, problems};
@@ -112,7 +112,7 @@ fn a_gpu_stack_on_every_provider_renders_valid_objects_for_every_kuberay_generat
                 }
             }
             if kuberay == "1.3.0" {
-                insta::assert_snapshot!(format!("gpu_{provider}"), to_yaml(&rendered.objects));
+                insta::assert_snapshot!(format!("gpu_{provider}"), manifests(&rendered.objects));
             }
         }
     }
@@ -222,9 +222,9 @@ fn with_patch(patch: &str) -> String {
 
 /// The unified diff of the rendered YAML without and with `patch`.
 fn patch_diff(patch: &str) -> String {
-    let plain = to_yaml(&render(&parse(LOCAL).unwrap()).objects);
+    let plain = manifests(&render(&parse(LOCAL).unwrap()).objects);
     let stack = parse(&with_patch(patch)).unwrap_or_else(|d| panic!("{d}"));
-    let patched = to_yaml(&render(&stack).objects);
+    let patched = manifests(&render(&stack).objects);
     similar::TextDiff::from_lines(&plain, &patched)
         .unified_diff()
         .context_radius(2)
