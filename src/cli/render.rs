@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::render::{document, file_name, render, manifests};
+use crate::render::{document, file_name, manifests, render};
 
 pub fn run(stack_path: &Path, out_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let stack = match crate::render::load(stack_path) {

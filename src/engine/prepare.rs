@@ -17,11 +17,14 @@ use super::listing::Listing;
 use super::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
 use crate::cluster::Cluster;
 use crate::plan::{Binding, Plan};
+use crate::stack::Stack;
 use crate::state::{Lock, State, StateBackend};
 
 /// What a plan was made with; apply and destroy continue from here under the same lock.
 pub struct Prepared {
     pub plan: Plan,
+    /// The stack the plan was made from, as loaded once for it.
+    pub stack: Stack,
     /// The state lock; `None` when planning on the kubernetes backend, which reads without it.
     pub lock: Option<Box<dyn Lock>>,
     pub state: State,
@@ -72,20 +75,23 @@ impl Engine {
         mode: Mode,
         operation: &str,
     ) -> anyhow::Result<Prepared> {
-        self.prepare_listed(path, mode, operation, None, true).await
+        let loaded = crate::render::load_with_bytes(path)?;
+        self.prepare_listed(path, loaded, mode, operation, None, true)
+            .await
     }
 
-    /// [`Engine::prepare`], observing through the command's `listing` when it has one; without
-    /// `keep_manifests` the plan's changes need not carry their manifests.
-    async fn prepare_listed(
+    /// [`Engine::prepare`] of a stack already loaded from `path` (its bytes bind a plan file),
+    /// observing through the command's `listing` when it has one; without `keep_manifests` the
+    /// plan's changes need not carry their manifests.
+    pub(super) async fn prepare_listed(
         &self,
         path: &Path,
+        (stack, stack_bytes): (Stack, Vec<u8>),
         mode: Mode,
         operation: &str,
         listing: Option<&Listing>,
         keep_manifests: bool,
     ) -> anyhow::Result<Prepared> {
-        let (stack, stack_bytes) = crate::render::load_with_bytes(path)?;
         // The stack's own warnings (located; e.g. a GPU group on a CPU image) go to stderr
         // as well as into the preflight findings of the plan.
         for w in &stack.warnings {
@@ -230,6 +236,7 @@ impl Engine {
             state,
             cluster,
             protect_volume: stack.durability.protect_volume,
+            stack,
         })
     }
 
@@ -255,20 +262,27 @@ impl Engine {
         F: Fn(Plan) -> T + Clone + Send + Sync + 'static,
         T: Send + 'static,
     {
-        // Many stacks on a cluster: each kind is listed once for all of them (a stack file
-        // that does not load is reported by its own plan below).
+        // Each stack file is read and parsed once, here; one that does not load is reported by
+        // its own plan below.
+        let loaded: Vec<_> = stacks
+            .iter()
+            .map(|path| crate::render::load_with_bytes(path))
+            .collect();
+        // Many stacks on a cluster: each kind is listed once for all of them.
         let listing = (!offline && stacks.len() > 1).then(|| {
-            let loaded: Vec<_> = stacks
-                .iter()
-                .filter_map(|path| crate::render::load(path).ok())
-                .collect();
+            let ok = || {
+                loaded
+                    .iter()
+                    .filter_map(|l| l.as_ref().ok())
+                    .map(|(s, _)| s)
+            };
             let mut contexts: Vec<Option<String>> = Vec::new();
-            for stack in &loaded {
+            for stack in ok() {
                 if !contexts.contains(&stack.cluster.context) {
                     contexts.push(stack.cluster.context.clone());
                 }
             }
-            let listing = Arc::new(Listing::new(loaded.into_iter().map(|s| s.meta.name)));
+            let listing = Arc::new(Listing::new(ok().map(|s| s.meta.name.clone())));
             // Connect to each cluster now, and send its LISTs alongside the identity read:
             // their answers are on the way while the stacks' files and state are read.
             for context in contexts {
@@ -285,8 +299,8 @@ impl Engine {
             }
             listing
         });
-        futures::stream::iter(stacks)
-            .map(|path| {
+        futures::stream::iter(stacks.iter().zip(loaded))
+            .map(|(path, loaded)| {
                 // Each stack is planned on its own task, so the stacks' CPU work (parsing
                 // answers, diffing) runs on every worker thread, not only where this command
                 // is polled.
@@ -299,6 +313,7 @@ impl Engine {
                         let prepared = engine
                             .prepare_listed(
                                 &path,
+                                loaded?,
                                 Mode::Plan { offline },
                                 "plan",
                                 listing.as_deref(),

@@ -58,13 +58,21 @@ impl Engine {
         disrupt: Disrupt,
         timeout: Duration,
     ) -> anyhow::Result<VerifyPrepared> {
-        let stack = crate::render::load(path)?;
+        let loaded = crate::render::load_with_bytes(path)?;
         // An embedded-backend stack has no Redis pod: `both` means the head there.
-        let disrupt = crate::verify::disrupt_for(&stack, disrupt)?;
+        let disrupt = crate::verify::disrupt_for(&loaded.0, disrupt)?;
         let prepared = self
-            .prepare(path, Mode::Plan { offline: false }, "verify")
+            .prepare_listed(
+                path,
+                loaded,
+                Mode::Plan { offline: false },
+                "verify",
+                None,
+                true,
+            )
             .await
             .with_context(|| format!("failed to plan `{}`", path.display()))?;
+        let stack = prepared.stack;
         let plan = prepared.plan;
         let cluster = prepared.cluster.context("verify needs a cluster")?;
         let mut pending: Vec<String> = plan

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use raystack::render::{render, manifests};
+use raystack::render::{manifests, render};
 use raystack::stack::{self, Stack};
 
 use crate::render_crd::{fixture_for, problems};
