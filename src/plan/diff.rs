@@ -779,7 +779,7 @@ mod tests {
     }
 
     /// The password Secret as it is, with the password facts the engine gathered.
-    fn password_change(facts: PasswordFacts) -> ResourceChange {
+    fn password_change(missing: bool, changed: bool) -> ResourceChange {
         let live = secret(json!({"password": "c2VjcmV0"}));
         let mut i = inputs(
             Kind::Secret,
@@ -787,13 +787,13 @@ mod tests {
             Some(live.clone()),
             DryRun::Ok(live),
         );
-        i.password = facts;
+        i.password = PasswordFacts { missing, changed };
         classify(i)
     }
 
     #[test]
     fn a_password_secret_as_recorded_is_a_no_op() {
-        let c = password_change(PasswordFacts::default());
+        let c = password_change(false, false);
         assert_eq!(
             (c.action, c.reason, c.drift, c.rollout),
             (Action::NoOp, None, None, None)
@@ -802,10 +802,7 @@ mod tests {
 
     #[test]
     fn a_missing_password_is_an_update_that_generates_it() {
-        let c = password_change(PasswordFacts {
-            missing: true,
-            changed: false,
-        });
+        let c = password_change(true, false);
         assert_eq!(c.action, Action::Update);
         assert_eq!(
             c.reason.as_deref(),
@@ -816,10 +813,7 @@ mod tests {
 
     #[test]
     fn a_password_changed_outside_raystack_is_drift_and_restarts_its_readers() {
-        let c = password_change(PasswordFacts {
-            missing: false,
-            changed: true,
-        });
+        let c = password_change(false, true);
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.reason.as_deref(), Some(PASSWORD_DRIFT_REASON));
         assert_eq!(
@@ -839,17 +833,18 @@ mod tests {
     #[test]
     fn password_facts_decide_nothing_for_other_kinds() {
         let live = with_defaults(sts(1));
-        let mut i = inputs(
-            Kind::StatefulSet,
-            Some(sts(1)),
-            Some(live.clone()),
-            DryRun::Ok(live),
-        );
-        i.password = PasswordFacts {
-            missing: true,
-            changed: true,
-        };
-        let c = classify(i);
+        let c = classify(ObjectInputs {
+            password: PasswordFacts {
+                missing: true,
+                changed: true,
+            },
+            ..inputs(
+                Kind::StatefulSet,
+                Some(sts(1)),
+                Some(live.clone()),
+                DryRun::Ok(live),
+            )
+        });
         assert_eq!((c.action, c.drift), (Action::NoOp, None));
     }
 }

@@ -11,6 +11,7 @@ pub mod kuberay;
 pub mod model;
 pub mod ownership;
 pub mod project;
+pub mod review;
 
 pub use compare::compare;
 pub use diff::{
