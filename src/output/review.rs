@@ -1,5 +1,6 @@
-//! The review document: the plans of one or many stacks (and the stacks that failed to plan)
-//! as one text or Markdown document for a terminal or a pull-request comment. It opens with one
+//! The review document rendered: a [`Review`] (`crate::plan::review`, which decides what each
+//! stack's result is and the exit status) as JSON (docs/design.md §6.4), or as one text or
+//! Markdown document for a terminal or a pull-request comment. It opens with one
 //! summary table (stack, add/change/replace/destroy, DATA LOSS, errors), then each stack's
 //! section, and it fits a size limit by showing less detail, never by cutting text.
 //!
@@ -182,9 +183,9 @@ pub fn json(review: &Review<Kept>) -> anyhow::Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(review)?))
 }
 
-fn collect(outcomes: &[StackResult<Kept>], opts: &Options, style: Style) -> Rendering {
+fn collect(results: &[StackResult<Kept>], opts: &Options, style: Style) -> Rendering {
     let mut text = String::new();
-    let shape = build(outcomes, opts, style, &mut |part| {
+    let shape = build(results, opts, style, &mut |part| {
         text.push_str(part);
         Ok(())
     })
@@ -211,15 +212,15 @@ const LEVELS: [Detail; 4] = [
     Detail::Essentials,
 ];
 
-/// Writes the review of `outcomes` through `out`, part by part: the sections of 1,000 stacks are
+/// Writes the review of `results` through `out`, part by part: the sections of 1,000 stacks are
 /// megabytes, written where they are kept rather than copied into one document first.
 fn build(
-    outcomes: &[StackResult<Kept>],
+    results: &[StackResult<Kept>],
     opts: &Options,
     style: Style,
     out: &mut dyn FnMut(&str) -> std::io::Result<()>,
 ) -> std::io::Result<Shape> {
-    let single = matches!(outcomes, [StackResult::Planned(_)]);
+    let single = matches!(results, [StackResult::Planned(_)]);
     let mut head = String::new();
     if style == Style::Markdown {
         head.push_str(&marker(&opts.marker));
@@ -227,12 +228,12 @@ fn build(
     }
     if !single {
         head.push_str(&match style {
-            Style::Markdown => md_table(outcomes, &opts.title),
-            Style::Text { color } => text_table(outcomes, &opts.title, color),
+            Style::Markdown => md_table(results, &opts.title),
+            Style::Text { color } => text_table(results, &opts.title, color),
         });
     }
-    let mut sections = Sections::new(outcomes, style, single);
-    let mut levels = vec![Detail::Full; outcomes.len()];
+    let mut sections = Sections::new(results, style, single);
+    let mut levels = vec![Detail::Full; results.len()];
     let size = |levels: &[Detail], sections: &mut Sections| {
         let body: usize = levels
             .iter()
@@ -245,7 +246,7 @@ fn build(
     if let Some(max) = opts.max_bytes {
         let mut fits = size(&levels, &mut sections) <= max;
         'shrink: for level in &LEVELS[1..] {
-            for i in (0..outcomes.len()).rev() {
+            for i in (0..results.len()).rev() {
                 if fits {
                     break 'shrink;
                 }
@@ -276,7 +277,7 @@ fn build(
 
 /// Each stack's section per level, rendered on first use.
 struct Sections<'a> {
-    outcomes: &'a [StackResult<Kept>],
+    results: &'a [StackResult<Kept>],
     style: Style,
     single: bool,
     cache: Vec<[Option<String>; 4]>,
@@ -290,11 +291,11 @@ impl<'a> Sections<'a> {
     /// Every stack's full section is needed (printed, or measured before shrinking), so with many
     /// stacks they are rendered up front on every core, in order: rendered one after another at
     /// the end of a 100-stack plan they were a tenth of its CPU on one thread (BENCHMARKS.md).
-    fn new(outcomes: &'a [StackResult<Kept>], style: Style, single: bool) -> Self {
-        let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); outcomes.len()];
+    fn new(results: &'a [StackResult<Kept>], style: Style, single: bool) -> Self {
+        let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); results.len()];
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let missing: Vec<usize> = (0..outcomes.len())
-            .filter(|i| prerendered(&outcomes[*i], Detail::Full, style, single).is_none())
+        let missing: Vec<usize> = (0..results.len())
+            .filter(|i| prerendered(&results[*i], Detail::Full, style, single).is_none())
             .collect();
         if missing.len() >= MANY_STACKS && threads > 1 {
             let chunk = missing.len().div_ceil(threads);
@@ -304,7 +305,7 @@ impl<'a> Sections<'a> {
                     .map(|part| {
                         scope.spawn(move || {
                             part.iter()
-                                .map(|i| render_section(&outcomes[*i], Detail::Full, style, single))
+                                .map(|i| render_section(&results[*i], Detail::Full, style, single))
                                 .collect::<Vec<String>>()
                         })
                     })
@@ -322,7 +323,7 @@ impl<'a> Sections<'a> {
             }
         }
         Sections {
-            outcomes,
+            results,
             style,
             single,
             cache,
@@ -330,7 +331,7 @@ impl<'a> Sections<'a> {
     }
 
     fn get(&mut self, i: usize, level: Detail) -> &str {
-        let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
+        let (outcome, style, single) = (&self.results[i], self.style, self.single);
         if let Some(text) = prerendered(outcome, level, style, single) {
             return text;
         }
@@ -487,8 +488,8 @@ struct Row {
     failed: bool,
 }
 
-fn rows(outcomes: &[StackResult<Kept>]) -> Vec<Row> {
-    outcomes
+fn rows(results: &[StackResult<Kept>]) -> Vec<Row> {
+    results
         .iter()
         .map(|o| match o {
             StackResult::Planned(p) => Row {
@@ -510,9 +511,9 @@ fn rows(outcomes: &[StackResult<Kept>]) -> Vec<Row> {
 }
 
 /// `3 stacks: 2 with changes, 1 with DATA LOSS, 1 failed`
-fn overview(outcomes: &[StackResult<Kept>]) -> String {
-    let planned: Vec<&Digest> = outcomes.iter().filter_map(StackResult::digest).collect();
-    let failed = outcomes.len() - planned.len();
+fn overview(results: &[StackResult<Kept>]) -> String {
+    let planned: Vec<&Digest> = results.iter().filter_map(StackResult::digest).collect();
+    let failed = results.len() - planned.len();
     let mut parts = vec![format!(
         "{} with changes",
         planned.iter().filter(|p| p.has_changes).count()
@@ -528,14 +529,14 @@ fn overview(outcomes: &[StackResult<Kept>]) -> String {
     if failed > 0 {
         parts.push(format!("{failed} failed"));
     }
-    format!("{} stacks: {}", outcomes.len(), parts.join(", "))
+    format!("{} stacks: {}", results.len(), parts.join(", "))
 }
 
-fn md_table(outcomes: &[StackResult<Kept>], title: &str) -> String {
-    let mut s = format!("### raystack {title}: {}\n\n", overview(outcomes));
+fn md_table(results: &[StackResult<Kept>], title: &str) -> String {
+    let mut s = format!("### raystack {title}: {}\n\n", overview(results));
     s.push_str("| Stack | Add | Change | Replace | Destroy | DATA LOSS | Errors |\n");
     s.push_str("|---|--:|--:|--:|--:|---|---|\n");
-    for r in rows(outcomes) {
+    for r in rows(results) {
         let counts = match r.counts {
             Some(c) => c.map(|n| n.to_string()).join(" | "),
             None => "– | – | – | –".to_string(),
@@ -559,12 +560,12 @@ fn md_table(outcomes: &[StackResult<Kept>], title: &str) -> String {
     s
 }
 
-fn text_table(outcomes: &[StackResult<Kept>], title: &str, color: bool) -> String {
-    let rows = rows(outcomes);
+fn text_table(results: &[StackResult<Kept>], title: &str, color: bool) -> String {
+    let rows = rows(results);
     let mut s = paint(
         color,
         BOLD,
-        &format!("raystack {title}: {}", overview(outcomes)),
+        &format!("raystack {title}: {}", overview(results)),
     );
     s.push_str("\n\n");
     let width = rows

@@ -567,6 +567,36 @@ fn twenty_stacks_plan_concurrently_like_each_alone_in_order() {
     }
 }
 
+/// Plans that cannot be applied (no default StorageClass: a preflight error) make the review
+/// exit 1 even with changes under `--detailed-exitcode`, and each blocking problem is named on
+/// stderr with its stack, in stack order.
+#[test]
+fn blocked_stacks_exit_1_and_each_problem_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &["--no-default-storageclass"]);
+    let kc = fake.kubeconfig.display().to_string();
+    let stacks = write_stacks(dir.path(), 2);
+    let mut args = vec![
+        "plan",
+        "--kubeconfig",
+        &kc,
+        "--format",
+        "json",
+        "--detailed-exitcode",
+    ];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = raystack(dir.path(), &args);
+    assert_eq!(r.code, 1, "{r}");
+    let plans = reviewed_plans(&r.stdout);
+    assert!(plans.iter().all(|p| p["summary"]["add"] == 8), "{r}");
+    let why = "preflight kubernetes/storage-class: the cluster has no default StorageClass, and the stack names none, so the Redis volume would never be provisioned";
+    assert_eq!(
+        r.stderr,
+        format!("error: p00: {why}\nerror: p01: {why}\n"),
+        "{r}"
+    );
+}
+
 #[test]
 fn one_broken_stack_is_reported_and_the_others_still_plan() {
     let dir = tempfile::tempdir().unwrap();
