@@ -15,11 +15,6 @@ pub use crate::render::REDIS_PASSWORD_KEY as PASSWORD_KEY;
 /// The field manager that owns the Secret's `data`.
 pub const SECRET_MANAGER: &str = "raystack-secret";
 
-/// What a plan says when the Secret's password no longer matches the recorded fingerprint.
-pub const PASSWORD_DRIFT_REASON: &str = "the Secret's password no longer matches the one recorded at the last apply (neither value is shown); \
-     apply keeps the Secret's current password, records its fingerprint, and restarts the pods that read it \
-     (Redis and the Ray head) so both use the same password";
-
 /// The password in a live Secret, if it holds one.
 pub fn live_password(live: &Value) -> Option<Vec<u8>> {
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -1,6 +1,6 @@
-//! `raystack diff BASE HEAD` and `raystack diff --base GITREF [STACK...]`: arguments and the
-//! review document. The comparison is the engine's (`engine::diff_files`,
-//! `engine::diff_at_revision`): no cluster, no state.
+//! `raystack diff BASE HEAD` and `raystack diff --base GITREF [STACK...]`: arguments. The
+//! comparison is the engine's (`engine::diff_files`, `engine::diff_at_revision`: no cluster, no
+//! state), the review `plan::review`'s and its rendering `output::review`'s.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +9,8 @@ use anyhow::bail;
 use clap::Args;
 
 use super::args::{FormatArgs, ReviewArgs};
-use super::review::{exit_code, print};
-use crate::output::review::{Describe, Outcome, marker};
-use crate::output::{Format, print_stdout};
+use crate::output::review::{self, Describe};
+use crate::plan::review::{Failed, Review, StackResult};
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -40,39 +39,33 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
             );
         };
         let plan = crate::engine::diff_files(base, head)?;
-        let outcomes = [Outcome::planned(plan)];
+        let reviewed = Review::new(vec![review::planned(plan)]);
         let describe = Describe {
             title: "diff".into(),
             full_hint: "Run `raystack diff` with `--max-bytes 0` to see everything.".into(),
+            nothing: "no stack file given".into(),
+            one_stack: true,
         };
         let view = args.review.view(args.format.format, color);
-        print(&outcomes, view, &args.review, describe)?;
-        return Ok(exit_code(&outcomes, args.detailed_exitcode));
+        review::print(&reviewed, view, &args.review.marker, describe)?;
+        let status = reviewed.exit_status(args.detailed_exitcode);
+        return Ok(ExitCode::from(status.code()));
     };
     let diffed = crate::engine::diff_at_revision(reference, &args.stacks)?;
-    let outcomes: Vec<Outcome> = diffed
-        .stacks
-        .into_iter()
-        .map(|(path, plan)| match plan {
-            Ok(plan) => Outcome::planned(plan),
-            Err(err) => Outcome::Failed {
-                stack_file: path.display().to_string(),
-                error: crate::output::error_text(&err),
-            },
-        })
-        .collect();
+    let reviewed = Review::new(
+        diffed
+            .stacks
+            .into_iter()
+            .map(|(path, plan)| match plan {
+                Ok(plan) => review::planned(plan),
+                Err(err) => StackResult::Failed(Failed {
+                    stack_file: path.display().to_string(),
+                    error: crate::output::error_text(&err),
+                }),
+            })
+            .collect(),
+    );
     let title = format!("diff against `{reference}`");
-    if outcomes.is_empty() {
-        print_stdout(&match args.format.format {
-            Format::Json => "[]\n".to_string(),
-            Format::Markdown => format!(
-                "{}\n**raystack {title}**: no stack file changed.\n",
-                marker(&args.review.marker)
-            ),
-            Format::Text => format!("No stack file changed since `{reference}`.\n"),
-        })?;
-        return Ok(ExitCode::SUCCESS);
-    }
     // The revision goes into the suggested command only when it is plain: a branch name can be
     // a shell command list (`evil;id` is a valid one), and the document is posted where others
     // copy commands from.
@@ -87,7 +80,16 @@ pub fn run(args: DiffArgs, color: bool) -> anyhow::Result<ExitCode> {
     } else {
         "Run `raystack diff` with the same `--base` and `--max-bytes 0` (or `--format text`) to see everything.".to_string()
     };
+    let describe = Describe {
+        title,
+        full_hint,
+        nothing: "no stack file changed".into(),
+        // However many stack files changed, the JSON is a review (a CI step reads one shape).
+        one_stack: false,
+    };
     let view = args.review.view(args.format.format, color);
-    print(&outcomes, view, &args.review, Describe { title, full_hint })?;
-    Ok(exit_code(&outcomes, args.detailed_exitcode))
+    review::print(&reviewed, view, &args.review.marker, describe)?;
+    Ok(ExitCode::from(
+        reviewed.exit_status(args.detailed_exitcode).code(),
+    ))
 }

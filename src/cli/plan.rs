@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::args::{ClusterArgs, FormatArgs, ReviewArgs};
-use super::review::{PlanFiles, exit_code, print};
-use crate::output::review::{Describe, Outcome};
+use super::review::PlanFiles;
+use crate::output::review::{self, Describe};
 use crate::output::{Format, print_stdout};
 use crate::plan::read_plan_file;
+use crate::plan::review::{Failed, Review, StackResult};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -62,7 +63,7 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     // A plan to save is kept whole; otherwise only what the review prints of it.
     let keep = move |plan| {
         if saving {
-            Outcome::planned(plan)
+            review::planned(plan)
         } else {
             view.keep(plan, count)
         }
@@ -71,29 +72,32 @@ pub async fn run(args: PlanArgs, color: bool) -> anyhow::Result<ExitCode> {
     let planned = engine
         .plan_many(&args.stacks, args.offline, parallelism, saving, keep)
         .await;
-    let mut outcomes = Vec::new();
+    let mut stacks = Vec::new();
     for (path, result) in args.stacks.iter().zip(planned) {
-        // A stack's error is its outcome, not the command's, unless it is the only stack.
-        let outcome = match result {
-            Ok(outcome) => outcome,
+        // A stack's error is its result, not the command's, unless it is the only stack.
+        let stack = match result {
+            Ok(stack) => stack,
             Err(err) if count == 1 => return Err(err),
-            Err(err) => Outcome::Failed {
+            Err(err) => StackResult::Failed(Failed {
                 stack_file: path.display().to_string(),
                 error: crate::output::error_text(&err),
-            },
+            }),
         };
-        files.save(&outcome)?;
-        outcomes.push(outcome);
+        files.save(&stack)?;
+        stacks.push(stack);
     }
     let describe = Describe {
         title: "plan".into(),
         full_hint: "For the full plan of a stack, run `raystack plan STACK --out PLANFILE` and `raystack show PLANFILE`, or this command with `--max-bytes 0`.".into(),
+        nothing: "no stack file given".into(),
+        one_stack: count == 1,
     };
-    print(&outcomes, view, &args.review, describe)?;
-    let code = exit_code(&outcomes, args.detailed_exitcode);
+    let reviewed = Review::new(stacks);
+    review::print(&reviewed, view, &args.review.marker, describe)?;
+    let status = reviewed.exit_status(args.detailed_exitcode);
     // Freeing many plans took a tenth of the command on one thread; the process ends meanwhile.
-    std::thread::spawn(move || drop(outcomes));
-    Ok(code)
+    std::thread::spawn(move || drop(reviewed));
+    Ok(ExitCode::from(status.code()))
 }
 
 /// `raystack show PLANFILE`

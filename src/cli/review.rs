@@ -1,49 +1,13 @@
-//! The results of several stacks (`plan STACK...`, `diff`): saving their plan files, printing
-//! one review document, and the exit code the results add up to.
+//! Saving the plans of several stacks (`plan STACK... --out-dir DIR`, `--out FILE`). The review
+//! itself is `crate::plan::review`'s (its exit status too) and `crate::output::review`'s (its
+//! rendering).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::args::ReviewArgs;
-use crate::output::review::{Describe, Outcome, View};
-
-/// Prints the review of `outcomes` as `view` says, marked per `--marker`.
-pub fn print(
-    outcomes: &[Outcome],
-    view: View,
-    args: &ReviewArgs,
-    describe: Describe,
-) -> anyhow::Result<()> {
-    crate::output::review::print(outcomes, view, &args.marker, describe)
-}
-
-/// 1 when any stack failed or cannot be applied, else 2 for changes under
-/// `--detailed-exitcode`, else 0. Blocking problems are reported on stderr.
-pub fn exit_code(outcomes: &[Outcome], detailed_exitcode: bool) -> ExitCode {
-    let mut failed = false;
-    let mut changes = false;
-    for o in outcomes {
-        match o {
-            Outcome::Failed { .. } => failed = true,
-            Outcome::Planned(p) => {
-                changes |= p.digest.has_changes;
-                for problem in &p.digest.blocking {
-                    eprintln!("error: {}: {problem}", p.digest.stack);
-                    failed = true;
-                }
-            }
-        }
-    }
-    if failed {
-        ExitCode::from(1)
-    } else if detailed_exitcode && changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
+use crate::output::review::Kept;
+use crate::plan::review::StackResult;
 
 /// Where `--out FILE` or `--out-dir DIR` save plans, and the files saved so far.
 pub struct PlanFiles<'a> {
@@ -65,13 +29,13 @@ impl<'a> PlanFiles<'a> {
         self.out.is_some() || self.dir.is_some()
     }
 
-    /// Saves the plan of `outcome` (kept whole while saving), refusing a second stack of the
+    /// Saves the plan of `stack` (kept whole while saving), refusing a second stack of the
     /// same name (its file would replace the first's).
-    pub fn save(&mut self, outcome: &Outcome) -> anyhow::Result<()> {
-        let Outcome::Planned(planned) = outcome else {
+    pub fn save(&mut self, stack: &StackResult<Kept>) -> anyhow::Result<()> {
+        let StackResult::Planned(planned) = stack else {
             return Ok(());
         };
-        let Some(plan) = &planned.plan else {
+        let Some(plan) = &planned.kept.plan else {
             return Ok(());
         };
         let out = match (self.out, self.dir) {

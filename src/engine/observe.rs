@@ -6,8 +6,8 @@ use serde_json::Value;
 use crate::cluster::{Cluster, ClusterError};
 use crate::kind::{Kind, ObjectRef};
 use crate::plan::{
-    Action, Binding, DryRun, FIELD_MANAGER, FORMAT_VERSION, ObjectInputs, Plan, ResourceChange,
-    classify,
+    Action, Binding, DryRun, FIELD_MANAGER, FORMAT_VERSION, ObjectInputs, PasswordFacts, Plan,
+    ResourceChange, classify,
 };
 use crate::preflight::Finding;
 use crate::state::{ResourceState, State, applied_hash};
@@ -90,6 +90,7 @@ fn inputs_for(
         dry_run: DryRun::NotRun,
         offline,
         keep_manifest: true,
+        password: PasswordFacts::default(),
     }
 }
 
@@ -270,35 +271,17 @@ async fn observe_desired(
     let claim = live.as_ref().map(|l| ownership::claim(l, i.stack));
     inputs.live = live;
     inputs.dry_run = dry_run;
-    let secret_missing = r.kind == Kind::Secret
-        && inputs
-            .live
-            .as_ref()
-            .is_some_and(|l| l.pointer(&format!("/data/{PASSWORD_KEY}")).is_none());
-    let password_drift = r.kind == Kind::Secret
-        && inputs
-            .live
-            .as_ref()
-            .is_some_and(|live| secret::password_changed(state, &r.name, live));
+    // The facts `plan::classify` decides the password Secret's change on.
+    if r.kind == Kind::Secret
+        && let Some(live) = &inputs.live
+    {
+        inputs.password = PasswordFacts {
+            missing: live.pointer(&format!("/data/{PASSWORD_KEY}")).is_none(),
+            changed: secret::password_changed(state, &r.name, live),
+        };
+    }
     let mut change = classify(inputs);
     change.notes.extend(autoscaler_notes);
-    if secret_missing && change.action == Action::NoOp {
-        change.action = Action::Update;
-        change.reason = Some("the password is missing; apply generates it".into());
-    }
-    if password_drift {
-        // Neither value is shown: only that the fingerprint no longer matches.
-        change.drift = Some("the password was changed outside raystack".into());
-        if change.action == Action::NoOp {
-            change.action = Action::Update;
-        }
-        change.reason = Some(secret::PASSWORD_DRIFT_REASON.into());
-        // Redis restarts to read the password, and the Ray head with it (`REDIS_RESTART_EFFECT`).
-        change.rollout = Some(format!(
-            "apply restarts the pods that read the password: {}",
-            crate::plan::kuberay::REDIS_RESTART_EFFECT
-        ));
-    }
     let problem = claim.and_then(|claim| ownership::mark_desired(&mut change, claim));
     Ok((change, problem))
 }

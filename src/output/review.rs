@@ -1,5 +1,6 @@
-//! The review document: the plans of one or many stacks (and the stacks that failed to plan)
-//! as one text or Markdown document for a terminal or a pull-request comment. It opens with one
+//! The review document rendered: a [`Review`] (`crate::plan::review`, which decides what each
+//! stack's result is and the exit status) as JSON (docs/design.md §6.4), or as one text or
+//! Markdown document for a terminal or a pull-request comment. It opens with one
 //! summary table (stack, add/change/replace/destroy, DATA LOSS, errors), then each stack's
 //! section, and it fits a size limit by showing less detail, never by cutting text.
 //!
@@ -18,8 +19,10 @@
 use super::plan_markdown::{self as md, escape};
 use super::plan_text::{self, Detail, data_loss_line, summary_line};
 use super::{BOLD, RED, paint};
+use serde::Serialize;
+
 use crate::plan::Plan;
-use crate::preflight::Severity;
+use crate::plan::review::{Digest, Failed, Planned, Review, StackResult};
 
 /// GitHub's pull-request comment limit (characters); the default `--max-bytes` for Markdown.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -33,44 +36,38 @@ pub fn marker(id: &str) -> String {
     format!("<!-- raystack: {id} -->")
 }
 
-/// One stack's result: what the review keeps of its plan, or why it could not be planned.
+/// What the review keeps of a planned stack besides its digest: its plan, or the sections of it
+/// the review may print (see [`View::keep`]); and its DATA LOSS sentence, which no shortened
+/// review leaves out. Serialized, it is the stack's JSON plan (kept whole for JSON).
 #[derive(Debug, Clone)]
-pub enum Outcome {
-    Planned(Box<Planned>),
-    Failed {
-        /// The stack file as given on the command line.
-        stack_file: String,
-        /// The error and its causes, one per line.
-        error: String,
-    },
+pub struct Kept {
+    /// `None` once the sections the review may print have been rendered from it.
+    pub plan: Option<Plan>,
+    sections: Option<Rendered>,
+    data_loss_line: Option<String>,
 }
 
-impl Outcome {
-    /// A planned stack with its plan kept: every view can be rendered from it.
-    pub fn planned(plan: Plan) -> Self {
-        Outcome::Planned(Box::new(Planned {
-            digest: Digest::of(&plan),
-            plan: Some(plan),
-            sections: None,
-        }))
-    }
-
-    pub fn digest(&self) -> Option<&Digest> {
-        match self {
-            Outcome::Planned(p) => Some(&p.digest),
-            Outcome::Failed { .. } => None,
+impl Serialize for Kept {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.plan {
+            Some(plan) => super::plan_json::value(plan).serialize(s),
+            None => Err(serde::ser::Error::custom(
+                "View::keep keeps the plan for JSON",
+            )),
         }
     }
 }
 
-/// A planned stack as the review keeps it: its digest, and its plan or the sections of it the
-/// review may print (see [`View::keep`]).
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub digest: Digest,
-    /// `None` once the sections the review may print have been rendered from it.
-    pub plan: Option<Plan>,
-    sections: Option<Rendered>,
+/// A planned stack with its plan kept whole: every view can be rendered from it.
+pub fn planned(plan: Plan) -> StackResult<Kept> {
+    StackResult::Planned(Box::new(Planned {
+        digest: Digest::of(&plan),
+        kept: Kept {
+            data_loss_line: data_loss_line(&plan),
+            plan: Some(plan),
+            sections: None,
+        },
+    }))
 }
 
 /// A stack's section at the levels of detail the review may print, rendered for one style.
@@ -79,47 +76,6 @@ struct Rendered {
     style: Style,
     single: bool,
     levels: [Option<String>; 4],
-}
-
-/// What the summary table, the overview line and the exit code need of a plan.
-#[derive(Debug, Clone)]
-pub struct Digest {
-    pub stack: String,
-    /// Add, change, replace, destroy.
-    pub counts: [usize; 4],
-    pub has_changes: bool,
-    pub data_loss: bool,
-    /// The DATA LOSS sentence, which no shortened review leaves out.
-    pub data_loss_line: Option<String>,
-    /// The table's Errors cell: `provider/check` per preflight error, `plan` per plan error.
-    pub errors: Vec<String>,
-    /// Why the plan cannot be applied (`Plan::blocking_problems`).
-    pub blocking: Vec<String>,
-}
-
-impl Digest {
-    pub fn of(p: &Plan) -> Self {
-        Digest {
-            stack: p.stack.clone(),
-            counts: [
-                p.summary.add,
-                p.summary.change,
-                p.summary.replace,
-                p.summary.destroy,
-            ],
-            has_changes: p.has_changes(),
-            data_loss: p.data_loss,
-            data_loss_line: data_loss_line(p),
-            errors: p
-                .preflight
-                .iter()
-                .filter(|f| f.severity == Severity::Error)
-                .map(|f| format!("{}/{}", f.provider, f.check))
-                .chain(p.errors.iter().map(|_| "plan".to_string()))
-                .collect(),
-            blocking: p.blocking_problems(),
-        }
-    }
 }
 
 /// How the review will be printed: its format, color and size limit. It is known before the
@@ -152,31 +108,34 @@ impl View {
     ///   a comment's size renders most levels of most stacks anyway.
     /// - A size limit and few stacks, or JSON: the plan is kept (their sections are rendered
     ///   when needed, and few plans weigh little).
-    pub fn keep(&self, plan: Plan, stacks: usize) -> Outcome {
+    pub fn keep(&self, plan: Plan, stacks: usize) -> StackResult<Kept> {
         let style = match self.format {
-            super::Format::Json => return Outcome::planned(plan),
+            super::Format::Json => return planned(plan),
             super::Format::Markdown => Style::Markdown,
             super::Format::Text => Style::Text { color: self.color },
         };
         let wanted: &[Detail] = match self.max_bytes {
             None => &LEVELS[..1],
             Some(_) if stacks >= MANY_STACKS => &LEVELS,
-            Some(_) => return Outcome::planned(plan),
+            Some(_) => return planned(plan),
         };
         let single = stacks == 1;
         let mut levels: [Option<String>; 4] = Default::default();
         for level in wanted {
             levels[*level as usize] = Some(render_plan_section(&plan, *level, style, single));
         }
-        Outcome::Planned(Box::new(Planned {
-            digest: Digest::of(&plan),
-            plan: None,
-            sections: Some(Rendered {
-                style,
-                single,
-                levels,
-            }),
-        }))
+        StackResult::planned(
+            &plan,
+            Kept {
+                data_loss_line: data_loss_line(&plan),
+                plan: None,
+                sections: Some(Rendered {
+                    style,
+                    single,
+                    levels,
+                }),
+            },
+        )
     }
 }
 
@@ -195,7 +154,7 @@ pub struct Options {
 
 /// A rendered review.
 #[derive(Debug, Clone)]
-pub struct Review {
+pub struct Rendering {
     pub text: String,
     /// Some detail was left out to fit `max_bytes`.
     pub shortened: bool,
@@ -209,24 +168,29 @@ enum Style {
     Markdown,
 }
 
-/// The Markdown review of `outcomes`.
-pub fn markdown(outcomes: &[Outcome], opts: &Options) -> Review {
-    collect(outcomes, opts, Style::Markdown)
+/// The Markdown review of `review`.
+pub fn markdown(review: &Review<Kept>, opts: &Options) -> Rendering {
+    collect(&review.stacks, opts, Style::Markdown)
 }
 
-/// The text review of `outcomes`.
-pub fn text(outcomes: &[Outcome], color: bool, opts: &Options) -> Review {
-    collect(outcomes, opts, Style::Text { color })
+/// The text review of `review`.
+pub fn text(review: &Review<Kept>, color: bool, opts: &Options) -> Rendering {
+    collect(&review.stacks, opts, Style::Text { color })
 }
 
-fn collect(outcomes: &[Outcome], opts: &Options, style: Style) -> Review {
+/// The JSON review of `review` (docs/design.md §6.4).
+pub fn json(review: &Review<Kept>) -> anyhow::Result<String> {
+    Ok(format!("{}\n", serde_json::to_string_pretty(review)?))
+}
+
+fn collect(results: &[StackResult<Kept>], opts: &Options, style: Style) -> Rendering {
     let mut text = String::new();
-    let shape = build(outcomes, opts, style, &mut |part| {
+    let shape = build(results, opts, style, &mut |part| {
         text.push_str(part);
         Ok(())
     })
     .expect("writing to a String does not fail");
-    Review {
+    Rendering {
         text,
         shortened: shape.shortened,
         over_limit: shape.over_limit,
@@ -248,15 +212,15 @@ const LEVELS: [Detail; 4] = [
     Detail::Essentials,
 ];
 
-/// Writes the review of `outcomes` through `out`, part by part: the sections of 1,000 stacks are
+/// Writes the review of `results` through `out`, part by part: the sections of 1,000 stacks are
 /// megabytes, written where they are kept rather than copied into one document first.
 fn build(
-    outcomes: &[Outcome],
+    results: &[StackResult<Kept>],
     opts: &Options,
     style: Style,
     out: &mut dyn FnMut(&str) -> std::io::Result<()>,
 ) -> std::io::Result<Shape> {
-    let single = matches!(outcomes, [Outcome::Planned(_)]);
+    let single = matches!(results, [StackResult::Planned(_)]);
     let mut head = String::new();
     if style == Style::Markdown {
         head.push_str(&marker(&opts.marker));
@@ -264,12 +228,12 @@ fn build(
     }
     if !single {
         head.push_str(&match style {
-            Style::Markdown => md_table(outcomes, &opts.title),
-            Style::Text { color } => text_table(outcomes, &opts.title, color),
+            Style::Markdown => md_table(results, &opts.title),
+            Style::Text { color } => text_table(results, &opts.title, color),
         });
     }
-    let mut sections = Sections::new(outcomes, style, single);
-    let mut levels = vec![Detail::Full; outcomes.len()];
+    let mut sections = Sections::new(results, style, single);
+    let mut levels = vec![Detail::Full; results.len()];
     let size = |levels: &[Detail], sections: &mut Sections| {
         let body: usize = levels
             .iter()
@@ -282,7 +246,7 @@ fn build(
     if let Some(max) = opts.max_bytes {
         let mut fits = size(&levels, &mut sections) <= max;
         'shrink: for level in &LEVELS[1..] {
-            for i in (0..outcomes.len()).rev() {
+            for i in (0..results.len()).rev() {
                 if fits {
                     break 'shrink;
                 }
@@ -313,7 +277,7 @@ fn build(
 
 /// Each stack's section per level, rendered on first use.
 struct Sections<'a> {
-    outcomes: &'a [Outcome],
+    results: &'a [StackResult<Kept>],
     style: Style,
     single: bool,
     cache: Vec<[Option<String>; 4]>,
@@ -327,11 +291,11 @@ impl<'a> Sections<'a> {
     /// Every stack's full section is needed (printed, or measured before shrinking), so with many
     /// stacks they are rendered up front on every core, in order: rendered one after another at
     /// the end of a 100-stack plan they were a tenth of its CPU on one thread (BENCHMARKS.md).
-    fn new(outcomes: &'a [Outcome], style: Style, single: bool) -> Self {
-        let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); outcomes.len()];
+    fn new(results: &'a [StackResult<Kept>], style: Style, single: bool) -> Self {
+        let mut cache: Vec<[Option<String>; 4]> = vec![Default::default(); results.len()];
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let missing: Vec<usize> = (0..outcomes.len())
-            .filter(|i| prerendered(&outcomes[*i], Detail::Full, style, single).is_none())
+        let missing: Vec<usize> = (0..results.len())
+            .filter(|i| prerendered(&results[*i], Detail::Full, style, single).is_none())
             .collect();
         if missing.len() >= MANY_STACKS && threads > 1 {
             let chunk = missing.len().div_ceil(threads);
@@ -341,7 +305,7 @@ impl<'a> Sections<'a> {
                     .map(|part| {
                         scope.spawn(move || {
                             part.iter()
-                                .map(|i| render_section(&outcomes[*i], Detail::Full, style, single))
+                                .map(|i| render_section(&results[*i], Detail::Full, style, single))
                                 .collect::<Vec<String>>()
                         })
                     })
@@ -359,7 +323,7 @@ impl<'a> Sections<'a> {
             }
         }
         Sections {
-            outcomes,
+            results,
             style,
             single,
             cache,
@@ -367,7 +331,7 @@ impl<'a> Sections<'a> {
     }
 
     fn get(&mut self, i: usize, level: Detail) -> &str {
-        let (outcome, style, single) = (&self.outcomes[i], self.style, self.single);
+        let (outcome, style, single) = (&self.results[i], self.style, self.single);
         if let Some(text) = prerendered(outcome, level, style, single) {
             return text;
         }
@@ -377,14 +341,15 @@ impl<'a> Sections<'a> {
 }
 
 /// The section at `level` that [`View::keep`] rendered for this style, if it did.
-fn prerendered(o: &Outcome, level: Detail, style: Style, single: bool) -> Option<&str> {
+fn prerendered(o: &StackResult<Kept>, level: Detail, style: Style, single: bool) -> Option<&str> {
     match o {
-        Outcome::Planned(p) => p
+        StackResult::Planned(p) => p
+            .kept
             .sections
             .as_ref()
             .filter(|s| s.style == style && s.single == single)
             .and_then(|s| s.levels[level as usize].as_deref()),
-        Outcome::Failed { .. } => None,
+        StackResult::Failed(_) => None,
     }
 }
 
@@ -444,15 +409,15 @@ fn group_thousands(n: usize) -> String {
     out
 }
 
-fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> String {
+fn render_section(o: &StackResult<Kept>, level: Detail, style: Style, single: bool) -> String {
     match (o, style) {
-        (Outcome::Planned(p), _) => {
-            let plan = p.plan.as_ref().expect(
+        (StackResult::Planned(p), _) => {
+            let plan = p.kept.plan.as_ref().expect(
                 "View::keep drops a plan only with every section the review may print rendered",
             );
             render_plan_section(plan, level, style, single)
         }
-        (Outcome::Failed { stack_file, error }, Style::Markdown) => {
+        (StackResult::Failed(Failed { stack_file, error }), Style::Markdown) => {
             let mut s = format!("#### `{}`: failed to plan\n\n", escape(stack_file));
             s.push_str("> [!CAUTION]\n");
             for line in error.lines() {
@@ -461,7 +426,7 @@ fn render_section(o: &Outcome, level: Detail, style: Style, single: bool) -> Str
             s.push('\n');
             s
         }
-        (Outcome::Failed { stack_file, error }, Style::Text { color }) => {
+        (StackResult::Failed(Failed { stack_file, error }), Style::Text { color }) => {
             let mut s = paint(color, BOLD, &format!("{stack_file}: failed to plan"));
             s.push('\n');
             for line in error.lines() {
@@ -523,18 +488,18 @@ struct Row {
     failed: bool,
 }
 
-fn rows(outcomes: &[Outcome]) -> Vec<Row> {
-    outcomes
+fn rows(results: &[StackResult<Kept>]) -> Vec<Row> {
+    results
         .iter()
         .map(|o| match o {
-            Outcome::Planned(p) => Row {
+            StackResult::Planned(p) => Row {
                 stack: p.digest.stack.clone(),
                 counts: Some(p.digest.counts),
                 data_loss: p.digest.data_loss,
                 errors: p.digest.errors.clone(),
                 failed: false,
             },
-            Outcome::Failed { stack_file, .. } => Row {
+            StackResult::Failed(Failed { stack_file, .. }) => Row {
                 stack: stack_file.clone(),
                 counts: None,
                 data_loss: false,
@@ -546,9 +511,9 @@ fn rows(outcomes: &[Outcome]) -> Vec<Row> {
 }
 
 /// `3 stacks: 2 with changes, 1 with DATA LOSS, 1 failed`
-fn overview(outcomes: &[Outcome]) -> String {
-    let planned: Vec<&Digest> = outcomes.iter().filter_map(Outcome::digest).collect();
-    let failed = outcomes.len() - planned.len();
+fn overview(results: &[StackResult<Kept>]) -> String {
+    let planned: Vec<&Digest> = results.iter().filter_map(StackResult::digest).collect();
+    let failed = results.len() - planned.len();
     let mut parts = vec![format!(
         "{} with changes",
         planned.iter().filter(|p| p.has_changes).count()
@@ -564,14 +529,14 @@ fn overview(outcomes: &[Outcome]) -> String {
     if failed > 0 {
         parts.push(format!("{failed} failed"));
     }
-    format!("{} stacks: {}", outcomes.len(), parts.join(", "))
+    format!("{} stacks: {}", results.len(), parts.join(", "))
 }
 
-fn md_table(outcomes: &[Outcome], title: &str) -> String {
-    let mut s = format!("### raystack {title}: {}\n\n", overview(outcomes));
+fn md_table(results: &[StackResult<Kept>], title: &str) -> String {
+    let mut s = format!("### raystack {title}: {}\n\n", overview(results));
     s.push_str("| Stack | Add | Change | Replace | Destroy | DATA LOSS | Errors |\n");
     s.push_str("|---|--:|--:|--:|--:|---|---|\n");
-    for r in rows(outcomes) {
+    for r in rows(results) {
         let counts = match r.counts {
             Some(c) => c.map(|n| n.to_string()).join(" | "),
             None => "– | – | – | –".to_string(),
@@ -595,12 +560,12 @@ fn md_table(outcomes: &[Outcome], title: &str) -> String {
     s
 }
 
-fn text_table(outcomes: &[Outcome], title: &str, color: bool) -> String {
-    let rows = rows(outcomes);
+fn text_table(results: &[StackResult<Kept>], title: &str, color: bool) -> String {
+    let rows = rows(results);
     let mut s = paint(
         color,
         BOLD,
-        &format!("raystack {title}: {}", overview(outcomes)),
+        &format!("raystack {title}: {}", overview(results)),
     );
     s.push_str("\n\n");
     let width = rows
@@ -640,20 +605,28 @@ fn text_table(outcomes: &[Outcome], title: &str, color: bool) -> String {
     s
 }
 
-/// Every DATA LOSS sentence of `outcomes` (what a shortened review must still contain).
-pub fn data_loss_lines(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
+/// Every DATA LOSS sentence of `review` (what a shortened review must still contain).
+pub fn data_loss_lines(review: &Review<Kept>) -> Vec<String> {
+    review
+        .stacks
         .iter()
-        .filter_map(Outcome::digest)
-        .filter_map(|d| d.data_loss_line.clone())
+        .filter_map(|s| match s {
+            StackResult::Planned(p) => p.kept.data_loss_line.clone(),
+            StackResult::Failed(_) => None,
+        })
         .collect()
 }
 
-/// What the results of several stacks are of: the heading, and the sentence saying how to see
-/// everything when the document was shrunk.
+/// What the results of several stacks are of: the heading, the sentence saying how to see
+/// everything when the document was shrunk, and what the command names.
 pub struct Describe {
     pub title: String,
     pub full_hint: String,
+    /// What an empty review says (`no stack file changed`).
+    pub nothing: String,
+    /// The command names one stack (`plan STACK`, `diff BASE HEAD`): its JSON is that stack's
+    /// plan JSON, the plan contract, rather than a review of one.
+    pub one_stack: bool,
 }
 
 /// The size limit asked for: `max_bytes` (0: none), else GitHub's comment limit for Markdown.
@@ -666,10 +639,10 @@ pub fn limit(max_bytes: Option<usize>, format: super::Format) -> Option<usize> {
     }
 }
 
-/// Prints the review of `outcomes` on stdout as `view` says; warnings (a review over its limit,
-/// and each failed stack's error) go to stderr.
+/// Prints `review` on stdout as `view` says; warnings (a review over its limit), each failed
+/// stack's error and each blocking problem go to stderr.
 pub fn print(
-    outcomes: &[Outcome],
+    review: &Review<Kept>,
     view: View,
     marker: &str,
     describe: Describe,
@@ -680,25 +653,16 @@ pub fn print(
         full_hint: describe.full_hint,
         marker: marker.to_string(),
     };
-    fn plan(p: &Planned) -> &Plan {
-        p.plan.as_ref().expect("View::keep keeps the plan for JSON")
-    }
     let style = match view.format {
         super::Format::Json => {
-            let text = match outcomes {
-                [Outcome::Planned(p)] => super::plan_json::render(plan(p)),
-                _ => {
-                    let items: Vec<serde_json::Value> = outcomes
-                        .iter()
-                        .map(|o| match o {
-                            Outcome::Planned(p) => super::plan_json::value(plan(p)),
-                            Outcome::Failed { stack_file, error } => {
-                                serde_json::json!({"stack_file": stack_file, "error": error})
-                            }
-                        })
-                        .collect();
-                    format!("{}\n", serde_json::to_string_pretty(&items)?)
-                }
+            let text = match review.stacks.as_slice() {
+                [StackResult::Planned(p)] if describe.one_stack => super::plan_json::render(
+                    p.kept
+                        .plan
+                        .as_ref()
+                        .expect("View::keep keeps the plan for JSON"),
+                ),
+                _ => json(review)?,
             };
             super::print_stdout(&text)?;
             None
@@ -706,24 +670,39 @@ pub fn print(
         super::Format::Markdown => Some(Style::Markdown),
         super::Format::Text => Some(Style::Text { color: view.color }),
     };
-    if let Some(style) = style {
-        let shape = super::write_stdout(|w| {
-            build(outcomes, &opts, style, &mut |part| {
-                w.write_all(part.as_bytes())
-            })
-        })?;
-        if let Some(shape) = shape.filter(|s| s.over_limit) {
-            eprintln!(
-                "warning: the review is {} bytes, over --max-bytes {}, even with only the summary table, DATA LOSS lines and errors",
-                shape.bytes,
-                opts.max_bytes.unwrap_or_default()
-            );
+    match style {
+        Some(style) if review.stacks.is_empty() => {
+            super::print_stdout(&match style {
+                Style::Markdown => format!(
+                    "{}\n**raystack {}**: {}.\n",
+                    self::marker(&opts.marker),
+                    opts.title,
+                    describe.nothing
+                ),
+                Style::Text { .. } => format!("raystack {}: {}.\n", opts.title, describe.nothing),
+            })?;
         }
+        Some(style) => {
+            let shape = super::write_stdout(|w| {
+                build(&review.stacks, &opts, style, &mut |part| {
+                    w.write_all(part.as_bytes())
+                })
+            })?;
+            if let Some(shape) = shape.filter(|s| s.over_limit) {
+                eprintln!(
+                    "warning: the review is {} bytes, over --max-bytes {}, even with only the summary table, DATA LOSS lines and errors",
+                    shape.bytes,
+                    opts.max_bytes.unwrap_or_default()
+                );
+            }
+        }
+        None => {}
     }
-    for o in outcomes {
-        if let Outcome::Failed { stack_file, error } = o {
-            eprintln!("error: `{stack_file}` failed:\n{error}");
-        }
+    for Failed { stack_file, error } in review.failed() {
+        eprintln!("error: `{stack_file}` failed:\n{error}");
+    }
+    for (stack, problem) in review.blocking() {
+        eprintln!("error: {stack}: {problem}");
     }
     Ok(())
 }

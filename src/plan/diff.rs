@@ -1,6 +1,7 @@
 //! The pure diff engine: given what is desired, what the cluster holds, what a server-side
 //! apply dry-run would hold and what state recorded, decide each object's action and reason.
-//! No I/O here; `crate::apply::observe` gathers the inputs.
+//! No I/O here; `crate::engine::observe` gathers the inputs (the password Secret's facts too:
+//! [`PasswordFacts`]).
 
 use std::borrow::Cow;
 
@@ -56,7 +57,27 @@ pub struct ObjectInputs {
     /// apply follows). Without it the change carries no manifest (the review never shows it),
     /// and an object planned as it is has `desired` moved into `after` rather than copied.
     pub keep_manifest: bool,
+    /// What the engine found of the Redis password in the live Secret (`apply::secret` reads
+    /// it); the default for every other object.
+    pub password: PasswordFacts,
 }
+
+/// The facts about the Redis password Secret's password that a plan decides on. The engine
+/// gathers them (`engine::observe`, with `apply::secret`); the value itself never reaches a
+/// plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordFacts {
+    /// The live Secret holds no password: apply generates it.
+    pub missing: bool,
+    /// The live Secret's password no longer matches the fingerprint state recorded at the last
+    /// apply (changed outside raystack).
+    pub changed: bool,
+}
+
+/// What a plan says when the Secret's password no longer matches the recorded fingerprint.
+pub const PASSWORD_DRIFT_REASON: &str = "the Secret's password no longer matches the one recorded at the last apply (neither value is shown); \
+     apply keeps the Secret's current password, records its fingerprint, and restarts the pods that read it \
+     (Redis and the Ray head) so both use the same password";
 
 /// Decides one object's change.
 pub fn classify(mut i: ObjectInputs) -> ResourceChange {
@@ -160,7 +181,32 @@ pub fn classify(mut i: ObjectInputs) -> ResourceChange {
     if !i.keep_manifest {
         c.manifest = None;
     }
+    if c.kind == Kind::Secret {
+        password_rules(&mut c, i.password);
+    }
     c
+}
+
+/// The Redis password Secret: a missing password is an update (apply generates it); a password
+/// changed outside raystack is drift, an update, and a restart of the pods that read it.
+fn password_rules(c: &mut ResourceChange, facts: PasswordFacts) {
+    if facts.missing && c.action == Action::NoOp {
+        c.action = Action::Update;
+        c.reason = Some("the password is missing; apply generates it".into());
+    }
+    if facts.changed {
+        // Neither value is shown: only that the fingerprint no longer matches.
+        c.drift = Some("the password was changed outside raystack".into());
+        if c.action == Action::NoOp {
+            c.action = Action::Update;
+        }
+        c.reason = Some(PASSWORD_DRIFT_REASON.into());
+        // Redis restarts to read the password, and the Ray head with it (`REDIS_RESTART_EFFECT`).
+        c.rollout = Some(format!(
+            "apply restarts the pods that read the password: {}",
+            super::kuberay::REDIS_RESTART_EFFECT
+        ));
+    }
 }
 
 /// Sets `data_loss` and its reason: the Redis volume going (PVC, Namespace), or what KubeRay
@@ -491,6 +537,7 @@ mod tests {
             prior_manifest: None,
             offline: false,
             keep_manifest: true,
+            password: PasswordFacts::default(),
         }
     }
 
@@ -725,5 +772,79 @@ mod tests {
         let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {"password": "c2VjcmV0"}});
         let c = classify(inputs(Kind::Secret, None, Some(live), DryRun::NotRun));
         assert_eq!(c.before.unwrap()["data"]["password"], json!("(sensitive)"));
+    }
+
+    fn secret(data: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "ns"}, "data": data})
+    }
+
+    /// The password Secret as it is, with the password facts the engine gathered.
+    fn password_change(missing: bool, changed: bool) -> ResourceChange {
+        let live = secret(json!({"password": "c2VjcmV0"}));
+        let mut i = inputs(
+            Kind::Secret,
+            Some(secret(json!({}))),
+            Some(live.clone()),
+            DryRun::Ok(live),
+        );
+        i.password = PasswordFacts { missing, changed };
+        classify(i)
+    }
+
+    #[test]
+    fn a_password_secret_as_recorded_is_a_no_op() {
+        let c = password_change(false, false);
+        assert_eq!(
+            (c.action, c.reason, c.drift, c.rollout),
+            (Action::NoOp, None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_missing_password_is_an_update_that_generates_it() {
+        let c = password_change(true, false);
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("the password is missing; apply generates it")
+        );
+        assert_eq!((c.drift, c.rollout), (None, None));
+    }
+
+    #[test]
+    fn a_password_changed_outside_raystack_is_drift_and_restarts_its_readers() {
+        let c = password_change(false, true);
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.reason.as_deref(), Some(PASSWORD_DRIFT_REASON));
+        assert_eq!(
+            c.drift.as_deref(),
+            Some("the password was changed outside raystack")
+        );
+        assert_eq!(
+            c.rollout,
+            Some(format!(
+                "apply restarts the pods that read the password: {}",
+                super::super::kuberay::REDIS_RESTART_EFFECT
+            ))
+        );
+        assert!(!c.data_loss);
+    }
+
+    #[test]
+    fn password_facts_decide_nothing_for_other_kinds() {
+        let live = with_defaults(sts(1));
+        let c = classify(ObjectInputs {
+            password: PasswordFacts {
+                missing: true,
+                changed: true,
+            },
+            ..inputs(
+                Kind::StatefulSet,
+                Some(sts(1)),
+                Some(live.clone()),
+                DryRun::Ok(live),
+            )
+        });
+        assert_eq!((c.action, c.drift), (Action::NoOp, None));
     }
 }

@@ -11,9 +11,13 @@ pub mod kuberay;
 pub mod model;
 pub mod ownership;
 pub mod project;
+pub mod review;
 
 pub use compare::compare;
-pub use diff::{DryRun, FIELD_MANAGER, ObjectInputs, classify, execution_order};
+pub use diff::{
+    DryRun, FIELD_MANAGER, ObjectInputs, PASSWORD_DRIFT_REASON, PasswordFacts, classify,
+    execution_order,
+};
 pub use model::{
     Action, Binding, FORMAT_VERSION, Plan, PlanFileError, ResourceChange, Summary,
     looks_like_plan_file, read_plan_file, write_plan_file,

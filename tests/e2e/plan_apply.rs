@@ -701,7 +701,7 @@ fn applied_stacks_planned_together_list_each_kind_once_and_plan_as_each_alone() 
                 .unwrap(),
         );
         assert_eq!(r.code, 0, "{r}");
-        serde_json::from_str::<Vec<Value>>(&r.stdout).unwrap()
+        reviewed_plans(&r.stdout)
     };
     let from = audit_len(&log);
     let together = plan_all(&env.fake.kubeconfig);

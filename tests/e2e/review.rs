@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Fake, raystack_bin};
+use crate::support::{Fake, raystack_bin, reviewed_plans};
 use serde_json::Value;
 
 const LOCAL: &str = include_str!("../../stacks/local.toml");
@@ -113,7 +113,7 @@ fn diff_base_compares_each_stack_with_its_version_at_the_revision() {
         ],
     );
     assert_eq!(given.code, 2, "{given}");
-    let plans: Vec<Value> = serde_json::from_str(&given.stdout).unwrap();
+    let plans = reviewed_plans(&given.stdout);
     let actions = |p: &Value| -> Vec<String> {
         p["resource_changes"]
             .as_array()
@@ -147,14 +147,15 @@ fn diff_base_compares_each_stack_with_its_version_at_the_revision() {
     assert_eq!(text.code, 0, "{text}");
     insta::assert_snapshot!("diff_base_text", text.stdout);
 
-    // From a subdirectory, with a path relative to it.
+    // From a subdirectory, with a path relative to it. One changed stack is a review too.
     let sub = raystack(
         &root.join("stacks"),
         &["diff", "--base", "main", "c.toml", "--format", "json"],
     );
     assert_eq!(sub.code, 0, "{sub}");
-    let c: Value = serde_json::from_str(&sub.stdout).unwrap();
-    assert_eq!(c["stack"], "ray-c");
+    let c = reviewed_plans(&sub.stdout);
+    assert_eq!(c.len(), 1, "{sub}");
+    assert_eq!(c[0]["stack"], "ray-c");
 }
 
 #[test]
@@ -174,10 +175,12 @@ fn diff_base_reports_an_unknown_revision_and_a_broken_base() {
         stack("ray-c").replace("storage = \"1Gi\"", "storage = \"1Gb\""),
     )
     .unwrap();
-    let r = raystack(
-        root,
-        &["diff", "--base", "main", "stacks/a.toml", "stacks/c.toml"],
-    );
+    let a_and_c = |more: &[&str]| {
+        let mut args = vec!["diff", "--base", "main", "stacks/a.toml", "stacks/c.toml"];
+        args.extend(more);
+        raystack(root, &args)
+    };
+    let r = a_and_c(&[]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains("ray-a"), "{r}");
     assert!(
@@ -185,24 +188,61 @@ fn diff_base_reports_an_unknown_revision_and_a_broken_base() {
         "{r}"
     );
     // a has changes and c failed: under --detailed-exitcode the error (1) beats changes (2).
-    let r = raystack(
-        root,
-        &[
-            "diff",
-            "--base",
-            "main",
-            "stacks/a.toml",
-            "stacks/c.toml",
-            "--detailed-exitcode",
-        ],
-    );
+    let r = a_and_c(&["--detailed-exitcode"]);
     assert_eq!(r.code, 1, "{r}");
+    // In JSON, the failed stack is an entry of the review: its file and its error.
+    let r = a_and_c(&["--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let review: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(review["format_version"], "1", "{r}");
+    assert_eq!(review["stacks"][0]["status"], "planned", "{r}");
+    assert_eq!(review["stacks"][0]["plan"]["stack"], "ray-a", "{r}");
+    let failed = review["stacks"][1].as_object().unwrap();
+    assert_eq!(
+        failed.keys().collect::<Vec<_>>(),
+        ["status", "stack_file", "error"],
+        "{r}"
+    );
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["stack_file"], "stacks/c.toml");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("`redis.storage`"), "{r}");
 
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("s.toml"), stack("s")).unwrap();
     let r = raystack(outside.path(), &["diff", "--base", "main", "s.toml"]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stdout.contains("is not inside a git repository"), "{r}");
+}
+
+/// No stack file changed: an empty review in every format, and exit 0.
+#[test]
+fn diff_base_with_no_changed_stack_is_an_empty_review() {
+    let dir = repo();
+    let root = dir.path();
+    let formats = ["json", "text", "markdown"].map(|format| {
+        let r = raystack(
+            root,
+            &[
+                "diff",
+                "--base",
+                "HEAD",
+                "--format",
+                format,
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(r.code, 0, "{r}");
+        r.stdout
+    });
+    assert_eq!(
+        formats,
+        [
+            "{\n  \"format_version\": \"1\",\n  \"stacks\": []\n}\n",
+            "raystack diff against `HEAD`: no stack file changed.\n",
+            "<!-- raystack: review -->\n**raystack diff against `HEAD`**: no stack file changed.\n",
+        ]
+    );
 }
 
 #[test]
@@ -505,7 +545,7 @@ fn twenty_stacks_plan_concurrently_like_each_alone_in_order() {
             .collect();
         match format {
             "json" => {
-                let all: Vec<Value> = serde_json::from_str(&all.stdout).unwrap();
+                let all = reviewed_plans(&all.stdout);
                 let alone: Vec<Value> = alone
                     .iter()
                     .map(|s| serde_json::from_str(s).unwrap())
@@ -525,6 +565,36 @@ fn twenty_stacks_plan_concurrently_like_each_alone_in_order() {
             }
         }
     }
+}
+
+/// Plans that cannot be applied (no default StorageClass: a preflight error) make the review
+/// exit 1 even with changes under `--detailed-exitcode`, and each blocking problem is named on
+/// stderr with its stack, in stack order.
+#[test]
+fn blocked_stacks_exit_1_and_each_problem_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(dir.path(), &["--no-default-storageclass"]);
+    let kc = fake.kubeconfig.display().to_string();
+    let stacks = write_stacks(dir.path(), 2);
+    let mut args = vec![
+        "plan",
+        "--kubeconfig",
+        &kc,
+        "--format",
+        "json",
+        "--detailed-exitcode",
+    ];
+    args.extend(stacks.iter().map(String::as_str));
+    let r = raystack(dir.path(), &args);
+    assert_eq!(r.code, 1, "{r}");
+    let plans = reviewed_plans(&r.stdout);
+    assert!(plans.iter().all(|p| p["summary"]["add"] == 8), "{r}");
+    let why = "preflight kubernetes/storage-class: the cluster has no default StorageClass, and the stack names none, so the Redis volume would never be provisioned";
+    assert_eq!(
+        r.stderr,
+        format!("error: p00: {why}\nerror: p01: {why}\n"),
+        "{r}"
+    );
 }
 
 #[test]

@@ -43,6 +43,23 @@ pub fn raystack_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_raystack"))
 }
 
+/// The plans of a JSON review (`plan A B --format json`, `diff --base --format json`) whose
+/// every stack planned, in order: its `format_version` is 1 and each entry is tagged `planned`.
+pub fn reviewed_plans(stdout: &str) -> Vec<Value> {
+    let review: Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("not a JSON review ({e}):\n{stdout}"));
+    assert_eq!(review["format_version"], "1", "{review}");
+    review["stacks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no stacks:\n{review}"))
+        .iter()
+        .map(|s| {
+            assert_eq!(s["status"], "planned", "{s}");
+            s["plan"].clone()
+        })
+        .collect()
+}
+
 /// A `fake-apiserver` running in this test process (the library's test helper), stopped on drop.
 pub struct Fake {
     server: FakeApiServer,

@@ -39,15 +39,19 @@ fn opts(max_bytes: Option<usize>) -> Options {
     }
 }
 
-fn three() -> Vec<Outcome> {
-    vec![
-        Outcome::planned(named("ray-a")),
-        Outcome::planned(blocked("ray-b")),
-        Outcome::Failed {
-            stack_file: "stacks/broken.toml".into(),
-            error: "error: stacks/broken.toml:3:1: `redis.storage`: invalid quantity \"1Gb\"\n  help: use 1Gi".into(),
-        },
-    ]
+fn broken() -> StackResult<Kept> {
+    StackResult::Failed(Failed {
+        stack_file: "stacks/broken.toml".into(),
+        error: "error: stacks/broken.toml:3:1: `redis.storage`: invalid quantity \"1Gb\"\n  help: use 1Gi".into(),
+    })
+}
+
+fn three() -> Review<Kept> {
+    Review::new(vec![
+        planned(named("ray-a")),
+        planned(blocked("ray-b")),
+        broken(),
+    ])
 }
 
 #[test]
@@ -66,7 +70,7 @@ fn text_review_of_several_stacks() {
 #[test]
 fn one_stack_is_the_plain_plan_with_a_marker() {
     let plan = named("demo");
-    let outcomes = [Outcome::planned(plan.clone())];
+    let outcomes = Review::new(vec![planned(plan.clone())]);
     let r = markdown(&outcomes, &opts(Some(GITHUB_COMMENT_LIMIT)));
     assert_eq!(
         r.text,
@@ -105,16 +109,17 @@ fn assert_blocks_balance(md: &str) {
 
 #[test]
 fn shrinking_keeps_the_table_data_loss_and_errors_and_never_cuts_a_block() {
-    let mut outcomes: Vec<Outcome> = (0..60)
+    let mut stacks: Vec<StackResult<Kept>> = (0..60)
         .map(|i| {
-            Outcome::planned(if i % 7 == 3 {
+            planned(if i % 7 == 3 {
                 blocked(&format!("ray-{i:03}"))
             } else {
                 named(&format!("ray-{i:03}"))
             })
         })
         .collect();
-    outcomes.push(three().pop().unwrap());
+    stacks.push(broken());
+    let outcomes = Review::new(stacks);
     let full = markdown(&outcomes, &opts(None)).text;
     let table_end = full.find("\n\n####").unwrap();
     let table = &full[..table_end];
@@ -161,9 +166,7 @@ fn shrinking_keeps_the_table_data_loss_and_errors_and_never_cuts_a_block() {
 
 #[test]
 fn context_goes_before_diffs_and_the_last_stacks_shrink_first() {
-    let outcomes: Vec<Outcome> = (0..3)
-        .map(|i| Outcome::planned(named(&format!("s{i}"))))
-        .collect();
+    let outcomes = Review::new((0..3).map(|i| planned(named(&format!("s{i}")))).collect());
     let full = markdown(&outcomes, &opts(None)).text;
     let r = markdown(&outcomes, &opts(Some(full.len() - 1)));
     // One stack lost its unchanged context lines; the first keeps its full diffs.
@@ -202,14 +205,17 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
     ] {
         let view = View::new(format, color, max_bytes);
         for count in [1, 3, MANY_STACKS] {
-            let kept: Vec<Outcome> = plans(count)
-                .into_iter()
-                .map(|p| view.keep(p, count))
-                .collect();
-            let whole: Vec<Outcome> = plans(count).into_iter().map(Outcome::planned).collect();
+            let kept = Review::new(
+                plans(count)
+                    .into_iter()
+                    .map(|p| view.keep(p, count))
+                    .collect(),
+            );
+            let whole = Review::new(plans(count).into_iter().map(planned).collect());
             let dropped = kept
+                .stacks
                 .iter()
-                .filter(|o| matches!(o, Outcome::Planned(p) if p.plan.is_none()))
+                .filter(|o| matches!(o, StackResult::Planned(p) if p.kept.plan.is_none()))
                 .count();
             let rendered = match (format, view.max_bytes) {
                 (Format::Json, _) => false,
@@ -221,7 +227,7 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
                 continue;
             }
             let opts = opts(view.max_bytes);
-            let review = |o: &[Outcome]| match format {
+            let review = |o: &Review<Kept>| match format {
                 Format::Markdown => markdown(o, &opts),
                 _ => text(o, color, &opts),
             };
@@ -236,6 +242,41 @@ fn kept_sections_review_as_their_plans_and_few_stacks_with_a_limit_or_json_keep_
             }
         }
     }
+}
+
+/// The JSON review (docs/design.md §6.4): `format_version`, then each stack tagged `planned`
+/// with its plan JSON (as `plan STACK --format json` prints it) or `failed` with its error.
+#[test]
+fn json_review_of_two_planned_stacks() {
+    let review = Review::new(vec![planned(named("ray-a")), planned(unchanged("ray-b"))]);
+    let text = json(&review).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        serde_json::to_string_pretty(&v["stacks"][0]["plan"]).unwrap() + "\n",
+        crate::output::plan_json::render(&named("ray-a")),
+        "a planned stack's entry is its plan JSON"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn json_review_of_a_planned_and_a_failed_stack() {
+    let review = Review::new(vec![planned(unchanged("ray-a")), broken()]);
+    insta::assert_snapshot!(json(&review).unwrap());
+}
+
+/// Sections rendered by `View::keep` without their plan cannot be serialized: JSON keeps the
+/// plan, and a review that dropped it says so rather than printing something else.
+#[test]
+fn json_needs_the_kept_plan() {
+    let view = View::new(crate::output::Format::Text, false, None);
+    let review = Review::new(vec![view.keep(named("ray-a"), 1)]);
+    let err = json(&review).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("View::keep keeps the plan for JSON"),
+        "{err}"
+    );
 }
 
 #[test]
