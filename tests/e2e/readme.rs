@@ -4,8 +4,9 @@
 //! The convention: every transcript in README.md is a fenced block with the line
 //! `<!-- transcript: ID -->` directly above it. [`TRANSCRIPTS`] maps each ID to the command
 //! lines of that transcript; the test runs them, in order, in a temporary directory laid out
-//! as a checkout of raystack (copies of the repository's `stacks/`, `examples/` and
-//! `tests/fixtures/kuberay/`), with `raystack` on `PATH`, and writes what a terminal would show:
+//! as a checkout of raystack (copies of the repository's `stacks/`, `examples/`,
+//! `tests/fixtures/kuberay/` and `tests/fixtures/bad/`, committed to a git repository), with
+//! `raystack` on `PATH`, and writes what a terminal would show:
 //! `$ LINE`, then what the command printed (stdout and stderr through one pipe, in the order
 //! written). That whole output is an insta snapshot (`e2e__readme__<ID>.snap`, the full text
 //! the README quotes from), and the README block must be that output where each line
@@ -64,12 +65,53 @@ const SESSION: &[&str] = &[
     "raystack destroy stacks/local.toml --auto-approve",
 ];
 
+/// "Reviewing changes in CI": three stack files changed in a checkout, reviewed against the
+/// last commit as the CI recipe's comment, shrunk to show what shrinking keeps.
+const REVIEW: &[&str] = &[
+    "sed 's/ray-local/ray-team-a/g' stacks/local.toml > stacks/team-a.toml",
+    "sed -i '/^\\[redis\\]/a storage_class = \"fast-ssd\"' stacks/local.toml",
+    "sed -i 's/memory = \"16Gi\"/memory = \"32Gi\"/' stacks/aws.toml",
+    "raystack diff --base HEAD --format markdown --max-bytes 2500",
+];
+
 /// Every transcript the README marks, by ID: the lines it runs.
-const TRANSCRIPTS: &[(&str, &[&str])] = &[("session", SESSION)];
+const TRANSCRIPTS: &[(&str, &[&str])] = &[
+    ("session", SESSION),
+    ("validate", &["raystack validate stacks/local.toml"]),
+    (
+        "validate-errors",
+        &["raystack validate tests/fixtures/bad/16-several-errors.toml"],
+    ),
+    (
+        "validate-patch",
+        &["raystack validate tests/fixtures/bad/36-patch-touches-gcs-ft.toml"],
+    ),
+    ("review", REVIEW),
+];
 
 #[test]
 fn session() {
     check("session");
+}
+
+#[test]
+fn validate() {
+    check("validate");
+}
+
+#[test]
+fn validate_errors() {
+    check("validate-errors");
+}
+
+#[test]
+fn validate_patch() {
+    check("validate-patch");
+}
+
+#[test]
+fn review() {
+    check("review");
 }
 
 /// Every `<!-- transcript: ID -->` block in README.md is one that a test regenerates, and every
@@ -375,8 +417,34 @@ struct Lab {
 impl Lab {
     fn new() -> Lab {
         let dir = tempfile::tempdir().expect("temp dir");
-        for sub in ["stacks", "examples", "tests/fixtures/kuberay"] {
+        for sub in [
+            "stacks",
+            "examples",
+            "tests/fixtures/kuberay",
+            "tests/fixtures/bad",
+        ] {
             copy_dir(&Path::new(ROOT).join(sub), &dir.path().join(sub));
+        }
+        // A checkout: its files committed, so `diff --base HEAD` compares with them.
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "-A"],
+            &["commit", "-q", "-m", "checkout"],
+        ] {
+            let status = Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=raystack",
+                    "-c",
+                    "user.email=raystack@localhost",
+                ])
+                .args(["-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .status()
+                .expect("run git");
+            assert!(status.success(), "git {args:?} failed");
         }
         let bin = raystack_bin();
         let bin_dir = bin.parent().expect("the binary's directory");
