@@ -165,7 +165,7 @@ pub fn check(id: &str) {
         .find(|(known, _)| *known == id)
         .unwrap_or_else(|| panic!("no transcript `{id}` in TRANSCRIPTS"));
     let blocks = readme_blocks(&readme()).unwrap_or_else(|e| panic!("README.md: {e}"));
-    let block = blocks
+    let (first_line, block) = blocks
         .get(id)
         .unwrap_or_else(|| panic!("README.md has no block marked `<!-- transcript: {id} -->`"));
     let mut lab = Lab::new();
@@ -175,15 +175,19 @@ pub fn check(id: &str) {
     }
     let out = normalize(&out, Some(lab.dir.path()));
     insta::assert_snapshot!(id, out);
+    let lines = normalized_lines(block, None);
+    let raw_len = block.lines().count();
     let block = normalize(block, None);
     if let Some(i) = mismatch(&block, &out) {
-        let line = block.lines().nth(i).unwrap_or("(end of block)");
+        let line = block.lines().nth(i).unwrap_or("(the end of the block)");
+        // The README line: the block's line that normalising kept as line i.
+        let at = first_line + lines.get(i).map_or(raw_len, |(n, _)| *n);
         panic!(
-            "README.md's transcript `{id}` no longer matches the binary: its line {} does not follow:\n  {line}\n\
+            "README.md's transcript `{id}` no longer matches the binary: README.md:{} does not follow:\n  {line}\n\
              The whole output is tests/e2e/snapshots/e2e__readme__{id}.snap; copy what the README \
              quotes from there (a line `[… … …]` stands for lines left out).\n\
              README block (normalised):\n{block}",
-            i + 1
+            at
         );
     }
 }
@@ -192,8 +196,9 @@ fn readme() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("read README.md")
 }
 
-/// The marked blocks of `readme`, by ID: the text between the fence lines.
-fn readme_blocks(readme: &str) -> Result<BTreeMap<String, String>, String> {
+/// The marked blocks of `readme`, by ID: the README line number of the block's first line, and
+/// the text between the fence lines.
+fn readme_blocks(readme: &str) -> Result<BTreeMap<String, (usize, String)>, String> {
     let mut blocks = BTreeMap::new();
     let lines: Vec<&str> = readme.lines().collect();
     for (n, line) in lines.iter().enumerate() {
@@ -223,7 +228,7 @@ fn readme_blocks(readme: &str) -> Result<BTreeMap<String, String>, String> {
         }
         let mut text = body.join("\n");
         text.push('\n');
-        if blocks.insert(id.to_string(), text).is_some() {
+        if blocks.insert(id.to_string(), (n + 3, text)).is_some() {
             return Err(format!("line {}: transcript `{id}` is marked twice", n + 1));
         }
     }
@@ -268,8 +273,16 @@ fn mismatch(block: &str, out: &str) -> Option<usize> {
 
 /// What varies between runs, made the same on both sides (see the module doc).
 pub fn normalize(text: &str, dir: Option<&Path>) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
+    normalized_lines(text, dir)
+        .into_iter()
+        .map(|(_, line)| line + "\n")
+        .collect()
+}
+
+/// The lines of `text` that [`normalize`] keeps, normalised, each with its index in `text`.
+fn normalized_lines(text: &str, dir: Option<&Path>) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
         if line.contains(": waiting: ") {
             continue;
         }
@@ -283,9 +296,7 @@ pub fn normalize(text: &str, dir: Option<&Path>) -> String {
         });
         let line = seconds(&line);
         let line = uuids(&line);
-        let line = times(&line);
-        out.push_str(&line);
-        out.push('\n');
+        out.push((n, times(&line)));
     }
     out
 }
