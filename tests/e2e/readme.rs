@@ -74,6 +74,13 @@ const REVIEW: &[&str] = &[
     "raystack diff --base HEAD --format markdown --max-bytes 2500",
 ];
 
+/// "Reviewing changes in CI": two revisions of one stack file, compared without a cluster.
+const DIFF: &[&str] = &[
+    "git show HEAD:stacks/local.toml > old.toml",
+    "sed -i 's/replicas = 1/replicas = 2/' stacks/local.toml",
+    "raystack diff old.toml stacks/local.toml",
+];
+
 /// Every transcript the README marks, by ID: the lines it runs.
 const TRANSCRIPTS: &[(&str, &[&str])] = &[
     ("session", SESSION),
@@ -86,6 +93,7 @@ const TRANSCRIPTS: &[(&str, &[&str])] = &[
         "validate-patch",
         &["raystack validate tests/fixtures/bad/36-patch-touches-gcs-ft.toml"],
     ),
+    ("diff", DIFF),
     ("review", REVIEW),
 ];
 
@@ -107,6 +115,11 @@ fn validate_errors() {
 #[test]
 fn validate_patch() {
     check("validate-patch");
+}
+
+#[test]
+fn diff() {
+    check("diff");
 }
 
 #[test]
