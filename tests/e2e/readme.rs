@@ -17,11 +17,13 @@
 //!   those flags, writes the kubeconfig it names and shows the URL the binary prints;
 //! - `export NAME=VALUE` sets NAME for the lines after it (`$PWD` is the directory);
 //! - `echo $?` shows the exit code of the line before;
+//! - another line ending in ` &` runs in the background, in its own process group, killed when
+//!   the transcript ends; what it prints is not shown (the README's such lines redirect it);
 //! - an empty line is an empty line of the transcript.
 //!
 //! What varies from run to run is normalised in both texts, and only this ([`normalize`]):
-//! loopback ports, UUIDs (UIDs, lineages), RFC 3339 times, elapsed times (`after 0.3s`,
-//! `(0.3s)`), the temporary directory, and progress lines `ADDRESS: waiting: …` (whether a wait
+//! loopback ports, UUIDs (UIDs, lineages, lock IDs), RFC 3339 times, elapsed times (`after
+//! 0.3s`, `(0.3s)`), a lock holder's `USER@HOST pid N`, the temporary directory, and progress lines `ADDRESS: waiting: …` (whether a wait
 //! is seen at all depends on how fast the fake's controllers answer), which are dropped.
 //!
 //! A marked block whose ID is not in [`TRANSCRIPTS`] fails ([`every_marked_transcript_is_known`]),
@@ -29,6 +31,7 @@
 //! one line in [`TRANSCRIPTS`] and one test calling [`check`].
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -81,6 +84,18 @@ const DIFF: &[&str] = &[
     "raystack diff old.toml stacks/local.toml",
 ];
 
+/// "Working as a team / in CI": a second apply while the first holds the Lease. The fake's
+/// controllers take ten minutes to make anything ready, so the first apply holds the lock while
+/// it waits; `kubectl wait` returns once it has taken it.
+const LOCK: &[&str] = &[
+    "fake-apiserver --kubeconfig kubeconfig --crd tests/fixtures/kuberay/ray.io_rayclusters.v1.3.0.yaml --readiness-delay-ms 600000 &",
+    "export KUBECONFIG=$PWD/kubeconfig",
+    "printf '\\n[state]\\nbackend = \"kubernetes\"\\n' >> stacks/local.toml",
+    "raystack apply stacks/local.toml --auto-approve > apply.log 2>&1 &",
+    "kubectl wait --for=create lease/raystack-lock-ray-local -n raystack-system",
+    "raystack apply stacks/local.toml --auto-approve",
+];
+
 /// Every transcript the README marks, by ID: the lines it runs.
 const TRANSCRIPTS: &[(&str, &[&str])] = &[
     ("session", SESSION),
@@ -94,6 +109,7 @@ const TRANSCRIPTS: &[(&str, &[&str])] = &[
         &["raystack validate tests/fixtures/bad/36-patch-touches-gcs-ft.toml"],
     ),
     ("diff", DIFF),
+    ("lock", LOCK),
     ("review", REVIEW),
 ];
 
@@ -120,6 +136,11 @@ fn validate_patch() {
 #[test]
 fn diff() {
     check("diff");
+}
+
+#[test]
+fn lock() {
+    check("lock");
 }
 
 #[test]
@@ -164,6 +185,10 @@ fn elisions_stand_for_one_or_more_lines_and_nothing_else() {
     assert_eq!(mismatch("a\nc\nd\n", out), Some(1));
     assert_eq!(mismatch("a\n[…]\nc\n", out), Some(3));
     assert_eq!(mismatch("a\nb\nc\nd\ne\n", out), Some(4));
+    assert_eq!(
+        normalize("held by alice@laptop pid 4242 (apply)", None),
+        normalize("held by root@vm pid 17 (apply)", None)
+    );
     // Normalised on both sides: another port, another elapsed time.
     assert_eq!(
         normalize("ready after 1.3s at 127.0.0.1:40123", None),
@@ -309,7 +334,8 @@ fn normalized_lines(text: &str, dir: Option<&Path>) -> Vec<(usize, String)> {
         });
         let line = seconds(&line);
         let line = uuids(&line);
-        out.push((n, times(&line)));
+        let line = times(&line);
+        out.push((n, holder(&line)));
     }
     out
 }
@@ -383,6 +409,22 @@ fn uuids(line: &str) -> String {
     out
 }
 
+/// A lock holder, `alice@laptop pid 4242`, as `USER@HOST pid N`.
+fn holder(line: &str) -> String {
+    let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
+    for i in 0..words.len().saturating_sub(2) {
+        if words[i].contains('@')
+            && words[i + 1] == "pid"
+            && !words[i + 2].is_empty()
+            && words[i + 2].bytes().all(|b| b.is_ascii_digit())
+        {
+            words[i] = "USER@HOST".into();
+            words[i + 2] = "N".into();
+        }
+    }
+    words.join(" ")
+}
+
 /// Each RFC 3339 UTC time (`2026-11-29T21:40:03Z`) as `TIME`.
 fn times(line: &str) -> String {
     let mut out = String::new();
@@ -436,6 +478,19 @@ struct Lab {
     env: Vec<(String, String)>,
     fake: Option<Fake>,
     last: Option<i32>,
+    /// Lines run with `&`, each in its own process group, SIGKILLed when the transcript ends.
+    background: Vec<std::process::Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.background {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Lab {
@@ -482,6 +537,7 @@ impl Lab {
             env: vec![("PATH".into(), path)],
             fake: None,
             last: None,
+            background: Vec::new(),
         }
     }
 
@@ -506,6 +562,10 @@ impl Lab {
             let code = self.last.expect("`echo $?` follows a command");
             return format!("{shown}{code}\n");
         }
+        let (line, background) = match line.strip_suffix(" &") {
+            Some(line) => (line, true),
+            None => (line, false),
+        };
         let out = tempfile::tempfile().expect("output file");
         let mut cmd = Command::new("bash");
         cmd.arg("-c")
@@ -521,6 +581,16 @@ impl Lab {
             .stderr(out.try_clone().expect("output file"));
         for (name, value) in &self.env {
             cmd.env(name, value);
+        }
+        if background {
+            // What it prints is not shown (a terminal would interleave it): the README's
+            // background lines redirect their output.
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0);
+            let child = cmd.spawn().unwrap_or_else(|e| panic!("run `{line}`: {e}"));
+            self.background.push(child);
+            return shown;
         }
         let status = cmd.status().unwrap_or_else(|e| panic!("run `{line}`: {e}"));
         self.last = status.code();
