@@ -23,8 +23,9 @@
 //!
 //! What varies from run to run is normalised in both texts, and only this ([`normalize`]):
 //! loopback ports, UUIDs (UIDs, lineages, lock IDs), RFC 3339 times, elapsed times (`after
-//! 0.3s`, `(0.3s)`), a lock holder's `USER@HOST pid N`, the temporary directory, and progress lines `ADDRESS: waiting: …` (whether a wait
-//! is seen at all depends on how fast the fake's controllers answer), which are dropped.
+//! 0.3s`, `(0.3s)`), a lock holder's `USER@HOST pid N`, the temporary directory, and progress
+//! lines `ADDRESS: waiting: …` (whether a wait is seen at all depends on how fast the fake's
+//! controllers answer), which are dropped.
 //!
 //! A marked block whose ID is not in [`TRANSCRIPTS`] fails ([`every_marked_transcript_is_known`]),
 //! and so does an ID of [`TRANSCRIPTS`] that the README no longer marks. Adding a transcript is
@@ -185,15 +186,59 @@ fn elisions_stand_for_one_or_more_lines_and_nothing_else() {
     assert_eq!(mismatch("a\nc\nd\n", out), Some(1));
     assert_eq!(mismatch("a\n[…]\nc\n", out), Some(3));
     assert_eq!(mismatch("a\nb\nc\nd\ne\n", out), Some(4));
+}
+
+/// What varies is the same on both sides after [`normalize`]; every other difference stays.
+#[test]
+fn normalisation_is_narrow() {
+    let same = [
+        (
+            "ready after 1.3s at 127.0.0.1:40123",
+            "ready after 0.0s at 127.0.0.1:5",
+        ),
+        ("created (12.5s)", "created (0.0s)"),
+        (
+            "held by alice@laptop pid 4242 (apply) since 2026-11-29T21:40:03Z",
+            "held by root@vm pid 17 (apply) since 2027-01-01T00:00:00.5Z",
+        ),
+        (
+            "lock ID 5f0c6e2a-1b7d-4c38-9a51-0d2e8f4b7c19",
+            "lock ID 2747ea30-8184-432c-afc5-788dd5ed5e4a",
+        ),
+        ("x: waiting: head not ready\ny", "y"),
+    ];
+    for (a, b) in same {
+        assert_eq!(normalize(a, None), normalize(b, None), "{a:?} vs {b:?}");
+    }
+    let different = [
+        ("Plan: 8 to add", "Plan: 9 to add"),
+        ("storage: 1Gi", "storage: 2Gi"),
+        ("after 2s", "after 3s"),
+        ("replicas: (1)", "replicas: (2)"),
+        ("http://127.0.0.2:80", "http://127.0.0.2:81"),
+        ("alice@laptop pid x", "bob@laptop pid x"),
+        ("2026-11-29", "2026-11-30"),
+    ];
+    for (a, b) in different {
+        assert_ne!(normalize(a, None), normalize(b, None), "{a:?} vs {b:?}");
+    }
+}
+
+/// A marker must sit directly above a closed fenced block, once per ID.
+#[test]
+fn markers_are_strict() {
+    let ok = "<!-- transcript: a -->\n```console\n$ x\n```\n";
     assert_eq!(
-        normalize("held by alice@laptop pid 4242 (apply)", None),
-        normalize("held by root@vm pid 17 (apply)", None)
+        readme_blocks(ok).unwrap().get("a"),
+        Some(&(3, "$ x\n".to_string()))
     );
-    // Normalised on both sides: another port, another elapsed time.
-    assert_eq!(
-        normalize("ready after 1.3s at 127.0.0.1:40123", None),
-        normalize("ready after 0.0s at 127.0.0.1:5", None)
-    );
+    for bad in [
+        "<!-- transcript: a -->\n\n```console\n$ x\n```\n",
+        "<!-- transcript: a -->\n```console\n$ x\n",
+        "<!-- transcript: a -->\n```\nx\n```\n<!-- transcript: a -->\n```\ny\n```\n",
+    ] {
+        assert!(readme_blocks(bad).is_err(), "{bad:?}");
+    }
 }
 
 /// Regenerates transcript `id`, snapshots it whole and compares it with the README's block.
@@ -206,6 +251,20 @@ pub fn check(id: &str) {
     let (first_line, block) = blocks
         .get(id)
         .unwrap_or_else(|| panic!("README.md has no block marked `<!-- transcript: {id} -->`"));
+    for tool in ["git", "kubectl"] {
+        let needed = lines.iter().any(|l| l.starts_with(&format!("{tool} ")));
+        let found = Command::new(tool)
+            .arg("version")
+            .args((tool == "kubectl").then_some("--client"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            !needed || found,
+            "transcript `{id}` runs {tool}, which is not installed (./scripts/test installs it)"
+        );
+    }
     let mut lab = Lab::new();
     let mut out = String::new();
     for line in *lines {
