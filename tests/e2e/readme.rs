@@ -97,6 +97,12 @@ const LOCK: &[&str] = &[
     "raystack apply stacks/local.toml --auto-approve",
 ];
 
+/// "Durability goals → Redis": the redis.conf two goals render to.
+const DURABILITY: &[&str] = &[
+    "raystack render stacks/zero-loss.toml | sed -n '/redis.conf: |/,/maxmemory-policy/p'",
+    "raystack render stacks/rdb-only.toml | sed -n '/redis.conf: |/,/maxmemory-policy/p'",
+];
+
 /// Every transcript the README marks, by ID: the lines it runs.
 const TRANSCRIPTS: &[(&str, &[&str])] = &[
     ("session", SESSION),
@@ -109,6 +115,7 @@ const TRANSCRIPTS: &[(&str, &[&str])] = &[
         "validate-patch",
         &["raystack validate tests/fixtures/bad/36-patch-touches-gcs-ft.toml"],
     ),
+    ("durability", DURABILITY),
     ("diff", DIFF),
     ("lock", LOCK),
     ("review", REVIEW),
@@ -132,6 +139,11 @@ fn validate_errors() {
 #[test]
 fn validate_patch() {
     check("validate-patch");
+}
+
+#[test]
+fn durability() {
+    check("durability");
 }
 
 #[test]
