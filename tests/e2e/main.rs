@@ -45,6 +45,9 @@ mod ray_gcs_failover;
 mod redis_conf;
 mod redis_durability;
 
+// README.md's transcripts, regenerated from the binary.
+mod readme;
+
 // The real binary against fake-apiserver.
 mod autoscaler;
 mod ci_state;
