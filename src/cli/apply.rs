@@ -24,7 +24,9 @@ pub struct ApplyArgs {
     /// without asking anyway: it was reviewed when it was saved.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Allow changes that delete, replace or shrink the Redis volume.
+    /// Allow the changes the plan marks DATA LOSS: deleting, replacing or shrinking the Redis
+    /// volume, deleting or replacing the RayCluster (its GCS state goes), or pointing it at
+    /// another Redis, storage namespace or GCS backend.
     #[arg(long)]
     pub allow_data_loss: bool,
     /// Take over objects the stack renders that already exist but were not created by raystack
