@@ -811,13 +811,13 @@ impl KubernetesLock {
         }
     }
 
-    async fn retire_locked(&mut self) -> Result<(), StateError> {
+    async fn retire_locked(&mut self) -> Result<Option<std::path::PathBuf>, StateError> {
         self.check_held()?;
         if !self.read_done {
             self.read_locked().await?;
         }
         let Some(head) = self.head.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let location = self.backend.head_location();
         let dp = DeleteParams {
@@ -849,7 +849,7 @@ impl KubernetesLock {
             }
         }
         self.backend.delete_chunks(&head.chunks).await;
-        Ok(())
+        Ok(None)
     }
 
     async fn release_locked(mut self) -> Result<(), StateError> {
@@ -913,6 +913,10 @@ impl Backend for KubernetesBackend {
 
     fn location(&self) -> String {
         self.head_location()
+    }
+
+    fn remote(&self) -> bool {
+        true
     }
 
     /// The Secret's namespace and name, not the server's URL: two kubeconfigs may reach one
@@ -1005,7 +1009,7 @@ impl Lock for KubernetesLock {
         Box::pin(self.write_locked(state))
     }
 
-    fn retire(&mut self) -> StateFuture<'_, ()> {
+    fn retire(&mut self) -> StateFuture<'_, Option<std::path::PathBuf>> {
         Box::pin(self.retire_locked())
     }
 
