@@ -10,7 +10,7 @@
 //! results (plans, reports, state documents) are returned for `crate::output` to render.
 //!
 //! Errors: the engine composes the typed errors of the layers below with the context a user
-//! needs ("failed to plan `stacks/prod.toml`"), as `anyhow` errors: they are only ever shown.
+//! needs ("failed to plan `prod.toml`"), as `anyhow` errors: they are only ever shown.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The pure diff engine: given what is desired, what the cluster holds, what a server-side
 //! apply dry-run would hold and what state recorded, decide each object's action and reason.
-//! No I/O here; `crate::apply::observe` gathers the inputs.
+//! No I/O here; the engine gathers the inputs (`crate::engine`, its `observe`).
 
 use std::borrow::Cow;
 
