@@ -6,8 +6,9 @@
 //! files) → `apply` (execute a plan, persist state after every step) and `verify` (the
 //! fault-tolerance drill). `kind` is the vocabulary of object kinds (API names, scope, apply
 //! order, immutable fields) that every stage shares; `cluster` holds all Kubernetes I/O,
-//! `state` the state format, backends and locks, `preflight` the provider checks, `memo` values
-//! computed once per command. `engine` runs
+//! `state` the state format, backends and locks, `revision` a stack file at a git revision
+//! (the one room that runs `git`), `preflight` the provider checks, `memo` values computed once
+//! per command. `engine` runs
 //! each command from start to end without printing; `output` is every byte a user sees; `cli`
 //! parses arguments and picks a view.
 
@@ -32,6 +33,7 @@ pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod render;
+pub mod revision;
 pub mod stack;
 pub mod state;
 pub mod text;

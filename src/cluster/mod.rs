@@ -3,7 +3,8 @@
 //! needed), server-side apply (and its dry-run), get, list, delete, the cluster's identity, and
 //! [`Cluster::send`], through which every other request (the state backend's Secrets and Lease,
 //! preflight's reads, the drill's proxy calls) runs under the same policy. Readiness rules are
-//! pure and live in `readiness`. Nothing here decides what to change.
+//! pure and live in `readiness`; `live` has the pod reads, deletes and proxy calls of the drill
+//! and `status`. Nothing here decides what to change.
 //!
 //! Every API call has a deadline ([`Cluster::deadline`], `--request-timeout`,
 //! `RAYSTACK_REQUEST_TIMEOUT`, default [`DEFAULT_REQUEST_TIMEOUT`]) that covers the call and its

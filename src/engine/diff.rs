@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::plan::Plan;
+use crate::revision::{self, RepoFile, Revisions};
 use crate::stack::Stack;
-use crate::stack::revision::{self, RepoFile, Revisions};
 
 /// The stacks compared with a git revision, in order: each stack file and its plan, or why it
 /// could not be compared.

@@ -1,6 +1,6 @@
 //! The engine room: runs plan, apply, destroy, diff, verify, status and the state commands from start
 //! to end, so the CLI only parses arguments and picks a view. It loads and renders the stack,
-//! opens its state backend and takes the lock, connects to the cluster, runs preflight and
+//! opens its state backend (`crate::state::open` picks it) and takes the lock, connects to the cluster, runs preflight and
 //! observes the cluster, then hands the plan to `crate::apply` (execute) or `crate::verify`
 //! (the drill).
 //!
@@ -10,14 +10,13 @@
 //! results (plans, reports, state documents) are returned for `crate::output` to render.
 //!
 //! Errors: the engine composes the typed errors of the layers below with the context a user
-//! needs ("failed to plan `stacks/prod.toml`"), as `anyhow` errors: they are only ever shown.
+//! needs ("failed to plan `prod.toml`"), as `anyhow` errors: they are only ever shown.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod apply;
-mod backend;
 mod connect;
 mod diff;
 mod listing;
@@ -100,6 +99,33 @@ impl Engine {
 
     fn note(&self, text: impl Into<String>) {
         (self.notify)(Notice::Note(text.into()));
+    }
+
+    /// How a state backend reaches the cluster the stack is managed in: the target's
+    /// kubeconfig and context (else `[cluster] context`), its deadline, retries told as
+    /// progress.
+    fn reach<'a>(&'a self, stack: &'a crate::stack::Stack) -> crate::state::Reach<'a> {
+        let notify = self.notify.clone();
+        crate::state::Reach {
+            kubeconfig: self.target.kubeconfig.as_deref(),
+            context: self
+                .target
+                .context
+                .as_deref()
+                .or(stack.cluster.context.as_deref()),
+            request_timeout: self.target.request_timeout,
+            on_retry: Some(Arc::new(move |note| {
+                notify(Notice::Progress(note.to_string()));
+            })),
+        }
+    }
+
+    /// The state backend the stack's `[state]` section names.
+    async fn open_state(
+        &self,
+        stack: &crate::stack::Stack,
+    ) -> anyhow::Result<Box<dyn crate::state::Backend>> {
+        Ok(crate::state::open(&stack.state, &stack.meta.name, &self.reach(stack)).await?)
     }
 
     /// A client for `context` (else the target's), made once per command.

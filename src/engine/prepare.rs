@@ -18,7 +18,7 @@ use super::observe::{PlanInputs, plan_destroy, plan_offline, plan_online};
 use crate::cluster::Cluster;
 use crate::plan::{Binding, Plan};
 use crate::stack::Stack;
-use crate::state::{Lock, State, StateBackend};
+use crate::state::{Lock, State};
 
 /// What a plan was made with; apply and destroy continue from here under the same lock.
 pub struct Prepared {
@@ -126,13 +126,13 @@ impl Engine {
                 anyhow::bail!(mismatch);
             }
         }
-        let backend = super::backend::open(&stack, &self.target, &self.notify).await?;
+        let backend = self.open_state(&stack).await?;
         let (lock, existing) = if operation == "plan" {
             // A plan only reads, and a read is consistent without the lock on either backend
             // (writes are atomic): a read-only account, or a read-only checkout, can plan.
             // Taking the local lock cost a created, written and deleted file per stack, a
             // sixth of a many-stack offline plan's CPU (BENCHMARKS.md).
-            if backend.kind() == StateBackend::Kubernetes {
+            if backend.remote() {
                 self.note(format!(
                     "reading state from {} without locking it (plan only reads; apply takes the lock)",
                     backend.location()
@@ -155,15 +155,24 @@ impl Engine {
             (Some(lock), existing)
         };
         if existing.is_none() {
-            super::backend::refuse_unmigrated(&stack, backend.as_ref())?;
+            crate::state::refuse_unmigrated(
+                &stack.state,
+                super::state::owner(&stack),
+                backend.as_ref(),
+            )?;
         }
         if let Some(s) = &existing {
             s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
         }
         // A second state of this stack in the other backend: a plan warns, a run that writes
         // refuses before it touches anything.
-        if let Some(fork) =
-            super::backend::other_state(&stack, backend.as_ref(), cluster.as_ref()).await
+        if let Some(fork) = crate::state::other_state(
+            &stack.state,
+            super::state::owner(&stack),
+            backend.as_ref(),
+            cluster.as_ref(),
+        )
+        .await
         {
             if matches!(operation, "apply" | "destroy") {
                 anyhow::bail!("refusing to {operation}: {fork}");

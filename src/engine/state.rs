@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use super::Engine;
-use super::backend::{open, open_kind, refuse_unmigrated};
 use crate::stack::Stack;
-use crate::state::{Backend, State, StateBackend};
+use crate::state::{Backend, Owner, State, StateBackend};
 
 /// A stack's recorded state, read without the lock (every backend's writes are atomic).
 pub struct StateRead {
@@ -45,7 +44,8 @@ pub struct Migrated {
     pub new_serial: u64,
     pub from: String,
     pub to: String,
-    /// The local file kept as `<path>.migrated` when the state came from it.
+    /// Where the source backend kept the state it retired (the local file, as
+    /// `<path>.migrated`), if it kept it.
     pub kept_local: Option<PathBuf>,
     /// `(backend name, stack file)` when the stack file still names the old backend.
     pub set_backend: Option<(&'static str, PathBuf)>,
@@ -55,10 +55,10 @@ impl Engine {
     /// Reads the state of the stack at `stack_path`.
     pub async fn read_state(&self, stack_path: &Path) -> anyhow::Result<StateRead> {
         let stack = crate::render::load(stack_path)?;
-        let backend = open(&stack, &self.target, &self.notify).await?;
+        let backend = self.open_state(&stack).await?;
         let state = backend.read().await?;
         if state.is_none() {
-            refuse_unmigrated(&stack, backend.as_ref())?;
+            crate::state::refuse_unmigrated(&stack.state, owner(&stack), backend.as_ref())?;
         }
         Ok(StateRead {
             kind: backend.kind(),
@@ -71,7 +71,7 @@ impl Engine {
     /// Finds the lock on the stack's state and checks it carries `id`.
     pub async fn find_lock(&self, stack_path: &Path, id: &str) -> anyhow::Result<Unlocking> {
         let stack = crate::render::load(stack_path)?;
-        let backend = open(&stack, &self.target, &self.notify).await?;
+        let backend = self.open_state(&stack).await?;
         let Some(holder) = backend.holder().await? else {
             bail!(
                 "state {} of stack `{}` is not locked; there is nothing to unlock",
@@ -98,12 +98,10 @@ impl Engine {
     /// locks, reads the copy back, and only then retires the source.
     pub async fn migrate(&self, stack_path: &Path, to: StateBackend) -> anyhow::Result<Migrated> {
         let stack = crate::render::load(stack_path)?;
-        let from = match to {
-            StateBackend::Local => StateBackend::Kubernetes,
-            StateBackend::Kubernetes => StateBackend::Local,
-        };
-        let source = open_kind(&stack, &self.target, &self.notify, from).await?;
-        let dest = open_kind(&stack, &self.target, &self.notify, to).await?;
+        let from = crate::state::migration_source(to);
+        let reach = self.reach(&stack);
+        let source = crate::state::open_kind(from, &stack.state, &stack.meta.name, &reach).await?;
+        let dest = crate::state::open_kind(to, &stack.state, &stack.meta.name, &reach).await?;
         let mut source_lock = source.lock("state migrate").await?;
         let mut dest_lock = dest.lock("state migrate").await?;
         for note in source_lock.notes().into_iter().chain(dest_lock.notes()) {
@@ -144,12 +142,12 @@ impl Engine {
                     source.location()
                 );
             }
-            source_lock.retire().await?;
-            Ok((state.serial, moved))
+            let kept = source_lock.retire().await?;
+            Ok((state.serial, moved, kept))
         }
         .await;
         let released = (source_lock.release().await, dest_lock.release().await);
-        let (old_serial, moved) = result?;
+        let (old_serial, moved, kept_local) = result?;
         released.0?;
         released.1?;
         Ok(Migrated {
@@ -159,9 +157,16 @@ impl Engine {
             new_serial: moved.serial,
             from: source.location(),
             to: dest.location(),
-            kept_local: (from == StateBackend::Local)
-                .then(|| crate::state::migrated_path(&stack.state.path)),
+            kept_local,
             set_backend: (stack.state.backend != to).then(|| (to.name(), stack.source.clone())),
         })
+    }
+}
+
+/// The stack a state belongs to, for `crate::state`'s messages.
+pub(super) fn owner(stack: &Stack) -> Owner<'_> {
+    Owner {
+        name: &stack.meta.name,
+        source: &stack.source,
     }
 }

@@ -13,7 +13,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Engine;
-use super::backend::open;
 use crate::cluster::Cluster;
 use crate::cluster::live::{ServicePort, pod_ready};
 use crate::durability::redis_settings;
@@ -335,7 +334,7 @@ impl Engine {
         let mut checks = Vec::new();
 
         // State: read without the lock, as `plan` does with read-only credentials.
-        match open(&stack, &self.target, &self.notify).await {
+        match self.open_state(&stack).await {
             Ok(backend) => {
                 let state = backend.read().await;
                 let holder = backend.holder().await;

@@ -1,7 +1,7 @@
 //! The pure diff engine: given what is desired, what the cluster holds, what a server-side
 //! apply dry-run would hold and what state recorded, decide each object's action and reason.
-//! No I/O here; `crate::engine::observe` gathers the inputs (the password Secret's facts too:
-//! [`PasswordFacts`]).
+//! No I/O here; the engine gathers the inputs (`crate::engine`, its `observe`), the password
+//! Secret's facts too ([`PasswordFacts`]).
 
 use std::borrow::Cow;
 

@@ -1,6 +1,6 @@
-//! Plans (docs/design.md §6): the plan model, the pure diff engine, ordering and plan files.
-//! Nothing here talks to a cluster or prints; `crate::apply` gathers inputs, `crate::output`
-//! renders.
+//! Plans (docs/design.md §6): the plan model, the pure diff engine, ordering, ownership and plan
+//! files. Nothing here talks to a cluster or prints; its only I/O is reading and writing a plan
+//! file (`model`). `crate::engine` gathers the inputs, `crate::output` renders.
 
 pub mod autoscaler;
 pub mod binding;

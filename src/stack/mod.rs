@@ -3,7 +3,6 @@
 
 mod diagnostic;
 mod parse;
-pub mod revision;
 mod schema;
 mod source;
 pub mod units;

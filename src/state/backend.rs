@@ -1,6 +1,6 @@
 //! The backend interface: where a stack's state lives and how it is locked, as seen by the
 //! commands. `LocalBackend` (a file) and `KubernetesBackend` (Secrets and a Lease) implement it;
-//! `open` picks one from the stack's `[state]` section. Methods return boxed futures so the
+//! `open` (in `open.rs`) picks one from the stack's `[state]` section. Methods return boxed futures so the
 //! commands can hold a `dyn Backend` whichever the stack chose.
 
 use std::future::Future;
@@ -59,6 +59,12 @@ pub trait Backend: Send + Sync {
     /// For messages: "`.raystack/x.state.json`" or "Secret `raystack-system/raystack-state-x`".
     fn location(&self) -> String;
 
+    /// Whether reading the state crosses the network (a plan that reads it without the lock
+    /// says where it reads from).
+    fn remote(&self) -> bool {
+        false
+    }
+
     /// What a plan file is bound to: the backend's kind and a location that names the same
     /// state from any checkout and any machine (the local file relative to `base`, the stack
     /// file's directory, when it lies below it; the Secret's namespace and name).
@@ -110,8 +116,9 @@ pub trait Lock: Send {
     fn write<'a>(&'a mut self, state: &'a mut State) -> StateFuture<'a, ()>;
 
     /// Removes the state from this backend once it has moved elsewhere (`state migrate`): the
-    /// local file is kept as `<path>.migrated`; kubernetes deletes its Secrets.
-    fn retire(&mut self) -> StateFuture<'_, ()>;
+    /// local file is kept as `<path>.migrated` (returned: where the retired state is kept);
+    /// kubernetes deletes its Secrets (`None`).
+    fn retire(&mut self) -> StateFuture<'_, Option<std::path::PathBuf>>;
 
     /// Releases the lock. Dropping a lock releases it too, on a best-effort basis.
     fn release(self: Box<Self>) -> StateFuture<'static, ()>;
@@ -188,8 +195,8 @@ impl Lock for LocalLock {
         Box::pin(async move { self.lock.write(state) })
     }
 
-    fn retire(&mut self) -> StateFuture<'_, ()> {
-        Box::pin(async move { self.lock.retire().map(|_| ()) })
+    fn retire(&mut self) -> StateFuture<'_, Option<std::path::PathBuf>> {
+        Box::pin(async move { self.lock.retire().map(Some) })
     }
 
     fn release(self: Box<Self>) -> StateFuture<'static, ()> {

@@ -205,6 +205,28 @@ pub enum StateError {
     )]
     StoredCorrupt { location: String, detail: String },
 
+    /// The cluster that holds the state could not be reached (kubeconfig, context).
+    #[error("failed to connect to the cluster that holds the stack's state")]
+    Connect {
+        #[source]
+        source: crate::cluster::ClusterError,
+    },
+
+    /// The backend the stack names is empty, but the local state file exists: the stack file
+    /// was switched to another backend without moving its state.
+    #[error(
+        "stack `{stack}` keeps its state in {location}, which is empty, but a local state file \
+         `{}` exists; move it with `raystack state migrate {} --to kubernetes`",
+        file.display(),
+        source_file.display()
+    )]
+    Unmigrated {
+        stack: String,
+        location: String,
+        file: PathBuf,
+        source_file: PathBuf,
+    },
+
     /// Readers kept losing the race with writers.
     #[error("state {0} kept changing while it was read; try again")]
     Unstable(String),

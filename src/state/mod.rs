@@ -1,14 +1,17 @@
 //! State: what raystack has applied, per stack (docs/design.md §8). This file owns the format
 //! (`State` and its records, the manifest hash, secret fingerprints); `backend` the interface the
-//! commands use; `local` the file backend and its atomic writes, `lock` its lock; `kubernetes`
-//! the backend in Secrets with a Lease lock (its only cluster I/O is its own Secrets and Lease).
-//! State never holds a secret value, only fingerprints, and nothing here prints.
+//! commands use; `open` picks the backend a stack's `[state]` section names and finds a state
+//! left in another (unmigrated, or a fork); `local` the file backend and its atomic writes,
+//! `lock` its lock; `kubernetes` the backend in Secrets with a Lease lock (its only cluster I/O
+//! is its own Secrets and Lease). State never holds a secret value, only fingerprints, and
+//! nothing here prints.
 
 mod backend;
 mod error;
 mod kubernetes;
 mod local;
 mod lock;
+mod open;
 mod seen;
 
 #[cfg(test)]
@@ -26,6 +29,7 @@ pub use error::StateError;
 pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
 pub use local::{LocalBackend, StateLock, migrated_path};
 pub use lock::{LockInfo, lock_path, rfc3339_utc};
+pub use open::{Owner, Reach, migration_source, open, open_kind, other_state, refuse_unmigrated};
 pub use seen::seen_path;
 
 /// The on-disk format this build reads and writes.

@@ -30,6 +30,9 @@ mod diff_cli;
 mod help_text;
 mod input_bounds;
 mod stack_validation;
+
+// The source tree itself: module docs name paths that exist.
+mod module_docs;
 mod usage_exit;
 
 // Rendering: golden YAML, schema and type validity, storage classes.

@@ -565,7 +565,7 @@ fn a_plan_reads_only_the_objects_whose_dry_run_cannot_show_them() {
     let n = NAME;
     let discovery = [
         "get /api/v1/namespaces/kube-system (200)".to_string(),
-        // A local-backend stack looks for a second state of itself (`engine::backend::other_state`).
+        // A local-backend stack looks for a second state of itself (`state::other_state`).
         format!("get /api/v1/namespaces/raystack-system/secrets/raystack-state-{n} (404)"),
         "get /apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayclusters.ray.io (200)"
             .to_string(),

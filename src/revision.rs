@@ -1,6 +1,8 @@
 //! A stack file's text at a git revision (`raystack diff --base REF`): which repository encloses
 //! the file, where the file sits in it, and its content at REF, or that it did not exist there.
-//! Reads only; never changes the repository, its index or its work tree.
+//! Reads only; never changes the repository, its index or its work tree. Its own room, apart from
+//! `crate::stack` (which parses what it is given and does no I/O beyond reading the stack file):
+//! the engine's diff asks this room for the text and hands it to the parser.
 //!
 //! This runs the `git` command rather than linking a git library. Every CI runner and developer
 //! machine that has a checkout has `git`, and the CLI is what created that checkout: it
