@@ -7,6 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+static WRITING: AtomicBool = AtomicBool::new(false);
+
+/// From here on the command writes to the cluster (an interrupt stops it at its next step);
+/// before, an interrupt cancels it with nothing written.
+pub fn begin_writing() {
+    WRITING.store(true, Ordering::SeqCst);
+}
+
+/// Whether the command has started writing ([`begin_writing`]).
+pub fn writing() -> bool {
+    WRITING.load(Ordering::SeqCst)
+}
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Asks the running apply to stop at its next step.

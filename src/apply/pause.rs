@@ -1,7 +1,8 @@
 //! A test hook for crash tests: `RAYSTACK_PAUSE_AT=<point>:<n>` makes apply stop for good the
 //! n-th time it reaches `<point>`, after reporting [`Event::Paused`], so a test can SIGKILL the
 //! process at an exact step instead of at a guessed instant (docs/design.md §10.3). Unset, as in
-//! every normal run, it does nothing. Points: `applied` (the server accepted an object, its
+//! every normal run, it does nothing. Points: `planned` (the plan is made and shown, the lock
+//! held, nothing written yet: before the prompt), `applied` (the server accepted an object, its
 //! state entry is not written yet) and `recorded` (state written, readiness not yet awaited).
 //! With `RAYSTACK_RESUME_WHEN=<path>` as well, the pause ends once that file exists, so a test
 //! can freeze the process (SIGSTOP) at the step, let the world move on, and resume it there.
@@ -18,6 +19,7 @@ pub const RESUME_WHEN: &str = "RAYSTACK_RESUME_WHEN";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {
+    Planned,
     Applied,
     Recorded,
 }
@@ -25,15 +27,18 @@ pub enum Point {
 impl Point {
     fn name(self) -> &'static str {
         match self {
+            Point::Planned => "planned",
             Point::Applied => "applied",
             Point::Recorded => "recorded",
         }
     }
 
     fn counter(self) -> &'static AtomicUsize {
+        static PLANNED: AtomicUsize = AtomicUsize::new(0);
         static APPLIED: AtomicUsize = AtomicUsize::new(0);
         static RECORDED: AtomicUsize = AtomicUsize::new(0);
         match self {
+            Point::Planned => &PLANNED,
             Point::Applied => &APPLIED,
             Point::Recorded => &RECORDED,
         }
@@ -43,7 +48,7 @@ impl Point {
 /// `applied:3` → (Applied, 3). Anything else never pauses.
 fn parse(value: &str) -> Option<(Point, usize)> {
     let (name, n) = value.split_once(':')?;
-    let point = [Point::Applied, Point::Recorded]
+    let point = [Point::Planned, Point::Applied, Point::Recorded]
         .into_iter()
         .find(|p| p.name() == name)?;
     Some((point, n.parse().ok().filter(|n| *n > 0)?))
@@ -88,6 +93,7 @@ mod tests {
     fn only_a_known_point_with_a_positive_count_parses() {
         assert_eq!(parse("applied:3"), Some((Point::Applied, 3)));
         assert_eq!(parse("recorded:1"), Some((Point::Recorded, 1)));
+        assert_eq!(parse("planned:1"), Some((Point::Planned, 1)));
         for bad in ["applied", "applied:0", "applied:x", "deleted:1", ":1", ""] {
             assert_eq!(parse(bad), None, "{bad}");
         }

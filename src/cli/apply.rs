@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::args::ClusterArgs;
 use super::confirm::confirm;
+use super::interrupt::{cancelled, unless_interrupted};
 use crate::engine::{Engine, Mode, Prepared, guard, guard_adoption};
 use crate::output::plan_text::outcome_line;
 use crate::output::progress::StderrProgress;
@@ -42,6 +43,15 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
+    // Ctrl-C, for the whole command: cancels it while it plans and asks, stops it at its next
+    // step once it writes (`super::interrupt`).
+    let listening = super::interrupt::listen();
+    let result = apply(args, color).await;
+    listening.abort();
+    result
+}
+
+async fn apply(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
     let engine = args.cluster.engine();
     let plan_file = looks_like_plan_file(&args.target);
     let stack_file = if plan_file {
@@ -58,26 +68,75 @@ pub async fn run(args: ApplyArgs, color: bool) -> anyhow::Result<ExitCode> {
     }
     let prepared = if plan_file {
         // A saved plan was reviewed already: it is applied as it is, without asking.
-        let p = engine.prepare_plan_file(&args.target).await?;
+        let Some(p) = unless_interrupted(engine.prepare_plan_file(&args.target)).await? else {
+            return Ok(cancelled("apply"));
+        };
         guard(&p.plan, args.allow_data_loss)?;
         guard_adoption(&p.plan, args.adopt, args.take_ownership)?;
         p
     } else {
-        let p = engine
-            .prepare(&args.target, Mode::Plan { offline: false }, "apply")
-            .await
-            .with_context(|| format!("failed to plan `{}`", args.target.display()))?;
+        let planning = async {
+            engine
+                .prepare(&args.target, Mode::Plan { offline: false }, "apply")
+                .await
+                .with_context(|| format!("failed to plan `{}`", args.target.display()))
+        };
+        let Some(p) = unless_interrupted(planning).await? else {
+            return Ok(cancelled("apply"));
+        };
         print_stdout(&render_plan(&p.plan, Format::Text, color))?;
         guard(&p.plan, args.allow_data_loss)?;
         guard_adoption(&p.plan, args.adopt, args.take_ownership)?;
         let question = format!("Apply these changes to stack `{}`?", p.plan.stack);
-        if p.plan.has_changes() && !approved(&question, args.auto_approve, "Apply")? {
-            return Ok(ExitCode::from(1));
+        if p.plan.has_changes() {
+            match ask(&question, args.auto_approve, "Apply", color).await? {
+                Some(true) => {}
+                Some(false) => {
+                    release(p).await;
+                    return Ok(ExitCode::from(1));
+                }
+                None => {
+                    release(p).await;
+                    return Ok(cancelled("apply"));
+                }
+            }
         }
         p
     };
     execute(&engine, prepared, color, "Apply").await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Releases the lock of a plan that will not be executed.
+pub(super) async fn release(prepared: Prepared) {
+    if let Some(lock) = prepared.lock
+        && let Err(e) = lock.release().await
+    {
+        eprintln!("warning: {e:#}");
+    }
+}
+
+/// [`approved`], on a thread of its own so an interrupt can end the wait for an answer;
+/// `None` when one did. The `planned` pause point (`RAYSTACK_PAUSE_AT=planned:1`) comes
+/// first: the plan is made and shown, the lock held, and nothing is written yet.
+pub(super) async fn ask(
+    question: &str,
+    auto_approve: bool,
+    verb: &'static str,
+    color: bool,
+) -> anyhow::Result<Option<bool>> {
+    let question = question.to_string();
+    let asking = async move {
+        crate::apply::pause::reached(
+            crate::apply::pause::Point::Planned,
+            &mut StderrProgress { color },
+        )
+        .await;
+        tokio::task::spawn_blocking(move || approved(&question, auto_approve, verb))
+            .await
+            .context("the prompt failed")?
+    };
+    unless_interrupted(asking).await
 }
 
 /// Asks for `yes` to `question` unless `--auto-approve`; says "`verb` cancelled" on a no.
@@ -102,10 +161,8 @@ pub(super) async fn execute(
 ) -> anyhow::Result<Plan> {
     let mut progress = StderrProgress { color };
     // From here on Ctrl-C stops at the next step and leaves state and the lock in order.
-    let listening = super::interrupt::listen();
-    let executed = engine.execute(prepared, &mut progress).await;
-    listening.abort();
-    let plan = executed?;
+    crate::apply::interrupt::begin_writing();
+    let plan = engine.execute(prepared, &mut progress).await?;
     if plan.has_changes() {
         print_stdout(&outcome_line(&plan, verb))?;
     }

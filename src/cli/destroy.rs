@@ -26,20 +26,33 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
+    // Ctrl-C, for the whole command, as for apply (`super::interrupt`).
+    let listening = super::interrupt::listen();
+    let result = destroy(args, color).await;
+    listening.abort();
+    result
+}
+
+async fn destroy(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
     super::ci::refuse_default_state(&args.stack, "destroy")?;
     let engine = args.cluster.engine();
     let mode = Mode::Destroy {
         allow_data_loss: args.allow_data_loss,
     };
-    let p = engine
-        .prepare(&args.stack, mode, "destroy")
-        .await
-        .with_context(|| {
-            format!(
-                "failed to plan the destruction of `{}`",
-                args.stack.display()
-            )
-        })?;
+    let planning = async {
+        engine
+            .prepare(&args.stack, mode, "destroy")
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to plan the destruction of `{}`",
+                    args.stack.display()
+                )
+            })
+    };
+    let Some(p) = super::interrupt::unless_interrupted(planning).await? else {
+        return Ok(super::interrupt::cancelled("destroy"));
+    };
     print_stdout(&render_plan(&p.plan, Format::Text, color))?;
     // `protect_volume = false` lets destroy delete the Redis volume with everything else (the
     // plan still says DATA LOSS, and confirmation is still asked); true keeps it unless
@@ -49,8 +62,16 @@ pub async fn run(args: DestroyArgs, color: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let question = format!("Destroy stack `{}`?", p.plan.stack);
-    if !super::apply::approved(&question, args.auto_approve, "Destroy")? {
-        return Ok(ExitCode::from(1));
+    match super::apply::ask(&question, args.auto_approve, "Destroy", color).await? {
+        Some(true) => {}
+        Some(false) => {
+            super::apply::release(p).await;
+            return Ok(ExitCode::from(1));
+        }
+        None => {
+            super::apply::release(p).await;
+            return Ok(super::interrupt::cancelled("destroy"));
+        }
     }
     let plan = super::apply::execute(&engine, p, color, "Destroy").await?;
     for k in &plan.kept {

@@ -1,7 +1,9 @@
-//! Ctrl-C and SIGTERM while `apply` or `destroy` writes to the cluster: the first asks the
-//! apply to stop at its next step ([`crate::apply::interrupt`]), so state records what was
-//! applied and the lock is released; a second exits at once. The exit code of an interrupted
-//! run is [`EXIT_INTERRUPTED`].
+//! Ctrl-C and SIGTERM during `apply` or `destroy`. While the command plans and asks for `yes`
+//! nothing is written yet: the first cancels it ([`unless_interrupted`]) and the lock it took
+//! is released. Once it writes to the cluster, the first asks the apply to stop at its next
+//! step ([`crate::apply::interrupt`]), so state records what was applied and the lock is
+//! released. A second exits at once. The exit code of an interrupted run is
+//! [`EXIT_INTERRUPTED`].
 
 use std::io::Write;
 
@@ -21,7 +23,13 @@ pub fn listen() -> tokio::task::JoinHandle<()> {
             }
             signals += 1;
             let mut err = std::io::stderr();
-            if signals == 1 {
+            if signals == 1 && !crate::apply::interrupt::writing() {
+                let _ = writeln!(
+                    err,
+                    "Interrupt received: cancelling before anything is written, then releasing the lock (interrupt again to exit at once)"
+                );
+                crate::apply::interrupt::request();
+            } else if signals == 1 {
                 let _ = writeln!(
                     err,
                     "Interrupt received: stopping after the step in progress, then recording state and releasing the lock (interrupt again to exit at once)"
@@ -36,6 +44,27 @@ pub fn listen() -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Runs `step` (planning, asking for `yes`: nothing written yet) unless an interrupt comes
+/// first; `None` when one did, and then `step` is dropped with whatever it held (a lock taken
+/// while planning is released as it is dropped). An interrupt that arrives as `step` finishes
+/// counts too: nothing is written after it.
+pub async fn unless_interrupted<T>(
+    step: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    let done = tokio::select! {
+        biased;
+        () = crate::apply::interrupt::wait() => None,
+        r = step => Some(r?),
+    };
+    Ok(done.filter(|_| !crate::apply::interrupt::requested()))
+}
+
+/// What an interrupted command says before anything was written, and its exit code.
+pub fn cancelled(verb: &str) -> std::process::ExitCode {
+    eprintln!("Interrupted: {verb} cancelled before anything was written; the lock is released.");
+    std::process::ExitCode::from(EXIT_INTERRUPTED)
 }
 
 /// SIGINT and SIGTERM, registered once for the whole command.

@@ -1,4 +1,5 @@
-//! Ctrl-C during `apply`: the binary stops at its next step, records what it applied, releases
+//! Ctrl-C during `apply`: once the plan is made and before anything is written, it cancels and
+//! releases the lock; while writing, the binary stops at its next step, records what it applied, releases
 //! the lock (the local file's and the kubernetes backend's Lease), says what was applied and what
 //! was not, and exits 130; the next apply converges at once without `force-unlock`. The
 //! interrupt arrives at an exact step through the `RAYSTACK_PAUSE_AT` hook (the binary pauses
@@ -11,8 +12,14 @@ use crate::support::*;
 
 /// Starts `apply`, waits until it pauses at `at`, sends SIGINT; returns (exit code, stderr).
 fn interrupt_at(env: &Env, at: &str) -> (i32, String) {
+    interrupt_command_at(env, "apply", at)
+}
+
+/// Starts `command` (apply or destroy), waits until it pauses at `at`, sends SIGINT; returns
+/// (exit code, stderr).
+fn interrupt_command_at(env: &Env, command: &str, at: &str) -> (i32, String) {
     let mut child = env
-        .cmd(&["apply", env.stack_arg(), "--auto-approve"])
+        .cmd(&[command, env.stack_arg(), "--auto-approve"])
         .env("RAYSTACK_PAUSE_AT", at)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -90,4 +97,50 @@ fn ctrl_c_on_the_local_backend_writes_state_for_what_was_applied() {
     let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
     assert_eq!(r.code, 0, "{r}");
     assert_converged(&env);
+}
+
+/// The stack on the kubernetes backend (state in a Secret, the lock a Lease).
+fn kubernetes_backend(env: &Env) {
+    env.write_stack(&stack_toml(&worker("cpu", 1), "", "").replace(
+        "[cluster]",
+        "[state]\nbackend = \"kubernetes\"\n\n[cluster]",
+    ));
+}
+
+fn lease_path() -> String {
+    format!("/apis/coordination.k8s.io/v1/namespaces/raystack-system/leases/raystack-lock-{NAME}")
+}
+
+#[test]
+fn ctrl_c_after_planning_cancels_with_nothing_written_and_releases_the_lease() {
+    let env = Env::new(&[]);
+    kubernetes_backend(&env);
+    // Paused once the plan is made and shown, holding the Lease, before the prompt.
+    let (code, stderr) = interrupt_at(&env, "planned:1");
+    assert_eq!(code, 130, "{stderr}");
+    insta::assert_snapshot!("ctrl_c_after_planning_stderr", from_pause(&stderr));
+    assert!(
+        env.fake.get(&lease_path()).is_none(),
+        "the Lease outlived the run"
+    );
+    assert!(
+        env.fake
+            .get(&format!("/api/v1/namespaces/{NAME}"))
+            .is_none(),
+        "nothing is written after a cancel"
+    );
+    let r = env.run(&["apply", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("took over"), "{r}");
+    env.assert_no_changes();
+
+    // Destroy, the same: cancelled before its first delete, everything still there.
+    let (code, stderr) = interrupt_command_at(&env, "destroy", "planned:1");
+    assert_eq!(code, 130, "{stderr}");
+    insta::assert_snapshot!("ctrl_c_destroy_after_planning_stderr", from_pause(&stderr));
+    assert!(
+        env.fake.get(&lease_path()).is_none(),
+        "the Lease outlived the run"
+    );
+    env.assert_no_changes();
 }
