@@ -144,8 +144,22 @@ impl Engine {
     ) -> anyhow::Result<Plan> {
         let cluster = p.cluster.take().context("applying needs a cluster")?;
         let mut lock = p.lock.take().context("applying needs the state lock")?;
-        let result =
-            crate::apply::execute(&p.plan, &cluster, lock.as_mut(), &mut p.state, progress).await;
+        let result = async {
+            // A new state is written before any object carries its lineage, so a run stopped
+            // after its first object finds those objects to be its own state's, not another's.
+            if p.state.serial == 0 && !p.plan.destroy && p.plan.summary.total() > 0 {
+                lock.write(&mut p.state)
+                    .await
+                    .map_err(crate::apply::ApplyError::from)?;
+            }
+            for c in &mut p.plan.resource_changes {
+                if let Some(m) = c.manifest.as_mut() {
+                    crate::plan::ownership::settle_lineage(m, &p.state.lineage);
+                }
+            }
+            crate::apply::execute(&p.plan, &cluster, lock.as_mut(), &mut p.state, progress).await
+        }
+        .await;
         let holder = lock.holder().clone();
         let released = lock.release().await;
         // A lock left behind only delays the next run: a warning, whatever the apply did.

@@ -28,6 +28,9 @@ pub struct PlanInputs<'a> {
     pub durability: Value,
     pub preflight: Vec<Finding>,
     pub state: Option<&'a State>,
+    /// The lineage of the state the plan is made with (a new state's, when none is recorded
+    /// yet): live objects of the stack carrying another are a second state's.
+    pub lineage: &'a str,
     pub binding: Binding,
     /// The command's listing and the cluster it lists (as the command names it), when the command plans
     /// many stacks ([`super::listing`]).
@@ -51,6 +54,7 @@ fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
         drift: false,
         errors: Vec::new(),
         kept: Vec::new(),
+        other_states: Vec::new(),
         binding: i.binding.clone(),
     }
 }
@@ -175,9 +179,15 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
                 i.state.is_some_and(|s| s.adopted.contains(&r.address())),
                 i.stack,
                 i.namespace,
+                i.lineage,
             )
         });
+        let other = other_state_of(inputs.live.as_ref(), r, &i);
         let mut change = classify(inputs);
+        if let Some(other) = other {
+            ownership::leave_alone(&mut change, refused.as_deref().unwrap_or_default());
+            return Ok::<_, ClusterError>((change, None, Some(other)));
+        }
         let problem = refused.map(|why| {
             ownership::leave_alone(&mut change, &why);
             format!(
@@ -185,16 +195,31 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
                 change.address
             )
         });
-        Ok::<_, ClusterError>((change, problem))
+        Ok::<_, ClusterError>((change, problem, None))
     }));
     let (desired, pruned) = futures::future::try_join(desired, pruned).await?;
     // The namespace comes first in apply order.
-    for (change, problem) in first.into_iter().chain(desired).chain(pruned) {
+    for (change, problem, other) in first.into_iter().chain(desired).chain(pruned) {
         plan.errors.extend(problem);
+        plan.other_states.extend(other);
         plan.resource_changes.push(change);
     }
     Ok(plan.finish())
 }
+
+/// How the plan names `live` when another state of the stack applied it (`plan::ownership`).
+fn other_state_of(live: Option<&Value>, r: &ObjectRef, i: &PlanInputs<'_>) -> Option<String> {
+    match ownership::claim(live?, i.stack, i.lineage) {
+        ownership::Claim::OtherState(lineage) => {
+            Some(ownership::other_state_entry(&r.address(), &lineage))
+        }
+        _ => None,
+    }
+}
+
+/// A desired object's change, the problem that blocks it, and how the plan names it when
+/// another state of the stack applied it.
+type Observed = (ResourceChange, Option<String>, Option<String>);
 
 /// The live object and the server-side-apply dry-run of one desired object, classified.
 async fn observe_desired(
@@ -203,7 +228,7 @@ async fn observe_desired(
     i: &PlanInputs<'_>,
     cluster: &Cluster,
     namespace_absent: bool,
-) -> Result<(ResourceChange, Option<String>), ClusterError> {
+) -> Result<Observed, ClusterError> {
     let state = i.state;
     let r = ObjectRef::of_rendered(&desired);
     let mut inputs = inputs_for(&r, Some(desired), hash, state, false);
@@ -268,7 +293,10 @@ async fn observe_desired(
         }
     };
     // Who the live object belongs to (`plan::ownership` decides): read before it moves.
-    let claim = live.as_ref().map(|l| ownership::claim(l, i.stack));
+    let claim = live
+        .as_ref()
+        .map(|l| ownership::claim(l, i.stack, i.lineage));
+    let other = other_state_of(live.as_ref(), &r, i);
     inputs.live = live;
     inputs.dry_run = dry_run;
     // The facts `plan::classify` decides the password Secret's change on.
@@ -283,7 +311,7 @@ async fn observe_desired(
     let mut change = classify(inputs);
     change.notes.extend(autoscaler_notes);
     let problem = claim.and_then(|claim| ownership::mark_desired(&mut change, claim));
-    Ok((change, problem))
+    Ok((change, problem, other))
 }
 
 /// The dry-run of a desired object that is unchanged in the stack since the last apply or
@@ -392,12 +420,20 @@ pub async fn plan_destroy(
             None => None,
             Some(live) => {
                 let adopted = i.state.is_some_and(|s| s.adopted.contains(&r.address()));
-                let mut why =
-                    ownership::deletable(&r, live, recorded, adopted, i.stack, i.namespace);
+                let mut why = ownership::deletable(
+                    &r,
+                    live,
+                    recorded,
+                    adopted,
+                    i.stack,
+                    i.namespace,
+                    i.lineage,
+                );
+                plan.other_states.extend(other_state_of(Some(live), &r, &i));
                 if why.is_none() && r.kind == Kind::Namespace {
                     why = namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?;
                 }
-                if why.is_none() && i.state.is_none() {
+                if why.is_none() && i.state.is_none() && plan.other_states.is_empty() {
                     without_state.push(r.address());
                 }
                 why

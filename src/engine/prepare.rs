@@ -191,6 +191,21 @@ impl Engine {
                     key: id,
                 });
         let preflight = crate::preflight::run_with(&stack, target, offline, &self.preflight);
+        // Every object applied carries the lineage of the state that applies it
+        // (`plan::ownership`). A state that does not exist yet gets its lineage now, but the
+        // plan shows `NEW_LINEAGE` in its place (the first apply writes the state, then stamps
+        // it): a plan of a new stack is the same every time it is made.
+        let lineage = existing
+            .as_ref()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |s| s.lineage.clone());
+        let shown = match &existing {
+            Some(_) => lineage.as_str(),
+            None => crate::plan::ownership::NEW_LINEAGE,
+        };
+        let mut desired = desired;
+        for d in &mut desired {
+            crate::plan::ownership::stamp_lineage(d, shown);
+        }
         let (manifests_sha256, desired_hashes) =
             crate::state::applied_hashes(&desired, existing.is_some());
         let binding = Binding {
@@ -220,6 +235,7 @@ impl Engine {
             durability,
             preflight: Vec::new(),
             state: existing.as_ref(),
+            lineage: &lineage,
             binding,
             listing: listing.zip(named.as_ref()),
             keep_manifests,
@@ -237,7 +253,27 @@ impl Engine {
         let (preflight, plan) = tokio::join!(preflight, observe);
         let mut plan = plan?;
         plan.preflight = preflight;
-        let mut state = existing.unwrap_or_else(|| State::new(&stack.meta.name));
+        if !plan.other_states.is_empty() {
+            let this = match &existing {
+                Some(s) => format!("{} (lineage {})", backend.location(), s.lineage),
+                None => format!("{}, which holds no state yet", backend.location()),
+            };
+            let second = format!(
+                "stack `{name}` has objects in the cluster applied from another state of it: {}; this state is {this}. Two states would manage the same objects, each with its own lock (another checkout of the stack with its own state, or a copy of the stack file that lost its `[state]` section). \
+                 Run raystack with the state that applied them: restore the stack's right `[state]` section, or use the checkout that holds it (`raystack state pull {}` there shows its lineage); if that state is lost, delete the objects yourself",
+                plan.other_states.join(", "),
+                stack.source.display(),
+                name = stack.meta.name,
+            );
+            if matches!(operation, "apply" | "destroy") {
+                anyhow::bail!("refusing to {operation}: {second}");
+            }
+            self.warn(second);
+        }
+        let mut state = existing.unwrap_or_else(|| State {
+            lineage: lineage.clone(),
+            ..State::new(&stack.meta.name)
+        });
         state.namespace = Some(stack.meta.namespace.clone());
         Ok(Prepared {
             plan,

@@ -122,6 +122,7 @@ pub(super) fn sample() -> Plan {
         drift: false,
         errors: vec![],
         kept: vec![],
+        other_states: Vec::new(),
         binding: Binding { stack_file: "/stacks/demo.toml".into(), state: "local: .raystack/demo.state.json".into(), ..Default::default() },
     }
     .finish()

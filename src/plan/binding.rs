@@ -274,6 +274,7 @@ mod tests {
             drift: false,
             errors: vec![],
             kept: vec![],
+            other_states: Vec::new(),
             binding: Binding {
                 stack_file: "stacks/s.toml".into(),
                 state: "kubernetes: Secret `raystack-system/raystack-state-s`".into(),

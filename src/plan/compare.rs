@@ -45,6 +45,7 @@ pub fn compare(
         drift: false,
         errors: Vec::new(),
         kept: Vec::new(),
+        other_states: Vec::new(),
         binding: Binding::default(),
     }
     .finish()

@@ -172,6 +172,11 @@ pub struct Plan {
     /// `--allow-data-loss`), with the reason.
     #[serde(default)]
     pub kept: Vec<String>,
+    /// Live objects of this stack applied from another state (their `raystack.dev/lineage` is
+    /// not this state's), as `Kind/namespace/name (lineage L)`: a second state of the same
+    /// stack. `plan` warns, `apply` and `destroy` refuse; each is left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_states: Vec<String>,
     pub binding: Binding,
 }
 
@@ -338,6 +343,7 @@ mod tests {
             drift: false,
             errors: vec![],
             kept: vec![],
+            other_states: Vec::new(),
             binding: Binding {
                 lineage: Some("l".into()),
                 serial: Some(3),

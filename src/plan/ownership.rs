@@ -5,9 +5,14 @@
 //! the namespace's contents, this file decides.
 //!
 //! The proof is the `raystack.dev/stack` label every rendered object carries
-//! (`render::meta`), inside the stack's namespace (or the Namespace itself), and for what state
-//! records, the UID it recorded. A name alone proves nothing: another app, another checkout or an
-//! edited state document can name any object.
+//! (`render::meta`), inside the stack's namespace (or the Namespace itself), together with the
+//! state's lineage: every object raystack applies carries the `raystack.dev/lineage` annotation
+//! of the state that applied it (the engine stamps it, [`stamp_lineage`]; `render` stays pure).
+//! An object labelled for this stack with another lineage was applied from a second state of
+//! the same stack (another checkout, a lost `[state]` section): it is never changed or deleted
+//! from this one. One without the annotation (applied by an older raystack) is this state's
+//! only when state recorded its UID. A name alone proves nothing: another app, another checkout
+//! or an edited state document can name any object.
 
 use serde_json::Value;
 
@@ -19,11 +24,46 @@ use crate::state::ResourceState;
 /// The label that says which stack an object belongs to.
 pub const STACK_LABEL: &str = "raystack.dev/stack";
 
+/// The annotation that says which state applied an object: its lineage ([`crate::state::State::lineage`]).
+pub const LINEAGE_ANNOTATION: &str = "raystack.dev/lineage";
+
+/// Marks a desired object with the lineage of the state that applies it.
+pub fn stamp_lineage(desired: &mut Value, lineage: &str) {
+    let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert(LINEAGE_ANNOTATION.into(), Value::String(lineage.into()));
+    }
+}
+
+/// What a plan shows as the lineage of a state that does not exist yet: its first apply draws
+/// it, writes the state, and only then stamps it ([`settle_lineage`]), so a plan (and a plan
+/// file) of a new stack says the same thing every time it is made.
+pub const NEW_LINEAGE: &str = "(known after apply: the new state's lineage)";
+
+/// Replaces [`NEW_LINEAGE`] in `manifest` with the lineage of the state just created.
+pub fn settle_lineage(manifest: &mut Value, lineage: &str) {
+    if annotation(manifest, LINEAGE_ANNOTATION) == Some(NEW_LINEAGE) {
+        stamp_lineage(manifest, lineage);
+    }
+}
+
+/// The lineage of the state that applied `live`, if it carries one.
+pub fn lineage_of(live: &Value) -> Option<&str> {
+    annotation(live, LINEAGE_ANNOTATION)
+}
+
 /// Who a live object belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Labelled for this stack.
+    /// Labelled for this stack, and applied from this state (or carrying no lineage).
     Ours,
+    /// Labelled for this stack, but applied from another state of it: its lineage.
+    OtherState(String),
     /// Labelled for another stack.
     OtherStack(String),
     /// No stack label: not created by raystack.
@@ -42,10 +82,13 @@ fn annotation<'a>(live: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// Whom `live` belongs to, for stack `stack`.
-pub fn claim(live: &Value, stack: &str) -> Claim {
+/// Whom `live` belongs to, for stack `stack` and the state of lineage `lineage`.
+pub fn claim(live: &Value, stack: &str, lineage: &str) -> Claim {
     match label(live, STACK_LABEL) {
-        Some(s) if s == stack => Claim::Ours,
+        Some(s) if s == stack => match lineage_of(live) {
+            Some(other) if other != lineage => Claim::OtherState(other.to_string()),
+            _ => Claim::Ours,
+        },
         Some(other) => Claim::OtherStack(other.to_string()),
         None => Claim::Unowned(owner(live)),
     }
@@ -109,6 +152,11 @@ pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str) -> bool {
 pub fn mark_desired(c: &mut ResourceChange, claim: Claim) -> Option<String> {
     match claim {
         Claim::Ours => None,
+        // Named in the plan's `other_states` by the caller, which refuses apply and destroy.
+        Claim::OtherState(lineage) => {
+            leave_alone(c, &other_state_reason(&lineage));
+            None
+        }
         Claim::OtherStack(other) if c.kind == Kind::Namespace => {
             leave_alone(
                 c,
@@ -127,8 +175,19 @@ pub fn mark_desired(c: &mut ResourceChange, claim: Claim) -> Option<String> {
     }
 }
 
+/// Why an object of another state of the stack is left alone.
+pub fn other_state_reason(lineage: &str) -> String {
+    format!("it was applied from another state of this stack (lineage {lineage})")
+}
+
+/// How the plan's `other_states` names an object applied from another state.
+pub fn other_state_entry(address: &str, lineage: &str) -> String {
+    format!("{address} (lineage {lineage})")
+}
+
 /// Whether a tracked object no longer desired, or any object of a destroy, may be deleted:
-/// `None` when it is provably this stack's, else why it is left alone.
+/// `None` when it is provably this stack's (its stack label, and this state's lineage or, for
+/// an object without one, the UID state recorded), else why it is left alone.
 pub fn deletable(
     r: &ObjectRef,
     live: &Value,
@@ -136,14 +195,17 @@ pub fn deletable(
     adopted: bool,
     stack: &str,
     namespace: &str,
+    lineage: &str,
 ) -> Option<String> {
     if !in_scope(r, stack, namespace) {
         return Some(format!(
             "it is outside stack `{stack}`'s namespace and names: state is data, not authority"
         ));
     }
-    match claim(live, stack) {
+    let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
+    match claim(live, stack, lineage) {
         Claim::Ours => {}
+        Claim::OtherState(other) => return Some(other_state_reason(&other)),
         Claim::OtherStack(other) => {
             return Some(format!(
                 "it belongs to stack `{other}` ({STACK_LABEL}={other})"
@@ -159,8 +221,15 @@ pub fn deletable(
     if r.kind == Kind::Namespace && recorded.is_none() {
         return Some("state does not record it, so raystack did not create it".into());
     }
+    // Applied by a raystack that did not stamp the lineage: this state's only if it recorded
+    // this very object (its UID).
+    let recorded_uid = recorded.is_some_and(|rec| !rec.uid.is_empty() && uid == Some(&rec.uid));
+    if lineage_of(live).is_none() && !recorded_uid {
+        return Some(format!(
+            "it carries no {LINEAGE_ANNOTATION} and state does not record its UID, so no state proves it is this one's"
+        ));
+    }
     if let Some(rec) = recorded {
-        let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
         if adopted && r.kind == Kind::Namespace {
             return Some("raystack adopted this namespace; it did not create it".into());
         }
@@ -253,13 +322,19 @@ mod tests {
     #[test]
     fn the_label_tells_ours_from_another_stacks_and_from_nobodys() {
         let ours = json!({"metadata": {"labels": {STACK_LABEL: "a"}}});
-        assert_eq!(claim(&ours, "a"), Claim::Ours);
-        assert_eq!(claim(&ours, "b"), Claim::OtherStack("a".into()));
+        assert_eq!(claim(&ours, "a", "l1"), Claim::Ours);
+        assert_eq!(claim(&ours, "b", "l1"), Claim::OtherStack("a".into()));
+        let stamped = json!({"metadata": {
+            "labels": {STACK_LABEL: "a"},
+            "annotations": {LINEAGE_ANNOTATION: "l1"}
+        }});
+        assert_eq!(claim(&stamped, "a", "l1"), Claim::Ours);
+        assert_eq!(claim(&stamped, "a", "l2"), Claim::OtherState("l1".into()));
         let kubectl = json!({"metadata": {"managedFields": [
             {"manager": "kubectl-client-side-apply"}, {"manager": "kubectl-client-side-apply"}
         ]}});
         assert_eq!(
-            claim(&kubectl, "a"),
+            claim(&kubectl, "a", "l1"),
             Claim::Unowned(Adoption {
                 owner: "kubectl-client-side-apply".into(),
                 tool: None
@@ -270,6 +345,38 @@ mod tests {
             "annotations": {"meta.helm.sh/release-name": "ray"}
         }});
         assert_eq!(owner(&helm).tool.as_deref(), Some("Helm (release `ray`)"));
+    }
+
+    #[test]
+    fn only_this_states_objects_or_the_ones_it_recorded_are_deletable() {
+        let r = ObjectRef::new(Kind::ConfigMap, Some("ray"), "s-redis-config");
+        let live = |lineage: Option<&str>| {
+            let mut v = json!({"metadata": {"uid": "u1", "labels": {STACK_LABEL: "s"}}});
+            if let Some(l) = lineage {
+                stamp_lineage(&mut v, l);
+            }
+            v
+        };
+        let rec = |uid: &str| ResourceState {
+            address: r.address(),
+            object: r.clone(),
+            uid: uid.into(),
+            resource_version: "1".into(),
+            applied_hash: String::new(),
+        };
+        let ok = |live: &Value, recorded: Option<&ResourceState>| {
+            deletable(&r, live, recorded, false, "s", "ray", "mine")
+        };
+        assert_eq!(ok(&live(Some("mine")), None), None);
+        assert_eq!(ok(&live(Some("mine")), Some(&rec("u1"))), None);
+        assert_eq!(
+            ok(&live(Some("theirs")), Some(&rec("u1"))).as_deref(),
+            Some("it was applied from another state of this stack (lineage theirs)")
+        );
+        // Applied by a raystack that did not stamp the lineage: the recorded UID proves it.
+        assert_eq!(ok(&live(None), Some(&rec("u1"))), None);
+        assert!(ok(&live(None), Some(&rec("u2"))).is_some());
+        assert!(ok(&live(None), None).is_some());
     }
 
     #[test]

@@ -94,16 +94,26 @@ impl LocalBackend {
         &self,
         operation: &str,
         timeout: Duration,
+        on_wait: impl FnMut(&LockInfo),
+    ) -> Result<StateLock, StateError> {
+        self.lock_wait_with(operation, timeout, &mut WallClock(Instant::now()), on_wait)
+    }
+
+    /// [`lock_wait`](Self::lock_wait) telling time and pausing between polls with `clock`.
+    pub fn lock_wait_with(
+        &self,
+        operation: &str,
+        timeout: Duration,
+        clock: &mut dyn WaitClock,
         mut on_wait: impl FnMut(&LockInfo),
     ) -> Result<StateLock, StateError> {
-        let start = Instant::now();
         let mut last_holder: Option<(u32, String, String)> = None;
         loop {
             let info = match self.lock(operation) {
                 Err(StateError::Locked(info)) => info,
                 other => return other,
             };
-            let elapsed = start.elapsed();
+            let elapsed = clock.elapsed();
             if elapsed >= timeout {
                 return Err(StateError::LockTimeout(info, timeout));
             }
@@ -112,8 +122,31 @@ impl LocalBackend {
                 on_wait(&info);
                 last_holder = Some(holder);
             }
-            std::thread::sleep(LOCK_POLL.min(timeout - elapsed));
+            clock.pause(LOCK_POLL.min(timeout - elapsed));
         }
+    }
+}
+
+/// How [`LocalBackend::lock_wait_with`] tells the time since it started and waits between
+/// polls: the wall clock and a sleep ([`LocalBackend::lock_wait`]), or a clock of the caller's
+/// (a test's, which moves time itself and can release the lock from `pause`).
+pub trait WaitClock {
+    /// Time since the wait started.
+    fn elapsed(&self) -> Duration;
+    /// Waits `d` before the next poll.
+    fn pause(&mut self, d: Duration);
+}
+
+/// The wall clock, started when the wait did.
+struct WallClock(Instant);
+
+impl WaitClock for WallClock {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+
+    fn pause(&mut self, d: Duration) {
+        std::thread::sleep(d);
     }
 }
 
@@ -885,26 +918,50 @@ mod tests {
         assert_eq!(recorded.operation, "apply");
     }
 
+    /// A clock that moves only when `lock_wait` pauses, by what it asked, and runs `on_pause`
+    /// (with the number of pauses so far) at each pause.
+    struct TestClock<F: FnMut(u32)> {
+        now: Duration,
+        pauses: u32,
+        on_pause: F,
+    }
+
+    impl<F: FnMut(u32)> WaitClock for TestClock<F> {
+        fn elapsed(&self) -> Duration {
+            self.now
+        }
+
+        fn pause(&mut self, d: Duration) {
+            self.now += d;
+            self.pauses += 1;
+            (self.on_pause)(self.pauses);
+        }
+    }
+
     #[test]
     fn lock_wait_waits_for_release_and_reports_the_holder_once() {
         let dir = tempfile::tempdir().unwrap();
         let backend = backend(&dir);
-        let held = backend.lock("apply").unwrap();
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
-            drop(held);
-        });
-        let start = Instant::now();
+        let mut held = Some(backend.lock("apply").unwrap());
+        // The holder lets go during the third pause: two polls find it held.
+        let mut clock = TestClock {
+            now: Duration::ZERO,
+            pauses: 0,
+            on_pause: |n| {
+                if n == 3 {
+                    held.take();
+                }
+            },
+        };
         let mut seen = Vec::new();
         let lock = backend
-            .lock_wait("destroy", Duration::from_secs(10), |info| {
+            .lock_wait_with("destroy", Duration::from_secs(10), &mut clock, |info| {
                 seen.push(info.operation.clone())
             })
             .unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(clock.pauses, 3);
         assert_eq!(seen, ["apply"]);
         assert_eq!(lock.info().operation, "destroy");
-        releaser.join().unwrap();
     }
 
     #[test]
@@ -912,12 +969,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = backend(&dir);
         let _held = backend.lock("apply").unwrap();
-        let start = Instant::now();
+        let mut clock = TestClock {
+            now: Duration::ZERO,
+            pauses: 0,
+            on_pause: |_| {},
+        };
         let mut calls = 0;
         let err = backend
-            .lock_wait("plan", Duration::from_millis(250), |_| calls += 1)
+            .lock_wait_with("plan", Duration::from_millis(250), &mut clock, |_| {
+                calls += 1
+            })
             .unwrap_err();
-        assert!(start.elapsed() >= Duration::from_millis(250));
+        // Polled every 100 ms, the last pause cut to what was left of the timeout.
+        assert_eq!(clock.now, Duration::from_millis(250));
+        assert_eq!(clock.pauses, 3);
         assert_eq!(calls, 1);
         assert!(matches!(err, StateError::LockTimeout(ref info, _) if info.operation == "apply"));
         assert!(

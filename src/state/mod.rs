@@ -26,8 +26,10 @@ use crate::kind::ObjectRef;
 
 pub use backend::{Backend, Lock, LockHolder, StateBackend, StateFuture};
 pub use error::StateError;
-pub use kubernetes::{CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, lease_seconds};
-pub use local::{LocalBackend, StateLock, migrated_path};
+pub use kubernetes::{
+    CHUNK_BYTES, DEFAULT_LEASE_SECONDS, KubernetesBackend, LeaseClock, lease_seconds,
+};
+pub use local::{LocalBackend, StateLock, WaitClock, migrated_path};
 pub use lock::{LockInfo, lock_path, rfc3339_utc};
 pub use open::{Owner, Reach, migration_source, open, open_kind, other_state, refuse_unmigrated};
 pub use seen::seen_path;

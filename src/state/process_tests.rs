@@ -136,17 +136,18 @@ fn lock_wait_takes_over_when_the_holder_is_killed() {
     let (child, mut stdout) = spawn_child("hold-lock", backend.path());
     let child_pid = child.id();
     wait_for(&mut stdout, "@@LOCKED@@");
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        sigkill(child);
-    });
+    // Killed once the wait has found it holding the lock (and reaped: its flock is gone).
+    let mut child = Some(child);
     let mut holders = Vec::new();
     let lock = backend
         .lock_wait("apply", Duration::from_secs(20), |info| {
-            holders.push(info.pid)
+            holders.push(info.pid);
+            if let Some(child) = child.take() {
+                sigkill(child);
+            }
         })
         .unwrap();
-    killer.join().unwrap();
+    assert!(child.is_none());
     assert_eq!(holders, [child_pid]);
     assert_eq!(lock.info().pid, std::process::id());
 }

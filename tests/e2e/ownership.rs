@@ -3,7 +3,10 @@
 //! command: destroy of a never-applied stack in a busy namespace, destroy from a second
 //! checkout without state, two stacks sharing a namespace, an entry injected into the state
 //! document. Objects the stack would create that exist already are adopted only with `--adopt`
-//! (`--take-ownership` for a deployment tool's), and another stack's are never taken.
+//! (`--take-ownership` for a deployment tool's), and another stack's are never taken. Every
+//! object carries its state's lineage: a second state of the same stack (another checkout with
+//! its own state) is warned about by plan and refused by apply and destroy, and an object an
+//! older raystack applied without the lineage is proved by its recorded UID and stamped.
 
 use serde_json::{Value, json};
 
@@ -79,11 +82,124 @@ fn destroy_from_a_second_checkout_without_state_is_refused() {
     let r = Run::from(cmd.output().unwrap());
     assert_eq!(r.code, 1, "{r}");
     assert!(
-        r.stderr
-            .contains("stack `e2e` has no state here, but the cluster holds its objects ("),
+        r.stderr.contains(
+            "refusing to destroy: stack `e2e` has objects in the cluster applied from another state of it: "
+        ),
         "{r}"
     );
     assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_some());
+    env.assert_no_changes();
+}
+
+/// The first checkout's lineage, as every object it applied carries it.
+fn applied_lineage(env: &Env) -> String {
+    let lineage = env.state()["lineage"].as_str().unwrap().to_string();
+    for (collection, name) in [
+        ("rayclusters", NAME.to_string()),
+        ("persistentvolumeclaims", format!("{NAME}-redis-data")),
+        ("configmaps", format!("{NAME}-redis-config")),
+    ] {
+        let live = env.fake.get(&env.ns_path(collection, &name)).unwrap();
+        assert_eq!(
+            live["metadata"]["annotations"]["raystack.dev/lineage"], lineage,
+            "{collection}/{name}"
+        );
+    }
+    lineage
+}
+
+#[test]
+fn a_second_state_of_the_stack_is_warned_by_plan_and_refused_by_apply_and_destroy() {
+    let env = Env::new(&[]);
+    env.apply();
+    let lineage = applied_lineage(&env);
+    // Another checkout of the same stack, with its own (fresh, local) state.
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::copy(&env.stack, checkout.path().join("stack.toml")).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.current_dir(checkout.path());
+        let r = Run::from(cmd.output().unwrap());
+        let scrub = |t: &str| {
+            env.scrub(t)
+                .replace(&checkout.path().display().to_string(), "[CHECKOUT]")
+                .replace(&lineage, "[LINEAGE]")
+        };
+        (r.code, scrub(&r.stdout), scrub(&r.stderr))
+    };
+    let (code, stdout, stderr) = run(&["plan", "stack.toml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    insta::assert_snapshot!("second_state_plan", format!("{stderr}---\n{stdout}"));
+    let (code, _, stderr) = run(&["apply", "stack.toml", "--auto-approve"]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!("second_state_apply_stderr", stderr);
+    let (code, _, stderr) = run(&["destroy", "stack.toml", "--auto-approve"]);
+    assert_eq!(code, 1, "{stderr}");
+    insta::assert_snapshot!("second_state_destroy_stderr", stderr);
+    // Nothing of the first checkout's was touched, and it still owns everything.
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_some());
+    assert!(
+        env.fake
+            .get(&env.ns_path("persistentvolumeclaims", &format!("{NAME}-redis-data")))
+            .is_some()
+    );
+    assert!(!checkout.path().join(".raystack/e2e.state.json").exists());
+    assert_eq!(applied_lineage(&env), lineage);
+    env.assert_no_changes();
+}
+
+#[test]
+fn an_object_applied_without_the_lineage_is_planned_as_an_annotation_update() {
+    let env = Env::new(&[]);
+    env.apply();
+    let lineage = applied_lineage(&env);
+    // As a raystack that did not stamp the lineage left it: the object without the annotation,
+    // and state recording that manifest (its hash) and the object's UID and version.
+    let name = format!("{NAME}-redis-config");
+    let path = env.ns_path("configmaps", &name);
+    let unstamp = json!({"metadata": {"annotations": {"raystack.dev/lineage": null}}});
+    assert_eq!(env.fake.merge_patch(&path, &unstamp), 200);
+    let live = env.fake.get(&path).unwrap();
+    assert!(
+        live["metadata"]["annotations"]
+            .get("raystack.dev/lineage")
+            .is_none()
+    );
+    let address = format!("ConfigMap/{NAME}/{name}");
+    let mut state = env.state();
+    let manifest = state["manifests"][&address].as_object_mut().unwrap();
+    manifest["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("raystack.dev/lineage")
+        .unwrap();
+    let old_hash = raystack::state::applied_hash(&state["manifests"][&address]);
+    let record = state["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["address"] == address.as_str())
+        .unwrap();
+    assert_eq!(record["uid"], live["metadata"]["uid"]);
+    record["applied_hash"] = json!(old_hash);
+    record["resource_version"] = live["metadata"]["resourceVersion"].clone();
+    std::fs::write(
+        env.state_path(),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+
+    let plan = env.plan(&[]);
+    assert_eq!(plan.code, 2, "{plan}");
+    insta::assert_snapshot!(
+        "unstamped_object_plan",
+        env.scrub(&plan.stdout).replace(&lineage, "[LINEAGE]")
+    );
+    env.apply();
+    assert_eq!(
+        env.fake.get(&path).unwrap()["metadata"]["annotations"]["raystack.dev/lineage"],
+        lineage
+    );
     env.assert_no_changes();
 }
 

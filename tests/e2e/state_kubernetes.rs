@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use raystack::kind::{Kind, ObjectRef};
-use raystack::state::{Backend, KubernetesBackend, LockHolder, ResourceState, State, StateError};
+use raystack::state::{
+    Backend, KubernetesBackend, LeaseClock, LockHolder, ResourceState, State, StateError,
+};
 use serde_json::json;
 
 use crate::support::Fake;
@@ -342,16 +344,21 @@ async fn force_unlock_refuses_a_wrong_id_and_releases_the_right_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lock_that_was_force_unlocked_stops_writing() {
     let (_dir, fake) = start();
-    let b = backend(&fake, "lost").await.with_lease_seconds(1);
+    let clock = LeaseClock::default();
+    let b = backend(&fake, "lost")
+        .await
+        .with_lease_seconds(1)
+        .with_lease_clock(clock.clone());
     let mut lock = b.lock("apply").await.unwrap();
     let mut state = big_state("lost", 1, "1");
     lock.write(&mut state).await.unwrap();
     let id = lock.holder().id.clone();
     b.force_unlock(&id).await.unwrap();
     // Time passing is the input here, not a wait for something: the last renewal came before
-    // the force-unlock, so after more than a lease duration the write refuses whether or not
-    // the renewer has noticed yet (a lapsed lease counts as lost).
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // the force-unlock (none can succeed after it), so once the lease clock is more than a
+    // lease duration past it the write refuses whether or not the renewer has noticed yet (a
+    // lapsed lease counts as lost).
+    clock.advance(Duration::from_millis(1_200));
     let err = lock.write(&mut state).await.unwrap_err();
     assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
     assert_eq!(b.read().await.unwrap().unwrap().serial, 1);

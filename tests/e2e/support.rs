@@ -189,6 +189,34 @@ pub struct Env {
 
 pub const NAME: &str = "e2e";
 
+/// `text` with the UUID after each `raystack.dev/lineage: ` as `[LINEAGE]` (a state's lineage
+/// is drawn at random; the placeholder a plan of a new stack shows is kept).
+pub fn scrub_lineage_annotations(text: &str) -> String {
+    const MARKER: &str = "raystack.dev/lineage: ";
+    let is_uuid = |s: &str| {
+        s.len() == 36
+            && s.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARKER) {
+        let (head, tail) = rest.split_at(at + MARKER.len());
+        out.push_str(head);
+        match tail.get(..36).filter(|s| is_uuid(s)) {
+            Some(_) => {
+                out.push_str("[LINEAGE]");
+                rest = &tail[36..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A local-provider stack; `workers` is the `[[ray.workers]]` TOML, `extra_redis` lines are
 /// appended to `[redis]`, `extra_stack` to `[stack]`.
 pub fn stack_toml(workers: &str, extra_redis: &str, extra_stack: &str) -> String {
@@ -248,11 +276,15 @@ impl Env {
         std::fs::write(&self.stack, toml).unwrap();
     }
 
-    /// `text` with this test's temp directory as `[DIR]` and the fake's URL as `[FAKE]`, so a
-    /// whole output can be a snapshot.
+    /// `text` with this test's temp directory as `[DIR]`, the fake's URL as `[FAKE]` and the
+    /// lineage an object's `raystack.dev/lineage` annotation shows as `[LINEAGE]`, so a whole
+    /// output can be a snapshot.
     pub fn scrub(&self, text: &str) -> String {
-        text.replace(&self.dir.path().display().to_string(), "[DIR]")
-            .replace(self.fake.url.trim_end_matches('/'), "[FAKE]")
+        scrub_lineage_annotations(
+            &text
+                .replace(&self.dir.path().display().to_string(), "[DIR]")
+                .replace(self.fake.url.trim_end_matches('/'), "[FAKE]"),
+        )
     }
 
     pub fn state_path(&self) -> PathBuf {

@@ -7,9 +7,9 @@
 //! path (bounded), else it expires.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Namespace;
@@ -190,7 +190,7 @@ impl KubernetesBackend {
         let shared = Arc::new(LeaseShared {
             lease: Mutex::new(lease),
             lost: AtomicBool::new(false),
-            renewed: Mutex::new(std::time::Instant::now()),
+            renewed: Mutex::new(self.clock.now()),
         });
         let renewer = tokio::spawn(renew_loop(self.clone(), shared.clone()));
         KubernetesLock {
@@ -234,13 +234,33 @@ impl KubernetesBackend {
     }
 }
 
+/// The monotonic time fencing reads ([`KubernetesLock::check_held`]): the process's clock,
+/// moved forward by what [`advance`](Self::advance) added (only tests add anything, to make a
+/// lease lapse without waiting a lease duration). Clones share the offset.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseClock {
+    ahead_ms: Arc<AtomicU64>,
+}
+
+impl LeaseClock {
+    pub fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves this clock (and its clones) forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.ahead_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
 /// The lease and whether it was lost, shared with the renewing task.
 pub(super) struct LeaseShared {
     lease: Mutex<Lease>,
     lost: AtomicBool,
     /// When the lease was last known to be ours on the server (taken, or renewed): once more
     /// than its duration ago, another run may hold it, whatever this process has seen since.
-    renewed: Mutex<std::time::Instant>,
+    renewed: Mutex<Instant>,
 }
 
 /// Renews the lease every third of its duration until aborted; marks it lost when someone else
@@ -271,7 +291,7 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
         match result {
             Ok(renewed) => {
                 *shared.lease.lock().expect("lease mutex") = renewed;
-                *shared.renewed.lock().expect("renewal mutex") = std::time::Instant::now();
+                *shared.renewed.lock().expect("renewal mutex") = backend.clock.now();
             }
             Err(ClusterError::Api {
                 code: 409 | 404, ..
@@ -282,7 +302,7 @@ async fn renew_loop(backend: KubernetesBackend, shared: Arc<LeaseShared>) {
                 match backend.get_lease().await {
                     Ok(Some(now)) if lease_holder(&now).id == ours => {
                         *shared.lease.lock().expect("lease mutex") = now;
-                        *shared.renewed.lock().expect("renewal mutex") = std::time::Instant::now();
+                        *shared.renewed.lock().expect("renewal mutex") = backend.clock.now();
                     }
                     _ => {
                         shared.lost.store(true, Ordering::SeqCst);
@@ -310,7 +330,8 @@ pub struct KubernetesLock {
 
 impl KubernetesLock {
     pub(super) fn check_held(&self) -> Result<(), StateError> {
-        let lapsed = self.shared.renewed.lock().expect("renewal mutex").elapsed()
+        let renewed = *self.shared.renewed.lock().expect("renewal mutex");
+        let lapsed = self.backend.clock.now().saturating_duration_since(renewed)
             > Duration::from_secs(u64::from(self.backend.lease_seconds));
         if lapsed {
             // The renewer must not bring it back: another run may have taken it meanwhile.

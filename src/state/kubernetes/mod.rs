@@ -21,7 +21,7 @@ use crate::cluster::{Cluster, ClusterError, Retry};
 use crate::state::backend::{Backend, Lock, LockHolder, StateBackend, StateFuture};
 use crate::state::{State, StateError};
 
-pub use lease::KubernetesLock;
+pub use lease::{KubernetesLock, LeaseClock};
 use lease::{is_expired, lease_holder};
 
 /// Bytes of gzip'd state per Secret. Kubernetes caps a Secret's data at 1 MiB (1,048,576 bytes,
@@ -68,6 +68,7 @@ pub struct KubernetesBackend {
     server: String,
     chunk_bytes: usize,
     lease_seconds: u32,
+    clock: LeaseClock,
 }
 
 impl KubernetesBackend {
@@ -83,7 +84,15 @@ impl KubernetesBackend {
             stack: stack.to_owned(),
             chunk_bytes: CHUNK_BYTES,
             lease_seconds: lease_seconds(),
+            clock: LeaseClock::default(),
         }
+    }
+
+    /// Tells the time of the lease's fencing with `clock` (tests move it past a lease duration
+    /// instead of waiting one out).
+    pub fn with_lease_clock(mut self, clock: LeaseClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Splits documents into chunks of `bytes` (tests use small chunks to exercise chunking).
