@@ -284,6 +284,7 @@ mod tests {
             drift: false,
             errors: vec!["state records `x`".into()],
             kept: Vec::new(),
+            other_states: Vec::new(),
             binding: Default::default(),
         };
         plan.summary.replace = 2;
