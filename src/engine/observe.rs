@@ -433,7 +433,14 @@ pub async fn plan_destroy(
                 if why.is_none() && r.kind == Kind::Namespace {
                     why = namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?;
                 }
-                if why.is_none() && i.state.is_none() && plan.other_states.is_empty() {
+                // Labelled for this stack, without another state's lineage (an older
+                // raystack's object carries none), yet no state here: whose is it?
+                let ours = ownership::claim(live, i.stack, i.lineage) == ownership::Claim::Ours;
+                if i.state.is_none()
+                    && ours
+                    && r.kind != Kind::Namespace
+                    && ownership::in_scope(&r, i.stack, i.namespace)
+                {
                     without_state.push(r.address());
                 }
                 why

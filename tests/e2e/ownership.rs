@@ -91,6 +91,28 @@ fn destroy_from_a_second_checkout_without_state_is_refused() {
     env.assert_no_changes();
 }
 
+#[test]
+fn destroy_without_state_of_objects_without_a_lineage_is_refused() {
+    let env = Env::new(&[]);
+    env.apply();
+    // As a raystack that did not stamp the lineage left them, and the state lost.
+    let unstamp = json!({"metadata": {"annotations": {"raystack.dev/lineage": null}}});
+    for (collection, name) in all_objects() {
+        let path = format!("{collection}/{name}");
+        assert_eq!(env.fake.merge_patch(&path, &unstamp), 200, "{path}");
+    }
+    std::fs::remove_file(env.state_path()).unwrap();
+    let r = env.run(&["destroy", env.stack_arg(), "--auto-approve"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(
+        r.stderr.contains(
+            "stack `e2e` has no state here, but the cluster holds its objects (Secret/e2e/e2e-redis-auth, ConfigMap/e2e/e2e-redis-config, PersistentVolumeClaim/e2e/e2e-redis-data, StatefulSet/e2e/e2e-redis, Service/e2e/e2e-redis, NetworkPolicy/e2e/e2e-redis, RayCluster/e2e/e2e)"
+        ),
+        "{r}"
+    );
+    assert!(env.fake.get(&env.ns_path("rayclusters", NAME)).is_some());
+}
+
 /// The first checkout's lineage, as every object it applied carries it.
 fn applied_lineage(env: &Env) -> String {
     let lineage = env.state()["lineage"].as_str().unwrap().to_string();
