@@ -258,7 +258,17 @@ pub async fn run(
         }
     };
     if let Some(rc) = &rc {
+        let deleting = rc.pointer("/metadata/deletionTimestamp").is_some();
         match readiness::check(rc, None) {
+            // KubeRay's cleanup of its Redis keys (a finalizer) runs while the RayCluster is
+            // being deleted, and its head still reports ready meanwhile.
+            _ if deleting => f.push(Finding::error(
+                "RayCluster ready",
+                format!(
+                    "`{}` is being deleted; apply the stack once it is gone",
+                    rc_ref.address()
+                ),
+            )),
             Readiness::Ready(_) => f.push(Finding::ok(
                 "RayCluster ready",
                 format!("`{}` reports its head ready", rc_ref.address()),

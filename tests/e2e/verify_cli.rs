@@ -364,19 +364,42 @@ fn refuses_when_the_redis_pod_is_not_ready() {
 }
 
 #[test]
-fn refuses_when_the_raycluster_is_gone() {
+fn refuses_when_the_raycluster_is_being_deleted_or_gone() {
     let env = env_with_dashboard();
-    let (code, _) = env.fake.request(
-        "DELETE",
-        &env.ns_path("rayclusters", NAME),
-        "application/json",
-        "",
-    );
+    let rc = env.ns_path("rayclusters", NAME);
+    // A finalizer of the test's own holds the RayCluster in deletion (as KubeRay's Redis
+    // cleanup does for a while), its head still reporting ready.
+    let code = env
+        .fake
+        .merge_patch(&rc, &json!({"metadata": {"finalizers": ["e2e.test/hold"]}}));
     assert_eq!(code, 200);
-    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
-    assert_eq!(r.code, 1, "{r}");
-    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
-    assert_eq!(v["steps"], json!([]), "nothing ran");
+    let (code, _) = env.fake.request("DELETE", &rc, "application/json", "");
+    assert_eq!(code, 200);
+    let report = |env: &Env| {
+        let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+        assert_eq!(r.code, 1, "{r}");
+        let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+        assert_eq!(v["steps"], json!([]), "nothing ran");
+        v
+    };
+    let v = report(&env);
+    insta::assert_json_snapshot!(
+        "verify_refuses_raycluster_being_deleted",
+        findings(&v, "RayCluster ready")
+    );
+
+    // Let it go, and wait until the server (and KubeRay's cleanup) has removed it.
+    let code = env
+        .fake
+        .merge_patch(&rc, &json!({"metadata": {"finalizers": null}}));
+    assert_eq!(code, 200);
+    let mut polls = 0;
+    while env.fake.get(&rc).is_some() {
+        polls += 1;
+        assert!(polls < 6000, "the RayCluster was never removed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let v = report(&env);
     insta::assert_json_snapshot!(
         "verify_refuses_raycluster_gone",
         findings(&v, "RayCluster ready")
