@@ -30,7 +30,12 @@ fn invalid_backend() -> Value {
 
 #[test]
 fn an_in_place_backend_switch_is_refused_with_422() {
-    let f = Fake::with(crds(&[CRD_V170]));
+    // The simulated KubeRay writes the RayCluster's status once the readiness delay has
+    // passed; the replace below sends the resourceVersion its GET read, so that write must not
+    // come in between (under load it did, and the replace was a 409 Conflict).
+    let mut opts = crds(&[CRD_V170]);
+    opts.readiness_delay = std::time::Duration::from_secs(3600);
+    let f = Fake::with(opts);
     let path = format!("{RC}/x");
     assert_eq!(
         f.apply(&path, "raystack", &raycluster("redis"), "").status,
