@@ -283,6 +283,15 @@ fn a_decoy_with_the_heads_labels_is_never_chosen() {
     assert!(env.fake.get(&decoy_path).is_some());
 }
 
+/// `verify --yes`'s JSON report of a refusal: exit 1, nothing run.
+fn refused(env: &Env) -> Value {
+    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
+    assert_eq!(r.code, 1, "{r}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    assert_eq!(v["steps"], json!([]), "nothing ran");
+    v
+}
+
 /// The preflight findings of `check`, from a JSON report.
 fn findings<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
     v["preflight"]
@@ -300,10 +309,7 @@ fn refuses_when_the_dashboard_does_not_answer_through_the_api_server() {
     let env = Env::new(&[]);
     env.apply();
     let before = pods(&env);
-    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
-    assert_eq!(r.code, 1, "{r}");
-    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
-    assert_eq!(v["steps"], json!([]), "nothing ran");
+    let v = refused(&env);
     insta::assert_json_snapshot!(
         "verify_refuses_dashboard_unreachable",
         findings(&v, "dashboard through the API server")
@@ -339,10 +345,7 @@ fn refuses_when_the_head_pod_is_not_ready() {
     let env = env_with_dashboard();
     mark_unready(&env, "ray.io/node-type%3Dhead");
     let before = pods(&env);
-    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
-    assert_eq!(r.code, 1, "{r}");
-    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
-    assert_eq!(v["steps"], json!([]), "nothing ran");
+    let v = refused(&env);
     insta::assert_json_snapshot!("verify_refuses_head_not_ready", findings(&v, "head pod"));
     assert_eq!(pods(&env), before);
 }
@@ -352,10 +355,7 @@ fn refuses_when_the_redis_pod_is_not_ready() {
     let env = env_with_dashboard();
     mark_unready(&env, "app.kubernetes.io/name%3Dredis");
     let before = pods(&env);
-    let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
-    assert_eq!(r.code, 1, "{r}");
-    let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
-    assert_eq!(v["steps"], json!([]), "nothing ran");
+    let v = refused(&env);
     insta::assert_json_snapshot!(
         "verify_refuses_redis_not_ready",
         findings(&v, "Redis ready")
@@ -375,14 +375,7 @@ fn refuses_when_the_raycluster_is_being_deleted_or_gone() {
     assert_eq!(code, 200);
     let (code, _) = env.fake.request("DELETE", &rc, "application/json", "");
     assert_eq!(code, 200);
-    let report = |env: &Env| {
-        let r = env.run(&["verify", env.stack_arg(), "--yes", "--format", "json"]);
-        assert_eq!(r.code, 1, "{r}");
-        let v: Value = serde_json::from_str(&r.stdout).expect("a JSON report");
-        assert_eq!(v["steps"], json!([]), "nothing ran");
-        v
-    };
-    let v = report(&env);
+    let v = refused(&env);
     insta::assert_json_snapshot!(
         "verify_refuses_raycluster_being_deleted",
         findings(&v, "RayCluster ready")
@@ -399,7 +392,7 @@ fn refuses_when_the_raycluster_is_being_deleted_or_gone() {
         assert!(polls < 6000, "the RayCluster was never removed");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let v = report(&env);
+    let v = refused(&env);
     insta::assert_json_snapshot!(
         "verify_refuses_raycluster_gone",
         findings(&v, "RayCluster ready")
