@@ -41,6 +41,7 @@ pub(crate) fn stack() -> Stack {
             memory: q("1Gi"),
             pod: PodSettings::default(),
             metrics: true,
+            objects: Default::default(),
         },
         ray: Ray {
             version: "2.45.0".into(),

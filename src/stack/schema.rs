@@ -262,6 +262,39 @@ pub struct Redis {
     pub pod: PodSettings,
     /// Run the `redis_exporter` sidecar next to Redis (default true).
     pub metrics: bool,
+    /// The names of the Redis objects: raystack's own (`<stack>-redis*`) unless the stack names
+    /// existing ones to adopt (`raystack import` writes them).
+    pub objects: RedisObjects,
+}
+
+/// `[redis] name/service_name/selector/pvc/config_map/password_secret`: existing Redis objects
+/// a stack adopts in place. `None` everywhere is raystack's own naming. What Kubernetes makes
+/// immutable on an existing object (a StatefulSet's `selector` and `serviceName`) is here too,
+/// so the rendered object can match it instead of replacing it (docs/design.md §1).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RedisObjects {
+    /// The StatefulSet, its Service and the NetworkPolicy; default `<stack>-redis`.
+    pub name: Option<String>,
+    /// The StatefulSet's `spec.serviceName`; default the name above, `Some("")` none.
+    pub service_name: Option<String>,
+    /// The labels selecting the Redis pod (StatefulSet, Service, NetworkPolicy); default
+    /// `raystack.dev/stack` and `app.kubernetes.io/name: redis`.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// The PersistentVolumeClaim; default `<stack>-redis-data`.
+    pub pvc: Option<String>,
+    /// The ConfigMap holding `redis.conf`; default `<stack>-redis-config`.
+    pub config_map: Option<String>,
+    /// The Secret holding the password under `password`; default `<stack>-redis-auth`.
+    pub password_secret: Option<String>,
+}
+
+impl RedisObjects {
+    /// The StatefulSet and Service name for the stack `stack`.
+    pub fn name(&self, stack: &str) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{stack}-redis"))
+    }
 }
 
 /// `[monitoring]`
