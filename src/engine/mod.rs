@@ -20,6 +20,7 @@ mod apply;
 mod backend;
 mod connect;
 mod diff;
+mod import;
 mod listing;
 mod observe;
 mod prepare;
@@ -29,6 +30,7 @@ mod verify;
 
 pub use apply::{guard, guard_adoption};
 pub use diff::{Diffed, diff_at_revision, diff_files};
+pub use import::ImportRequest;
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};
 pub use status::{

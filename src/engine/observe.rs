@@ -34,6 +34,8 @@ pub struct PlanInputs<'a> {
     pub listing: Option<(&'a Listing, &'a super::connect::Key)>,
     /// Whether each change keeps its `manifest` ([`crate::plan::ObjectInputs::keep_manifest`]).
     pub keep_manifests: bool,
+    /// `[[import.adopt]]`: the objects `raystack import` found, by UID.
+    pub imported: &'a [crate::stack::ImportedObject],
 }
 
 fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
@@ -268,6 +270,12 @@ async fn observe_desired(
     };
     // Who the live object belongs to (`plan::ownership` decides): read before it moves.
     let claim = live.as_ref().map(|l| ownership::claim(l, i.stack));
+    let csa_note = live.as_ref().and_then(ownership::csa_note);
+    let live_uid = live
+        .as_ref()
+        .and_then(|l| l.pointer("/metadata/uid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     inputs.live = live;
     inputs.dry_run = dry_run;
     let secret_missing = r.kind == Kind::Secret
@@ -300,6 +308,10 @@ async fn observe_desired(
         ));
     }
     let problem = claim.and_then(|claim| ownership::mark_desired(&mut change, claim));
+    if let Some(adoption) = change.adopt.as_mut() {
+        ownership::prove_import(adoption, &r, live_uid.as_deref(), i.imported);
+        change.notes.extend(csa_note);
+    }
     Ok((change, problem))
 }
 

@@ -208,6 +208,7 @@ impl Engine {
             binding,
             listing: listing.zip(named.as_ref()),
             keep_manifests,
+            imported: &stack.imported,
         };
         let observe = async {
             match (mode, &cluster) {

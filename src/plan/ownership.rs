@@ -11,8 +11,8 @@
 
 use serde_json::Value;
 
-pub use super::model::Adoption;
 use super::model::{Action, ResourceChange};
+pub use super::model::{Adoption, ImportProof};
 use crate::kind::{Kind, ObjectRef};
 use crate::state::ResourceState;
 
@@ -86,7 +86,11 @@ pub fn owner(live: &Value) -> Adoption {
         (None, false) => managers.join(", "),
         (None, true) => "unknown".to_string(),
     };
-    Adoption { owner, tool }
+    Adoption {
+        owner,
+        tool,
+        import: None,
+    }
 }
 
 /// Whether `r` lies where this stack's objects do: its namespace, or the Namespace itself, and
@@ -125,6 +129,49 @@ pub fn mark_desired(c: &mut ResourceChange, claim: Claim) -> Option<String> {
             None
         }
     }
+}
+
+/// What an adopted object's plan says when kubectl's client-side managers own fields of it
+/// (`crate::apply::csa` moves them): `None` when none does.
+pub fn csa_note(live: &Value) -> Option<String> {
+    let mut managers: Vec<&str> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("operation").and_then(Value::as_str) == Some("Update"))
+        .filter_map(|e| e.get("manager").and_then(Value::as_str))
+        .filter(|m| *m == "kubectl" || m.starts_with("kubectl-"))
+        .collect();
+    managers.dedup();
+    (!managers.is_empty()).then(|| {
+        format!(
+            "apply first moves field ownership from {} to raystack (as client-go's csaupgrade does), so fields only kubectl set and the stack does not are removed, the kubectl.kubernetes.io/last-applied-configuration annotation among them",
+            managers.join(", ")
+        )
+    })
+}
+
+/// Marks an adoption with what the stack's `[[import.adopt]]` proves: the object `raystack
+/// import` found is adopted without `--adopt` only while its live UID is the recorded one (a
+/// name alone proves nothing: the object may have been deleted and recreated since).
+pub fn prove_import(
+    adoption: &mut Adoption,
+    r: &ObjectRef,
+    live_uid: Option<&str>,
+    imported: &[crate::stack::ImportedObject],
+) {
+    let Some(recorded) = imported
+        .iter()
+        .find(|o| o.kind == r.kind.as_str() && o.name == r.name)
+    else {
+        return;
+    };
+    adoption.import = Some(if live_uid == Some(recorded.uid.as_str()) {
+        ImportProof::Imported
+    } else {
+        ImportProof::Recreated
+    });
 }
 
 /// Whether a tracked object no longer desired, or any object of a destroy, may be deleted:
@@ -262,7 +309,8 @@ mod tests {
             claim(&kubectl, "a"),
             Claim::Unowned(Adoption {
                 owner: "kubectl-client-side-apply".into(),
-                tool: None
+                tool: None,
+                import: None,
             })
         );
         let helm = json!({"metadata": {
@@ -289,5 +337,39 @@ mod tests {
             "s",
             "ray"
         ));
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::stack::ImportedObject;
+
+    #[test]
+    fn only_the_recorded_uid_proves_an_import() {
+        let r = ObjectRef::new(Kind::StatefulSet, Some("ray"), "redis");
+        let imported = [ImportedObject {
+            kind: "StatefulSet".into(),
+            name: "redis".into(),
+            uid: "u-1".into(),
+        }];
+        let fresh = || Adoption {
+            owner: "kubectl-client-side-apply".into(),
+            tool: None,
+            import: None,
+        };
+        let mut a = fresh();
+        prove_import(&mut a, &r, Some("u-1"), &imported);
+        assert_eq!(a.import, Some(ImportProof::Imported));
+        let mut a = fresh();
+        prove_import(&mut a, &r, Some("u-2"), &imported);
+        assert_eq!(a.import, Some(ImportProof::Recreated));
+        let mut a = fresh();
+        let other = ObjectRef::new(Kind::Service, Some("ray"), "redis");
+        prove_import(&mut a, &other, Some("u-1"), &imported);
+        assert_eq!(
+            a.import, None,
+            "another kind of the same name is not recorded"
+        );
     }
 }

@@ -76,6 +76,7 @@ pub(crate) fn stack() -> Stack {
             kubeconfig: None,
         },
         patches: Vec::new(),
+        imported: Vec::new(),
         monitoring: Monitoring::default(),
         warnings: Vec::new(),
     }

@@ -98,6 +98,7 @@ const ROOT_KEYS: &[&str] = &[
     "state",
     "patches",
     "monitoring",
+    "import",
 ];
 const STACK_KEYS: &[&str] = &[
     "name",
@@ -241,6 +242,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let state = state_section(cx, &top, &meta);
     let patches = patches::patches(cx, &top);
     let monitoring = monitoring_section(cx, &top, &redis, durability.backend);
+    let imported = patches::imported(cx, &top);
     if !cx.diags.is_empty() {
         return None;
     }
@@ -254,6 +256,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         state,
         patches,
         monitoring,
+        imported,
         warnings: Vec::new(),
     };
     // Checks of the whole stack: the names derived from it. (Its patches are checked against

@@ -29,9 +29,32 @@ pub struct Stack {
     /// `[[patches]]`, applied in order to the rendered objects (validated at load time).
     pub patches: Vec<Patch>,
     pub monitoring: Monitoring,
+    /// `[[import.adopt]]`: the objects `raystack import` found, by UID. Apply adopts exactly
+    /// these without `--adopt`, and only while the live object still has the recorded UID.
+    pub imported: Vec<ImportedObject>,
     /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
     /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
     pub warnings: Vec<super::Diagnostic>,
+}
+
+/// One `[[import.adopt]]` entry: an object that existed when `raystack import` wrote the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedObject {
+    /// A kind raystack renders (`RayCluster`, `StatefulSet`, ...).
+    pub kind: String,
+    pub name: String,
+    /// `metadata.uid` when imported: a recreated object (another UID) is not what was imported.
+    pub uid: String,
+}
+
+impl Stack {
+    /// The UID `raystack import` recorded for `kind`/`name`, if it recorded the object.
+    pub fn imported_uid(&self, kind: &str, name: &str) -> Option<&str> {
+        self.imported
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+            .map(|o| o.uid.as_str())
+    }
 }
 
 /// `[stack]`
