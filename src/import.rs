@@ -222,9 +222,9 @@ fn quote(v: &str) -> String {
 }
 
 fn seconds(secs: u64) -> String {
-    if secs % 3600 == 0 && secs >= 3600 {
+    if secs.is_multiple_of(3600) && secs >= 3600 {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 && secs >= 60 {
+    } else if secs.is_multiple_of(60) && secs >= 60 {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")

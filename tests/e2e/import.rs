@@ -123,15 +123,35 @@ fn scrub_uids(text: &str) -> String {
         + "\n"
 }
 
-/// The whole flow on one sample; returns the imported stack file (UIDs scrubbed).
-fn adopt_in_place(team: &Team) -> String {
+/// The whole flow on one sample, as a user runs it in the directory of `ray.toml`; returns the
+/// imported stack file (UIDs scrubbed) and the transcript README's "Adopting an existing
+/// cluster" shows.
+fn adopt_in_place(team: &Team) -> (String, String) {
     let rc_uid = team.uid("raycluster", RC);
     let pvc_uid = team.uid("pvc", "redis-data");
-    let imported = team.import(&[]);
+    let imported = team.import(&["--out", "ray.toml"]);
     assert_eq!(imported.code, 0, "{imported}");
-    let stack = team.path("stack.toml");
-    std::fs::write(&stack, &imported.stdout).unwrap();
-    let stack_arg = stack.to_str().unwrap();
+    assert_eq!(imported.stderr, "wrote ray.toml\n");
+    let file = std::fs::read_to_string(team.path("ray.toml")).unwrap();
+    let stack_arg = "ray.toml";
+    let mut transcript = format!(
+        "$ raystack import --namespace {NS} --raycluster {RC} --out ray.toml\n{}$ cat ray.toml\n{file}",
+        imported.stderr
+    );
+    let text_plan = team.raystack(&["plan", stack_arg]);
+    assert_eq!(text_plan.code, 0, "{text_plan}");
+    transcript.push_str("$ raystack plan ray.toml | grep -E '^  [-+~] |^Plan:'\n");
+    for line in text_plan.stdout.lines() {
+        let t = line.strip_prefix("  ").unwrap_or("");
+        if t.starts_with("~ ")
+            || t.starts_with("+ ")
+            || t.starts_with("- ")
+            || line.starts_with("Plan:")
+        {
+            transcript.push_str(line);
+            transcript.push('\n');
+        }
+    }
 
     // The plan: every object updated in place or created; nothing replaced, deleted or lost.
     let plan = team.raystack(&["plan", stack_arg, "--format", "json"]);
@@ -195,6 +215,10 @@ fn adopt_in_place(team: &Team) -> String {
     // Applied without --adopt: the recorded UIDs are the consent.
     let applied = team.raystack(&["apply", stack_arg, "--auto-approve"]);
     assert_eq!(applied.code, 0, "{applied}");
+    transcript.push_str(&format!(
+        "$ raystack apply ray.toml --auto-approve | tail -1\n{}\n",
+        applied.stdout.lines().last().unwrap_or_default()
+    ));
     assert!(!applied.stdout.contains(PASSWORD) && !applied.stderr.contains(PASSWORD));
 
     assert_eq!(
@@ -264,19 +288,68 @@ fn adopt_in_place(team: &Team) -> String {
     let next = team.raystack(&["plan", stack_arg, "--detailed-exitcode"]);
     assert_eq!(next.code, 0, "{next}");
     assert!(next.stdout.contains("No changes."), "{next}");
-    scrub_uids(&imported.stdout)
+    transcript.push_str(&format!(
+        "$ raystack plan ray.toml --detailed-exitcode | tail -1; echo \"exit ${{PIPESTATUS[0]}}\"\n{}\nexit {}\n",
+        next.stdout.lines().last().unwrap_or_default(),
+        next.code
+    ));
+    (scrub_uids(&file), transcript)
+}
+
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+
+/// Replaces the body of README's marked code block with `transcript`.
+fn bless_readme(transcript: &str) {
+    let readme = std::fs::read_to_string(README).unwrap();
+    let start = readme
+        .find("<!-- transcript: import -->\n")
+        .expect("README marks the transcript");
+    let fence_end = start + readme[start..].find("```").unwrap();
+    let body_start = fence_end + readme[fence_end..].find('\n').unwrap() + 1;
+    let body_end = body_start + readme[body_start..].find("\n```").unwrap() + 1;
+    let out = format!(
+        "{}{transcript}{}",
+        &readme[..body_start],
+        &readme[body_end..]
+    );
+    std::fs::write(README, out).unwrap();
+}
+
+/// The code block README.md marks `<!-- transcript: import -->`, UIDs scrubbed.
+fn readme_transcript() -> String {
+    let readme = std::fs::read_to_string(README).unwrap();
+    let mut lines = readme
+        .lines()
+        .skip_while(|l| *l != "<!-- transcript: import -->")
+        .skip(1);
+    let fence = lines
+        .next()
+        .expect("a code block follows the transcript marker");
+    assert!(fence.starts_with("```"), "{fence}");
+    let body: Vec<&str> = lines.take_while(|l| *l != "```").collect();
+    scrub_uids(&(body.join("\n") + "\n"))
 }
 
 #[test]
 fn the_kuberay_sample_is_adopted_in_place() {
     let team = Team::new(CRD, SAMPLE);
-    insta::assert_snapshot!("kuberay_sample_stack", adopt_in_place(&team));
+    let (file, transcript) = adopt_in_place(&team);
+    insta::assert_snapshot!("kuberay_sample_stack", file);
+    // README's transcript is this run's output (UIDs aside); RAYSTACK_BLESS=1 rewrites it.
+    if std::env::var_os("RAYSTACK_BLESS").is_some() {
+        bless_readme(&transcript);
+    }
+    assert_eq!(
+        readme_transcript(),
+        scrub_uids(&transcript),
+        "README.md's import transcript is stale; rerun with RAYSTACK_BLESS=1 and review the diff"
+    );
 }
 
 #[test]
 fn the_pre_1_3_sample_is_adopted_in_place() {
     let team = Team::new(CRD_1_2, SAMPLE_PRE_1_3);
-    insta::assert_snapshot!("pre_1_3_sample_stack", adopt_in_place(&team));
+    insta::assert_snapshot!("pre_1_3_sample_stack", adopt_in_place(&team).0);
 }
 
 #[test]
