@@ -144,10 +144,18 @@ pub fn csa_note(live: &Value) -> Option<String> {
         .filter(|m| *m == "kubectl" || m.starts_with("kubectl-"))
         .collect();
     managers.dedup();
+    let annotation = live
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .is_some();
     (!managers.is_empty()).then(|| {
         format!(
-            "apply first moves field ownership from {} to raystack (as client-go's csaupgrade does), so fields only kubectl set and the stack does not are removed, the kubectl.kubernetes.io/last-applied-configuration annotation among them",
-            managers.join(", ")
+            "apply first moves field ownership from {} to raystack (as client-go's csaupgrade does), so fields only kubectl set and the stack does not are removed{}",
+            managers.join(", "),
+            if annotation {
+                ", the kubectl.kubernetes.io/last-applied-configuration annotation among them"
+            } else {
+                ""
+            }
         )
     })
 }
