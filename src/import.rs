@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::durability::REDIS_DATA_DIR;
 use crate::plan::ownership::{self, STACK_LABEL};
@@ -250,6 +250,70 @@ fn resources(c: &Value, what: &str) -> (Option<String>, Option<String>, Vec<Stri
     let cpu = one("cpu");
     let memory = one("memory");
     (cpu, memory, notes)
+}
+
+/// The keys of `v` (an object) not in `known`, each as `prefix.key`: what the stack file cannot
+/// say, named in a comment.
+fn extra_keys(v: Option<&Value>, known: &[&str], prefix: &str) -> Vec<String> {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| !known.contains(&k.as_str()) && !is_default(k, v))
+        .map(|(k, _)| format!("{prefix}.{k}"))
+        .collect()
+}
+
+/// Whether `key: value` is what the API server (or KubeRay's CRD) fills in by default: not
+/// something the team wrote, so nothing is lost by not carrying it.
+fn is_default(key: &str, value: &Value) -> bool {
+    let default = match key {
+        "restartPolicy" => json!("Always"),
+        "dnsPolicy" => json!("ClusterFirst"),
+        "schedulerName" => json!("default-scheduler"),
+        "terminationGracePeriodSeconds" => json!(30),
+        "securityContext" => json!({}),
+        "terminationMessagePath" => json!("/dev/termination-log"),
+        "terminationMessagePolicy" => json!("File"),
+        "imagePullPolicy" => json!("IfNotPresent"),
+        "numOfHosts" => json!(1),
+        _ => return false,
+    };
+    *value == default
+}
+
+/// What a Ray pod's template holds beyond what raystack renders from the stack file (pod
+/// settings such as node selectors are not carried over by import): named, as dropped.
+fn dropped_from_ray_pod(template: Option<&Value>, what: &str) -> Vec<String> {
+    let spec = template.and_then(|t| t.get("spec"));
+    let mut out = extra_keys(spec, &["containers", "volumes"], &format!("{what}.spec"));
+    out.extend(extra_keys(
+        spec.and_then(|s| s.pointer("/containers/0")),
+        &["name", "image", "resources", "volumeMounts", "ports", "env"],
+        &format!("{what}.containers[0]"),
+    ));
+    let env: Vec<String> = spec
+        .and_then(|s| s.pointer("/containers/0/env"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("name").and_then(Value::as_str))
+        .filter(|n| !["RAY_REDIS_ADDRESS", "REDIS_PASSWORD"].contains(n))
+        .map(|n| format!("{what}.containers[0].env {n}"))
+        .collect();
+    out.extend(env);
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if containers > 1 {
+        out.push(format!("{what}: {} more container(s)", containers - 1));
+    }
+    out.extend(extra_keys(
+        template.and_then(|t| t.get("metadata")),
+        &[],
+        &format!("{what}.metadata"),
+    ));
+    out
 }
 
 fn comment_lines(out: &mut String, lines: &[String]) {
@@ -555,6 +619,34 @@ pub fn stack_file(found: &Found, take_ownership: bool, command: &str) -> Result<
     if get("requirepass").is_some() {
         redis_notes.push("redis.conf holds the password in plain text: apply removes it from the ConfigMap (the Redis container reads it from the Secret)".into());
     }
+    let redis_template = sts.pointer("/spec/template");
+    let mut redis_dropped = extra_keys(
+        redis_template.and_then(|t| t.get("spec")),
+        &["containers", "volumes"],
+        "StatefulSet template.spec",
+    );
+    redis_dropped.extend(extra_keys(
+        Some(&redis_c),
+        &[
+            "name",
+            "image",
+            "command",
+            "args",
+            "ports",
+            "volumeMounts",
+            "resources",
+        ],
+        "the Redis container",
+    ));
+    if containers.len() > 1 {
+        redis_dropped.push(format!(
+            "{} more container(s) in the Redis pod",
+            containers.len() - 1
+        ));
+    }
+    if !redis_dropped.is_empty() {
+        redis_notes.push(format!("dropped: {}", redis_dropped.join(", ")));
+    }
     redis_notes.push(
         "apply restarts the Redis pod once: its configuration, command and pod template change"
             .into(),
@@ -628,6 +720,30 @@ pub fn stack_file(found: &Found, take_ownership: bool, command: &str) -> Result<
             params.join(", ")
         ));
     }
+    let mut head_dropped = extra_keys(
+        rc.get("spec"),
+        &[
+            "rayVersion",
+            "gcsFaultToleranceOptions",
+            "headGroupSpec",
+            "workerGroupSpecs",
+            "enableInTreeAutoscaling",
+            "upgradeStrategy",
+        ],
+        "spec",
+    );
+    head_dropped.extend(extra_keys(
+        rc.pointer("/spec/headGroupSpec"),
+        &["rayStartParams", "template"],
+        "headGroupSpec",
+    ));
+    head_dropped.extend(dropped_from_ray_pod(
+        rc.pointer("/spec/headGroupSpec/template"),
+        "head template",
+    ));
+    if !head_dropped.is_empty() {
+        head_notes.push(format!("dropped: {}", head_dropped.join(", ")));
+    }
     head_notes.push(
         "the head pod restarts once: raystack's labels, ports and settings change its template"
             .into(),
@@ -677,6 +793,29 @@ pub fn stack_file(found: &Found, take_ownership: bool, command: &str) -> Result<
             .unwrap_or(Value::Null);
         let (cpu, memory, more) = resources(&c, "worker");
         notes.extend(more);
+        let mut dropped = extra_keys(
+            Some(g),
+            &[
+                "groupName",
+                "replicas",
+                "minReplicas",
+                "maxReplicas",
+                "rayStartParams",
+                "template",
+            ],
+            "the group",
+        );
+        dropped.extend(
+            g.get("rayStartParams")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| format!("rayStartParams {k}")),
+        );
+        dropped.extend(dropped_from_ray_pod(g.get("template"), "template"));
+        if !dropped.is_empty() {
+            notes.push(format!("dropped: {}", dropped.join(", ")));
+        }
         if let Some(v) = cpu {
             let _ = writeln!(out, "cpu = {}", quote(&v));
         }
@@ -712,7 +851,6 @@ pub fn stack_file(found: &Found, take_ownership: bool, command: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn the_redis_is_found_from_either_form() {
@@ -746,6 +884,113 @@ mod tests {
             redis_of(&none, "ray")
                 .unwrap_err()
                 .contains("no GCS fault tolerance")
+        );
+    }
+
+    #[test]
+    fn what_a_ray_pod_holds_beyond_the_stack_is_named() {
+        let t = json!({"metadata": {"labels": {"a": "b"}}, "spec": {
+        "nodeSelector": {"pool": "gpu"}, "volumes": [],
+        "containers": [
+            {"name": "ray-head", "image": "i", "securityContext": {"privileged": true}, "env": [
+                {"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}, {"name": "NCCL_DEBUG", "value": "1"}]},
+            {"name": "sidecar"}
+        ]}});
+        assert_eq!(
+            dropped_from_ray_pod(Some(&t), "head template"),
+            [
+                "head template.spec.nodeSelector",
+                "head template.containers[0].securityContext",
+                "head template.containers[0].env NCCL_DEBUG",
+                "head template: 1 more container(s)",
+                "head template.metadata.labels",
+            ]
+        );
+    }
+
+    /// The KubeRay sample, as read from a cluster, in namespace `ns`.
+    fn sample(ns: &str, conf: &str) -> Found {
+        let meta =
+            |name: &str| json!({"name": name, "namespace": ns, "uid": format!("uid-{name}")});
+        Found {
+            namespace: ns.into(),
+            ray_cluster: json!({"metadata": meta("rc"), "spec": {"rayVersion": "2.52.0",
+                "gcsFaultToleranceOptions": {"redisAddress": "redis:6379", "redisPassword": {
+                    "valueFrom": {"secretKeyRef": {"name": "pw", "key": "password"}}}},
+                "headGroupSpec": {"template": {"spec": {"containers": [{"name": "ray-head"}]}}}}}),
+            service: json!({"metadata": meta("redis"), "spec": {"selector": {"app": "redis"}}}),
+            stateful_set: json!({"metadata": meta("redis"), "spec": {
+                "selector": {"matchLabels": {"app": "redis"}},
+                "template": {"spec": {
+                    "containers": [{"name": "redis", "image": "redis:7.4.0",
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}}]}}}}),
+            pvc: json!({"metadata": meta("redis-data"), "spec": {"resources": {"requests": {"storage": "8Gi"}}}}),
+            config_map: json!({"metadata": meta("redis-config"), "data": {"redis.conf": conf}}),
+            // "5241590000000000"
+            secret: json!({"metadata": meta("pw"), "data": {"password": "NTI0MTU5MDAwMDAwMDAwMA=="}}),
+            kuberay: (KubeRayVersion::new(1, 3, 0), "from the CRD".into()),
+        }
+    }
+
+    #[test]
+    fn what_the_new_redis_would_not_find_is_refused_and_no_password_is_shown() {
+        let ok = "dir /data\nappendonly yes\nappendfsync always\nrequirepass 5241590000000000\n";
+        let text = stack_file(&sample("ray", ok), false, "raystack import").unwrap();
+        assert!(text.contains("max_data_loss = \"0s\""), "{text}");
+        assert!(!text.contains("5241590000000000"), "{text}");
+        let refused =
+            |ns: &str, conf: &str| stack_file(&sample(ns, conf), false, "import").unwrap_err();
+        assert!(refused("ray", "dir /var/lib/redis\n").contains("Redis would start empty"));
+        assert!(refused("ray", "dir /data\ndbfilename gcs.rdb\n").contains("`dbfilename gcs.rdb`"));
+        let wrong = refused("ray", "requirepass other\n");
+        assert!(
+            wrong.contains("is not the password in Secret `pw`")
+                && !wrong.contains("other")
+                && !wrong.contains("5241590000000000"),
+            "{wrong}"
+        );
+        assert!(refused("default", ok).contains("namespace `default`"));
+        let mut helm = sample("ray", ok);
+        helm.pvc["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "Helm"});
+        let e = stack_file(&helm, false, "import").unwrap_err();
+        assert!(
+            e.contains("PersistentVolumeClaim/redis-data (managed by Helm"),
+            "{e}"
+        );
+        assert!(stack_file(&helm, true, "import").is_ok());
+    }
+
+    #[test]
+    fn persistence_is_read_back_from_redis_conf() {
+        let goal = |conf: &str| {
+            let text = stack_file(&sample("ray", conf), false, "import").unwrap();
+            text.lines()
+                .find(|l| l.starts_with("max_data_loss"))
+                .unwrap()
+                .split('#')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            goal("appendonly yes\nappendfsync everysec\n"),
+            "max_data_loss = \"2s\""
+        );
+        assert_eq!(
+            goal("appendonly no\nsave 300 10\nsave 900 1\n"),
+            "max_data_loss = \"5m\""
+        );
+        let none = stack_file(
+            &sample("ray", "appendonly no\nsave \"\"\n"),
+            false,
+            "import",
+        )
+        .unwrap();
+        assert!(
+            none.contains("WARNING: this Redis persists NOTHING today"),
+            "{none}"
         );
     }
 
