@@ -36,6 +36,9 @@ pub struct PlanInputs<'a> {
     pub keep_manifests: bool,
     /// `[[import.adopt]]`: the objects `raystack import` found, by UID.
     pub imported: &'a [crate::stack::ImportedObject],
+    /// The object names the stack file declares (`[redis] name`, ...): in its scope like
+    /// `<stack>-…` (`plan::ownership::in_scope`).
+    pub declared: &'a [String],
 }
 
 fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
@@ -176,6 +179,7 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
                 i.state.is_some_and(|s| s.adopted.contains(&r.address())),
                 i.stack,
                 i.namespace,
+                i.declared,
             )
         });
         let mut change = classify(inputs);
@@ -421,8 +425,15 @@ pub async fn plan_destroy(
             None => None,
             Some(live) => {
                 let adopted = i.state.is_some_and(|s| s.adopted.contains(&r.address()));
-                let mut why =
-                    ownership::deletable(&r, live, recorded, adopted, i.stack, i.namespace);
+                let mut why = ownership::deletable(
+                    &r,
+                    live,
+                    recorded,
+                    adopted,
+                    i.stack,
+                    i.namespace,
+                    i.declared,
+                );
                 if why.is_none() && r.kind == Kind::Namespace {
                     why = namespace_contents_refusal(&r.name, i.stack, i.state, cluster).await?;
                 }

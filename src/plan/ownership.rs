@@ -94,16 +94,19 @@ pub fn owner(live: &Value) -> Adoption {
 }
 
 /// Whether `r` lies where this stack's objects do: its namespace, or the Namespace itself, and
-/// a name the stack renders (`<stack>` or `<stack>-…`).
-pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str) -> bool {
+/// a name the stack renders (`<stack>` or `<stack>-…`, or one the stack file itself declares,
+/// `declared`: the existing Redis objects `[redis] name/pvc/config_map/password_secret` adopt).
+pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str, declared: &[String]) -> bool {
     let place = match r.kind {
         Kind::Namespace => r.name == namespace,
         _ if r.kind.namespaced() => r.namespace.as_deref() == Some(namespace),
         // Cluster-scoped kinds other than the Namespace (a StorageClass) are named by the stack.
         _ => true,
     };
-    let name =
-        r.kind == Kind::Namespace || r.name == stack || r.name.starts_with(&format!("{stack}-"));
+    let name = r.kind == Kind::Namespace
+        || r.name == stack
+        || r.name.starts_with(&format!("{stack}-"))
+        || declared.contains(&r.name);
     place && name
 }
 
@@ -191,8 +194,9 @@ pub fn deletable(
     adopted: bool,
     stack: &str,
     namespace: &str,
+    declared: &[String],
 ) -> Option<String> {
-    if !in_scope(r, stack, namespace) {
+    if !in_scope(r, stack, namespace, declared) {
         return Some(format!(
             "it is outside stack `{stack}`'s namespace and names: state is data, not authority"
         ));
@@ -331,19 +335,30 @@ mod tests {
     #[test]
     fn only_the_stacks_namespace_and_names_are_in_scope() {
         let ns = |n: &str, name: &str| ObjectRef::new(Kind::ConfigMap, Some(n), name);
-        assert!(in_scope(&ns("ray", "s-redis-config"), "s", "ray"));
-        assert!(in_scope(&ns("ray", "s"), "s", "ray"));
-        assert!(!in_scope(&ns("other", "s-redis-config"), "s", "ray"));
-        assert!(!in_scope(&ns("ray", "database"), "s", "ray"));
+        assert!(in_scope(&ns("ray", "s-redis-config"), "s", "ray", &[]));
+        assert!(in_scope(&ns("ray", "s"), "s", "ray", &[]));
+        assert!(!in_scope(&ns("other", "s-redis-config"), "s", "ray", &[]));
+        assert!(!in_scope(&ns("ray", "database"), "s", "ray", &[]));
+        // A name the stack file declares (an adopted Redis object) is the stack's, in its namespace.
+        let declared = ["redis-config".to_string()];
+        assert!(in_scope(&ns("ray", "redis-config"), "s", "ray", &declared));
+        assert!(!in_scope(
+            &ns("other", "redis-config"),
+            "s",
+            "ray",
+            &declared
+        ));
         assert!(in_scope(
             &ObjectRef::new(Kind::Namespace, None, "ray"),
             "s",
-            "ray"
+            "ray",
+            &[]
         ));
         assert!(!in_scope(
             &ObjectRef::new(Kind::Namespace, None, "default"),
             "s",
-            "ray"
+            "ray",
+            &[]
         ));
     }
 }

@@ -422,3 +422,36 @@ fn an_object_recreated_since_the_import_is_not_adopted() {
         "nothing was adopted"
     );
 }
+
+/// After the import, the adopted objects are the stack's: destroy deletes them by the names the
+/// stack file declares (the volume stays: `protect_volume`), and leaves the namespace alone.
+#[test]
+fn destroy_of_an_imported_stack_deletes_what_it_adopted_but_the_volume() {
+    let team = Team::new(CRD, SAMPLE);
+    let r = team.import(&["--out", "ray.toml"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = team.raystack(&["apply", "ray.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = team.raystack(&["destroy", "ray.toml", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stdout.contains("Left alone"), "{r}");
+    let left = team.kubectl(&[
+        "get",
+        "-n",
+        NS,
+        "raycluster,statefulset,service,configmap,secret,networkpolicy,pvc",
+        "-o",
+        "name",
+    ]);
+    let mut left: Vec<&str> = left
+        .lines()
+        .filter(|l| !l.contains("kube-root-ca.crt"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["persistentvolumeclaim/redis-data"],
+        "only the protected volume stays"
+    );
+    team.kubectl(&["get", "namespace", NS]);
+}
