@@ -22,6 +22,7 @@ pub mod cli;
 pub mod cluster;
 pub mod durability;
 pub mod engine;
+pub mod import;
 pub mod kind;
 pub mod memo;
 #[allow(

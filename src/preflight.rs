@@ -612,6 +612,44 @@ async fn raycluster_crd(stack: &Stack, target: KubeTarget<'_>, memo: &Memo) -> V
     }
 }
 
+/// The installed KubeRay, as far as its RayCluster CRD tells: the oldest version whose CRD has
+/// the fields the installed one has (`raystack import`), with how that was told; `None` when
+/// the CRD is not installed. A CRD carries no operator version, so fields are all there is.
+pub async fn installed_kuberay(
+    cluster: &crate::cluster::Cluster,
+) -> Result<Option<(crate::stack::KubeRayVersion, String)>, String> {
+    use crate::stack::KubeRayVersion;
+    let target = KubeTarget {
+        cluster,
+        key: "import",
+    };
+    let Some(crd) = read_crd(target, RAYCLUSTER_CRD).await? else {
+        return Ok(None);
+    };
+    let f = CrdFields::of(&crd);
+    let (version, field) = if f.embedded_backend {
+        (
+            KubeRayVersion::new(1, 7, 0),
+            "gcsFaultToleranceOptions.backend",
+        )
+    } else if f.upgrade_strategy {
+        (KubeRayVersion::new(1, 6, 0), "upgradeStrategy")
+    } else if f.gcs_ft_options {
+        (KubeRayVersion::new(1, 3, 0), "gcsFaultToleranceOptions")
+    } else {
+        return Ok(Some((
+            KubeRayVersion::new(1, 2, 2),
+            "the installed RayCluster CRD has no gcsFaultToleranceOptions (KubeRay before 1.3); set the exact operator version".into(),
+        )));
+    };
+    Ok(Some((
+        version,
+        format!(
+            "the oldest KubeRay whose RayCluster CRD has `{field}`, as the installed one does; set the exact operator version"
+        ),
+    )))
+}
+
 /// Whether any served version of the CRD declares the field `spec.<path...>` (one or two keys).
 pub fn crd_spec_has(crd: &CrdOutline, path: &[&str]) -> bool {
     served_specs(crd).any(|spec| match path {

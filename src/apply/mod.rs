@@ -3,6 +3,7 @@
 //! after each object and writing state after each object under the lock, so an interrupted apply is
 //! resumed by the next. Never prints: progress leaves through [`Progress`].
 
+pub mod csa;
 pub mod interrupt;
 pub mod pause;
 pub mod secret;
@@ -268,6 +269,12 @@ async fn apply_one(
         .ok_or_else(|| ApplyError::NoManifest(c.address.clone()))?;
     // Fencing: a run that lost its lock writes nothing more to the cluster.
     lock.check_held()?;
+    // An adopted object: kubectl's fields become raystack's first, so this apply prunes what
+    // only kubectl set (the plan says so, `crate::plan::ownership::CSA_NOTE`).
+    if c.adopt.is_some() {
+        csa::upgrade(cluster, &c.object(), FIELD_MANAGER).await?;
+        lock.check_held()?;
+    }
     let live = cluster.apply(manifest, FIELD_MANAGER, false).await?;
     pause::reached(pause::Point::Applied, progress).await;
     persist(c, manifest, live, cluster, lock, state).await?;

@@ -14,6 +14,7 @@ mod ci;
 mod confirm;
 mod destroy;
 mod diff;
+mod import;
 mod interrupt;
 mod plan;
 mod render;
@@ -76,6 +77,10 @@ pub enum Command {
     /// repository (a stack added since GITREF is all-create, a removed one all-destroy; with no
     /// STACK, every changed stack file).
     Diff(diff::DiffArgs),
+    /// Write a stack file that adopts a Ray cluster already running (its RayCluster and the
+    /// Redis behind it) in place, under the existing names, without losing its GCS state. Reads
+    /// only; exit 0 when the file was written, 1 when import refuses (naming why).
+    Import(import::ImportArgs),
     /// Inspect, download or move recorded state.
     #[command(subcommand)]
     State(state::StateCommand),
@@ -103,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy(args) => interrupted_is_130(destroy::run(args, color).await),
         Command::Show { planfile, format } => plan::show(&planfile, format.format, color),
         Command::Diff(args) => diff::run(args, color),
+        Command::Import(args) => import::run(args).await,
         Command::State(cmd) => state::run(cmd).await,
         Command::ForceUnlock(args) => unlock::force_unlock(args).await,
         Command::Verify(args) => verify::run(args, color).await,

@@ -632,6 +632,35 @@ impl Cluster {
         self.call(verb, &r.address(), send).await
     }
 
+    /// An RFC 6902 JSON patch of `r` as `manager` (`raystack`'s move of field ownership from
+    /// client-side apply, `crate::apply::csa`). Not retried on a conflict: a 409 means the object
+    /// moved, and the caller reads it again.
+    pub async fn patch_json(
+        &self,
+        r: &ObjectRef,
+        ops: &Value,
+        manager: &str,
+    ) -> Result<Value, ClusterError> {
+        let request = self.request(r);
+        let probe = request
+            .get(&r.name, &Default::default())
+            .map_err(|e| map_err("patch", r.address(), kube::Error::BuildRequest(e)))?;
+        let path = probe.uri().path().to_string();
+        let uri = format!("{path}?fieldManager={manager}");
+        let body = ops.to_string().into_bytes();
+        let send = || async {
+            let req = http::Request::builder()
+                .method("PATCH")
+                .uri(&uri)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json-patch+json")
+                .body(body.clone())
+                .map_err(kube::Error::HttpError)?;
+            self.client.request::<Value>(req).await
+        };
+        self.send("patch", &r.address(), Retry::Busy, send).await
+    }
+
     /// Names of the pods in `namespace` whose spec (the pod object's `data`) satisfies
     /// `keep` (best effort: empty when pods cannot be listed).
     async fn pods_where(&self, namespace: &str, keep: impl Fn(&Value) -> bool) -> Vec<String> {

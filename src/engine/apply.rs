@@ -40,10 +40,16 @@ pub fn guard(plan: &Plan, allow_data_loss: bool) -> anyhow::Result<()> {
 /// Refuses a plan that takes over objects raystack did not create, unless `adopt`; one that
 /// takes them from a deployment tool (Helm, Argo CD, kapp) needs `take_ownership` as well.
 pub fn guard_adoption(plan: &Plan, adopt: bool, take_ownership: bool) -> anyhow::Result<()> {
+    // What `raystack import` found, still with its recorded UID, was consented to when the file
+    // was written (with --take-ownership there for a deployment tool's object).
     let adopted: Vec<&crate::plan::ResourceChange> = plan
         .resource_changes
         .iter()
-        .filter(|c| c.adopt.is_some())
+        .filter(|c| {
+            c.adopt
+                .as_ref()
+                .is_some_and(|a| a.import != Some(crate::plan::ownership::ImportProof::Imported))
+        })
         .collect();
     let tools: Vec<String> = adopted
         .iter()
@@ -64,19 +70,34 @@ pub fn guard_adoption(plan: &Plan, adopt: bool, take_ownership: bool) -> anyhow:
         let which: Vec<String> = adopted
             .iter()
             .map(|c| {
+                let a = c.adopt.as_ref();
                 format!(
-                    "{} (managed by {})",
+                    "{} (managed by {}){}",
                     c.address,
-                    c.adopt
-                        .as_ref()
-                        .map(|a| a.owner.as_str())
-                        .unwrap_or("unknown")
+                    a.map(|a| a.owner.as_str()).unwrap_or("unknown"),
+                    if a.is_some_and(
+                        |a| a.import == Some(crate::plan::ownership::ImportProof::Recreated)
+                    ) {
+                        " (recreated since import)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect();
         bail!(
-            "refusing to apply: these objects exist but were not created by raystack, and applying would take them over:\n  {}\nrerun with --adopt if the stack should own them (raystack then adds its labels and manages their fields; a Namespace it adopted is never deleted)",
-            which.join("\n  ")
+            "refusing to apply: these objects exist but were not created by raystack, and applying would take them over:\n  {}\n{}rerun with --adopt if the stack should own them (raystack then adds its labels and manages their fields; a Namespace it adopted is never deleted)",
+            which.join("\n  "),
+            if adopted
+                .iter()
+                .any(|c| c.adopt.as_ref().is_some_and(
+                    |a| a.import == Some(crate::plan::ownership::ImportProof::Recreated)
+                ))
+            {
+                "an object marked (recreated since import) has another UID than the one `raystack import` recorded: it is not the object that was imported; run `raystack import` again, or "
+            } else {
+                ""
+            }
         );
     }
     Ok(())

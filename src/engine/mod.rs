@@ -19,6 +19,7 @@ use std::time::Duration;
 mod apply;
 mod connect;
 mod diff;
+mod import;
 mod listing;
 mod observe;
 mod prepare;
@@ -28,6 +29,7 @@ mod verify;
 
 pub use apply::{guard, guard_adoption};
 pub use diff::{Diffed, diff_at_revision, diff_files};
+pub use import::ImportRequest;
 pub use prepare::{Mode, Prepared};
 pub use state::{Migrated, StateRead, Unlocking};
 pub use status::{

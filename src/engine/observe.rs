@@ -37,6 +37,11 @@ pub struct PlanInputs<'a> {
     pub listing: Option<(&'a Listing, &'a super::connect::Key)>,
     /// Whether each change keeps its `manifest` ([`crate::plan::ObjectInputs::keep_manifest`]).
     pub keep_manifests: bool,
+    /// `[[import.adopt]]`: the objects `raystack import` found, by UID.
+    pub imported: &'a [crate::stack::ImportedObject],
+    /// The object names the stack file declares (`[redis] name`, ...): in its scope like
+    /// `<stack>-…` (`plan::ownership::in_scope`).
+    pub declared: &'a [String],
 }
 
 fn empty_plan(i: &PlanInputs<'_>, offline: bool) -> Plan {
@@ -177,9 +182,12 @@ pub async fn plan_online(mut i: PlanInputs<'_>, cluster: &Cluster) -> Result<Pla
                 live,
                 i.state.and_then(|s| s.resource(&r.address())),
                 i.state.is_some_and(|s| s.adopted.contains(&r.address())),
-                i.stack,
-                i.namespace,
-                i.lineage,
+                &ownership::Scope {
+                    stack: i.stack,
+                    namespace: i.namespace,
+                    lineage: i.lineage,
+                    declared: i.declared,
+                },
             )
         });
         let other = other_state_of(inputs.live.as_ref(), r, &i);
@@ -297,6 +305,12 @@ async fn observe_desired(
         .as_ref()
         .map(|l| ownership::claim(l, i.stack, i.lineage));
     let other = other_state_of(live.as_ref(), &r, i);
+    let csa_note = live.as_ref().and_then(ownership::csa_note);
+    let live_uid = live
+        .as_ref()
+        .and_then(|l| l.pointer("/metadata/uid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     inputs.live = live;
     inputs.dry_run = dry_run;
     // The facts `plan::classify` decides the password Secret's change on.
@@ -311,6 +325,10 @@ async fn observe_desired(
     let mut change = classify(inputs);
     change.notes.extend(autoscaler_notes);
     let problem = claim.and_then(|claim| ownership::mark_desired(&mut change, claim));
+    if let Some(adoption) = change.adopt.as_mut() {
+        ownership::prove_import(adoption, &r, live_uid.as_deref(), i.imported);
+        change.notes.extend(csa_note);
+    }
     Ok((change, problem, other))
 }
 
@@ -425,9 +443,12 @@ pub async fn plan_destroy(
                     live,
                     recorded,
                     adopted,
-                    i.stack,
-                    i.namespace,
-                    i.lineage,
+                    &ownership::Scope {
+                        stack: i.stack,
+                        namespace: i.namespace,
+                        lineage: i.lineage,
+                        declared: i.declared,
+                    },
                 );
                 plan.other_states.extend(other_state_of(Some(live), &r, &i));
                 if why.is_none() && r.kind == Kind::Namespace {
@@ -439,7 +460,7 @@ pub async fn plan_destroy(
                 if i.state.is_none()
                     && ours
                     && r.kind != Kind::Namespace
-                    && ownership::in_scope(&r, i.stack, i.namespace)
+                    && ownership::in_scope(&r, i.stack, i.namespace, i.declared)
                 {
                     without_state.push(r.address());
                 }

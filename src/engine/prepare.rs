@@ -227,6 +227,12 @@ impl Engine {
             // `plan::binding::manifests_sha256`, written once with the objects' own hashes.
             manifests_sha256: Some(manifests_sha256),
         };
+        let o = &stack.redis.objects;
+        let declared: Vec<String> = [&o.name, &o.pvc, &o.config_map, &o.password_secret]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         let inputs = PlanInputs {
             stack: &stack.meta.name,
             namespace: &stack.meta.namespace,
@@ -239,6 +245,8 @@ impl Engine {
             binding,
             listing: listing.zip(named.as_ref()),
             keep_manifests,
+            imported: &stack.imported,
+            declared: &declared,
         };
         let observe = async {
             match (mode, &cluster) {

@@ -142,7 +142,11 @@ pub fn change_notes(c: &ResourceChange) -> Vec<(&'static str, &str)> {
     if let Some(a) = &c.adopt {
         out.push((
             "adopt",
-            if a.tool.is_some() {
+            if a.import == Some(crate::plan::ownership::ImportProof::Imported) {
+                "found by `raystack import` (the UID it recorded): apply adopts it in place, adds raystack's labels and takes over its fields"
+            } else if a.import == Some(crate::plan::ownership::ImportProof::Recreated) {
+                "exists with another UID than `raystack import` recorded (recreated since): not the imported object; apply takes it over only with --adopt"
+            } else if a.tool.is_some() {
                 "exists, not created by raystack, and managed by another deployment tool: apply takes it over only with --adopt --take-ownership"
             } else {
                 "exists but was not created by raystack: apply takes it over only with --adopt"

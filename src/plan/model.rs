@@ -52,6 +52,19 @@ pub struct Adoption {
     /// needs `--take-ownership`, since the tool would fight raystack over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    /// What the stack's `[[import.adopt]]` says of it: `imported` (the recorded UID is the live
+    /// one: apply adopts it without `--adopt`) or `recreated` (recorded, but the live object has
+    /// another UID: not what was imported, refused like any other). Absent: not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportProof>,
+}
+
+/// See [`Adoption::import`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportProof {
+    Imported,
+    Recreated,
 }
 
 /// One object's planned change. `before` and `after` are restricted to the fields raystack

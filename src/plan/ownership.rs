@@ -16,8 +16,8 @@
 
 use serde_json::Value;
 
-pub use super::model::Adoption;
 use super::model::{Action, ResourceChange};
+pub use super::model::{Adoption, ImportProof};
 use crate::kind::{Kind, ObjectRef};
 use crate::state::ResourceState;
 
@@ -129,20 +129,27 @@ pub fn owner(live: &Value) -> Adoption {
         (None, false) => managers.join(", "),
         (None, true) => "unknown".to_string(),
     };
-    Adoption { owner, tool }
+    Adoption {
+        owner,
+        tool,
+        import: None,
+    }
 }
 
 /// Whether `r` lies where this stack's objects do: its namespace, or the Namespace itself, and
-/// a name the stack renders (`<stack>` or `<stack>-…`).
-pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str) -> bool {
+/// a name the stack renders (`<stack>` or `<stack>-…`, or one the stack file itself declares,
+/// `declared`: the existing Redis objects `[redis] name/pvc/config_map/password_secret` adopt).
+pub fn in_scope(r: &ObjectRef, stack: &str, namespace: &str, declared: &[String]) -> bool {
     let place = match r.kind {
         Kind::Namespace => r.name == namespace,
         _ if r.kind.namespaced() => r.namespace.as_deref() == Some(namespace),
         // Cluster-scoped kinds other than the Namespace (a StorageClass) are named by the stack.
         _ => true,
     };
-    let name =
-        r.kind == Kind::Namespace || r.name == stack || r.name.starts_with(&format!("{stack}-"));
+    let name = r.kind == Kind::Namespace
+        || r.name == stack
+        || r.name.starts_with(&format!("{stack}-"))
+        || declared.contains(&r.name);
     place && name
 }
 
@@ -185,6 +192,67 @@ pub fn other_state_entry(address: &str, lineage: &str) -> String {
     format!("{address} (lineage {lineage})")
 }
 
+/// What an adopted object's plan says when kubectl's client-side managers own fields of it
+/// (`crate::apply::csa` moves them): `None` when none does.
+pub fn csa_note(live: &Value) -> Option<String> {
+    let mut managers: Vec<&str> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("operation").and_then(Value::as_str) == Some("Update"))
+        .filter_map(|e| e.get("manager").and_then(Value::as_str))
+        .filter(|m| *m == "kubectl" || m.starts_with("kubectl-"))
+        .collect();
+    managers.dedup();
+    let annotation = live
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .is_some();
+    (!managers.is_empty()).then(|| {
+        format!(
+            "apply first moves field ownership from {} to raystack (as client-go's csaupgrade does), so fields only kubectl set and the stack does not are removed{}",
+            managers.join(", "),
+            if annotation {
+                ", the kubectl.kubernetes.io/last-applied-configuration annotation among them"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// Marks an adoption with what the stack's `[[import.adopt]]` proves: the object `raystack
+/// import` found is adopted without `--adopt` only while its live UID is the recorded one (a
+/// name alone proves nothing: the object may have been deleted and recreated since).
+pub fn prove_import(
+    adoption: &mut Adoption,
+    r: &ObjectRef,
+    live_uid: Option<&str>,
+    imported: &[crate::stack::ImportedObject],
+) {
+    let Some(recorded) = imported
+        .iter()
+        .find(|o| o.kind == r.kind.as_str() && o.name == r.name)
+    else {
+        return;
+    };
+    adoption.import = Some(if live_uid == Some(recorded.uid.as_str()) {
+        ImportProof::Imported
+    } else {
+        ImportProof::Recreated
+    });
+}
+
+/// What is this stack's: its name, its namespace, its state's lineage and the names of existing
+/// objects its file declares (`[redis] name`, `pvc`, …).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub stack: &'a str,
+    pub namespace: &'a str,
+    pub lineage: &'a str,
+    pub declared: &'a [String],
+}
+
 /// Whether a tracked object no longer desired, or any object of a destroy, may be deleted:
 /// `None` when it is provably this stack's (its stack label, and this state's lineage or, for
 /// an object without one, the UID state recorded), else why it is left alone.
@@ -193,11 +261,15 @@ pub fn deletable(
     live: &Value,
     recorded: Option<&ResourceState>,
     adopted: bool,
-    stack: &str,
-    namespace: &str,
-    lineage: &str,
+    scope: &Scope<'_>,
 ) -> Option<String> {
-    if !in_scope(r, stack, namespace) {
+    let Scope {
+        stack,
+        namespace,
+        lineage,
+        declared,
+    } = *scope;
+    if !in_scope(r, stack, namespace, declared) {
         return Some(format!(
             "it is outside stack `{stack}`'s namespace and names: state is data, not authority"
         ));
@@ -337,7 +409,8 @@ mod tests {
             claim(&kubectl, "a", "l1"),
             Claim::Unowned(Adoption {
                 owner: "kubectl-client-side-apply".into(),
-                tool: None
+                tool: None,
+                import: None,
             })
         );
         let helm = json!({"metadata": {
@@ -365,7 +438,18 @@ mod tests {
             applied_hash: String::new(),
         };
         let ok = |live: &Value, recorded: Option<&ResourceState>| {
-            deletable(&r, live, recorded, false, "s", "ray", "mine")
+            deletable(
+                &r,
+                live,
+                recorded,
+                false,
+                &Scope {
+                    stack: "s",
+                    namespace: "ray",
+                    lineage: "mine",
+                    declared: &[],
+                },
+            )
         };
         assert_eq!(ok(&live(Some("mine")), None), None);
         assert_eq!(ok(&live(Some("mine")), Some(&rec("u1"))), None);
@@ -382,19 +466,64 @@ mod tests {
     #[test]
     fn only_the_stacks_namespace_and_names_are_in_scope() {
         let ns = |n: &str, name: &str| ObjectRef::new(Kind::ConfigMap, Some(n), name);
-        assert!(in_scope(&ns("ray", "s-redis-config"), "s", "ray"));
-        assert!(in_scope(&ns("ray", "s"), "s", "ray"));
-        assert!(!in_scope(&ns("other", "s-redis-config"), "s", "ray"));
-        assert!(!in_scope(&ns("ray", "database"), "s", "ray"));
+        assert!(in_scope(&ns("ray", "s-redis-config"), "s", "ray", &[]));
+        assert!(in_scope(&ns("ray", "s"), "s", "ray", &[]));
+        assert!(!in_scope(&ns("other", "s-redis-config"), "s", "ray", &[]));
+        assert!(!in_scope(&ns("ray", "database"), "s", "ray", &[]));
+        // A name the stack file declares (an adopted Redis object) is the stack's, in its namespace.
+        let declared = ["redis-config".to_string()];
+        assert!(in_scope(&ns("ray", "redis-config"), "s", "ray", &declared));
+        assert!(!in_scope(
+            &ns("other", "redis-config"),
+            "s",
+            "ray",
+            &declared
+        ));
         assert!(in_scope(
             &ObjectRef::new(Kind::Namespace, None, "ray"),
             "s",
-            "ray"
+            "ray",
+            &[]
         ));
         assert!(!in_scope(
             &ObjectRef::new(Kind::Namespace, None, "default"),
             "s",
-            "ray"
+            "ray",
+            &[]
         ));
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+    use crate::stack::ImportedObject;
+
+    #[test]
+    fn only_the_recorded_uid_proves_an_import() {
+        let r = ObjectRef::new(Kind::StatefulSet, Some("ray"), "redis");
+        let imported = [ImportedObject {
+            kind: "StatefulSet".into(),
+            name: "redis".into(),
+            uid: "u-1".into(),
+        }];
+        let fresh = || Adoption {
+            owner: "kubectl-client-side-apply".into(),
+            tool: None,
+            import: None,
+        };
+        let mut a = fresh();
+        prove_import(&mut a, &r, Some("u-1"), &imported);
+        assert_eq!(a.import, Some(ImportProof::Imported));
+        let mut a = fresh();
+        prove_import(&mut a, &r, Some("u-2"), &imported);
+        assert_eq!(a.import, Some(ImportProof::Recreated));
+        let mut a = fresh();
+        let other = ObjectRef::new(Kind::Service, Some("ray"), "redis");
+        prove_import(&mut a, &other, Some("u-1"), &imported);
+        assert_eq!(
+            a.import, None,
+            "another kind of the same name is not recorded"
+        );
     }
 }

@@ -216,15 +216,64 @@ pub fn other_managers(obj: &Value, before: &Value, after: &Value) -> Vec<String>
     out
 }
 
-/// Replaces every value under a Secret's `data` and `stringData` with [`SENSITIVE`].
+/// Replaces every value under a Secret's `data` and `stringData` with [`SENSITIVE`] (and see
+/// [`redact_in_place`] for what else is masked).
 pub fn redact(obj: &Value) -> Value {
     let mut out = obj.clone();
     redact_in_place(&mut out);
     out
 }
 
-/// [`redact`] on a value the caller owns: objects other than Secrets are not copied.
+/// The `redis.conf` directives whose argument is a password (an imported ConfigMap may hold
+/// them in plain text; raystack's never does).
+const PASSWORD_DIRECTIVES: &[&str] = &["requirepass", "masterauth"];
+
+/// `text` with the argument of every password directive replaced by [`SENSITIVE`].
+fn redact_conf(text: &str) -> Option<String> {
+    let mut hit = false;
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let t = line.trim_start();
+            let word = t.split_whitespace().next().unwrap_or("");
+            if PASSWORD_DIRECTIVES
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(word))
+            {
+                hit = true;
+                format!("{}{word} {SENSITIVE}", &line[..line.len() - t.len()])
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    hit.then(|| lines.join("\n"))
+}
+
+/// [`redact`] on a value the caller owns: objects other than Secrets are not copied. Also
+/// masks a password directive in a ConfigMap's values and kubectl's
+/// `last-applied-configuration` annotation (a copy of whatever kubectl applied, a Secret's
+/// data or a redis.conf with its password included).
 fn redact_in_place(obj: &mut Value) {
+    if let Some(Value::String(a)) =
+        obj.pointer_mut("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+    {
+        *a = SENSITIVE.into();
+    }
+    if obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == Kind::ConfigMap)
+        && let Some(Value::Object(m)) = obj.get_mut("data")
+    {
+        for v in m.values_mut() {
+            if let Value::String(text) = v
+                && let Some(masked) = redact_conf(text)
+            {
+                *text = masked;
+            }
+        }
+    }
     if obj
         .get("kind")
         .and_then(Value::as_str)
@@ -451,6 +500,19 @@ mod tests {
         assert_eq!(
             redact(&s),
             json!({"kind": "Secret", "data": {"password": "(sensitive)"}})
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_config_map_or_kubectls_annotation_is_masked() {
+        let cm = json!({"kind": "ConfigMap", "metadata": {"annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"redis.conf\":\"requirepass s3cret\"}}"}},
+            "data": {"redis.conf": "port 6379\n  requirepass s3cret\nmasterauth s3cret\n"}});
+        let out = redact(&cm);
+        assert!(!out.to_string().contains("s3cret"), "{out}");
+        assert_eq!(
+            out["data"]["redis.conf"],
+            "port 6379\n  requirepass (sensitive)\nmasterauth (sensitive)\n"
         );
     }
 }

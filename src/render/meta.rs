@@ -21,14 +21,18 @@ pub struct Names {
     pub ray_cluster: String,
 }
 
+/// Raystack's own names, or the existing objects `[redis]` names (`name`, `pvc`, `config_map`,
+/// `password_secret`).
 pub fn names(stack: &Stack) -> Names {
     let n = &stack.meta.name;
+    let o = &stack.redis.objects;
+    let or = |given: &Option<String>, own: String| given.clone().unwrap_or(own);
     Names {
         namespace: stack.meta.namespace.clone(),
-        secret: format!("{n}-redis-auth"),
-        config_map: format!("{n}-redis-config"),
-        pvc: format!("{n}-redis-data"),
-        redis: format!("{n}-redis"),
+        secret: or(&o.password_secret, format!("{n}-redis-auth")),
+        config_map: or(&o.config_map, format!("{n}-redis-config")),
+        pvc: or(&o.pvc, format!("{n}-redis-data")),
+        redis: o.name(n),
         ray_cluster: n.clone(),
     }
 }
@@ -61,12 +65,26 @@ pub(crate) fn stack_annotations(stack: &Stack) -> Option<Value> {
 }
 
 /// The labels that select the Redis pod. Kept small and fixed: a StatefulSet's selector is
-/// immutable, so it must not grow with other labels.
+/// immutable, so it must not grow with other labels. An adopted StatefulSet keeps its own
+/// (`[redis] selector`).
 pub(crate) fn redis_selector(stack: &Stack) -> Value {
-    json!({
-        STACK_LABEL: stack.meta.name,
-        "app.kubernetes.io/name": "redis",
-    })
+    match &stack.redis.objects.selector {
+        Some(selector) => json!(selector),
+        None => json!({
+            STACK_LABEL: stack.meta.name,
+            "app.kubernetes.io/name": "redis",
+        }),
+    }
+}
+
+/// The StatefulSet's `spec.serviceName` (immutable): the Redis name, or `[redis] service_name`
+/// (`None` when that is empty: the adopted StatefulSet has no governing Service).
+pub(crate) fn redis_service_name(stack: &Stack) -> Option<String> {
+    match &stack.redis.objects.service_name {
+        Some(s) if s.is_empty() => None,
+        Some(s) => Some(s.clone()),
+        None => Some(names(stack).redis),
+    }
 }
 
 /// `metadata` of a namespaced object.

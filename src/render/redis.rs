@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::meta::{labels, names, namespaced, redis_selector};
+use super::meta::{labels, names, namespaced, redis_selector, redis_service_name};
 use super::storage::storage_class_name;
 use crate::durability::{REDIS_DATA_DIR, REDIS_PORT};
 use crate::stack::{ProviderConfig, Stack, VolumeKind};
@@ -195,13 +195,13 @@ fn stateful_set_base(stack: &Stack, conf: &str) -> Value {
         // GKE injects the Cloud Storage FUSE sidecar only into pods that ask for it.
         annotations.insert("gke-gcsfuse/volumes".into(), json!("true"));
     }
-    json!({
+    let mut sts = json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": namespaced(stack, &n.redis, labels(stack, "redis", "gcs-storage")),
         "spec": {
             "replicas": 1,
-            "serviceName": n.redis,
+            "serviceName": redis_service_name(stack),
             "selector": { "matchLabels": redis_selector(stack) },
             "template": {
                 "metadata": {
@@ -278,7 +278,14 @@ fn stateful_set_base(stack: &Stack, conf: &str) -> Value {
                 },
             },
         },
-    })
+    });
+    // An adopted StatefulSet without a governing Service (`service_name = ""`) has none.
+    if let Some(Value::Object(spec)) = sts.get_mut("spec")
+        && spec.get("serviceName").is_some_and(Value::is_null)
+    {
+        spec.shift_remove("serviceName");
+    }
+    sts
 }
 
 pub(crate) fn service(stack: &Stack) -> Value {

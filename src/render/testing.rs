@@ -41,6 +41,7 @@ pub(crate) fn stack() -> Stack {
             memory: q("1Gi"),
             pod: PodSettings::default(),
             metrics: true,
+            objects: Default::default(),
         },
         ray: Ray {
             version: "2.45.0".into(),
@@ -75,6 +76,7 @@ pub(crate) fn stack() -> Stack {
             kubeconfig: None,
         },
         patches: Vec::new(),
+        imported: Vec::new(),
         monitoring: Monitoring::default(),
         warnings: Vec::new(),
     }

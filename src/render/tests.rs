@@ -632,3 +632,72 @@ fn embedded_summary_says_what_the_backend_promises() {
         Summary::Embedded(sum)
     );
 }
+
+#[test]
+fn named_redis_objects_are_rendered_under_their_existing_names() {
+    let mut s = stack();
+    s.redis.objects = crate::stack::RedisObjects {
+        name: Some("redis".into()),
+        service_name: Some(String::new()),
+        selector: Some([("app".to_string(), "redis".to_string())].into()),
+        pvc: Some("redis-data".into()),
+        config_map: Some("redis-config".into()),
+        password_secret: Some("redis-password-secret".into()),
+    };
+    let r = render(&s);
+    let sts = find(&r, "StatefulSet");
+    assert_eq!(sts["metadata"]["name"], "redis");
+    assert_eq!(
+        sts["spec"]["selector"],
+        json!({ "matchLabels": { "app": "redis" } })
+    );
+    assert_eq!(
+        sts["spec"].get("serviceName"),
+        None,
+        "the adopted StatefulSet has none"
+    );
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["labels"]["app"],
+        "redis"
+    );
+    let volumes = &sts["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes[0]["persistentVolumeClaim"]["claimName"],
+        "redis-data"
+    );
+    assert_eq!(volumes[1]["configMap"]["name"], "redis-config");
+    let env = &sts["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(
+        env["valueFrom"]["secretKeyRef"]["name"],
+        "redis-password-secret"
+    );
+    let svc = find(&r, "Service");
+    assert_eq!(svc["metadata"]["name"], "redis");
+    assert_eq!(svc["spec"]["selector"], json!({ "app": "redis" }));
+    assert_eq!(
+        find(&r, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        json!({ "app": "redis" })
+    );
+    assert_eq!(
+        find(&r, "PersistentVolumeClaim")["metadata"]["name"],
+        "redis-data"
+    );
+    assert_eq!(find(&r, "ConfigMap")["metadata"]["name"], "redis-config");
+    assert_eq!(
+        find(&r, "Secret")["metadata"]["name"],
+        "redis-password-secret"
+    );
+    let rc = find(&r, "RayCluster").to_string();
+    assert!(
+        rc.contains("redis-password-secret"),
+        "the head reads the existing Secret"
+    );
+    assert!(
+        !rc.contains(&format!("{}-redis", s.meta.name)),
+        "no raystack-named Redis object is referenced: {rc}"
+    );
+    // Without names, raystack's own, with a governing Service of the same name.
+    s.redis.objects = Default::default();
+    let sts = find(&render(&s), "StatefulSet").clone();
+    assert_eq!(sts["spec"]["serviceName"], sts["metadata"]["name"]);
+}

@@ -9,7 +9,8 @@ pub mod units;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{
-    DEFAULT_STATE_NAMESPACE, DerivedName, derived_names, load, load_with_bytes, parse_str,
+    DEFAULT_STATE_NAMESPACE, DerivedName, RESERVED_NAMESPACES, derived_names, load,
+    load_with_bytes, parse_str,
 };
 pub use schema::*;
 pub use source::MAX_STACK_FILE_BYTES;

@@ -98,6 +98,7 @@ const ROOT_KEYS: &[&str] = &[
     "state",
     "patches",
     "monitoring",
+    "import",
 ];
 const STACK_KEYS: &[&str] = &[
     "name",
@@ -146,6 +147,12 @@ const REDIS_KEYS: &[&str] = &[
     "priority_class",
     "image_pull_secrets",
     "metrics",
+    "name",
+    "service_name",
+    "selector",
+    "pvc",
+    "config_map",
+    "password_secret",
 ];
 const MONITORING_KEYS: &[&str] = &["prometheus_rules"];
 const RAY_KEYS: &[&str] = &[
@@ -235,6 +242,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
     let state = state_section(cx, &top, &meta);
     let patches = patches::patches(cx, &top);
     let monitoring = monitoring_section(cx, &top, &redis, durability.backend);
+    let imported = patches::imported(cx, &top);
     if !cx.diags.is_empty() {
         return None;
     }
@@ -248,6 +256,7 @@ fn build(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Stack> {
         state,
         patches,
         monitoring,
+        imported,
         warnings: Vec::new(),
     };
     // Checks of the whole stack: the names derived from it. (Its patches are checked against
@@ -782,6 +791,70 @@ fn redis_section(cx: &mut Cx<'_>, top: &Table<'_, '_>, backend: GcsBackend) -> R
         memory: re.quantity(cx, "memory", "1Gi", "1Gi").0,
         pod: pod::pod_settings(cx, &re, pod::Role::Redis),
         metrics: re.boolean(cx, "metrics", true),
+        objects: redis_objects(cx, &re),
+    }
+}
+
+/// `[redis] name/service_name/selector/pvc/config_map/password_secret`: existing objects to adopt
+/// (docs/design.md §1, "Adopting an existing Redis").
+fn redis_objects(cx: &mut Cx<'_>, re: &Table<'_, '_>) -> RedisObjects {
+    let name = re.string(cx, "name", "redis").and_then(|(v, span)| {
+        // A Service name is a DNS-1035 label; the StatefulSet's pods add `-0` and the
+        // controller-revision-hash label adds 11 characters to it (63 at most).
+        let ok = check_label(cx, "redis.name", &v, span.clone(), 52);
+        (ok && v.starts_with(|c: char| c.is_ascii_lowercase()))
+            .then_some(v.clone())
+            .or_else(|| {
+                if ok {
+                    cx.error(
+                        span,
+                        "redis.name",
+                        format!("\"{v}\" starts with a digit"),
+                        "a Service name starts with a letter, e.g. \"redis\"",
+                    );
+                }
+                None
+            })
+    });
+    let service_name = re
+        .string(cx, "service_name", "redis")
+        .and_then(|(v, span)| {
+            (v.is_empty() || check_label(cx, "redis.service_name", &v, span, 63)).then_some(v)
+        });
+    let selector = re.is_present("selector").then(|| {
+        let span = re.span_of("selector");
+        let m = pod::selector(cx, re, "selector");
+        if m.is_empty() {
+            cx.error(
+                span,
+                "redis.selector",
+                "selects nothing",
+                "name the labels of the existing Redis pod, e.g. selector = { app = \"redis\" }",
+            );
+        }
+        m
+    });
+    let object = |cx: &mut Cx<'_>, key: &str, example: &str| {
+        re.string(cx, key, example).and_then(|(v, span)| {
+            if is_dns_subdomain(&v) && !v.is_empty() {
+                return Some(v);
+            }
+            cx.error(
+                span,
+                &format!("redis.{key}"),
+                format!("\"{v}\" is not a valid object name"),
+                format!("names are DNS-1123 subdomains (lowercase letters, digits, '-' and '.'), e.g. \"{example}\""),
+            );
+            None
+        })
+    };
+    RedisObjects {
+        name,
+        service_name,
+        selector,
+        pvc: object(cx, "pvc", "redis-data"),
+        config_map: object(cx, "config_map", "redis-config"),
+        password_secret: object(cx, "password_secret", "redis-password-secret"),
     }
 }
 

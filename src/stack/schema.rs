@@ -29,9 +29,32 @@ pub struct Stack {
     /// `[[patches]]`, applied in order to the rendered objects (validated at load time).
     pub patches: Vec<Patch>,
     pub monitoring: Monitoring,
+    /// `[[import.adopt]]`: the objects `raystack import` found, by UID. Apply adopts exactly
+    /// these without `--adopt`, and only while the live object still has the recorded UID.
+    pub imported: Vec<ImportedObject>,
     /// Things that are valid but probably not what the author meant (e.g. `replicas` on an
     /// autoscaled worker group), each located like an error. `validate` and `plan` show them.
     pub warnings: Vec<super::Diagnostic>,
+}
+
+/// One `[[import.adopt]]` entry: an object that existed when `raystack import` wrote the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedObject {
+    /// A kind raystack renders (`RayCluster`, `StatefulSet`, ...).
+    pub kind: String,
+    pub name: String,
+    /// `metadata.uid` when imported: a recreated object (another UID) is not what was imported.
+    pub uid: String,
+}
+
+impl Stack {
+    /// The UID `raystack import` recorded for `kind`/`name`, if it recorded the object.
+    pub fn imported_uid(&self, kind: &str, name: &str) -> Option<&str> {
+        self.imported
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+            .map(|o| o.uid.as_str())
+    }
 }
 
 /// `[stack]`
@@ -262,6 +285,39 @@ pub struct Redis {
     pub pod: PodSettings,
     /// Run the `redis_exporter` sidecar next to Redis (default true).
     pub metrics: bool,
+    /// The names of the Redis objects: raystack's own (`<stack>-redis*`) unless the stack names
+    /// existing ones to adopt (`raystack import` writes them).
+    pub objects: RedisObjects,
+}
+
+/// `[redis] name/service_name/selector/pvc/config_map/password_secret`: existing Redis objects
+/// a stack adopts in place. `None` everywhere is raystack's own naming. What Kubernetes makes
+/// immutable on an existing object (a StatefulSet's `selector` and `serviceName`) is here too,
+/// so the rendered object can match it instead of replacing it (docs/design.md §1).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RedisObjects {
+    /// The StatefulSet, its Service and the NetworkPolicy; default `<stack>-redis`.
+    pub name: Option<String>,
+    /// The StatefulSet's `spec.serviceName`; default the name above, `Some("")` none.
+    pub service_name: Option<String>,
+    /// The labels selecting the Redis pod (StatefulSet, Service, NetworkPolicy); default
+    /// `raystack.dev/stack` and `app.kubernetes.io/name: redis`.
+    pub selector: Option<BTreeMap<String, String>>,
+    /// The PersistentVolumeClaim; default `<stack>-redis-data`.
+    pub pvc: Option<String>,
+    /// The ConfigMap holding `redis.conf`; default `<stack>-redis-config`.
+    pub config_map: Option<String>,
+    /// The Secret holding the password under `password`; default `<stack>-redis-auth`.
+    pub password_secret: Option<String>,
+}
+
+impl RedisObjects {
+    /// The StatefulSet and Service name for the stack `stack`.
+    pub fn name(&self, stack: &str) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{stack}-redis"))
+    }
 }
 
 /// `[monitoring]`

@@ -123,6 +123,7 @@ fn every_argument_and_option_of_every_command_has_help_text() {
             "destroy",
             "show",
             "diff",
+            "import",
             "state",
             "state list",
             "state show",

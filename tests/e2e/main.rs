@@ -59,6 +59,7 @@ mod examples;
 mod faults;
 mod fencing;
 mod gcs_store;
+mod import;
 mod integrity;
 mod interrupt;
 mod kill;

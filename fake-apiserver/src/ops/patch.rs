@@ -39,8 +39,21 @@ pub(super) fn json(c: &mut Ctx, ops: Value) -> Result<Value, ApiError> {
     if !patched.is_object() {
         return Err(ApiError::bad_request("the patched object is not an object"));
     }
+    // The patched object's resourceVersion is a precondition, as on any update: a patch that
+    // replaces it with a stale one conflicts (client-go's csaupgrade relies on this).
+    c.check_rv(&patched)?;
+    let wanted = patched.pointer("/metadata/managedFields").cloned();
     c.prune(&mut patched)?;
-    c.update_from(&patched, true)
+    let content = c.update_from(&patched, true)?;
+    // A patch that changes metadata.managedFields sets them as written, as the API server's
+    // field manager does; an empty list keeps the live ones (it guards clients that drop them).
+    if let Some(wanted) = wanted
+        && Some(&wanted) != live.pointer("/metadata/managedFields")
+        && wanted.as_array().is_some_and(|a| !a.is_empty())
+    {
+        c.entries = ssa::parse_managed(&json!({"metadata": {"managedFields": wanted}}));
+    }
+    Ok(content)
 }
 
 /// RFC 7386 JSON merge patch.

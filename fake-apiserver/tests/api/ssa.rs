@@ -355,3 +355,57 @@ fn update_operations_record_their_manager() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["data"], json!({"a": "2", "c": "y"}));
 }
+
+/// client-go's csaupgrade: a JSON patch replacing `metadata.managedFields` (with the
+/// resourceVersion as precondition) moves ownership; a stale resourceVersion conflicts.
+#[test]
+fn a_json_patch_of_managed_fields_sets_them_with_a_resource_version_precondition() {
+    let f = Fake::start();
+    let r = f.post(
+        &format!("{CM}?fieldManager=kubectl-client-side-apply"),
+        &cm(json!({"a": "1", "b": "2"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let rv = r.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut entries = r.body["metadata"]["managedFields"].clone();
+    assert_eq!(entries[0]["manager"], "kubectl-client-side-apply");
+    entries[0]["manager"] = json!("raystack");
+    entries[0]["operation"] = json!("Apply");
+    let patch = |rv: &str| {
+        json!([
+            {"op": "replace", "path": "/metadata/managedFields", "value": entries},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+        ])
+        .to_string()
+    };
+    let json_patch = |body: &str| {
+        f.req(
+            "PATCH",
+            &format!("{CM}/c?fieldManager=raystack"),
+            Some("application/json-patch+json"),
+            Some(body),
+        )
+    };
+    let stale = json_patch(&patch("1"));
+    assert_eq!(stale.status, 409, "{}", stale.text);
+    let ok = json_patch(&patch(&rv));
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert!(managed(&ok.body, "kubectl-client-side-apply", "Update").is_none());
+    assert!(
+        managed(&ok.body, "raystack", "Apply").is_some(),
+        "{}",
+        ok.text
+    );
+    // Now raystack's apply owns `b`: applying without it removes it (what the move is for).
+    let r = f.apply(
+        &format!("{CM}/c"),
+        "raystack",
+        &cm(json!({"a": "1"})),
+        "&force=true",
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["data"], json!({"a": "1"}));
+}

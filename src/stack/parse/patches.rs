@@ -2,11 +2,14 @@
 //! RFC 7386, `json`: RFC 6902) and `patch` (YAML or JSON text), read, checked and located.
 //! Applying them to the rendered objects is the renderer's (`crate::render::check_patches`,
 //! a floor above), which reports a refusal at the position kept here.
+//!
+//! Also `[import]`: the `[[import.adopt]]` entries `raystack import` writes (kind, name, UID of
+//! each object it found), read the same way, an array of tables naming rendered objects.
 
 use serde_json::Value;
 
 use super::{Cx, Table, did_you_mean, is_dns_subdomain};
-use crate::stack::{Patch, PatchType};
+use crate::stack::{ImportedObject, Patch, PatchType};
 
 const PATCH_KEYS: &[&str] = &["target", "type", "patch"];
 
@@ -163,6 +166,96 @@ pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
                 line,
                 column,
             });
+        }
+    }
+    out
+}
+
+const IMPORT_KEYS: &[&str] = &["adopt"];
+const ADOPT_KEYS: &[&str] = &["kind", "name", "uid"];
+
+/// `[[import.adopt]]`: what `raystack import` found, each a rendered kind, a name and a UID.
+pub(super) fn imported(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<ImportedObject> {
+    let mut out = Vec::new();
+    let im = top.section(cx, "import", IMPORT_KEYS);
+    let Some((items, _)) = im.typed(
+        cx,
+        "adopt",
+        "an array of tables",
+        |v| match v {
+            toml::de::DeValue::Array(a) => Some(a),
+            _ => None,
+        },
+        || "declare each object as an [[import.adopt]] section".into(),
+    ) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("import.adopt[{i}]");
+        let toml::de::DeValue::Table(t) = item.get_ref() else {
+            cx.error(
+                item.span(),
+                &path,
+                format!(
+                    "must be a table, found {}",
+                    super::type_name(item.get_ref())
+                ),
+                "declare each object as an [[import.adopt]] section",
+            );
+            continue;
+        };
+        let a = Table {
+            path,
+            span: item.span(),
+            table: Some(t),
+        };
+        a.check_keys(cx, ADOPT_KEYS);
+        let kind = a.required_string(
+            cx,
+            "kind",
+            "StatefulSet",
+            ": the kind of the imported object",
+        );
+        let name = a.required_string(cx, "name", "redis", ": the name of the imported object");
+        let uid = a.required_string(
+            cx,
+            "uid",
+            "0b9f…",
+            ": its metadata.uid when it was imported",
+        );
+        let (Some((kind, kspan)), Some((name, nspan)), Some((uid, uspan))) = (kind, name, uid)
+        else {
+            continue;
+        };
+        let mut ok = true;
+        if !KINDS.contains(&kind.as_str()) {
+            let help = match did_you_mean(&kind, KINDS) {
+                Some(k) => format!("did you mean `{k}`? raystack renders: {}", KINDS.join(", ")),
+                None => format!("raystack renders: {}", KINDS.join(", ")),
+            };
+            cx.error(
+                kspan,
+                &a.key("kind"),
+                format!("\"{kind}\" names no kind that raystack renders"),
+                help,
+            );
+            ok = false;
+        }
+        if !is_dns_subdomain(&name) || name.is_empty() {
+            cx.error(
+                nspan,
+                &a.key("name"),
+                format!("\"{name}\" is not a valid object name"),
+                "write the object's name as `raystack import` found it",
+            );
+            ok = false;
+        }
+        if uid.trim().is_empty() {
+            cx.error(uspan, &a.key("uid"), "is empty", "write the object's metadata.uid as `raystack import` found it, or remove the entry (apply then adopts the object only with --adopt)");
+            ok = false;
+        }
+        if ok {
+            out.push(ImportedObject { kind, name, uid });
         }
     }
     out

@@ -230,6 +230,19 @@ pub(super) fn annotations(
     out
 }
 
+/// `selector = { … }`: the labels of an existing pod, any valid label (raystack's own keys too:
+/// an adopted StatefulSet's selector is whatever it was created with).
+pub(super) fn selector(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v, kspan, vspan) in string_map(cx, t, key, "{ app = \"redis\" }") {
+        let path = format!("{}.{k}", t.key(key));
+        if check_label_key(cx, &path, &k, kspan) & check_label_value(cx, &path, &v, vspan) {
+            out.insert(k, v);
+        }
+    }
+    out
+}
+
 fn owned(key: &str, label: bool) -> bool {
     (label && crate::stack::OWNED_LABEL_KEYS.contains(&key))
         || OWNED_PREFIXES.iter().any(|p| key.starts_with(p))
@@ -853,23 +866,24 @@ pub fn derived_names(stack: &Stack) -> Vec<DerivedName> {
         None,
     );
     if stack.durability.backend == crate::stack::GcsBackend::Redis {
+        let redis = stack.redis.objects.name(n);
         push(
             "StatefulSet",
-            format!("{n}-redis"),
+            redis.clone(),
             52,
             "a StatefulSet's pods carry the label controller-revision-hash = <name>-<10-character hash>, which must fit a 63-character label value",
             None,
         );
         push(
             "Pod (Redis)",
-            format!("{n}-redis-0"),
+            format!("{redis}-0"),
             63,
             "the pod name is its hostname, a DNS label",
             None,
         );
         push(
             "Service",
-            format!("{n}-redis"),
+            redis.clone(),
             63,
             "Service names are DNS-1035 labels",
             None,
