@@ -35,6 +35,22 @@ pub(crate) fn client_build_failed(err: &(dyn std::error::Error + 'static)) -> Fi
     )
 }
 
+/// Whether the request never reached GKE: a connection, I/O or transport failure, also when the
+/// retry loop gave up on one (its time budget spent, or retries throttled: the error is then
+/// `exhausted`, with the last failure as its source).
+fn unreachable(err: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(g) = e.downcast_ref::<Error>()
+            && (g.is_connect() || g.is_io() || g.is_transport())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 pub(crate) fn get_cluster_failed(err: &Error, target: &GkeTarget) -> Finding {
     let name = &target.name;
     let project = &target.project;
@@ -99,7 +115,7 @@ pub(crate) fn get_cluster_failed(err: &Error, target: &GkeTarget) -> Finding {
             NETWORK_FIX,
         );
     }
-    if err.is_connect() || err.is_io() || err.is_transport() {
+    if unreachable(err) {
         return Finding::error(
             PROVIDER,
             checks::API,
@@ -121,4 +137,37 @@ pub(crate) fn get_cluster_failed(err: &Error, target: &GkeTarget) -> Finding {
             target.location
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> GkeTarget {
+        GkeTarget {
+            project: "acme-ml".into(),
+            location: "us-central1".into(),
+            name: "prod-gke".into(),
+        }
+    }
+
+    fn refused() -> Error {
+        Error::connect(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ))
+    }
+
+    /// Under load the retry loop's time budget can run out between attempts at a refused
+    /// connection; the error is then `exhausted`, and it is still a network problem.
+    #[test]
+    fn a_refused_connection_is_unreachable_also_when_retries_gave_up() {
+        for err in [refused(), Error::exhausted(refused())] {
+            let f = get_cluster_failed(&err, &target());
+            assert_eq!(
+                f.message, "Could not reach the GKE API: Connection refused (os error 111).",
+                "{err:?}"
+            );
+        }
+    }
 }
