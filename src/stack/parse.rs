@@ -1094,35 +1094,13 @@ fn workers(
     provider: &ProviderConfig,
     backend: GcsBackend,
 ) -> Vec<WorkerGroup> {
-    let Some((items, _)) = ray.typed(
+    let mut groups: Vec<WorkerGroup> = Vec::new();
+    for w in ray.tables(
         cx,
         "workers",
-        "an array of tables",
-        |v| match v {
-            DeValue::Array(items) => Some(items),
-            _ => None,
-        },
-        || "declare each worker group as a [[ray.workers]] section".into(),
-    ) else {
-        return Vec::new();
-    };
-    let mut groups: Vec<WorkerGroup> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("ray.workers[{i}]");
-        let DeValue::Table(t) = item.get_ref() else {
-            cx.error(
-                item.span(),
-                &path,
-                format!("must be a table, found {}", type_name(item.get_ref())),
-                "declare each worker group as a [[ray.workers]] section",
-            );
-            continue;
-        };
-        let w = Table {
-            path: path.clone(),
-            span: item.span(),
-            table: Some(t),
-        };
+        "declare each worker group as a [[ray.workers]] section",
+    ) {
+        let path = w.path.clone();
         w.check_keys(cx, WORKER_KEYS);
         let group = match w.required_string(cx, "group", "cpu", ": it names the worker group") {
             Some((g, span)) => {

@@ -29,37 +29,7 @@ const KINDS: &[&str] = &[
 /// The patches, each with the position of its `patch` text.
 pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
     let mut out = Vec::new();
-    let Some((items, _)) = top.typed(
-        cx,
-        "patches",
-        "an array of tables",
-        |v| match v {
-            toml::de::DeValue::Array(a) => Some(a),
-            _ => None,
-        },
-        || "declare each patch as a [[patches]] section".into(),
-    ) else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("patches[{i}]");
-        let toml::de::DeValue::Table(t) = item.get_ref() else {
-            cx.error(
-                item.span(),
-                &path,
-                format!(
-                    "must be a table, found {}",
-                    super::type_name(item.get_ref())
-                ),
-                "declare each patch as a [[patches]] section",
-            );
-            continue;
-        };
-        let p = Table {
-            path: path.clone(),
-            span: item.span(),
-            table: Some(t),
-        };
+    for p in top.tables(cx, "patches", "declare each patch as a [[patches]] section") {
         p.check_keys(cx, PATCH_KEYS);
         let target = p.required_string(
             cx,
@@ -178,37 +148,11 @@ const ADOPT_KEYS: &[&str] = &["kind", "name", "uid"];
 pub(super) fn imported(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<ImportedObject> {
     let mut out = Vec::new();
     let im = top.section(cx, "import", IMPORT_KEYS);
-    let Some((items, _)) = im.typed(
+    for a in im.tables(
         cx,
         "adopt",
-        "an array of tables",
-        |v| match v {
-            toml::de::DeValue::Array(a) => Some(a),
-            _ => None,
-        },
-        || "declare each object as an [[import.adopt]] section".into(),
-    ) else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("import.adopt[{i}]");
-        let toml::de::DeValue::Table(t) = item.get_ref() else {
-            cx.error(
-                item.span(),
-                &path,
-                format!(
-                    "must be a table, found {}",
-                    super::type_name(item.get_ref())
-                ),
-                "declare each object as an [[import.adopt]] section",
-            );
-            continue;
-        };
-        let a = Table {
-            path,
-            span: item.span(),
-            table: Some(t),
-        };
+        "declare each object as an [[import.adopt]] section",
+    ) {
         a.check_keys(cx, ADOPT_KEYS);
         let kind = a.required_string(
             cx,

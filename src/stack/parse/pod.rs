@@ -378,43 +378,14 @@ fn check_env_name(
     true
 }
 
-/// Array-of-tables items of `key` as (path, table view).
+/// Array-of-tables items of `key`, with an example of one in the help.
 fn items<'t, 'i>(
     cx: &mut Cx<'_>,
     t: &Table<'t, 'i>,
     key: &str,
     example: &str,
 ) -> Vec<Table<'t, 'i>> {
-    let Some((items, _)) = t.typed(
-        cx,
-        key,
-        "an array of tables",
-        |v| match v {
-            DeValue::Array(a) => Some(a),
-            _ => None,
-        },
-        || format!("e.g. {key} = [{example}]"),
-    ) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("{}[{i}]", t.key(key));
-        match item.get_ref() {
-            DeValue::Table(m) => out.push(Table {
-                path,
-                span: item.span(),
-                table: Some(m),
-            }),
-            other => cx.error(
-                item.span(),
-                &path,
-                format!("must be a table, found {}", type_name(other)),
-                format!("e.g. {key} = [{example}]"),
-            ),
-        }
-    }
-    out
+    t.tables(cx, key, &format!("e.g. {key} = [{example}]"))
 }
 
 /// One of `choices`, spelled exactly as Kubernetes spells it; `None` when absent.

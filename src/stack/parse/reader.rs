@@ -242,6 +242,42 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
+    /// The tables of the array of tables `key` (`[[key]]`), each viewed as a [`Table`] at
+    /// `key[i]`; a value that is not an array, or an item that is not a table, is reported
+    /// with `help` and skipped.
+    pub(super) fn tables(&self, cx: &mut Cx<'_>, key: &str, help: &str) -> Vec<Table<'t, 'i>> {
+        let Some((items, _)) = self.typed(
+            cx,
+            key,
+            "an array of tables",
+            |v| match v {
+                DeValue::Array(a) => Some(a),
+                _ => None,
+            },
+            || help.to_string(),
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{i}]", self.key(key));
+            match item.get_ref() {
+                DeValue::Table(m) => out.push(Table {
+                    path,
+                    span: item.span(),
+                    table: Some(m),
+                }),
+                other => cx.error(
+                    item.span(),
+                    &path,
+                    format!("must be a table, found {}", type_name(other)),
+                    help,
+                ),
+            }
+        }
+        out
+    }
+
     /// Reports every key not in `allowed`, with a "did you mean" for near misses.
     pub(super) fn check_keys(&self, cx: &mut Cx<'_>, allowed: &[&str]) {
         let Some(table) = self.table else { return };
