@@ -13,5 +13,5 @@ pub use parse::{
     load_with_bytes, parse_str,
 };
 pub use schema::*;
-pub use source::MAX_STACK_FILE_BYTES;
+pub use source::{MAX_STACK_FILE_BYTES, file_kind};
 pub use units::{KubeRayVersion, Quantity};

@@ -21,8 +21,9 @@ fn problem(path: &Path, message: String, help: &str) -> Diagnostic {
     }
 }
 
-/// What kind of file `meta` describes, for a message.
-fn describe(meta: &std::fs::Metadata) -> &'static str {
+/// What kind of file `meta` describes, for a message ("a directory", "a FIFO (named pipe)",
+/// …): the stack reader and the local state backend refuse the same files in the same words.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     let t = meta.file_type();
     if t.is_dir() {
         return "a directory";
@@ -43,7 +44,7 @@ fn describe(meta: &std::fs::Metadata) -> &'static str {
             return "a socket";
         }
     }
-    "not a regular file"
+    "a special file"
 }
 
 /// The bytes of the stack file at `path` (symlinks followed), or why it cannot be read.
@@ -56,7 +57,7 @@ pub fn read_stack_file(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     let not_regular = |meta: &std::fs::Metadata| {
         problem(
             path,
-            format!("the stack file is {}, not a regular file", describe(meta)),
+            format!("the stack file is {}, not a regular file", file_kind(meta)),
             "give the path of a TOML stack file",
         )
     };

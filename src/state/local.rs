@@ -286,7 +286,7 @@ fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
             format!(
                 "it is {}, not a regular file; `[state] path` names the JSON file raystack keeps \
                  its state in",
-                describe(meta)
+                crate::stack::file_kind(meta)
             ),
         )
     };
@@ -310,31 +310,6 @@ fn read_regular(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let _ = bytes.try_reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
     Ok(Some(bytes))
-}
-
-/// What kind of file `meta` describes, for a message.
-fn describe(meta: &fs::Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_dir() {
-        return "a directory";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    "a special file"
 }
 
 /// Checks the format version before the shape, so a newer format is reported as such rather
