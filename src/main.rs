@@ -2,12 +2,6 @@
 //! changes, 1 any error including usage errors, 2 changes with `--detailed-exitcode`), print the
 //! error chain once.
 
-#![allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the binary's edge: it prints the error chain"
-)]
-
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -36,30 +30,5 @@ fn main() -> ExitCode {
             };
         }
     };
-    // Stacks are planned on worker threads (`Engine::plan_many`), and a cloud SDK's preflight
-    // futures are deep: a worker gets the main thread's 8 MiB of stack, not tokio's 2 MiB
-    // (a GCP preflight overflowed that in a debug build).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(8 << 20)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: failed to start the async runtime: {err}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = runtime.block_on(raystack::cli::run(cli));
-    // The command is done: every write it makes was awaited. Its idle connections and tasks
-    // end with the process; waiting for the worker threads to wind them down first only delays
-    // the exit.
-    runtime.shutdown_background();
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            raystack::output::print_error(&err);
-            ExitCode::from(1)
-        }
-    }
+    raystack::cli::run_to_exit(cli)
 }

@@ -97,6 +97,41 @@ pub enum Command {
     Status(status::StatusArgs),
 }
 
+/// Runs one parsed command line on a new tokio runtime and returns the process exit code,
+/// printing the error chain once. The runtime and its `block_on` live here, not in `main.rs`:
+/// `block_on` is where every command's future is polled, so the crate that calls it compiles
+/// the whole async call graph. Called from the library, it is compiled once, in the library;
+/// called from the binary, the release build compiled that graph a second time, in the binary,
+/// on the build's critical path (docs/design.md §12.1, "Build cost").
+pub fn run_to_exit(cli: Cli) -> ExitCode {
+    // Stacks are planned on worker threads (`Engine::plan_many`), and a cloud SDK's preflight
+    // futures are deep: a worker gets the main thread's 8 MiB of stack, not tokio's 2 MiB
+    // (a GCP preflight overflowed that in a debug build).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: failed to start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(crate::cli::run(cli));
+    // The command is done: every write it makes was awaited. Its idle connections and tasks
+    // end with the process; waiting for the worker threads to wind them down first only delays
+    // the exit.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            crate::output::print_error(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs one parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let color = crate::output::color_enabled(cli.color);
