@@ -6,8 +6,10 @@
 //! (`render/storage.rs`).
 //!
 //! The SDK calls live in [`arm`]; the checks below work on plain [`Sku`] data. Credentials are
-//! azure_identity's default chain unless `RAYSTACK_AZURE_ENDPOINT` points at another endpoint
-//! (tests, air-gapped mirrors): then the bearer token is `RAYSTACK_AZURE_TOKEN`.
+//! chosen from the environment by [`arm`] (workload identity, a service principal, else the
+//! Azure CLI's login, then the machine's managed identity) unless `RAYSTACK_AZURE_ENDPOINT`
+//! points at another endpoint (tests, air-gapped mirrors): then the bearer token is
+//! `RAYSTACK_AZURE_TOKEN`.
 
 pub mod arm;
 
@@ -54,7 +56,7 @@ pub struct AksTarget {
 pub struct AzureConnection {
     /// Another endpoint than `https://management.azure.com`.
     pub endpoint: Option<String>,
-    /// A fixed bearer token instead of azure_identity's default credential chain.
+    /// A fixed bearer token instead of the credential the environment provides.
     pub token: Option<String>,
 }
 

@@ -377,13 +377,32 @@ async fn endpoint_variable_uses_the_default_test_token() {
 }
 
 #[tokio::test]
-async fn unreadable_sku_list_is_a_warning_not_a_crash() {
+async fn a_restriction_reason_arm_adds_later_is_still_a_restriction() {
     let _g = lock().await;
-    // azure_mgmt_compute 0.21 models reasonCode as a closed enum: a value it does not know makes
-    // the page unreadable. The check is then skipped with a warning.
+    // `reasonCode` is an open set on the wire: a value raystack does not know is kept as said,
+    // and the restriction still counts.
     let restriction =
         json!([{"type": "Location", "values": ["eastus"], "reasonCode": "SomethingNew"}]);
     let server = server_with(vec![disk("Premium_LRS", "P4", &[], restriction)], None).await;
+    let findings = preflight_with(&target("Premium_LRS"), &fake(&server)).await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Error, "{findings:#?}");
+    assert!(
+        findings[0].message.contains("SomethingNew"),
+        "{}",
+        findings[0].message
+    );
+}
+
+#[tokio::test]
+async fn unreadable_sku_list_is_a_warning_not_a_crash() {
+    let _g = lock().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(SKUS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": "not a list"})))
+        .mount(&server)
+        .await;
     let findings = preflight_with(&target("Premium_LRS"), &fake(&server)).await;
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].severity, Severity::Warning);
@@ -459,4 +478,51 @@ async fn a_managed_cluster_arm_does_not_know_is_an_error() {
             "AKS cluster `prod-aks` does not exist in resource group `ml` of subscription {SUB}."
         )
     );
+}
+
+#[tokio::test]
+async fn a_throttled_request_is_retried_once() {
+    let _g = lock().await;
+    let server = server_with(vec![disk("StandardSSD_LRS", "E4", &[], json!([]))], None).await;
+    // Mounted last, so wiremock answers with it first; then it is used up.
+    Mock::given(method("GET"))
+        .and(path(SKUS_PATH))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let findings = preflight_with(&target("StandardSSD_LRS"), &fake(&server)).await;
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].severity, Severity::Ok, "{findings:#?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_client_secret_without_its_tenant_is_a_credential_error_before_any_request() {
+    let _g = lock().await;
+    // SAFETY: ENV_LOCK is held by every test in this binary.
+    unsafe {
+        std::env::remove_var("RAYSTACK_AZURE_ENDPOINT");
+        std::env::remove_var("AZURE_FEDERATED_TOKEN_FILE");
+        std::env::remove_var("AZURE_TENANT_ID");
+        std::env::set_var("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001");
+        std::env::set_var("AZURE_CLIENT_SECRET", "not-a-real-secret");
+    }
+    let findings = preflight(&target("StandardSSD_LRS")).await;
+    unsafe {
+        std::env::remove_var("AZURE_CLIENT_ID");
+        std::env::remove_var("AZURE_CLIENT_SECRET");
+    }
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].check, checks::API);
+    assert_eq!(findings[0].severity, Severity::Error);
+    assert!(
+        findings[0]
+            .message
+            .contains("AZURE_CLIENT_SECRET is set, but AZURE_TENANT_ID or AZURE_CLIENT_ID is not"),
+        "{}",
+        findings[0].message
+    );
+    assert!(!findings[0].message.contains("not-a-real-secret"));
 }
