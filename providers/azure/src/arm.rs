@@ -171,14 +171,30 @@ fn pipeline() -> Result<Pipeline, ArmError> {
     ))
 }
 
-/// ARM's base URL: `connection.endpoint` or the public cloud's.
-fn base(connection: &AzureConnection) -> Result<Url, ArmError> {
+/// The URL of an ARM resource: `connection.endpoint` (or the public cloud's) with `segments`
+/// appended, each percent-encoded, and `api-version`.
+fn arm_url(
+    connection: &AzureConnection,
+    segments: &[&str],
+    api_version: &str,
+) -> Result<Url, ArmError> {
     let endpoint = connection.endpoint.as_deref().unwrap_or(ARM);
-    Url::parse(endpoint).map_err(|e| {
+    let mut url = Url::parse(endpoint).map_err(|e| {
         ArmError::Other(format!(
             "RAYSTACK_AZURE_ENDPOINT `{endpoint}` is not a URL ({e})"
         ))
-    })
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| {
+            ArmError::Other(format!(
+                "RAYSTACK_AZURE_ENDPOINT `{endpoint}` cannot have a path"
+            ))
+        })?
+        .pop_if_empty()
+        .extend(segments);
+    url.query_pairs_mut()
+        .append_pair("api-version", api_version);
+    Ok(url)
 }
 
 /// One authenticated GET through `pipeline`: the body of a 200, an [`ArmError`] otherwise.
@@ -301,19 +317,18 @@ pub async fn list_skus(
     location: &str,
 ) -> Result<Vec<Sku>, ArmError> {
     let pipeline = pipeline()?;
-    let mut url = base(connection)?;
-    url.path_segments_mut()
-        .map_err(|()| ArmError::Other("RAYSTACK_AZURE_ENDPOINT cannot be a base URL".into()))?
-        .pop_if_empty()
-        .extend([
+    let mut url = arm_url(
+        connection,
+        &[
             "subscriptions",
             subscription,
             "providers",
             "Microsoft.Compute",
             "skus",
-        ]);
+        ],
+        SKUS_API_VERSION,
+    )?;
     url.query_pairs_mut()
-        .append_pair("api-version", SKUS_API_VERSION)
         .append_pair("$filter", &format!("location eq '{location}'"));
     let token = token(connection).await?;
     let mut skus = Vec::new();
@@ -378,11 +393,9 @@ pub async fn managed_cluster_fqdns(
     name: &str,
 ) -> Result<Vec<String>, ArmError> {
     let pipeline = pipeline()?;
-    let mut url = base(connection)?;
-    url.path_segments_mut()
-        .map_err(|()| ArmError::Other("RAYSTACK_AZURE_ENDPOINT cannot be a base URL".into()))?
-        .pop_if_empty()
-        .extend([
+    let url = arm_url(
+        connection,
+        &[
             "subscriptions",
             subscription,
             "resourceGroups",
@@ -391,9 +404,9 @@ pub async fn managed_cluster_fqdns(
             "Microsoft.ContainerService",
             "managedClusters",
             name,
-        ]);
-    url.query_pairs_mut()
-        .append_pair("api-version", AKS_API_VERSION);
+        ],
+        AKS_API_VERSION,
+    )?;
     let token = token(connection).await?;
     let body = get(&pipeline, url, &token).await?;
     let json: serde_json::Value = serde_json::from_slice(&body)
