@@ -164,8 +164,9 @@ impl Engine {
         if let Some(s) = &existing {
             s.check_belongs(backend.as_ref(), &stack.meta.name, &stack.meta.namespace)?;
         }
-        // A second state of this stack in the other backend: a plan warns, a run that writes
-        // refuses before it touches anything.
+        // A second state of this stack in the other backend: a run that writes refuses before
+        // it touches anything; a plan is blocked by it (below).
+        let mut fork_error = None;
         if let Some(fork) = crate::state::other_state(
             &stack.state,
             super::state::owner(&stack),
@@ -177,7 +178,7 @@ impl Engine {
             if matches!(operation, "apply" | "destroy") {
                 anyhow::bail!("refusing to {operation}: {fork}");
             }
-            self.warn(fork);
+            fork_error = Some(fork);
         }
         // How the command names this cluster: the key of its listing.
         let named = listing.map(|_| super::connect::Connections::key(self, context.as_deref()));
@@ -261,6 +262,9 @@ impl Engine {
         let (preflight, plan) = tokio::join!(preflight, observe);
         let mut plan = plan?;
         plan.preflight = preflight;
+        // A plan apply would refuse is blocked, not "No changes": `plan` exits 1 and a review
+        // counts the stack as blocked, so a reviewer never approves what cannot be applied.
+        plan.errors.extend(fork_error.map(|fork| fork.to_string()));
         if !plan.other_states.is_empty() {
             let this = match &existing {
                 Some(s) => format!("{} (lineage {})", backend.location(), s.lineage),
@@ -276,7 +280,7 @@ impl Engine {
             if matches!(operation, "apply" | "destroy") {
                 anyhow::bail!("refusing to {operation}: {second}");
             }
-            self.warn(second);
+            plan.errors.push(second);
         }
         let mut state = existing.unwrap_or_else(|| State {
             lineage: lineage.clone(),

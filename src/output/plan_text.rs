@@ -90,6 +90,10 @@ pub fn verb(action: Action) -> &'static str {
 pub fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     if !plan.has_changes() {
+        // "The cluster matches the stack" is not true of a plan that cannot be applied.
+        if !plan.errors.is_empty() {
+            return "No changes can be applied: the plan is blocked (see its errors).".to_string();
+        }
         return if plan.destroy {
             "No changes. Nothing to destroy.".to_string()
         } else {

@@ -187,7 +187,7 @@ pub struct Plan {
     pub kept: Vec<String>,
     /// Live objects of this stack applied from another state (their `raystack.dev/lineage` is
     /// not this state's), as `Kind/namespace/name (lineage L)`: a second state of the same
-    /// stack. `plan` warns, `apply` and `destroy` refuse; each is left alone.
+    /// stack. The plan is blocked (an error), `apply` and `destroy` refuse; each is left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_states: Vec<String>,
     pub binding: Binding,

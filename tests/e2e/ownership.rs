@@ -131,7 +131,7 @@ fn applied_lineage(env: &Env) -> String {
 }
 
 #[test]
-fn a_second_state_of_the_stack_is_warned_by_plan_and_refused_by_apply_and_destroy() {
+fn a_second_state_of_the_stack_blocks_plan_and_is_refused_by_apply_and_destroy() {
     let env = Env::new(&[]);
     env.apply();
     let lineage = applied_lineage(&env);
@@ -149,9 +149,21 @@ fn a_second_state_of_the_stack_is_warned_by_plan_and_refused_by_apply_and_destro
         };
         (r.code, scrub(&r.stdout), scrub(&r.stderr))
     };
+    // The plan says apply would refuse: exit 1, not "No changes" (which a reviewer would
+    // approve and the apply job would then refuse).
     let (code, stdout, stderr) = run(&["plan", "stack.toml"]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(code, 1, "{stdout}{stderr}");
     insta::assert_snapshot!("second_state_plan", format!("{stderr}---\n{stdout}"));
+    // A review of many stacks counts it as blocked.
+    let (code, stdout, _) = run(&["plan", "stack.toml", "--format", "json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        plan["errors"][0].as_str().unwrap().starts_with(
+            "stack `e2e` has objects in the cluster applied from another state of it: "
+        ),
+        "{plan:#}"
+    );
     let (code, _, stderr) = run(&["apply", "stack.toml", "--auto-approve"]);
     assert_eq!(code, 1, "{stderr}");
     insta::assert_snapshot!("second_state_apply_stderr", stderr);

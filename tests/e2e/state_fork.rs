@@ -42,7 +42,7 @@ fn secret_lineage(env: &Env) -> String {
 }
 
 #[test]
-fn a_local_state_next_to_the_stacks_secret_is_warned_by_plan_and_refused_by_apply() {
+fn a_local_state_next_to_the_stacks_secret_blocks_plan_and_is_refused_by_apply() {
     let env = Env::new(&[]);
     env.write_stack(&kubernetes_stack());
     env.apply();
@@ -51,9 +51,9 @@ fn a_local_state_next_to_the_stacks_secret_is_warned_by_plan_and_refused_by_appl
 
     // A copy of the stack that lost its `[state]` section: the local backend.
     env.write_stack(&local_stack());
-    // The objects match the stack: the plan has no changes, only the warning.
+    // The objects match the stack, but apply would refuse: the plan is blocked, exit 1.
     let plan = env.plan(&[]);
-    assert_eq!(plan.code, 0, "{plan}");
+    assert_eq!(plan.code, 1, "{plan}");
     insta::assert_snapshot!(
         "local_fork_plan_stderr",
         scrubbed(&env, &plan.stderr, &lineage)
@@ -80,7 +80,7 @@ fn a_local_state_next_to_the_stacks_secret_is_warned_by_plan_and_refused_by_appl
 }
 
 #[test]
-fn a_state_file_next_to_a_kubernetes_state_is_warned_by_plan_and_refused_by_apply() {
+fn a_state_file_next_to_a_kubernetes_state_blocks_plan_and_is_refused_by_apply() {
     let env = Env::new(&[]);
     env.write_stack(&kubernetes_stack());
     env.apply();
@@ -99,7 +99,7 @@ fn a_state_file_next_to_a_kubernetes_state_is_warned_by_plan_and_refused_by_appl
     std::fs::write(env.state_path(), &pulled.stdout).unwrap();
 
     let plan = env.plan(&[]);
-    assert_eq!(plan.code, 0, "{plan}");
+    assert_eq!(plan.code, 1, "{plan}");
     insta::assert_snapshot!(
         "kubernetes_fork_plan_stderr",
         scrubbed(&env, &plan.stderr, &lineage)
