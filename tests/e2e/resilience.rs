@@ -155,36 +155,67 @@ fn a_readiness_timeout_is_reported_clearly_and_state_keeps_what_was_applied() {
     );
 }
 
-/// One command's client keeps at most `MAX_IN_FLIGHT` requests in flight to its API server. With
-/// every answer 300 ms away, one read more than that takes two rounds when the cap holds; without
-/// it all of them would be answered in about one.
+/// One command's client keeps at most `MAX_IN_FLIGHT` requests in flight to its API server.
+/// `MAX_IN_FLIGHT` reads are held by the proxy (read, never answered) on a clone of the client
+/// with a long deadline; once the proxy has seen them all, one more read on a clone with a 1 s
+/// deadline (clones share the cap) must wait for a slot that never frees: it ends in its
+/// deadline, never sent. Without the cap it would be forwarded and answered at once. No clock
+/// decides the outcome: the held reads free their slots only at their 60 s deadline.
 #[test]
 fn one_client_keeps_at_most_max_in_flight_requests_in_flight() {
-    use raystack::cluster::MAX_IN_FLIGHT;
+    use fake_apiserver::faults::{Fault, FaultProxy, Rule};
+    use raystack::cluster::{ClusterError, MAX_IN_FLIGHT};
     use raystack::kind::{Kind, ObjectRef};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
-    let fake = Fake::start(dir.path(), &["--latency-ms", "300"]);
+    let fake = Fake::start(dir.path(), &[]);
+    let proxy = FaultProxy::start(&fake.url).expect("start the fault proxy");
+    let kubeconfig = dir.path().join("proxied.kubeconfig");
+    proxy.write_kubeconfig(&kubeconfig).unwrap();
+    proxy.push(Rule::new(Some("GET"), "/configmaps/absent", Fault::Blackhole).times(MAX_IN_FLIGHT));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (answers, elapsed) = rt.block_on(async {
-        let cluster = raystack::cluster::connect(Some(&fake.kubeconfig), None)
+    let (one_more, seen) = rt.block_on(async {
+        let cluster = raystack::cluster::connect(Some(&kubeconfig), None)
             .await
             .unwrap();
         let absent = ObjectRef::new(Kind::ConfigMap, Some("default"), "absent");
-        let start = Instant::now();
-        let reads = (0..=MAX_IN_FLIGHT).map(|_| cluster.get(&absent));
-        let answers = futures::future::join_all(reads).await;
-        (answers, start.elapsed())
+        let held: Vec<_> = (0..MAX_IN_FLIGHT)
+            .map(|_| {
+                let (cluster, absent) = (cluster.clone(), absent.clone());
+                tokio::spawn(async move { cluster.get(&absent).await })
+            })
+            .collect();
+        // Every held read has reached the proxy (bounded: 30 s).
+        for _ in 0..3000 {
+            if proxy.seen().len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            proxy.seen().len(),
+            MAX_IN_FLIGHT,
+            "the held reads did not all arrive"
+        );
+        let mut short = cluster.clone();
+        short.deadline = Duration::from_secs(1);
+        let one_more = short.get(&absent).await;
+        let seen = proxy.seen().len();
+        for read in held {
+            read.abort();
+        }
+        (one_more, seen)
     });
-    assert_eq!(answers.len(), MAX_IN_FLIGHT + 1);
-    assert!(answers.iter().all(|a| matches!(a, Ok(None))), "{answers:?}");
     assert!(
-        elapsed >= Duration::from_millis(600),
-        "{} reads were answered in {elapsed:?}: more than {MAX_IN_FLIGHT} were in flight at once",
-        MAX_IN_FLIGHT + 1
+        matches!(one_more, Err(ClusterError::Timeout { .. })),
+        "one read more than {MAX_IN_FLIGHT} was not held back: {one_more:?}"
+    );
+    assert_eq!(
+        seen, MAX_IN_FLIGHT,
+        "one read more than {MAX_IN_FLIGHT} reached the server"
     );
 }
