@@ -102,7 +102,7 @@ pub enum Command {
 /// `block_on` is where every command's future is polled, so the crate that calls it compiles
 /// the whole async call graph. Called from the library, it is compiled once, in the library;
 /// called from the binary, the release build compiled that graph a second time, in the binary,
-/// on the build's critical path (docs/design.md §12.1, "Build cost").
+/// on the build's critical path (docs/design.md §11, "Build cost").
 pub fn run_to_exit(cli: Cli) -> ExitCode {
     // Stacks are planned on worker threads (`Engine::plan_many`), and a cloud SDK's preflight
     // futures are deep: a worker gets the main thread's 8 MiB of stack, not tokio's 2 MiB
