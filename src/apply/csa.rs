@@ -12,27 +12,11 @@ use serde_json::{Map, Value, json};
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::kind::{Kind, ObjectRef};
+use crate::plan::project::merge_shape_into;
 
 /// Whether `manager` is one of kubectl's client-side managers.
 pub fn is_kubectl(manager: &str) -> bool {
     manager == "kubectl" || manager.starts_with("kubectl-")
-}
-
-fn union(into: &mut Value, from: &Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                match a.get_mut(k) {
-                    Some(existing) => union(existing, v),
-                    None => {
-                        a.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (slot, v) if slot.is_null() => *slot = v.clone(),
-        _ => {}
-    }
 }
 
 fn is_csa(e: &Value) -> bool {
@@ -62,7 +46,7 @@ pub fn upgraded(
     let newest = *csa.first()?;
     let mut merged = json!({});
     for e in &csa {
-        union(&mut merged, e.get("fieldsV1").unwrap_or(&Value::Null));
+        merge_shape_into(&mut merged, e.get("fieldsV1").unwrap_or(&Value::Null));
     }
     let mut data = Map::new();
     if data_manager.is_some()
@@ -80,7 +64,7 @@ pub fn upgraded(
         Some(i) => {
             let slot = out[i].as_object_mut().expect("an entry is an object");
             let set = slot.entry("fieldsV1").or_insert_with(|| json!({}));
-            union(set, &fields);
+            merge_shape_into(set, &fields);
         }
         None => {
             let mut e = newest.clone();
