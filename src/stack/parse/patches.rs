@@ -27,6 +27,31 @@ const KINDS: &[&str] = &[
 ];
 
 /// The patches, each with the position of its `patch` text.
+/// Whether `kind` is one raystack renders; if not, an error at `span` quoting `written` (what
+/// the file says, e.g. the whole `Kind/name`) with the nearest kind as a suggestion.
+fn rendered_kind(
+    cx: &mut Cx<'_>,
+    kind: &str,
+    written: &str,
+    span: std::ops::Range<usize>,
+    key: &str,
+) -> bool {
+    if KINDS.contains(&kind) {
+        return true;
+    }
+    let help = match did_you_mean(kind, KINDS) {
+        Some(k) => format!("did you mean `{k}`? raystack renders: {}", KINDS.join(", ")),
+        None => format!("raystack renders: {}", KINDS.join(", ")),
+    };
+    cx.error(
+        span,
+        key,
+        format!("\"{written}\" names no kind that raystack renders"),
+        help,
+    );
+    false
+}
+
 pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
     let mut out = Vec::new();
     for p in top.tables(cx, "patches", "declare each patch as a [[patches]] section") {
@@ -42,17 +67,7 @@ pub(super) fn patches(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<Patch> {
                 Some((k, n)) => (k.to_string(), Some(n.to_string())),
                 None => (t.clone(), None),
             };
-            if !KINDS.contains(&kind.as_str()) {
-                let help = match did_you_mean(&kind, KINDS) {
-                    Some(k) => format!("did you mean `{k}`? raystack renders: {}", KINDS.join(", ")),
-                    None => format!("raystack renders: {}", KINDS.join(", ")),
-                };
-                cx.error(
-                    span,
-                    &p.key("target"),
-                    format!("\"{t}\" names no kind that raystack renders"),
-                    help,
-                );
+            if !rendered_kind(cx, &kind, &t, span.clone(), &p.key("target")) {
                 return None;
             }
             if let Some(n) = &name
@@ -171,20 +186,7 @@ pub(super) fn imported(cx: &mut Cx<'_>, top: &Table<'_, '_>) -> Vec<ImportedObje
         else {
             continue;
         };
-        let mut ok = true;
-        if !KINDS.contains(&kind.as_str()) {
-            let help = match did_you_mean(&kind, KINDS) {
-                Some(k) => format!("did you mean `{k}`? raystack renders: {}", KINDS.join(", ")),
-                None => format!("raystack renders: {}", KINDS.join(", ")),
-            };
-            cx.error(
-                kspan,
-                &a.key("kind"),
-                format!("\"{kind}\" names no kind that raystack renders"),
-                help,
-            );
-            ok = false;
-        }
+        let mut ok = rendered_kind(cx, &kind, &kind, kspan, &a.key("kind"));
         if !is_dns_subdomain(&name) || name.is_empty() {
             cx.error(
                 nspan,
