@@ -264,7 +264,7 @@ impl Engine {
         plan.preflight = preflight;
         // A plan apply would refuse is blocked, not "No changes": `plan` exits 1 and a review
         // counts the stack as blocked, so a reviewer never approves what cannot be applied.
-        plan.errors.extend(fork_error.map(|fork| fork.to_string()));
+        plan.errors.extend(fork_error);
         if !plan.other_states.is_empty() {
             let this = match &existing {
                 Some(s) => format!("{} (lineage {})", backend.location(), s.lineage),
